@@ -1,0 +1,25 @@
+"""Datasets: CIFAR-10 in its official format, the embedded offline subset, on-device batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from landscape.data.batches import BatchOptions, BatchStream, DeviceImages, eval_batches
+from landscape.data.cifar10 import load_cifar10, write_batches
+from landscape.data.embedded import load_embedded
+from landscape.data.images import CLASSES, DataIdentity, ImageData, take_subset
+
+
+def load_dataset(data_dir: str | Path | None = None, *, download: bool = False,
+                 verify_md5: bool = True, subset: int | None = None) -> ImageData:
+    """CIFAR-10 from `data_dir`, or the embedded subset when `data_dir` is None."""
+    data = load_embedded() if data_dir is None else load_cifar10(
+        Path(data_dir), download=download, verify_md5=verify_md5)
+    return take_subset(data, subset)
+
+
+__all__ = [
+    "BatchOptions", "BatchStream", "CLASSES", "DataIdentity", "DeviceImages", "ImageData",
+    "eval_batches", "load_cifar10", "load_dataset", "load_embedded", "take_subset",
+    "write_batches",
+]

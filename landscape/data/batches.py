@@ -1,0 +1,125 @@
+"""Batches built on the device from uint8 images with tensor ops.
+
+The whole dataset lives on the device as uint8 (4x smaller than float32, and converting a batch
+costs less than moving it); shuffling, augmentation and normalization are batched tensor ops,
+never per-image PIL transforms. All randomness comes from one seeded CPU generator, so the
+batches are the same on every device and the stream's position can be saved and restored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from landscape.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    batch_size: int = 128
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # of pixels scaled to [0, 1]
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    crop_padding: int = 0  # random crop after zero padding by this many pixels (0: no crop)
+    flip: bool = False  # random horizontal flip
+    drop_last: bool = True  # equal batch sizes: every step of every run sees `batch_size` images
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.crop_padding < 0:
+            raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"normalization std must be positive, got {self.std}")
+
+
+class DeviceImages:
+    """uint8 images [N, 3, H, W] and int64 labels [N], resident on `device`."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device) -> None:
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        self.y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device)
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+class BatchStream:
+    """Seeded epochs of augmented, normalized batches.
+
+    `steps_per_epoch` batches per epoch; with `drop_last` the last incomplete batch of an epoch
+    is dropped (it would otherwise give BN a batch of a different size); every epoch is a fresh
+    permutation, so no image is dropped forever.
+    """
+
+    def __init__(self, images: DeviceImages, options: BatchOptions, *, seed: int,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        n = len(images)
+        if options.drop_last and n < options.batch_size:
+            raise ConfigError(
+                f"batch size {options.batch_size} is larger than the {n} training images"
+            )
+        self.images = images
+        self.options = options
+        self.memory_format = memory_format
+        self.generator = torch.Generator().manual_seed(seed)
+        device = images.device
+        self._mean = torch.tensor(options.mean, device=device).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(options.std, device=device).view(1, 3, 1, 1) * 255
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n, b = len(self.images), self.options.batch_size
+        return n // b if self.options.drop_last else -(-n // b)
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over the images in a fresh seeded order: (float images, labels) per batch."""
+        order = torch.randperm(len(self.images), generator=self.generator)
+        b = self.options.batch_size
+        for i in range(self.steps_per_epoch):
+            idx = order[i * b:(i + 1) * b].to(self.images.device)
+            yield self.make_batch(self.images.x[idx]), self.images.y[idx]
+
+    def make_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> augmented, normalized float32 in the stream's memory format."""
+        if self.options.crop_padding:
+            x = random_crop(x, self.options.crop_padding, self.generator)
+        if self.options.flip:
+            x = random_flip(x, self.generator)
+        # Normalizing in pixel units saves a division by 255 over the batch.
+        x = (x.float() - self._mean) / self._std
+        return x.contiguous(memory_format=self.memory_format)
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crops of the zero-padded batch, back to the original size."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (n, 1, 1, w)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image left-right with probability 1/2."""
+    flip = torch.rand(len(x), generator=generator).to(x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def eval_batches(images: DeviceImages, options: BatchOptions, *, batch_size: int = 500,
+                 memory_format: torch.memory_format = torch.contiguous_format
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """All images in order, normalized, not augmented (for accuracy and loss evaluation)."""
+    mean = torch.tensor(options.mean, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(options.std, device=images.device).view(1, 3, 1, 1) * 255
+    for start in range(0, len(images), batch_size):
+        x = images.x[start:start + batch_size]
+        x = ((x.float() - mean) / std).contiguous(memory_format=memory_format)
+        yield x, images.y[start:start + batch_size]
