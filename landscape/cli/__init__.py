@@ -1,0 +1,27 @@
+"""The `landscape` command: a thin layer of options and messages over the library."""
+
+from __future__ import annotations
+
+import click
+
+from landscape import __version__
+from landscape.cli.info import info
+from landscape.cli.plot import plot
+from landscape.cli.record import record
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="landscape")
+def main() -> None:
+    """Measure how BatchNorm changes the optimization landscape (Santurkar et al., 2018).
+
+    \b
+    landscape record   train models at several learning rates into one HDF5 record
+    landscape info     show what a record holds
+    landscape plot     draw figures and a BN vs no-BN comparison from records
+    """
+
+
+main.add_command(record)
+main.add_command(info)
+main.add_command(plot)

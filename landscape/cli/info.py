@@ -1,0 +1,50 @@
+"""`landscape info`: what a record holds, run by run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from landscape.cli.common import echo_table, user_errors
+from landscape.store import open_record
+
+
+@click.command()
+@click.argument("record_path", metavar="RECORD.h5", type=click.Path(path_type=Path))
+@user_errors
+def info(record_path: Path) -> None:
+    """Show a record's data, configuration and runs (status, steps, accuracies, taps)."""
+    rec = open_record(record_path)
+    cfg, data = rec.config, rec.data
+    click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
+               f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
+    click.echo(f"Data: {data['name']}: {data['n_train']:,} training / {data['n_test']:,} "
+               f"held-out images; {data['note']}")
+    click.echo(f"Training: {cfg['optimizer']}, batch {cfg['batch_size']}, "
+               f"{cfg['epochs']} epochs" + (f", at most {cfg['max_steps']} steps"
+                                             if cfg['max_steps'] else "")
+               + f", seed {cfg['seed']}, device {cfg['device']}")
+    probe = cfg["probe"]
+    if probe["every"]:
+        unit = "x lr" if probe["scale"] == "relative" else "(absolute)"
+        click.echo(f"Probe: every {probe['every']} steps, {probe['count']} step lengths in "
+                   f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing")
+    rows = []
+    for run in rec.runs.values():
+        data = rec.load(run.run_id)
+        ev = data.eval
+        status = run.status + (f" at step {run.diverged_step}" if run.diverged_step is not None
+                               else "")
+        rows.append([
+            run.run_id, run.model, f"{run.lr:g}", status, str(run.steps_done),
+            f"{ev.train_acc[-1]:.3f}" if len(ev.step) else "-",
+            f"{ev.test_acc[-1]:.3f}" if len(ev.step) else "-",
+            str(len(data.probe.step)) if data.probe is not None else "-",
+            ", ".join(run.taps) or "-",
+        ])
+    echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
+                      "probes", "taps"])
+    unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
+    if unfinished:
+        click.echo(f"Incomplete runs: {', '.join(unfinished)}")

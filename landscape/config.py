@@ -1,0 +1,183 @@
+"""The validated configuration of a record: one frozen dataclass, checked once, written into the
+record as JSON. The command line only parses text into it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal, Mapping
+
+from landscape.errors import ConfigError
+from landscape.models import check_model_name
+
+Optimizer = Literal["sgd", "adam"]
+OPTIMIZERS = ("sgd", "adam")
+TAP_DTYPES = ("float32", "float16")
+PROBE_SCALES = ("relative", "absolute")
+PROBE_SPACINGS = ("linear", "log")
+DEFAULT_TAP = "classifier.fc3.weight"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The paper's probe along the gradient (see docs/measurements.md).
+
+    Every `every` steps (0: never) the loss and gradient are evaluated at w_t − η g_t for `count`
+    step lengths η between `low` and `high`, which are multiples of the run's learning rate when
+    `scale` is "relative" (the paper's VGG range is [1/2, 4] × lr) and plain step lengths when it
+    is "absolute". `params` restricts the norms (not the move) to parameters whose names start
+    with one of the given prefixes; empty means all parameters.
+    """
+
+    every: int = 0
+    low: float = 0.5
+    high: float = 4.0
+    count: int = 8
+    scale: Literal["relative", "absolute"] = "relative"
+    spacing: Literal["linear", "log"] = "linear"
+    params: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if self.every < 0:
+            raise ConfigError(f"--probe-every must be >= 0 (0 disables probes), got {self.every}")
+        if self.scale not in PROBE_SCALES:
+            raise ConfigError(f"unknown probe scale {self.scale!r}; valid: relative, absolute")
+        if self.spacing not in PROBE_SPACINGS:
+            raise ConfigError(f"unknown probe spacing {self.spacing!r}; valid: linear, log")
+        if self.count < 1:
+            raise ConfigError(f"--probe-count must be at least 1, got {self.count}")
+        if not (0 < self.low <= self.high) or not math.isfinite(self.high):
+            raise ConfigError(
+                f"probe range must satisfy 0 < low <= high, got [{self.low}, {self.high}]"
+            )
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Everything that determines a record's contents (and nothing that does not)."""
+
+    models: tuple[str, ...] = ("vgg", "vgg_bn")
+    lrs: tuple[float, ...] = (1e-3, 2e-3, 5e-4, 1e-4)
+    optimizer: Optimizer = "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 20
+    max_steps: int | None = None  # stop each run after this many steps (None: run all epochs)
+    seed: int = 0
+    device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
+    allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
+    # Data: None means the embedded subset; otherwise a folder with cifar-10-batches-py.
+    data_dir: str | None = None
+    download: bool = False
+    verify_md5: bool = True
+    subset: int | None = None  # use the first N training images
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    crop_padding: int = 0
+    flip: bool = False
+    width: float = 1.0  # channel-width multiplier of the models (1: as published)
+    # Recording.
+    taps: tuple[str, ...] = (DEFAULT_TAP,)
+    tap_every: int = 1
+    tap_dtype: Literal["float32", "float16"] = "float32"
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    flush_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probe, Mapping):  # from JSON
+            object.__setattr__(self, "probe", ProbeConfig(**self.probe))
+        for name in ("models", "lrs", "taps", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ConfigError("no model given")
+        for name in self.models:
+            check_model_name(name)
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"a model is listed twice: {', '.join(self.models)}")
+        if not self.lrs:
+            raise ConfigError("no learning rate given")
+        for lr in self.lrs:
+            if not (math.isfinite(lr) and lr > 0):
+                raise ConfigError(f"learning rates must be positive numbers, got {lr}")
+        if len(set(self.lrs)) != len(self.lrs):
+            raise ConfigError(f"a learning rate is listed twice: {self.lrs}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adam")
+        if self.optimizer == "adam" and self.momentum:
+            raise ConfigError("--momentum applies to sgd only (adam has its own betas)")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.subset is not None and self.subset < 1:
+            raise ConfigError(f"--subset must be a positive number of images, got {self.subset}")
+        if self.width <= 0:
+            raise ConfigError(f"--width must be positive, got {self.width}")
+        if self.tap_every < 1:
+            raise ConfigError(f"--tap-every must be at least 1, got {self.tap_every}")
+        if self.tap_dtype not in TAP_DTYPES:
+            raise ConfigError(f"unknown tap dtype {self.tap_dtype!r}; valid: float32, float16")
+        if len(set(self.taps)) != len(self.taps):
+            raise ConfigError(f"a tap is listed twice: {', '.join(self.taps)}")
+        if self.crop_padding < 0:
+            raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}")
+        if self.download and self.data_dir is None:
+            raise ConfigError("--download needs --data-dir (where to put CIFAR-10)")
+        if self.flush_seconds <= 0:
+            raise ConfigError(f"flush interval must be positive, got {self.flush_seconds}")
+        self.probe.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RecordConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> "RecordConfig":
+        return replace(self, **changes)
+
+
+def parse_float_list(text: str, *, option: str) -> tuple[float, ...]:
+    """'1e-3,2e-3' -> (0.001, 0.002), with one clear error for anything malformed."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(item == "" for item in items):
+        raise ConfigError(f"{option}: empty entry in {text!r}; expected e.g. 1e-3,2e-3")
+    values = []
+    for item in items:
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise ConfigError(f"{option}: {item!r} is not a number (in {text!r})") from None
+    return tuple(values)
+
+
+def parse_name_list(texts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Repeated and comma-separated names ('vgg,vgg_bn' or --model vgg --model vgg_bn)."""
+    names = []
+    for text in texts:
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                raise ConfigError(f"empty name in {text!r}")
+            names.append(item)
+    return tuple(names)
+
+
+def run_id(model: str, lr: float) -> str:
+    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'."""
+    return f"{model}_lr{lr:g}"

@@ -1,0 +1,454 @@
+"""The HDF5 record: the one module that knows its layout (documented in docs/schema.md).
+
+A record holds one group per training run. Every run's arrays are created, empty and resizable
+along their row axis, when the record is created; the file then switches to HDF5's single-writer /
+multiple-reader (SWMR) mode, in which the library orders its writes so that the file on disk is
+consistent at every moment. A process killed at any point therefore leaves a file that opens,
+holding every row up to the last flush. Readers open records in SWMR-read mode (the only mode in
+which HDF5 opens a file whose writer died).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from landscape.errors import RecordError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "landscape-record"
+RUN_STATUSES = ("pending", "running", "complete", "diverged", "interrupted")
+_CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
+
+
+@dataclass(frozen=True)
+class Column:
+    """One array of a table: its dtype and the shape of one row."""
+
+    dtype: str
+    row_shape: tuple[int, ...] = ()
+
+
+def step_columns() -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "loss": Column("float32"),
+        "grad_norm": Column("float32"),
+        "update_norm": Column("float32"),
+        "grad_change": Column("float32"),
+        "lr": Column("float64"),
+    }
+
+
+def eval_columns() -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "epoch": Column("float64"),
+        "train_loss": Column("float32"),
+        "train_acc": Column("float32"),
+        "test_loss": Column("float32"),
+        "test_acc": Column("float32"),
+    }
+
+
+def probe_columns(n_eta: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "eta": Column("float64", (n_eta,)),
+        "loss": Column("float32", (n_eta,)),
+        "grad_diff": Column("float32", (n_eta,)),
+        "grad_norm": Column("float32"),
+        "beta": Column("float32"),
+    }
+
+
+def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "grad": Column(dtype, tuple(shape)),
+        "weight_delta": Column(dtype, tuple(shape)),
+    }
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """What one run will hold: its identity (attributes) and the shapes of what it records."""
+
+    run_id: str
+    attrs: Mapping[str, Any]
+    taps: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # parameter -> shape
+    tap_dtype: str = "float32"
+    n_eta: int = 0  # step lengths per probe; 0: the run is not probed
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class Table:
+    """Aligned arrays in one group, appended to row by row (or many rows at a time)."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self.columns = tuple(group.attrs["columns"])
+
+    def __len__(self) -> int:
+        return self._group[self.columns[0]].shape[0]
+
+    def append(self, **rows: np.ndarray) -> None:
+        if set(rows) != set(self.columns):
+            raise ValueError(
+                f"{self._group.name}: got columns {sorted(rows)}, expected {sorted(self.columns)}"
+            )
+        counts = {len(v) for v in rows.values()}
+        if len(counts) != 1:
+            raise ValueError(f"{self._group.name}: columns of unequal length {counts}")
+        (n,) = counts
+        if n == 0:
+            return
+        start = len(self)
+        for name, values in rows.items():
+            dataset = self._group[name]
+            dataset.resize(start + n, axis=0)
+            dataset[start:] = np.asarray(values, dtype=dataset.dtype)
+
+    def truncate(self, n: int) -> None:
+        """Keep the first `n` rows (used to drop rows past a resume point)."""
+        for name in self.columns:
+            self._group[name].resize(n, axis=0)
+
+
+def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
+    group = parent.create_group(name)
+    group.attrs["columns"] = list(columns)
+    for col_name, col in columns.items():
+        row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
+        chunk_rows = int(max(1, min(4096, _CHUNK_BYTES // max(row_bytes, 1))))
+        group.create_dataset(
+            col_name,
+            shape=(0, *col.row_shape),
+            maxshape=(None, *col.row_shape),
+            chunks=(chunk_rows, *col.row_shape),
+            dtype=col.dtype,
+        )
+
+
+class RunWriter:
+    """Appends to one run's tables and sets its status."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self.steps = Table(group["steps"])
+        self.eval = Table(group["eval"])
+        self.probe = Table(group["probe"]) if "probe" in group else None
+        self.taps = {
+            _tap_name(g): Table(g) for g in group["taps"].values()
+        } if "taps" in group else {}
+
+    @property
+    def run_id(self) -> str:
+        return self._group.attrs["run_id"]
+
+    def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
+                  seconds: float | None = None) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        self._group["status"][()] = np.bytes_(status)
+        self._group["steps_done"][()] = steps_done
+        self._group["diverged_step"][()] = -1 if diverged_step is None else diverged_step
+        if seconds is not None:
+            self._group["seconds"][()] = seconds
+
+
+class RecordWriter:
+    """A record open for writing. Create with `RecordWriter.create(...)`; use as a context manager."""
+
+    def __init__(self, file: h5py.File) -> None:
+        self._file = file
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
+               data: Mapping[str, Any], runs: Sequence[RunLayout], versions: Mapping[str, str],
+               overwrite: bool = False) -> "RecordWriter":
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise RecordError(f"{path} already exists; pass --overwrite to replace it")
+        if not path.parent.is_dir():
+            raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
+        try:
+            file = h5py.File(path, "w", libver="latest")
+        except OSError as exc:
+            raise RecordError(f"cannot create {path}: {exc}") from exc
+        try:
+            file.attrs["format"] = FORMAT_NAME
+            file.attrs["schema_version"] = SCHEMA_VERSION
+            file.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            file.attrs["versions"] = json.dumps(dict(versions))
+            file.attrs["config"] = json.dumps(config)
+            file.attrs["data"] = json.dumps(data)
+            file.attrs["run_ids"] = json.dumps([r.run_id for r in runs])
+            runs_group = file.create_group("runs")
+            for layout in runs:
+                _create_run(runs_group, layout)
+            file.flush()
+            # From here on only data is written: the layout above is fixed.
+            file.swmr_mode = True
+        except BaseException:
+            file.close()
+            path.unlink(missing_ok=True)
+            raise
+        return cls(file)
+
+    def run(self, run_id: str) -> RunWriter:
+        return RunWriter(self._file["runs"][run_id])
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise RecordError(f"cannot write to {self._file.filename}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
+    if "/" in layout.run_id or not layout.run_id:
+        raise ValueError(f"invalid run id {layout.run_id!r}")
+    group = runs_group.create_group(layout.run_id)
+    group.attrs["run_id"] = layout.run_id
+    for key, value in layout.attrs.items():
+        group.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+    group.attrs["taps"] = json.dumps(list(layout.taps))
+    group.create_dataset("status", data=np.bytes_("pending"), dtype="S16")
+    group.create_dataset("steps_done", data=0, dtype="int64")
+    # -1 while the run has not diverged; the reader turns it into None.
+    group.create_dataset("diverged_step", data=-1, dtype="int64")
+    group.create_dataset("seconds", data=0.0, dtype="float64")
+    _create_table(group, "steps", step_columns())
+    _create_table(group, "eval", eval_columns())
+    if layout.n_eta:
+        _create_table(group, "probe", probe_columns(layout.n_eta))
+    if layout.taps:
+        taps = group.create_group("taps")
+        for param, shape in layout.taps.items():
+            _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
+            taps[param].attrs["parameter"] = param
+
+
+def _tap_name(group: h5py.Group) -> str:
+    return group.attrs["parameter"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run's identity and state, without its arrays."""
+
+    run_id: str
+    model: str
+    lr: float
+    status: str
+    steps_done: int
+    diverged_step: int | None
+    seconds: float
+    taps: tuple[str, ...]
+    probed: bool
+    attrs: Mapping[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        """Finished as planned (a diverged run is finished too, but not complete)."""
+        return self.status == "complete"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("complete", "diverged")
+
+
+@dataclass(frozen=True)
+class StepData:
+    step: np.ndarray  # int64 [T]
+    loss: np.ndarray  # float32 [T], training-batch loss L(w_t; B_t)
+    grad_norm: np.ndarray  # ‖g_t‖ over all parameters
+    update_norm: np.ndarray  # ‖w_{t+1} − w_t‖
+    grad_change: np.ndarray  # ‖g_t − g_{t−1}‖ (NaN at the first step)
+    lr: np.ndarray  # float64 [T], learning rate of step t
+
+
+@dataclass(frozen=True)
+class EvalData:
+    step: np.ndarray  # steps completed when evaluated
+    epoch: np.ndarray  # fractional epochs completed
+    train_loss: np.ndarray  # mean training-batch loss since the previous evaluation
+    train_acc: np.ndarray  # accuracy on those training batches (train mode, as trained)
+    test_loss: np.ndarray  # held-out loss (eval mode)
+    test_acc: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProbeData:
+    step: np.ndarray  # int64 [P]
+    eta: np.ndarray  # float64 [P, K], step lengths along −g_t
+    loss: np.ndarray  # [P, K], L(w_t − η g_t; B_t)
+    grad_diff: np.ndarray  # [P, K], ‖∇L(w_t; B_t) − ∇L(w_t − η g_t; B_t)‖
+    grad_norm: np.ndarray  # [P], ‖g_t‖ (same parameters as grad_diff)
+    beta: np.ndarray  # [P], max_k grad_diff / (η_k ‖g_t‖)
+
+
+@dataclass(frozen=True)
+class TapData:
+    step: np.ndarray  # int64 [T']
+    grad: np.ndarray  # [T', *shape], g_t of the parameter
+    weight_delta: np.ndarray  # [T', *shape], w_{t+1} − w_t of the parameter
+
+
+@dataclass(frozen=True)
+class RunData:
+    info: RunInfo
+    steps: StepData
+    eval: EvalData
+    probe: ProbeData | None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record's header; arrays are read on demand with `load` and `tap`."""
+
+    path: Path
+    schema_version: int
+    created: str
+    versions: Mapping[str, str]
+    config: Mapping[str, Any]
+    data: Mapping[str, Any]
+    runs: Mapping[str, RunInfo]
+
+    def load(self, run_id: str) -> RunData:
+        """Every per-step, evaluation and probe array of one run."""
+        with _open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            probe = ProbeData(**_read_table(group["probe"])) if "probe" in group else None
+            return RunData(
+                info=self.runs[run_id],
+                steps=StepData(**_read_table(group["steps"])),
+                eval=EvalData(**_read_table(group["eval"])),
+                probe=probe,
+            )
+
+    def tap(self, run_id: str, parameter: str) -> TapData:
+        """The tapped gradient and weight-delta tensors of `parameter` in one run."""
+        with _open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            taps = group.get("taps")
+            if taps is None or parameter not in taps:
+                tapped = list(taps) if taps is not None else []
+                raise RecordError(
+                    f"run {run_id!r} did not tap {parameter!r}; tapped: "
+                    f"{', '.join(tapped) or 'nothing'}"
+                )
+            return TapData(**_read_table(taps[parameter]))
+
+
+def open_record(path: str | os.PathLike) -> Record:
+    """Read a record's header (config, data identity, runs and their status)."""
+    path = Path(path)
+    with _open_for_reading(path) as file:
+        schema = int(file.attrs["schema_version"])
+        runs = {}
+        for run_id in json.loads(file.attrs["run_ids"]):
+            runs[run_id] = _read_run_info(_run_group(file, run_id, path))
+        return Record(
+            path=path,
+            schema_version=schema,
+            created=str(file.attrs["created"]),
+            versions=json.loads(file.attrs["versions"]),
+            config=json.loads(file.attrs["config"]),
+            data=json.loads(file.attrs["data"]),
+            runs=runs,
+        )
+
+
+@contextmanager
+def _open_for_reading(path: Path) -> Iterator[h5py.File]:
+    if not path.exists():
+        raise RecordError(f"{path} does not exist")
+    if not h5py.is_hdf5(path):
+        raise RecordError(f"{path} is not an HDF5 file (is it a landscape record?)")
+    try:
+        file = h5py.File(path, "r", swmr=True)
+    except OSError as exc:
+        raise RecordError(f"{path} cannot be opened: it may be truncated or damaged ({exc})") \
+            from exc
+    with file:
+        if file.attrs.get("format") != FORMAT_NAME:
+            raise RecordError(f"{path} is an HDF5 file but not a landscape record")
+        schema = int(file.attrs.get("schema_version", -1))
+        if schema > SCHEMA_VERSION:
+            raise RecordError(
+                f"{path} has schema version {schema}, newer than this landscape understands "
+                f"({SCHEMA_VERSION}); upgrade landscape to read it"
+            )
+        yield file
+
+
+def _run_group(file: h5py.File, run_id: str, path: Path) -> h5py.Group:
+    runs = file.get("runs")
+    if runs is None or run_id not in runs:
+        raise RecordError(f"{path} has no run {run_id!r}")
+    return runs[run_id]
+
+
+def _read_run_info(group: h5py.Group) -> RunInfo:
+    attrs = {k: _decode_attr(v) for k, v in group.attrs.items()}
+    diverged = int(group["diverged_step"][()])
+    return RunInfo(
+        run_id=attrs["run_id"],
+        model=attrs["model"],
+        lr=float(attrs["lr"]),
+        status=group["status"][()].decode(),
+        steps_done=int(group["steps_done"][()]),
+        diverged_step=None if diverged < 0 else diverged,
+        seconds=float(group["seconds"][()]),
+        taps=tuple(json.loads(group.attrs["taps"])),
+        probed="probe" in group,
+        attrs=attrs,
+    )
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _read_table(group: h5py.Group) -> dict[str, np.ndarray]:
+    columns = list(group.attrs["columns"])
+    # Columns are appended one after another; a reader that looks in between (or a writer that
+    # died in between) can see them at different lengths. The shortest is the complete part.
+    n = min(group[c].shape[0] for c in columns)
+    return {c: group[c][:n] for c in columns}
