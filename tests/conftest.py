@@ -1,0 +1,54 @@
+"""Shared fixtures: small CIFAR-10 folders in the official format, written from real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landscape.data import load_embedded, write_batches
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    return load_embedded()
+
+
+def write_cifar_folder(root: Path, embedded, n_train: int = 320, n_test: int = 64) -> Path:
+    """A cifar-10-batches-py folder holding real CIFAR-10 images from the embedded subset."""
+    write_batches(root, (embedded.train_x[:n_train], embedded.train_y[:n_train]),
+                  (embedded.test_x[:n_test], embedded.test_y[:n_test]))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory, embedded) -> Path:
+    return write_cifar_folder(tmp_path_factory.mktemp("cifar"), embedded)
+
+
+# Options that make a record in about a second on a CPU: 1/8-width VGG, 32-image batches.
+TINY = ["--width", "0.125", "--batch-size", "32", "--max-steps", "6", "--device", "cpu"]
+
+
+@pytest.fixture
+def tiny_args(cifar_dir) -> list[str]:
+    return [*TINY, "--data-dir", str(cifar_dir), "--no-verify"]
+
+
+def assert_records_equal(a, b) -> None:
+    """Every array of every run in two records is identical."""
+    assert list(a.runs) == list(b.runs)
+    for run_id in a.runs:
+        da, db = a.load(run_id), b.load(run_id)
+        for table in ("steps", "eval", "probe"):
+            ta, tb = getattr(da, table), getattr(db, table)
+            if ta is None:
+                assert tb is None
+                continue
+            for name, value in vars(ta).items():
+                np.testing.assert_array_equal(value, getattr(tb, name), err_msg=f"{run_id} {name}")
+        for param in a.runs[run_id].taps:
+            pa, pb = a.tap(run_id, param), b.tap(run_id, param)
+            np.testing.assert_array_equal(pa.grad, pb.grad)
+            np.testing.assert_array_equal(pa.weight_delta, pb.weight_delta)
