@@ -2,15 +2,30 @@
 
 Models ask for a layer by kind; `"none"` gives an identity so that parameter names stay the same
 whether or not a model normalizes (records of BN and no-BN runs then line up name by name).
+
+Besides BatchNorm, the kinds are the variants of Santurkar et al. (NeurIPS 2018), Section 2 and
+Appendix A (see docs/normalization.md for the formulas):
+
+- `"noisy_bn"`: BatchNorm followed by the time-varying noise of their Algorithm 1
+  (`NoisyBatchNorm2d` / `NoisyBatchNorm1d`);
+- `"l1"`, `"l2"`, `"linf"`: ℓp normalization (`LpNorm`), which centres like BatchNorm and
+  divides by the batch average ℓp magnitude instead of the standard deviation.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
+import torch
 from torch import nn
 
 from landscape.errors import ConfigError
 
-NORM_KINDS = ("none", "bn")
+NORM_KINDS = ("none", "bn", "noisy_bn", "l1", "l2", "linf")
+
+# The ℓp kinds and their exponent p.
+_LP_KINDS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
 
 
 def make_norm(kind: str, num_features: int, *, spatial: bool) -> nn.Module:
@@ -23,4 +38,209 @@ def make_norm(kind: str, num_features: int, *, spatial: bool) -> nn.Module:
         return nn.Identity()
     if kind == "bn":
         return nn.BatchNorm2d(num_features) if spatial else nn.BatchNorm1d(num_features)
+    if kind == "noisy_bn":
+        return NoisyBatchNorm2d(num_features) if spatial else NoisyBatchNorm1d(num_features)
+    if kind in _LP_KINDS:
+        # One class for both: the statistics run over every dimension but the channels.
+        return LpNorm(num_features, p=_LP_KINDS[kind])
     raise ConfigError(f"unknown normalization {kind!r}; valid: {', '.join(NORM_KINDS)}")
+
+
+# ---- Noisy BatchNorm (Algorithm 1) ---------------------------------------------------------
+
+
+class AlgorithmOneNoise(NamedTuple):
+    """The noise of one training forward pass of a noisy BatchNorm layer (detached copies).
+
+    `mu`, `sigma`: [C], the per-unit parameters drawn for this step; `m`, `s`: the shape of the
+    layer's input ([N, C] or [N, C, H, W]), the per-sample (and per-position) offset and scale.
+    The layer's output is `s * bn(x) + m`.
+    """
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    m: torch.Tensor
+    s: torch.Tensor
+
+
+class _AlgorithmOneMixin:
+    """Adds Algorithm 1's noise to the output of the BatchNorm class it is mixed into.
+
+    The mixin comes first in the bases so that `super().forward` is BatchNorm's forward; the
+    module then has exactly BatchNorm's parameters and buffers, under BatchNorm's names.
+    """
+
+    def _init_noise(self, n_mu: float, n_sigma: float, r_mu: float, r_sigma: float) -> None:
+        for name, value, low in (("n_mu", n_mu, 0.0), ("n_sigma", n_sigma, 1.0),
+                                 ("r_mu", r_mu, 0.0), ("r_sigma", r_sigma, 0.0)):
+            if not (math.isfinite(value) and value >= low):
+                raise ConfigError(f"noisy BatchNorm {name} must be finite and >= {low}, "
+                                  f"got {value}")
+        self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
+        self.record_noise = False
+        self.last_noise: AlgorithmOneNoise | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = super().forward(x)  # BatchNorm, affine included: (N, C) or (N, C, H, W)
+        if not self.training:
+            return a
+        return self._add_noise(a)
+
+    def _add_noise(self, a: torch.Tensor) -> torch.Tensor:
+        # Everything comes from torch's global RNG on the activations' device, in a fixed order
+        # (mu, sigma, m, s), so that restoring the RNG state replays the same noise; the probe
+        # relies on this to evaluate one noisy loss at several weights. The draws use the logical
+        # shape (not rand_like), so they do not depend on the memory format (channels_last).
+        channels = a.shape[1]
+        like = {"device": a.device, "dtype": a.dtype}
+        unit = (1, channels) + (1,) * (a.dim() - 2)  # broadcasts [C] over batch and H, W
+        mu = (torch.rand(channels, **like) * 2 - 1) * self.n_mu  # U(−n_μ, n_μ), per unit
+        sigma = 1 + torch.rand(channels, **like) * (self.n_sigma - 1)  # U(1, n_σ), per unit
+        # Per sample and, for conv layers, per position (H and W count as batch dimensions).
+        m = mu.view(unit) + (torch.rand(a.shape, **like) * 2 - 1) * self.r_mu  # U(μ ± r_μ)
+        s = sigma.view(unit) + torch.randn(a.shape, **like) * self.r_sigma  # N(σ, r_σ), std r_σ
+        if self.record_noise:
+            self.last_noise = AlgorithmOneNoise(mu.detach(), sigma.detach(), m.detach(),
+                                                s.detach())
+        return torch.addcmul(m, s, a)  # a ← s·a + m
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, n_mu={self.n_mu}, n_sigma={self.n_sigma}, "
+                f"r_mu={self.r_mu}, r_sigma={self.r_sigma}")
+
+
+_NOISY_DOC = """BatchNorm{d} followed by the noise of Santurkar et al.'s Algorithm 1.
+
+    In training mode, at every forward pass (one training step) and for each unit (channel) j,
+    draw μ_j ~ U(−n_μ, n_μ) and σ_j ~ U(1, n_σ); then for each sample i (and, for conv layers,
+    each spatial position: height and width count as batch dimensions) draw
+    m ~ U(μ_j − r_μ, μ_j + r_μ) and s ~ N(σ_j, r_σ) (r_σ is the standard deviation), and output
+    s·a + m, where a is the output of BatchNorm (affine γ, β included). In eval mode the
+    layer is plain BatchNorm{d}. The noise does not touch the running statistics (they are
+    BatchNorm's, computed from the input).
+
+    All draws come from torch's global RNG on the input's device (order: μ, σ, m, s), so
+    restoring the RNG state replays the noise. Parameters and buffers are exactly those of
+    `nn.BatchNorm{d}`, under the same names; the layer is an instance of it.
+
+    For tests and inspection: set `record_noise = True` and each training forward pass stores
+    its draws in `last_noise` (an `AlgorithmOneNoise`, detached; off by default because m and s
+    are as large as the activations).
+
+    Args:
+        num_features: channels C.
+        n_mu, n_sigma: range of the per-unit mean and scale (defaults 0.5 and 1.25, the paper's).
+        r_mu, r_sigma: per-sample spread around them (defaults 0.1, the paper's).
+        **bn_options: passed to `nn.BatchNorm{d}` (eps, momentum, ...).
+"""
+
+
+class NoisyBatchNorm2d(_AlgorithmOneMixin, nn.BatchNorm2d):
+    __doc__ = _NOISY_DOC.format(d="2d")
+
+    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_options) -> None:
+        nn.BatchNorm2d.__init__(self, num_features, **bn_options)
+        self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
+
+
+class NoisyBatchNorm1d(_AlgorithmOneMixin, nn.BatchNorm1d):
+    __doc__ = _NOISY_DOC.format(d="1d")
+
+    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_options) -> None:
+        nn.BatchNorm1d.__init__(self, num_features, **bn_options)
+        self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
+
+
+# ---- ℓp normalization -----------------------------------------------------------------------
+
+
+class LpNorm(nn.Module):
+    """ℓp normalization: BatchNorm with the standard deviation replaced by an ℓp average.
+
+    For an input x of shape [N, C] or [N, C, H, W] (any [N, C, *]), per channel j, over the
+    n = N·H·W values of the channel in the batch:
+
+        mean_j  = (1/n) Σ x
+        x̃       = x − mean_j
+        scale_j = ((1/n) Σ |x̃|^p)^(1/p)     for finite p (p = 1: mean |x̃|; p = 2: biased std)
+        scale_j = max |x̃|                   for p = ∞
+        y       = γ_j · x̃ / (scale_j + ε) + β_j
+
+    ε is added outside the root, to the scale itself, so it means the same (a floor in the
+    activations' units) for every p; with ε = 0, p = 2 is exactly BatchNorm with eps = 0 in
+    training mode. Gradients flow through mean_j and scale_j, as in BatchNorm; a constant
+    channel (scale 0) gets finite gradients.
+
+    Running estimates, as BatchNorm keeps running mean/var: in training mode
+    running_mean ← (1 − momentum)·running_mean + momentum·mean_j and
+    running_scale ← (1 − momentum)·running_scale + momentum·scale_j (the same scale_j used to
+    normalize, with no Bessel-type correction); they start at 0 and 1. In eval mode
+    y = γ·(x − running_mean)/(running_scale + ε) + β.
+
+    Args:
+        num_features: channels C.
+        p: the exponent, >= 1 or math.inf (the library uses 1, 2 and ∞).
+        eps: added to the scale (default 1e-5, BatchNorm's).
+        momentum: of the running estimates (default 0.1, BatchNorm's).
+    """
+
+    def __init__(self, num_features: int, *, p: float, eps: float = 1e-5,
+                 momentum: float = 0.1) -> None:
+        super().__init__()
+        if not (p >= 1):
+            raise ConfigError(f"lp normalization needs p >= 1 (or inf), got {p}")
+        if not (eps >= 0):
+            raise ConfigError(f"lp normalization eps must be >= 0, got {eps}")
+        if not (0 <= momentum <= 1):
+            raise ConfigError(f"lp normalization momentum must be in [0, 1], got {momentum}")
+        self.num_features = num_features
+        self.p = float(p)
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(num_features))  # γ
+        self.bias = nn.Parameter(torch.zeros(num_features))  # β
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_scale", torch.ones(num_features))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_scale.fill_(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"LpNorm expected input [N, {self.num_features}, *], "
+                             f"got {list(x.shape)}")
+        dims = [0, *range(2, x.dim())]  # everything but the channels
+        unit = (1, self.num_features) + (1,) * (x.dim() - 2)
+        if self.training:
+            n = x.numel() // self.num_features
+            if n <= 1:
+                raise ValueError(f"LpNorm expected more than 1 value per channel when "
+                                 f"training, got input {list(x.shape)}")
+            mean = x.mean(dims)  # [C]
+            centered = x - mean.view(unit)
+            if math.isinf(self.p):
+                scale = torch.linalg.vector_norm(centered, ord=math.inf, dim=dims)
+            else:
+                # ‖x̃‖_p / n^(1/p) = (mean |x̃|^p)^(1/p); vector_norm's backward is finite (zero)
+                # where the norm is zero, unlike a hand-written sqrt/pow.
+                norm = torch.linalg.vector_norm(centered, ord=self.p, dim=dims)
+                scale = norm / n ** (1 / self.p)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_scale.lerp_(scale.detach().to(self.running_scale.dtype),
+                                         self.momentum)
+        else:
+            centered = x - self.running_mean.view(unit)
+            scale = self.running_scale
+        y = centered / (scale + self.eps).view(unit)
+        return y * self.weight.view(unit) + self.bias.view(unit)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, p={self.p:g}, eps={self.eps}, momentum={self.momentum}"
+
+
+__all__ = ["NORM_KINDS", "make_norm", "NoisyBatchNorm2d", "NoisyBatchNorm1d",
+           "AlgorithmOneNoise", "LpNorm"]
