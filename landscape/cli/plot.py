@@ -1,0 +1,72 @@
+"""`landscape plot`: every figure the runs of one or more records allow, and the BN comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from landscape.cli.common import user_errors
+from landscape.errors import ConfigError
+from landscape.plot import all_figures
+from landscape.report import group_by_model, load_runs, record_differences, run_notes
+from landscape.report import summary_text
+
+
+@click.command()
+@click.argument("records", metavar="RECORD.h5 [MORE.h5 ...]", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the figures (and summary.txt) into; created if needed.")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
+              show_default=True, help="File format of the figures.")
+@click.option("--smooth", type=click.IntRange(min=1), default=None,
+              help="Smooth each run's curve by a trailing moving average over N steps before "
+                   "taking min/max (loss landscape and trajectory figures; default: raw).")
+@click.option("--dpi", type=click.IntRange(min=30, max=1200), default=150, show_default=True,
+              help="Resolution of PNG figures.")
+@user_errors
+def plot(records, out, fmt, smooth, dpi):
+    """Draw the loss landscape, the paper's probe panels, trajectory quantities and training
+    curves of the runs in RECORD.h5 (runs of several records are combined; run ids must be
+    unique across them). Prints the vgg vs vgg_bn style comparison when a model X and its BN
+    variant X_bn are both present, and writes it to OUT/summary.txt."""
+    runs = load_runs(records)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    for note in record_differences(runs):
+        click.echo(f"Note: the records differ in {note}", err=True)
+    for note in run_notes(runs):
+        click.echo(f"Note: {note}", err=True)
+    figures = all_figures(runs, smooth=smooth)
+    summary = summary_text(group_by_model([r for r in runs if r.last_step is not None]))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
+    written = []
+    for name, figure in figures.items():
+        path = out / f"{name}.{fmt}"
+        _write(path, lambda p: figure.savefig(p, format=fmt, dpi=dpi))
+        written.append(path)
+    if summary is not None:
+        path = out / "summary.txt"
+        _write(path, lambda p: p.write_text(summary, encoding="utf-8"))
+        written.append(path)
+    click.echo(f"Wrote {len(written)} files to {out}:")
+    for path in written:
+        click.echo(f"  {path}")
+    if summary is not None:
+        click.echo("")
+        click.echo(summary, nl=False)
+    else:
+        models = ", ".join(group_by_model(runs))
+        click.echo(f"No model X with its BatchNorm variant X_bn among {models}: "
+                   f"no comparison table.")
+
+
+def _write(path: Path, write) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
