@@ -62,8 +62,9 @@ class RecordConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     batch_size: int = 128
-    epochs: int = 20
+    epochs: int | None = 20  # None: as many as --max-steps needs
     max_steps: int | None = None  # stop each run after this many steps (None: run all epochs)
+    eval_every: int | None = None  # evaluate every N steps (None: at the end of every epoch)
     seed: int = 0
     device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
     allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
@@ -82,12 +83,18 @@ class RecordConfig:
     tap_every: int = 1
     tap_dtype: Literal["float32", "float16"] = "float32"
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    # Internal covariate shift (Definition 2.1) of these layers every N steps (0: never).
+    ics_every: int = 0
+    ics_layers: tuple[str, ...] = ()
+    # Per-channel mean/variance of these layers' outputs every N steps (0: never).
+    activation_every: int = 0
+    activation_layers: tuple[str, ...] = ()
     flush_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
             object.__setattr__(self, "probe", ProbeConfig(**self.probe))
-        for name in ("models", "lrs", "taps", "mean", "std"):
+        for name in ("models", "lrs", "taps", "mean", "std", "ics_layers", "activation_layers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
 
@@ -115,10 +122,14 @@ class RecordConfig:
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
-        if self.epochs < 1:
+        if self.epochs is None and self.max_steps is None:
+            raise ConfigError("give --epochs or --max-steps (or both)")
+        if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ConfigError(f"--eval-every must be at least 1, got {self.eval_every}")
         if self.subset is not None and self.subset < 1:
             raise ConfigError(f"--subset must be a positive number of images, got {self.subset}")
         if self.width <= 0:
@@ -136,6 +147,15 @@ class RecordConfig:
         if self.flush_seconds <= 0:
             raise ConfigError(f"flush interval must be positive, got {self.flush_seconds}")
         self.probe.validate()
+        for option, every, layers in (("--ics", self.ics_every, self.ics_layers),
+                                      ("--activations", self.activation_every,
+                                       self.activation_layers)):
+            if every < 0:
+                raise ConfigError(f"{option}-every must be >= 0 (0 disables it), got {every}")
+            if every and not layers:
+                raise ConfigError(f"{option}-every {every} needs at least one {option}-layer")
+            if len(set(layers)) != len(layers):
+                raise ConfigError(f"a layer is listed twice in {option}-layer: {layers}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +170,49 @@ class RecordConfig:
 
     def with_changes(self, **changes: Any) -> "RecordConfig":
         return replace(self, **changes)
+
+
+def total_steps(config: RecordConfig, steps_per_epoch: int) -> int:
+    """Steps per run: the epochs asked for, cut at --max-steps."""
+    bounds = [b for b in (config.max_steps,
+                          None if config.epochs is None else config.epochs * steps_per_epoch)
+              if b is not None]
+    return min(bounds)
+
+
+# Presets: named starting points; explicit options override them and the record stores the
+# resolved values. `landscape presets` prints them.
+PAPER_ICS_LAYERS = ("features.stage2.conv1", "features.stage4.conv1", "features.stage5.conv2")
+PAPER_ACTIVATION_LAYERS = ("features.stage3.norm1", "classifier.norm2")
+PRESETS: dict[str, dict[str, Any]] = {
+    "course": {
+        "models": ("vgg", "vgg_bn"), "optimizer": "adam", "lrs": (1e-3, 2e-3, 5e-4, 1e-4),
+        "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": 20,
+        "max_steps": None, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_padding": 0,
+        "flip": False, "taps": (DEFAULT_TAP,), "probe": ProbeConfig(every=100),
+    },
+    "paper": {
+        "models": ("vgg", "vgg_bn"), "optimizer": "sgd", "lrs": (0.1,), "momentum": 0.0,
+        "weight_decay": 0.0, "batch_size": 128, "epochs": None, "max_steps": 15_000,
+        "crop_padding": 0, "flip": False, "taps": (DEFAULT_TAP,),
+        "probe": ProbeConfig(every=1, low=0.5, high=4.0, count=8),
+        "ics_every": 100, "ics_layers": PAPER_ICS_LAYERS,
+        "activation_every": 10, "activation_layers": PAPER_ACTIVATION_LAYERS,
+    },
+    "paper-dln": {
+        "models": ("dln", "dln_bn"), "optimizer": "sgd", "lrs": (1e-6,), "momentum": 0.0,
+        "weight_decay": 0.0, "batch_size": 1000, "epochs": None, "max_steps": 10_000,
+        "eval_every": 100, "taps": ("layers.fc25.weight",),
+        "probe": ProbeConfig(every=10, low=0.01, high=30.0, count=8, spacing="log"),
+        "ics_every": 100, "ics_layers": ("layers.fc5", "layers.fc13", "layers.fc20"),
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
 
 
 def parse_float_list(text: str, *, option: str) -> tuple[float, ...]:

@@ -21,26 +21,28 @@ class HDF5Recorder:
         self._run = writer.run(run_id)
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
-        self._buffers: dict[tuple[str, ...], list[Mapping[str, np.ndarray]]] = {}
+        self._buffers: dict[str, list[Mapping[str, np.ndarray]]] = {}
         self._steps_recorded = 0
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
-        self._buffer(("steps",), rows)
+        self._buffer("steps", rows)
         self._steps_recorded += len(rows["step"])
 
     def tap(self, parameter: str, rows: Mapping[str, np.ndarray]) -> None:
-        self._buffer(("taps", parameter), rows)
+        self._buffer(f"taps/{parameter}", rows)
 
     def probe(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
-        self._buffer((name,), rows)
+        self._buffer(name, rows)
 
     def evaluation(self, row: Mapping[str, float]) -> None:
-        self._buffer(("eval",), {k: np.asarray([v]) for k, v in row.items()})
+        self._buffer("eval", {k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None) -> None:
+              seconds: float | None = None, flush: bool = False) -> None:
+        """The run's status; written (with every buffered row) when the run stops, when asked
+        to `flush`, and otherwise at most every `flush_seconds`."""
         finished = status != "running"
-        if finished or time.monotonic() - self._last_flush >= self._flush_seconds:
+        if finished or flush or time.monotonic() - self._last_flush >= self._flush_seconds:
             self._write_buffers()
             self._run.set_state(status, steps_done=steps_done, diverged_step=diverged_step,
                                 seconds=seconds)
@@ -51,26 +53,14 @@ class HDF5Recorder:
         """Write what was measured so far and mark the run interrupted."""
         self.state("interrupted", steps_done=self._steps_recorded)
 
-    def _buffer(self, key: tuple[str, ...], rows: Mapping[str, np.ndarray]) -> None:
-        self._buffers.setdefault(key, []).append(rows)
+    def _buffer(self, path: str, rows: Mapping[str, np.ndarray]) -> None:
+        self._buffers.setdefault(path, []).append(rows)
 
     def _write_buffers(self) -> None:
-        for key, chunks in self._buffers.items():
-            table = self._table(key)
-            table.append(**{c: np.concatenate([chunk[c] for chunk in chunks])
-                            for c in chunks[0]})
+        for path, chunks in self._buffers.items():
+            self._run.table(path).append(
+                **{c: np.concatenate([chunk[c] for chunk in chunks]) for c in chunks[0]})
         self._buffers = {}
-
-    def _table(self, key: tuple[str, ...]):
-        if key == ("steps",):
-            return self._run.steps
-        if key == ("eval",):
-            return self._run.eval
-        if key[0] == "taps":
-            return self._run.taps[key[1]]
-        if key == ("probe",) and self._run.probe is not None:
-            return self._run.probe
-        raise KeyError(f"run {self._run.run_id} has no table for {'/'.join(key)}")
 
 
 class MemoryRecorder:
@@ -95,7 +85,7 @@ class MemoryRecorder:
         self.chunks.setdefault("eval", []).append({k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None) -> None:
+              seconds: float | None = None, flush: bool = False) -> None:
         self.status, self.steps_done, self.diverged_step = status, steps_done, diverged_step
 
     def arrays(self, table: str) -> dict[str, np.ndarray]:

@@ -70,6 +70,22 @@ def probe_columns(n_eta: int) -> dict[str, Column]:
     }
 
 
+def ics_columns(n_layers: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "distance": Column("float32", (n_layers,)),
+        "cosine": Column("float32", (n_layers,)),
+    }
+
+
+def activation_columns(channels: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "mean": Column("float32", (channels,)),
+        "var": Column("float32", (channels,)),
+    }
+
+
 def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
     return {
         "step": Column("int64"),
@@ -87,6 +103,8 @@ class RunLayout:
     taps: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # parameter -> shape
     tap_dtype: str = "float32"
     n_eta: int = 0  # step lengths per probe; 0: the run is not probed
+    ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
+    activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,16 +164,22 @@ class RunWriter:
 
     def __init__(self, group: h5py.Group) -> None:
         self._group = group
-        self.steps = Table(group["steps"])
-        self.eval = Table(group["eval"])
-        self.probe = Table(group["probe"]) if "probe" in group else None
-        self.taps = {
-            _tap_name(g): Table(g) for g in group["taps"].values()
-        } if "taps" in group else {}
+        self._tables: dict[str, Table] = {}
 
     @property
     def run_id(self) -> str:
         return self._group.attrs["run_id"]
+
+    def table(self, path: str) -> Table:
+        """The table at `path`: "steps", "eval", "probe", "ics", "taps/<parameter>" or
+        "activations/<layer>"."""
+        if path not in self._tables:
+            kind, _, name = path.partition("/")
+            group = self._group.get(kind) if not name else self._group.get(kind, {}).get(name)
+            if group is None or "columns" not in group.attrs:
+                raise KeyError(f"run {self.run_id} has no table {path!r}")
+            self._tables[path] = Table(group)
+        return self._tables[path]
 
     def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
                   seconds: float | None = None) -> None:
@@ -244,15 +268,17 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
     _create_table(group, "eval", eval_columns())
     if layout.n_eta:
         _create_table(group, "probe", probe_columns(layout.n_eta))
+    if layout.ics_layers:
+        _create_table(group, "ics", ics_columns(len(layout.ics_layers)))
+        group["ics"].attrs["layers"] = json.dumps(list(layout.ics_layers))
     if layout.taps:
         taps = group.create_group("taps")
         for param, shape in layout.taps.items():
             _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
-            taps[param].attrs["parameter"] = param
-
-
-def _tap_name(group: h5py.Group) -> str:
-    return group.attrs["parameter"]
+    if layout.activations:
+        activations = group.create_group("activations")
+        for layer, channels in layout.activations.items():
+            _create_table(activations, layer, activation_columns(channels))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +341,21 @@ class ProbeData:
 
 
 @dataclass(frozen=True)
+class ICSData:
+    step: np.ndarray  # int64 [P]
+    layers: tuple[str, ...]  # the L layers measured
+    distance: np.ndarray  # [P, L], ‖G − G'‖₂ (Definition 2.1)
+    cosine: np.ndarray  # [P, L], cos∠(G, G')
+
+
+@dataclass(frozen=True)
+class ActivationData:
+    step: np.ndarray  # int64 [S]
+    mean: np.ndarray  # [S, C], per-channel mean of the layer's output on the training batch
+    var: np.ndarray  # [S, C], per-channel variance (biased)
+
+
+@dataclass(frozen=True)
 class TapData:
     step: np.ndarray  # int64 [T']
     grad: np.ndarray  # [T', *shape], g_t of the parameter
@@ -327,6 +368,8 @@ class RunData:
     steps: StepData
     eval: EvalData
     probe: ProbeData | None
+    ics: ICSData | None
+    activations: Mapping[str, ActivationData]
 
 
 @dataclass(frozen=True)
@@ -346,11 +389,19 @@ class Record:
         with _open_for_reading(self.path) as file:
             group = _run_group(file, run_id, self.path)
             probe = ProbeData(**_read_table(group["probe"])) if "probe" in group else None
+            ics = None
+            if "ics" in group:
+                layers = tuple(json.loads(group["ics"].attrs["layers"]))
+                ics = ICSData(layers=layers, **_read_table(group["ics"]))
+            activations = {layer: ActivationData(**_read_table(table))
+                           for layer, table in group.get("activations", {}).items()}
             return RunData(
                 info=self.runs[run_id],
                 steps=StepData(**_read_table(group["steps"])),
                 eval=EvalData(**_read_table(group["eval"])),
                 probe=probe,
+                ics=ics,
+                activations=activations,
             )
 
     def tap(self, run_id: str, parameter: str) -> TapData:

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 import landscape
-from landscape.config import RecordConfig, run_id
-from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, eval_batches
-from landscape.data import load_dataset
+from landscape.config import RecordConfig, run_id, total_steps
 from landscape.errors import ConfigError
 from landscape.models import build_model
-from landscape.probes import GradientProbe
+from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
+from landscape.probes import output_channels
 from landscape.recorder import HDF5Recorder
 from landscape.store import RecordWriter, RunLayout
+from landscape.tasks import Task, make_task
 from landscape.train import NoProgress, Progress, RunOutcome, TapPlan, train_run
 
 
@@ -90,11 +90,16 @@ def check_taps(config: RecordConfig, shapes: dict[str, tuple[int, ...]], model_n
             raise ConfigError(f"unknown tap {tap!r} for model {model_name!r}; {hint}")
 
 
-def run_layouts(config: RecordConfig, plans: list[RunPlan]) -> list[RunLayout]:
+def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
+                ) -> list[RunLayout]:
+    """What every run will record; checks taps and probed layers against each model."""
     shapes = {m: parameter_shapes(config, m) for m in config.models}
+    channels = {m: activation_channels(config, m, example) for m in config.models}
     layouts = []
     for plan in plans:
         check_taps(config, shapes[plan.model], plan.model)
+        for layer in config.ics_layers:
+            layer_indices(list(shapes[plan.model]), layer)
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
@@ -108,8 +113,18 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan]) -> list[RunLayout]:
             taps={t: shapes[plan.model][t] for t in config.taps},
             tap_dtype=config.tap_dtype,
             n_eta=config.probe.count if config.probe.every else 0,
+            ics_layers=config.ics_layers if config.ics_every else (),
+            activations=channels[plan.model],
         ))
     return layouts
+
+
+def activation_channels(config: RecordConfig, model_name: str, example: torch.Tensor
+                        ) -> dict[str, int]:
+    if not config.activation_every:
+        return {}
+    model = build_model(model_name, **model_options(config))
+    return {layer: output_channels(model, layer, example) for layer in config.activation_layers}
 
 
 def versions() -> dict[str, str]:
@@ -147,91 +162,79 @@ def make_optimizer(config: RecordConfig, params, lr: float) -> torch.optim.Optim
     raise ConfigError(f"unknown optimizer {config.optimizer!r}")
 
 
-def evaluator(images: DeviceImages, options: BatchOptions,
-              memory_format: torch.memory_format) -> Callable[[nn.Module], tuple[float, float]]:
-    def evaluate(model: nn.Module) -> tuple[float, float]:
-        model.eval()
-        total_loss = torch.zeros((), dtype=torch.float64, device=images.device)
-        correct = torch.zeros((), dtype=torch.int64, device=images.device)
-        with torch.no_grad():
-            for x, y in eval_batches(images, options, memory_format=memory_format):
-                logits = model(x)
-                total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").double()
-                correct += (logits.argmax(1) == y).sum()
-        n = len(images)
-        return float(total_loss) / n, int(correct) / n
-
-    return evaluate
-
-
 def record(
     config: RecordConfig,
     out: str | Path,
     *,
     overwrite: bool = False,
-    data: ImageData | None = None,
+    task: Task | None = None,
     progress: ProgressFactory | None = None,
 ) -> list[RunResult]:
     """Train every (model, lr) run of `config` and write the record to `out`.
 
-    Everything that can be wrong with the options or the data is checked before the file is
-    created. A run whose loss becomes non-finite is recorded as diverged and the sweep goes on.
+    `task` (see landscape.tasks.make_task) holds the data on the device; by default it is made
+    from `config`. Everything that can be wrong with the options or the data is checked before
+    the file is created. A run whose loss becomes non-finite is recorded as diverged and the sweep goes on.
     On KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
     """
     device = torch.device(config.device)
-    if data is None:
-        data = load_dataset(config.data_dir, download=config.download,
-                            verify_md5=config.verify_md5, subset=config.subset)
+    if task is None:
+        task = make_task(config, device)
     plans = plan_runs(config)
-    layouts = run_layouts(config, plans)
-    batch_options = BatchOptions(batch_size=config.batch_size, mean=config.mean, std=config.std,
-                                 crop_padding=config.crop_padding, flip=config.flip)
-    if len(data.train_y) < config.batch_size:
-        raise ConfigError(f"batch size {config.batch_size} is larger than the "
-                          f"{len(data.train_y)} training images")
-    train_images = DeviceImages(data.train_x, data.train_y, device)
-    test_images = DeviceImages(data.test_x, data.test_y, device)
-    # NHWC is what the conv kernels are fastest with, on CPU (oneDNN) and GPU (cuDNN) alike.
-    memory_format = torch.channels_last
+    layouts = run_layouts(config, plans, task.example_input())
 
     results = []
-    with RecordWriter.create(out, config=config.to_dict(), data=data.identity.to_dict(),
+    with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
                              runs=layouts, versions=versions(), overwrite=overwrite) as writer, \
             numerics(device, config.allow_tf32):
         for plan in plans:
-            recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=config.flush_seconds)
-            torch.manual_seed(config.seed)
-            model = build_model(plan.model, **model_options(config))
-            model = model.to(device=device, memory_format=memory_format)
-            optimizer = make_optimizer(config, model.parameters(), plan.lr)
-            stream = BatchStream(train_images, batch_options, seed=config.seed,
-                                 memory_format=memory_format)
-            total = stream.steps_per_epoch * config.epochs
-            if config.max_steps is not None:
-                total = min(total, config.max_steps)
-            names = [n for n, _ in model.named_parameters()]
-            probes = [GradientProbe(config.probe, lr=plan.lr, names=names)] \
-                if config.probe.every else []
-            taps = TapPlan(config.taps, config.tap_every,
-                           torch.float16 if config.tap_dtype == "float16" else torch.float32)
-            recorder.state("running", steps_done=0)
-            bar = progress(plan, len(plans), total) if progress else \
-                contextlib.nullcontext(NoProgress())
-            try:
-                with bar as reporter:
-                    outcome = train_run(
-                        model, optimizer, stream.epoch,
-                        total_steps=total,
-                        steps_per_epoch=stream.steps_per_epoch,
-                        recorder=recorder,
-                        evaluate=evaluator(test_images, batch_options, memory_format),
-                        taps=taps,
-                        probes=probes,
-                        sync_every=1 if device.type == "cpu" else 25,
-                        progress=reporter,
-                    )
-            except KeyboardInterrupt:
-                recorder.interrupted()
-                raise
-            results.append(RunResult(plan, outcome))
+            results.append(_train_one(config, plan, len(plans), task, writer, device, progress))
     return results
+
+
+def make_probes(config: RecordConfig, model: nn.Module, lr: float) -> list:
+    names = [n for n, _ in model.named_parameters()]
+    probes: list = []
+    if config.probe.every:
+        probes.append(GradientProbe(config.probe, lr=lr, names=names))
+    if config.ics_every:
+        probes.append(ICSProbe(every=config.ics_every, layers=config.ics_layers, names=names))
+    for layer in config.activation_layers if config.activation_every else ():
+        probes.append(ActivationProbe(model, layer, every=config.activation_every))
+    return probes
+
+
+def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
+               writer: RecordWriter, device: torch.device,
+               progress: ProgressFactory | None) -> RunResult:
+    recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=config.flush_seconds)
+    torch.manual_seed(config.seed)  # the same initialization at every learning rate
+    model = build_model(plan.model, **model_options(config))
+    model = model.to(device=device, memory_format=task.memory_format)
+    optimizer = make_optimizer(config, model.parameters(), plan.lr)
+    stream = task.stream(config.seed)
+    total = total_steps(config, stream.steps_per_epoch)
+    probes = make_probes(config, model, plan.lr)
+    taps = TapPlan(config.taps, config.tap_every,
+                   torch.float16 if config.tap_dtype == "float16" else torch.float32)
+    recorder.state("running", steps_done=0)
+    bar = progress(plan, n_runs, total) if progress else contextlib.nullcontext(NoProgress())
+    try:
+        with bar as reporter:
+            outcome = train_run(
+                model, optimizer, stream.batches(),
+                total_steps=total,
+                steps_per_epoch=stream.steps_per_epoch,
+                eval_every=config.eval_every,
+                recorder=recorder,
+                evaluate=task.evaluate,
+                loss_fn=task.loss_fn,
+                correct_fn=task.correct_fn,
+                taps=taps,
+                probes=probes,
+                progress=reporter,
+            )
+    except KeyboardInterrupt:
+        recorder.interrupted()
+        raise
+    return RunResult(plan, outcome)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 from landscape.tensors import RngState, global_norm
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class RunRecorder(Protocol):
@@ -35,7 +36,7 @@ class RunRecorder(Protocol):
     def evaluation(self, row: Mapping[str, float]) -> None: ...
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None) -> None: ...
+              seconds: float | None = None, flush: bool = False) -> None: ...
 
 
 class Progress(Protocol):
@@ -49,7 +50,11 @@ class NoProgress:
 
 @dataclass
 class StepContext:
-    """What a probe may look at during step `step` (after backward, before the update)."""
+    """What a probe may look at during step `step`.
+
+    Before the update `params` hold w_t; after it they hold w_{t+1}. The snapshots are the
+    loop's own buffers: a probe reads them and never writes them.
+    """
 
     step: int
     model: nn.Module
@@ -65,9 +70,15 @@ class StepContext:
 
 
 class Probe(Protocol):
-    """A measurement at some steps that must leave training exactly as it would have been."""
+    """A measurement at some steps that must leave training exactly as it would have been.
+
+    `phase` says when `measure` runs: "forward" probes are `arm`ed before the training forward
+    pass and observe it (e.g. activation statistics); "before_update" probes run after the
+    backward pass, at w_t; "after_update" probes run after the optimizer step, at w_{t+1}.
+    """
 
     name: str
+    phase: Literal["forward", "before_update", "after_update"]
 
     def due(self, step: int) -> bool: ...
 
@@ -76,7 +87,7 @@ class Probe(Protocol):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    status: str  # "complete" or "diverged"
+    status: str  # "complete", "diverged" or "interrupted"
     steps_done: int
     diverged_step: int | None
     seconds: float
@@ -100,132 +111,173 @@ class TapPlan:
         return bool(self.names) and (self.every == 1 or step % self.every in (0, 1))
 
 
+def classification_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(1) == y).sum()
+
+
 def train_run(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    epochs: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     *,
     total_steps: int,
     steps_per_epoch: int,
     recorder: RunRecorder,
     evaluate: Callable[[nn.Module], tuple[float, float]],
+    eval_every: int | None = None,
     loss_fn: LossFn = nn.functional.cross_entropy,
+    correct_fn: CorrectFn | None = classification_correct,
     taps: TapPlan = TapPlan(()),
     probes: Sequence[Probe] = (),
-    sync_every: int = 1,
+    sync_every: int = 25,
+    sync_seconds: float = 0.5,
     progress: Progress = NoProgress(),
+    resume_from: LoopState | None = None,
+    checkpoint: Callable[[LoopState], None] | None = None,
+    checkpoint_seconds: float = 60.0,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> RunOutcome:
-    """Train `model` for `total_steps` steps, recording as it goes.
+    """Train `model` for `total_steps` steps from `batches`, recording as it goes.
 
-    `epochs()` yields the batches of one epoch (a fresh order each call). `evaluate(model)`
-    returns (loss, accuracy) on held-out data. A non-finite training loss ends the run as
-    "diverged" at that step: rows up to and including it are recorded, later ones are not.
+    `evaluate(model)` returns (loss, accuracy) on held-out data; it runs every `eval_every`
+    steps (default: once per epoch of `steps_per_epoch` steps) and after the last step.
+    `correct_fn(output, y)` counts correct predictions for the training accuracy (None: no
+    accuracy, e.g. for regression). A non-finite training loss ends the run as "diverged" at that
+    step: rows up to and including it are recorded, later ones are not.
+
+    Measurements go to the host every `sync_every` steps or `sync_seconds` seconds, whichever
+    comes first: rarely enough not to stall a GPU or to cost Python time per step on small
+    models, often enough for a live progress bar.
+
+    Reliability: at a host sync at least `checkpoint_seconds` after the last one, the recorder
+    is flushed and then `checkpoint(state)` is called with the loop's own state (the caller adds
+    model, optimizer, random and data-order state); `resume_from` continues from such a state.
+    `should_stop()` is asked after every step; when it says yes, the loop finishes the step,
+    records and checkpoints it, and returns with status "interrupted".
     """
+    eval_every = eval_every or steps_per_epoch
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     names = [n for n, _ in named]
     params = [p for _, p in named]
     tap_index = {n: names.index(n) for n in taps.names}
     device = params[0].device
-    prev_grads = [torch.zeros_like(p) for p in params]
-    prev_params = [torch.zeros_like(p) for p in params]  # w_t during the step, then w_t − w_{t+1}
+    prev_grads = [torch.zeros_like(p) for p in params]  # g_{t−1}, then g_t
+    prev_params = [torch.zeros_like(p) for p in params]  # w_t, then w_t − w_{t+1}
     nan = torch.tensor(float("nan"), device=device)
 
     pending = _Pending()
+    since_eval = _TrainAccumulator()
+    first_step, images_done, seconds_before = 0, 0, 0.0
+    if resume_from is not None:
+        first_step = resume_from.next_step
+        with torch.no_grad():
+            torch._foreach_copy_(prev_grads, [g.to(device) for g in resume_from.prev_grads])
+        since_eval = _TrainAccumulator(**resume_from.since_eval)
+        images_done, seconds_before = resume_from.images_done, resume_from.seconds
     model.train()
-    started = time.perf_counter()
-    images_done = 0
-    epoch_losses: list[float] = []
-    epoch_correct = 0
-    epoch_seen = 0
-    batches: Iterator | None = None
+    started = last_sync = last_checkpoint = time.perf_counter()
     last_loss = math.nan
 
-    for step in range(total_steps):
-        if step % steps_per_epoch == 0:
-            batches = epochs()
+    def elapsed() -> float:
+        return seconds_before + time.perf_counter() - started
+
+    for step in range(first_step, total_steps):
         x, y = next(batches)
         due = [p for p in probes if p.due(step)]
         rng = RngState.capture(device) if due else None
+        for probe in due:
+            if probe.phase == "forward":
+                probe.arm()
 
-        logits = model(x)  # (batch, classes)
-        loss = loss_fn(logits, y)
+        output = model(x)  # (batch, classes) logits, or (batch, dim) for regression
+        loss = loss_fn(output, y)
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         grads = [p.grad for p in params]
         with torch.no_grad():
             grad_norm, grad_change, tapped_grads = _measure_gradients(
                 step, grads, prev_grads, params, prev_params, taps, tap_index, nan)
+
+        def context() -> StepContext:
+            return StepContext(step, model, params, names, x, y, loss_fn,
+                               optimizer.param_groups[0]["lr"], rng, prev_grads, prev_params)
+
         for probe in due:
-            ctx = StepContext(step, model, params, names, x, y, loss_fn,
-                              optimizer.param_groups[0]["lr"], rng, prev_grads, prev_params)
-            pending.probes.setdefault(probe.name, []).append((step, probe.measure(ctx)))
+            if probe.phase != "after_update":
+                pending.add_probe(probe.name, step, probe.measure(context()))
 
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
+        for probe in due:
+            if probe.phase == "after_update":
+                pending.add_probe(probe.name, step, probe.measure(context()))
+
         with torch.no_grad():
             torch._foreach_sub_(prev_params, params)
             update_norm = global_norm(prev_params)
             for (name, i), g in zip(tap_index.items(), tapped_grads):
                 pending.taps.setdefault(name, []).append(
                     (step, g, (-prev_params[i]).to(taps.dtype)))
-            correct = (logits.argmax(1) == y).sum()
+            correct = correct_fn(output, y).float() if correct_fn else nan
             pending.stats.append(torch.stack([
-                loss.float(), grad_norm, grad_change, update_norm, correct.float(),
+                loss.float(), grad_norm, grad_change, update_norm, correct,
             ]))
         pending.steps.append(step)
         pending.lrs.append(lr)
+        pending.batch_sizes.append(len(y))
 
-        end_of_epoch = (step + 1) % steps_per_epoch == 0
-        last_step = step + 1 == total_steps
-        if not (len(pending.steps) >= sync_every or end_of_epoch or last_step):
+        evaluation_due = (step + 1) % eval_every == 0 or step + 1 == total_steps
+        stop = should_stop()
+        if not (len(pending.steps) >= sync_every or evaluation_due or stop
+                or time.perf_counter() - last_sync >= sync_seconds):
             continue
+        last_sync = time.perf_counter()
 
-        # ---- host sync: hand the pending rows to the recorder -------------------------------
-        stats = torch.stack(pending.stats).cpu().numpy().astype(np.float64)
-        diverged_at = _first_nonfinite(stats[:, 0])
-        keep = len(stats) if diverged_at is None else diverged_at + 1
-        steps = np.asarray(pending.steps[:keep], dtype=np.int64)
-        recorder.steps({
-            "step": steps,
-            "loss": stats[:keep, 0],
-            "grad_norm": stats[:keep, 1],
-            "grad_change": stats[:keep, 2],
-            "update_norm": stats[:keep, 3],
-            "lr": np.asarray(pending.lrs[:keep]),
-        })
-        last_step_kept = int(steps[-1])
-        _flush_taps(pending, recorder, last_step_kept)
-        _flush_probes(pending, recorder, last_step_kept)
-        epoch_losses.extend(stats[:keep, 0].tolist())
-        epoch_correct += int(stats[:keep, 4].sum())
-        epoch_seen += keep * len(y)
-        last_loss = float(stats[keep - 1, 0])
-        images_done += keep * len(y)
-        progress.advance(keep, loss=last_loss, images_per_second=images_done / max(
-            time.perf_counter() - started, 1e-9))
+        # ---- host sync: hand the pending rows to the recorder ----------------------------
+        kept = pending.hand_over(recorder)
+        images_done += kept.images
+        since_eval.add(kept)
+        last_loss = kept.last_loss
+        progress.advance(kept.n, loss=last_loss, images_per_second=images_done / max(
+            elapsed(), 1e-9))
         pending = _Pending()
 
-        if diverged_at is not None:
-            seconds = time.perf_counter() - started
-            recorder.state("diverged", steps_done=last_step_kept + 1,
-                           diverged_step=last_step_kept, seconds=seconds)
-            return RunOutcome("diverged", last_step_kept + 1, last_step_kept, seconds,
+        if kept.diverged_step is not None:
+            seconds = elapsed()
+            recorder.state("diverged", steps_done=kept.diverged_step + 1,
+                           diverged_step=kept.diverged_step, seconds=seconds)
+            return RunOutcome("diverged", kept.diverged_step + 1, kept.diverged_step, seconds,
                               images_done / seconds, last_loss)
-        if end_of_epoch or last_step:
+        if evaluation_due:
             test_loss, test_acc = evaluate(model)
             model.train()
             recorder.evaluation({
                 "step": step + 1,
                 "epoch": (step + 1) / steps_per_epoch,
-                "train_loss": float(np.mean(epoch_losses)),
-                "train_acc": epoch_correct / epoch_seen,
+                "train_loss": since_eval.mean_loss(),
+                "train_acc": since_eval.accuracy() if correct_fn else math.nan,
                 "test_loss": test_loss,
                 "test_acc": test_acc,
             })
-            epoch_losses, epoch_correct, epoch_seen = [], 0, 0
-        recorder.state("running", steps_done=step + 1, seconds=time.perf_counter() - started)
+            since_eval = _TrainAccumulator()
+        if step + 1 == total_steps:
+            break
+        if stop or (checkpoint is not None
+                    and time.perf_counter() - last_checkpoint >= checkpoint_seconds):
+            # Rows first, then the checkpoint: a checkpoint never refers to unwritten rows.
+            recorder.state("running", steps_done=step + 1, seconds=elapsed(), flush=True)
+            if checkpoint is not None:
+                checkpoint(LoopState(step + 1, [g.detach().cpu() for g in prev_grads],
+                                     since_eval.as_dict(), images_done, elapsed()))
+            last_checkpoint = time.perf_counter()
+            if stop:
+                recorder.state("interrupted", steps_done=step + 1, seconds=elapsed())
+                return RunOutcome("interrupted", step + 1, None, elapsed(),
+                                  images_done / max(elapsed(), 1e-9), last_loss)
+        else:
+            recorder.state("running", steps_done=step + 1, seconds=elapsed())
 
-    seconds = time.perf_counter() - started
+    seconds = elapsed()
     recorder.state("complete", steps_done=total_steps, seconds=seconds)
     return RunOutcome("complete", total_steps, None, seconds, images_done / seconds, last_loss)
 
@@ -247,6 +299,52 @@ def _measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_i
     return grad_norm, grad_change, tapped
 
 
+@dataclass
+class LoopState:
+    """The training loop's own state at a step boundary (see `train_run`'s checkpoint)."""
+
+    next_step: int
+    prev_grads: list[torch.Tensor]  # g_{next_step − 1}, for the next gradient change
+    since_eval: dict  # training loss/accuracy accumulated since the last evaluation
+    images_done: int
+    seconds: float
+
+
+@dataclass
+class _Kept:
+    """What one host sync handed to the recorder."""
+
+    n: int
+    images: int
+    losses: np.ndarray
+    correct: np.ndarray
+    last_loss: float
+    diverged_step: int | None
+
+
+@dataclass
+class _TrainAccumulator:
+    """Training loss and accuracy of the steps since the last evaluation."""
+
+    losses: list[float] = field(default_factory=list)
+    correct: float = 0.0
+    seen: int = 0
+
+    def add(self, kept: _Kept) -> None:
+        self.losses.extend(kept.losses.tolist())
+        self.correct += float(np.sum(kept.correct))
+        self.seen += kept.images
+
+    def mean_loss(self) -> float:
+        return float(np.mean(self.losses)) if self.losses else math.nan
+
+    def accuracy(self) -> float:
+        return self.correct / self.seen if self.seen else math.nan
+
+    def as_dict(self) -> dict:
+        return {"losses": list(self.losses), "correct": self.correct, "seen": self.seen}
+
+
 class _Pending:
     """Device tensors of the steps since the last host sync."""
 
@@ -254,31 +352,49 @@ class _Pending:
         self.stats: list[torch.Tensor] = []
         self.steps: list[int] = []
         self.lrs: list[float] = []
+        self.batch_sizes: list[int] = []
         self.taps: dict[str, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
         self.probes: dict[str, list[tuple[int, dict[str, torch.Tensor]]]] = {}
 
+    def add_probe(self, name: str, step: int, values: dict[str, torch.Tensor]) -> None:
+        self.probes.setdefault(name, []).append((step, values))
 
-def _first_nonfinite(values: np.ndarray) -> int | None:
-    bad = np.flatnonzero(~np.isfinite(values))
-    return int(bad[0]) if len(bad) else None
-
-
-def _flush_taps(pending: _Pending, recorder: RunRecorder, last_step: int) -> None:
-    for name, rows in pending.taps.items():
-        rows = [r for r in rows if r[0] <= last_step]
-        if rows:
-            recorder.tap(name, {
-                "step": np.array([r[0] for r in rows], dtype=np.int64),
-                "grad": torch.stack([r[1] for r in rows]).cpu().numpy(),
-                "weight_delta": torch.stack([r[2] for r in rows]).cpu().numpy(),
-            })
-
-
-def _flush_probes(pending: _Pending, recorder: RunRecorder, last_step: int) -> None:
-    for name, rows in pending.probes.items():
-        rows = [r for r in rows if r[0] <= last_step]
-        if rows:
-            columns = {"step": np.array([r[0] for r in rows], dtype=np.int64)}
-            for key in rows[0][1]:
-                columns[key] = torch.stack([r[1][key] for r in rows]).cpu().numpy()
-            recorder.probe(name, columns)
+    def hand_over(self, recorder: RunRecorder) -> _Kept:
+        """Move everything to the host in one transfer, cut at the first non-finite loss, and
+        give it to the recorder."""
+        stats = torch.stack(self.stats).cpu().numpy().astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(stats[:, 0]))
+        keep = len(stats) if not len(bad) else int(bad[0]) + 1
+        steps = np.asarray(self.steps[:keep], dtype=np.int64)
+        recorder.steps({
+            "step": steps,
+            "loss": stats[:keep, 0],
+            "grad_norm": stats[:keep, 1],
+            "grad_change": stats[:keep, 2],
+            "update_norm": stats[:keep, 3],
+            "lr": np.asarray(self.lrs[:keep]),
+        })
+        last = int(steps[-1])
+        for name, rows in self.taps.items():
+            rows = [r for r in rows if r[0] <= last]
+            if rows:
+                recorder.tap(name, {
+                    "step": np.array([r[0] for r in rows], dtype=np.int64),
+                    "grad": torch.stack([r[1] for r in rows]).cpu().numpy(),
+                    "weight_delta": torch.stack([r[2] for r in rows]).cpu().numpy(),
+                })
+        for name, rows in self.probes.items():
+            rows = [r for r in rows if r[0] <= last]
+            if rows:
+                columns = {"step": np.array([r[0] for r in rows], dtype=np.int64)}
+                for key in rows[0][1]:
+                    columns[key] = torch.stack([r[1][key] for r in rows]).cpu().numpy()
+                recorder.probe(name, columns)
+        return _Kept(
+            n=keep,
+            images=int(sum(self.batch_sizes[:keep])),
+            losses=stats[:keep, 0],
+            correct=stats[:keep, 4],
+            last_loss=float(stats[keep - 1, 0]),
+            diverged_step=last if len(bad) else None,
+        )

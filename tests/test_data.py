@@ -200,21 +200,27 @@ def test_every_epoch_is_a_new_order(embedded):
 
 def test_random_crop_matches_per_image_crops():
     x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
-    out = random_crop(x, 2, torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
     dy = torch.randint(0, 5, (6,), generator=g)
     dx = torch.randint(0, 5, (6,), generator=g)
+    out = random_crop(x, 2, dy, dx)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(6):
         assert torch.equal(out[i], padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8])
 
 
-def test_random_flip_flips_about_half_and_keeps_labels(embedded):
+def test_augmentation_is_seeded_flips_about_half_and_keeps_labels(embedded):
     x = torch.from_numpy(embedded.train_x[:400])
-    out = random_flip(x, torch.Generator().manual_seed(0))
-    flipped = [torch.equal(out[i], x[i].flip(2)) for i in range(400)]
-    kept = [torch.equal(out[i], x[i]) for i in range(400)]
-    assert all(f or k for f, k in zip(flipped, kept))
-    assert 150 < sum(flipped) < 250
-    xs, ys = next(stream_for(embedded, 0, flip=True, crop_padding=4).epoch())
-    assert xs.shape == (32, 3, 32, 32) and ys.shape == (32,)
+    mask = torch.rand(400, generator=torch.Generator().manual_seed(0)) < 0.5
+    out = random_flip(x, mask)
+    for i in range(400):
+        assert torch.equal(out[i], x[i].flip(2) if mask[i] else x[i])
+    assert 150 < int(mask.sum()) < 250
+    a = [(x.clone(), y.clone()) for x, y in stream_for(embedded, 0, flip=True,
+                                                        crop_padding=4).epoch()]
+    b = [(x.clone(), y.clone()) for x, y in stream_for(embedded, 0, flip=True,
+                                                        crop_padding=4).epoch()]
+    plain = [y for _, y in stream_for(embedded, 0).epoch()]
+    for (xa, ya), (xb, yb), y in zip(a, b, plain):
+        assert xa.shape == (32, 3, 32, 32) and torch.equal(xa, xb)
+        assert torch.equal(ya, y)  # augmentation changes pixels, never which image or label

@@ -178,7 +178,7 @@ def train_tiny(model_name, embedded, *, probe_every, optimizer="sgd", steps=8):
     names = [n for n, _ in model.named_parameters()]
     probes = [GradientProbe(ProbeConfig(every=probe_every), lr=0.05, names=names)] \
         if probe_every else []
-    train_run(model, opt, stream.epoch, total_steps=steps, steps_per_epoch=stream.steps_per_epoch,
+    train_run(model, opt, stream.batches(), total_steps=steps, steps_per_epoch=stream.steps_per_epoch,
               recorder=recorder, evaluate=lambda m: (0.0, 0.0), probes=probes,
               taps=TapPlan(("classifier.fc3.weight",)))
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -164,6 +164,6 @@ def test_info_shows_runs_status_and_taps(sgd_record):
     result = run_cli("info", out)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any("cifar10: 320 training / 64 held-out images" in line for line in lines)
+    assert any("cifar10: 320 training / 64 held-out samples" in line for line in lines)
     row = next(line for line in lines if line.startswith("vgg_bn_lr0.05"))
     assert "complete" in row and "classifier.fc3.weight" in row and " 12 " in row

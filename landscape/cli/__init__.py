@@ -8,6 +8,7 @@ from landscape import __version__
 from landscape.cli.info import info
 from landscape.cli.plot import plot
 from landscape.cli.record import record
+from landscape.cli.summary import summary
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,9 +20,11 @@ def main() -> None:
     landscape record   train models at several learning rates into one HDF5 record
     landscape info     show what a record holds
     landscape plot     draw figures and a BN vs no-BN comparison from records
+    landscape summary  list a model's layers, output shapes, parameters and MACs
     """
 
 
 main.add_command(record)
 main.add_command(info)
 main.add_command(plot)
+main.add_command(summary)

@@ -20,11 +20,12 @@ def info(record_path: Path) -> None:
     click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
                f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
     click.echo(f"Data: {data['name']}: {data['n_train']:,} training / {data['n_test']:,} "
-               f"held-out images; {data['note']}")
-    click.echo(f"Training: {cfg['optimizer']}, batch {cfg['batch_size']}, "
-               f"{cfg['epochs']} epochs" + (f", at most {cfg['max_steps']} steps"
-                                             if cfg['max_steps'] else "")
-               + f", seed {cfg['seed']}, device {cfg['device']}")
+               f"held-out samples; {data['note']}")
+    length = [f"{cfg['epochs']} epochs" if cfg["epochs"] else "",
+              f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
+    click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
+               f"batch {cfg['batch_size']}, {', '.join(x for x in length if x)}, "
+               f"seed {cfg['seed']}, device {cfg['device']}")
     probe = cfg["probe"]
     if probe["every"]:
         unit = "x lr" if probe["scale"] == "relative" else "(absolute)"

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import click
+import torch
+from click.core import ParameterSource
 from tqdm import tqdm
 
 from landscape.cli.common import echo_table, user_errors
-from landscape.config import DEFAULT_TAP, ProbeConfig, RecordConfig, parse_float_list
-from landscape.config import parse_name_list
-from landscape.data import load_dataset
+from landscape.config import PRESETS, ProbeConfig, RecordConfig, parse_float_list
+from landscape.config import parse_name_list, preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
+from landscape.tasks import make_task
 
 
 class _Bar:
@@ -24,7 +27,7 @@ class _Bar:
         self._bar = bar
 
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
-        self._bar.set_postfix_str(f"loss {loss:.4g}, {images_per_second:,.0f} img/s",
+        self._bar.set_postfix_str(f"loss {loss:.4g}, {images_per_second:,.0f} samples/s",
                                   refresh=False)
         self._bar.update(steps)
 
@@ -36,22 +39,32 @@ def _progress(plan: RunPlan, n_runs: int, total: int):
         yield _Bar(bar)
 
 
+_DEFAULT = RecordConfig()
+
+
 @click.command()
-@click.option("-m", "--model", "models", multiple=True, default=("vgg,vgg_bn",),
+@click.option("--preset", default=None,
+              help=f"Start from a named setup ({', '.join(PRESETS)}; see `landscape presets`); "
+                   f"options given explicitly override it.")
+@click.option("-m", "--model", "models", multiple=True, default=(",".join(_DEFAULT.models),),
               show_default=True,
               help=f"Models to train (repeat or comma-separate): {', '.join(MODELS)}.")
-@click.option("--lrs", default="1e-3,2e-3,5e-4,1e-4", show_default=True,
+@click.option("--lrs", default=",".join(f"{lr:g}" for lr in _DEFAULT.lrs), show_default=True,
               help="Comma-separated learning rates; one run per model and learning rate.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=_DEFAULT.optimizer,
               show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--momentum", type=float, default=_DEFAULT.momentum, show_default=True,
+              help="SGD momentum.")
+@click.option("--weight-decay", type=float, default=_DEFAULT.weight_decay, show_default=True)
+@click.option("--batch-size", type=int, default=_DEFAULT.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_DEFAULT.epochs, show_default=True)
 @click.option("--max-steps", type=int, default=None,
               help="Stop every run after this many steps (for quick runs on a CPU).")
-@click.option("--subset", type=int, default=None, help="Train on the first N training images.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--eval-every", type=int, default=None,
+              help="Evaluate on held-out data every N steps [default: every epoch].")
+@click.option("--subset", type=int, default=None,
+              help="Train on the first N training images (N samples for the DLN).")
+@click.option("--seed", type=int, default=_DEFAULT.seed, show_default=True,
               help="Seeds initialization, data order and augmentation (same for every run).")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
@@ -63,79 +76,63 @@ def _progress(plan: RunPlan, n_runs: int, total: int):
 @click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir if missing.")
 @click.option("--no-verify", is_flag=True,
               help="Read CIFAR-10 files even if their MD5 differs from the official release.")
-@click.option("--crop-padding", type=int, default=0, show_default=True,
+@click.option("--crop-padding", type=int, default=_DEFAULT.crop_padding, show_default=True,
               help="Random-crop augmentation with this much zero padding (0: off).")
 @click.option("--flip", is_flag=True, help="Random horizontal flip augmentation.")
-@click.option("--width", type=float, default=1.0, show_default=True,
+@click.option("--width", type=float, default=_DEFAULT.width, show_default=True,
               help="Multiply every channel width (small values make tiny test models).")
-@click.option("--tap", "taps", multiple=True, default=(DEFAULT_TAP,), show_default=True,
+@click.option("--tap", "taps", multiple=True, default=_DEFAULT.taps, show_default=True,
               help="Parameter whose gradient and weight delta are stored every step "
                    "(repeatable).")
 @click.option("--no-taps", is_flag=True, help="Tap no parameter.")
-@click.option("--tap-every", type=int, default=1, show_default=True,
+@click.option("--tap-every", type=int, default=_DEFAULT.tap_every, show_default=True,
               help="Tap steps kN and kN+1 only (pairs keep consecutive differences).")
-@click.option("--tap-dtype", type=click.Choice(["float32", "float16"]), default="float32",
-              show_default=True)
-@click.option("--probe-every", type=int, default=0, show_default=True,
+@click.option("--tap-dtype", type=click.Choice(["float32", "float16"]),
+              default=_DEFAULT.tap_dtype, show_default=True)
+@click.option("--probe-every", type=int, default=_DEFAULT.probe.every, show_default=True,
               help="Probe loss and gradient along the gradient every N steps (0: off).")
-@click.option("--probe-range", default="0.5,4", show_default=True,
+@click.option("--probe-range", default=f"{_DEFAULT.probe.low:g},{_DEFAULT.probe.high:g}",
+              show_default=True,
               help="LOW,HIGH step lengths probed (multiples of lr with --probe-scale relative).")
-@click.option("--probe-scale", type=click.Choice(["relative", "absolute"]), default="relative",
-              show_default=True)
-@click.option("--probe-count", type=int, default=8, show_default=True,
+@click.option("--probe-scale", type=click.Choice(["relative", "absolute"]),
+              default=_DEFAULT.probe.scale, show_default=True)
+@click.option("--probe-count", type=int, default=_DEFAULT.probe.count, show_default=True,
               help="Number of step lengths per probe.")
-@click.option("--probe-spacing", type=click.Choice(["linear", "log"]), default="linear",
-              show_default=True)
+@click.option("--probe-spacing", type=click.Choice(["linear", "log"]),
+              default=_DEFAULT.probe.spacing, show_default=True)
 @click.option("--probe-params", multiple=True,
               help="Restrict the probe's norms to parameters starting with this prefix "
                    "(repeatable).")
+@click.option("--ics-every", type=int, default=0, show_default=True,
+              help="Measure internal covariate shift every N steps (0: off).")
+@click.option("--ics-layer", "ics_layers", multiple=True,
+              help="Layer whose internal covariate shift is measured (repeatable), "
+                   "e.g. features.stage4.conv1.")
+@click.option("--activations-every", "activation_every", type=int, default=0,
+              show_default=True,
+              help="Record per-channel activation mean/variance every N steps (0: off).")
+@click.option("--activation-layer", "activation_layers", multiple=True,
+              help="Layer whose output statistics are recorded (repeatable), "
+                   "e.g. features.stage3.norm1.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.pass_context
 @user_errors
-def record(models, lrs, optimizer, momentum, weight_decay, batch_size, epochs, max_steps, subset,
-           seed, device, tf32, data_dir, download, no_verify, crop_padding, flip, width, taps,
-           no_taps, tap_every, tap_dtype, probe_every, probe_range, probe_scale, probe_count,
-           probe_spacing, probe_params, out, overwrite):
+def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
+           **options) -> None:
     """Train each model at each learning rate and record every step into one HDF5 file."""
-    low, high = _parse_range(probe_range)
-    config = RecordConfig(
-        models=parse_name_list(models),
-        lrs=parse_float_list(lrs, option="--lrs"),
-        optimizer=optimizer,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        epochs=epochs,
-        max_steps=max_steps,
-        seed=seed,
-        device=str(resolve_device(device)),
-        allow_tf32=tf32,
-        data_dir=None if data_dir is None else str(data_dir.resolve()),
-        download=download,
-        verify_md5=not no_verify,
-        subset=subset,
-        crop_padding=crop_padding,
-        flip=flip,
-        width=width,
-        taps=() if no_taps else parse_name_list(taps),
-        tap_every=tap_every,
-        tap_dtype=tap_dtype,
-        probe=ProbeConfig(every=probe_every, low=low, high=high, count=probe_count,
-                          scale=probe_scale, spacing=probe_spacing,
-                          params=parse_name_list(probe_params) if probe_params else ()),
-    )
+    config = build_config(ctx, preset, options)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
-    data = load_dataset(config.data_dir, download=config.download,
-                        verify_md5=config.verify_md5, subset=config.subset)
+    task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
-    click.echo(f"Data: {data.identity.describe()}", err=True)
+    click.echo(f"Data: {task.identity.describe()}", err=True)
     click.echo(f"Device: {config.device}. {len(plans)} runs "
                f"({', '.join(config.models)} x {len(config.lrs)} learning rates), "
                f"{config.optimizer}, batch {config.batch_size}. Writing {out}", err=True)
     try:
-        results = record_sweep(config, out, overwrite=overwrite, data=data, progress=_progress)
+        results = record_sweep(config, out, overwrite=overwrite, task=task, progress=_progress)
     except KeyboardInterrupt:
         raise click.ClickException(
             f"interrupted: the current run is marked 'interrupted' in {out}; the runs before it "
@@ -143,8 +140,61 @@ def record(models, lrs, optimizer, momentum, weight_decay, batch_size, epochs, m
     rows = [[r.plan.run_id, r.outcome.status, str(r.outcome.steps_done),
              f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
             for r in results]
-    echo_table(rows, ["run", "status", "steps", "last loss", "img/s"])
+    echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
     click.echo(f"Wrote {out}. Inspect it with: landscape info {out}")
+
+
+def build_config(ctx: click.Context, preset_name: str | None, options: dict) -> RecordConfig:
+    """Defaults, then the preset, then the options given on the command line."""
+    values = _DEFAULT.to_dict()
+    values["probe"] = _DEFAULT.probe
+    if preset_name is not None:
+        values.update(preset(preset_name))
+    given = {name for name in options
+             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    if preset_name is None:
+        given = set(options)  # without a preset, every option's value (default or not) counts
+    probe_changes = {}
+    for name in given:
+        value = options[name]
+        if name == "models":
+            values["models"] = parse_name_list(value)
+        elif name == "lrs":
+            values["lrs"] = parse_float_list(value, option="--lrs")
+        elif name == "taps":
+            values["taps"] = parse_name_list(value)
+        elif name == "no_taps":
+            if value:
+                values["taps"] = ()
+        elif name == "no_verify":
+            values["verify_md5"] = not value
+        elif name == "tf32":
+            values["allow_tf32"] = value
+        elif name == "device":
+            pass  # resolved below, always
+        elif name == "data_dir":
+            values["data_dir"] = None if value is None else str(value.resolve())
+        elif name in ("ics_layers", "activation_layers"):
+            values[name] = parse_name_list(value) if value else ()
+        elif name.startswith("probe_"):
+            probe_changes[name] = value
+        else:
+            values[name] = value
+    values["device"] = str(resolve_device(options["device"]))
+    values["probe"] = _probe_config(values["probe"], probe_changes)
+    return RecordConfig(**values)
+
+
+def _probe_config(base: ProbeConfig, changes: dict) -> ProbeConfig:
+    fields = {}
+    for name, value in changes.items():
+        if name == "probe_range":
+            fields["low"], fields["high"] = _parse_range(value)
+        elif name == "probe_params":
+            fields["params"] = parse_name_list(value) if value else ()
+        else:
+            fields[name.removeprefix("probe_")] = value
+    return replace(base, **fields)
 
 
 def _parse_range(text: str) -> tuple[float, float]:

@@ -76,30 +76,49 @@ class BatchStream:
         return n // b if self.options.drop_last else -(-n // b)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass over the images in a fresh seeded order: (float images, labels) per batch."""
-        order = torch.randperm(len(self.images), generator=self.generator)
+        """One pass over the images in a fresh seeded order: (float images, labels) per batch.
+
+        The epoch's random draws (order, crop offsets, flips) are made up front and copied to
+        the device once: a host-to-device copy per batch would wait for the GPU every step.
+        """
+        n_used = self.steps_per_epoch * self.options.batch_size
+        order = torch.randperm(len(self.images), generator=self.generator)[:n_used]
+        draws = {"order": order}
+        if self.options.crop_padding:
+            span = 2 * self.options.crop_padding + 1
+            draws["dy"] = torch.randint(0, span, (n_used,), generator=self.generator)
+            draws["dx"] = torch.randint(0, span, (n_used,), generator=self.generator)
+        if self.options.flip:
+            draws["flip"] = torch.rand(n_used, generator=self.generator) < 0.5
+        draws = {k: v.to(self.images.device) for k, v in draws.items()}
         b = self.options.batch_size
         for i in range(self.steps_per_epoch):
-            idx = order[i * b:(i + 1) * b].to(self.images.device)
-            yield self.make_batch(self.images.x[idx]), self.images.y[idx]
+            part = {k: v[i * b:(i + 1) * b] for k, v in draws.items()}
+            idx = part["order"]
+            yield self.make_batch(self.images.x[idx], part), self.images.y[idx]
 
-    def make_batch(self, x: torch.Tensor) -> torch.Tensor:
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Epoch after epoch, without end."""
+        while True:
+            yield from self.epoch()
+
+    def make_batch(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
         """uint8 [B, 3, H, W] -> augmented, normalized float32 in the stream's memory format."""
         if self.options.crop_padding:
-            x = random_crop(x, self.options.crop_padding, self.generator)
+            x = random_crop(x, self.options.crop_padding, draws["dy"], draws["dx"])
         if self.options.flip:
-            x = random_flip(x, self.generator)
+            x = random_flip(x, draws["flip"])
         # Normalizing in pixel units saves a division by 255 over the batch.
         x = (x.float() - self._mean) / self._std
         return x.contiguous(memory_format=self.memory_format)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-image random crops of the zero-padded batch, back to the original size."""
+def random_crop(x: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor
+                ) -> torch.Tensor:
+    """Crops of the zero-padded batch back to the original size, image i at offset
+    (dy[i], dx[i]) with offsets in [0, 2 * padding]."""
     n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, h, 1)
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (n, 1, 1, w)
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -107,9 +126,8 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
     return padded[batch, channel, rows, cols]
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip each image left-right with probability 1/2."""
-    flip = torch.rand(len(x), generator=generator).to(x.device) < 0.5
+def random_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Flip image i left-right where flip[i] is True."""
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
