@@ -89,7 +89,8 @@ class RecordConfig:
     # Per-channel mean/variance of these layers' outputs every N steps (0: never).
     activation_every: int = 0
     activation_layers: tuple[str, ...] = ()
-    flush_seconds: float = 10.0
+    flush_seconds: float = 10.0  # rows reach the file at least this often
+    checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
@@ -145,7 +146,10 @@ class RecordConfig:
         if self.download and self.data_dir is None:
             raise ConfigError("--download needs --data-dir (where to put CIFAR-10)")
         if self.flush_seconds <= 0:
-            raise ConfigError(f"flush interval must be positive, got {self.flush_seconds}")
+            raise ConfigError(f"--flush-seconds must be positive, got {self.flush_seconds}")
+        if self.checkpoint_seconds <= 0:
+            raise ConfigError(
+                f"--checkpoint-seconds must be positive, got {self.checkpoint_seconds}")
         self.probe.validate()
         for option, every, layers in (("--ics", self.ics_every, self.ics_layers),
                                       ("--activations", self.activation_every,

@@ -19,3 +19,11 @@ class DataError(LandscapeError):
 
 class RecordError(LandscapeError):
     """A record file cannot be created, written or read as a landscape record."""
+
+
+class RecordWriteError(RecordError):
+    """Writing the record failed (full disk, file size limit, vanished device).
+
+    After such a failure the HDF5 library cannot release the file cleanly, and may crash the
+    interpreter at exit; the command line therefore reports it and exits at once.
+    """

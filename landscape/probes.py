@@ -198,16 +198,11 @@ class ActivationProbe:
     phase = "forward"
 
     def __init__(self, model: nn.Module, layer: str, *, every: int) -> None:
-        modules = dict(model.named_modules())
-        if layer not in modules:
-            close = difflib.get_close_matches(layer, list(modules), n=3)
-            raise ConfigError(f"model has no layer {layer!r}"
-                              + (f"; did you mean {', '.join(close)}?" if close else ""))
         self.name = f"activations/{layer}"
         self.every = every
         self._armed = False
         self._stats: dict[str, torch.Tensor] = {}
-        modules[layer].register_forward_hook(self._hook)
+        find_layer(model, layer).register_forward_hook(self._hook)
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0
@@ -229,11 +224,23 @@ class ActivationProbe:
         return stats
 
 
+def find_layer(model: nn.Module, layer: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        close = difflib.get_close_matches(layer, list(modules), n=3)
+        raise ConfigError(f"model has no layer {layer!r}"
+                          + (f"; did you mean {', '.join(close)}?" if close else ""))
+    return modules[layer]
+
+
 def output_channels(model: nn.Module, layer: str, example: torch.Tensor) -> int:
     """How many channels `layer` outputs for an input like `example` (for the record layout)."""
     found = {}
-    handle = dict(model.named_modules())[layer].register_forward_hook(
-        lambda m, i, o: found.setdefault("c", o.shape[1]))
+
+    def hook(module, inputs, output) -> None:  # a hook that returns a value replaces the output
+        found["c"] = output.shape[1]
+
+    handle = find_layer(model, layer).register_forward_hook(hook)
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -7,22 +7,26 @@ a bounded interval (`flush_seconds`), so that a killed process loses at most tha
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from landscape.store import RecordWriter
+from landscape.errors import RecordError, RecordWriteError
+from landscape.store import RecordWriter, write_error_reason
 
 
 class HDF5Recorder:
-    def __init__(self, writer: RecordWriter, run_id: str, *, flush_seconds: float) -> None:
+    def __init__(self, writer: RecordWriter, run_id: str, *, flush_seconds: float,
+                 steps_recorded: int = 0) -> None:
         self._writer = writer
         self._run = writer.run(run_id)
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
         self._buffers: dict[str, list[Mapping[str, np.ndarray]]] = {}
-        self._steps_recorded = 0
+        self._steps_recorded = steps_recorded
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
         self._buffer("steps", rows)
@@ -43,9 +47,16 @@ class HDF5Recorder:
         to `flush`, and otherwise at most every `flush_seconds`."""
         finished = status != "running"
         if finished or flush or time.monotonic() - self._last_flush >= self._flush_seconds:
-            self._write_buffers()
-            self._run.set_state(status, steps_done=steps_done, diverged_step=diverged_step,
-                                seconds=seconds)
+            try:
+                self._write_buffers()
+                self._run.set_state(status, steps_done=steps_done,
+                                    diverged_step=diverged_step, seconds=seconds)
+            # h5py reports a failed write as OSError (or RuntimeError from a flush).
+            except (OSError, RuntimeError) as exc:  # disk full, file size limit, device gone
+                raise RecordWriteError(
+                    f"cannot write to {self._writer.path}: {write_error_reason(exc)}. "
+                    f"Everything up to the last flush is in the file; make room and continue "
+                    f"with: landscape record --resume {self._writer.path}") from exc
             self._writer.flush()
             self._last_flush = time.monotonic()
 
@@ -56,11 +67,35 @@ class HDF5Recorder:
     def _buffer(self, path: str, rows: Mapping[str, np.ndarray]) -> None:
         self._buffers.setdefault(path, []).append(rows)
 
+    def _check_space(self) -> None:
+        """Refuse to write when the disk cannot take it: a write that fails half way leaves
+        HDF5 unable to release the file, while refusing before writing leaves the record
+        exactly as it was at the last flush (and resumable)."""
+        rows = sum(a.nbytes for chunks in self._buffers.values() for chunk in chunks
+                   for a in chunk.values() if isinstance(a, np.ndarray))
+        # Each table may start a new ~1 MiB chunk; HDF5 adds some metadata.
+        needed = rows + len(self._buffers) * (1 << 20) + _SPACE_MARGIN
+        free = free_bytes(self._writer.path)
+        if free < needed:
+            raise RecordError(
+                f"not enough free space for {self._writer.path} ({free / 2**20:,.0f} MiB "
+                f"free, {needed / 2**20:,.0f} MiB needed); nothing was lost: make room and "
+                f"continue with: landscape record --resume {self._writer.path}")
+
     def _write_buffers(self) -> None:
+        self._check_space()
         for path, chunks in self._buffers.items():
             self._run.table(path).append(
                 **{c: np.concatenate([chunk[c] for chunk in chunks]) for c in chunks[0]})
         self._buffers = {}
+
+
+_SPACE_MARGIN = 16 << 20
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the file system that holds `path`."""
+    return shutil.disk_usage(path.parent).free
 
 
 class MemoryRecorder:

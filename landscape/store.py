@@ -10,8 +10,11 @@ which HDF5 opens a file whose writer died).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,8 +23,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
+from h5py import h5f, h5p
 
-from landscape.errors import RecordError
+from landscape.errors import RecordError, RecordWriteError
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "landscape-record"
@@ -117,9 +121,12 @@ class Table:
     def __init__(self, group: h5py.Group) -> None:
         self._group = group
         self.columns = tuple(group.attrs["columns"])
+        # Held open: closing a dataset writes its cached chunks, and an error there (a full
+        # disk) could only be printed, not raised. The file's flush() raises it instead.
+        self._datasets = {c: group[c] for c in self.columns}
 
     def __len__(self) -> int:
-        return self._group[self.columns[0]].shape[0]
+        return self._datasets[self.columns[0]].shape[0]
 
     def append(self, **rows: np.ndarray) -> None:
         if set(rows) != set(self.columns):
@@ -134,14 +141,14 @@ class Table:
             return
         start = len(self)
         for name, values in rows.items():
-            dataset = self._group[name]
+            dataset = self._datasets[name]
             dataset.resize(start + n, axis=0)
             dataset[start:] = np.asarray(values, dtype=dataset.dtype)
 
     def truncate(self, n: int) -> None:
         """Keep the first `n` rows (used to drop rows past a resume point)."""
         for name in self.columns:
-            self._group[name].resize(n, axis=0)
+            self._datasets[name].resize(n, axis=0)
 
 
 def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
@@ -181,6 +188,23 @@ class RunWriter:
             self._tables[path] = Table(group)
         return self._tables[path]
 
+    def truncate(self, next_step: int) -> None:
+        """Drop every row recorded for steps >= `next_step` (evaluations after `next_step`
+        steps), so that training can continue from a checkpoint taken before step
+        `next_step`. Needs the file opened outside SWMR mode."""
+        tables = [self._group["steps"], self._group["eval"]]
+        for kind in ("probe", "ics"):
+            if kind in self._group:
+                tables.append(self._group[kind])
+        for kind in ("taps", "activations"):
+            tables.extend(self._group.get(kind, {}).values())
+        for group in tables:
+            table = Table(group)
+            steps = _read_table(group)["step"]
+            # Evaluation rows carry the number of steps done, the others the step index.
+            limit = next_step + 1 if group.name.endswith("/eval") else next_step
+            table.truncate(int(np.searchsorted(steps, limit, side="left")))
+
     def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
                   seconds: float | None = None) -> None:
         if status not in RUN_STATUSES:
@@ -197,6 +221,7 @@ class RecordWriter:
 
     def __init__(self, file: h5py.File) -> None:
         self._file = file
+        self.path = Path(file.filename)
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
@@ -222,14 +247,40 @@ class RecordWriter:
             runs_group = file.create_group("runs")
             for layout in runs:
                 _create_run(runs_group, layout)
-            file.flush()
-            # From here on only data is written: the layout above is fixed.
-            file.swmr_mode = True
         except BaseException:
             file.close()
             path.unlink(missing_ok=True)
             raise
-        return cls(file)
+        writer = cls(file)
+        writer.start_appending()  # from here on only data is written: the layout is fixed
+        return writer
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> "RecordWriter":
+        """Open an existing record to continue writing it (see `landscape record --resume`).
+
+        A record whose writer was killed can only be opened for reading in SWMR mode, so the
+        record is first copied, group by group, into a fresh file that replaces it atomically;
+        the result is a clean file that is then reopened for writing.
+        """
+        path = Path(path)
+        tmp = path.with_name(path.name + ".resume-tmp")
+        with _open_for_reading(path) as source:
+            try:
+                with h5py.File(tmp, "w", libver="latest") as copy:
+                    for key, value in source.attrs.items():
+                        copy.attrs[key] = value
+                    source.copy(source["runs"], copy, name="runs")
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
+        os.replace(tmp, path)
+        return cls(h5py.File(path, "r+", libver="latest"))
+
+    def start_appending(self) -> None:
+        """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
+        self.flush()
+        self._file.swmr_mode = True
 
     def run(self, run_id: str) -> RunWriter:
         return RunWriter(self._file["runs"][run_id])
@@ -237,18 +288,33 @@ class RecordWriter:
     def flush(self) -> None:
         try:
             self._file.flush()
-        except OSError as exc:
-            raise RecordError(f"cannot write to {self._file.filename}: {exc}") from exc
+        except (OSError, RuntimeError) as exc:  # h5py's flush raises RuntimeError
+            raise RecordWriteError(
+                f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
+                f"last flush is in the file; make room and continue with: landscape record "
+                f"--resume {self.path}") from exc
 
     def close(self) -> None:
         if self._file.id.valid:
-            self._file.close()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):
+                # After a failed write (full disk) closing fails the same way; what was
+                # flushed before is in the file, and the error was already raised.
+                pass
 
     def __enter__(self) -> "RecordWriter":
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def write_error_reason(exc: BaseException) -> str:
+    """The operating system's reason in an HDF5 write error ('File too large', 'No space left
+    on device'), or the error's first line."""
+    match = re.search(r"error message = '([^']*)'", str(exc))
+    return match.group(1) if match else str(exc).splitlines()[0]
 
 
 def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
@@ -443,8 +509,9 @@ def _open_for_reading(path: Path) -> Iterator[h5py.File]:
         raise RecordError(f"{path} does not exist")
     if not h5py.is_hdf5(path):
         raise RecordError(f"{path} is not an HDF5 file (is it a landscape record?)")
+    _check_not_truncated(path)
     try:
-        file = h5py.File(path, "r", swmr=True)
+        file = _open_swmr_read(path)
     except OSError as exc:
         raise RecordError(f"{path} cannot be opened: it may be truncated or damaged ({exc})") \
             from exc
@@ -458,6 +525,65 @@ def _open_for_reading(path: Path) -> Iterator[h5py.File]:
                 f"({SCHEMA_VERSION}); upgrade landscape to read it"
             )
         yield file
+
+
+def _open_swmr_read(path: Path) -> h5py.File:
+    """SWMR-read open that gives up quickly on metadata it cannot read.
+
+    An SWMR reader retries a metadata read whose checksum fails (a live writer may be half way
+    through an update) 100 times with growing pauses; on a damaged file that looks like a hang.
+    h5py does not expose the setting, so it is set on the library h5py itself loaded.
+    """
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    set_attempts = _hdf5_function("H5Pset_metadata_read_attempts")
+    if set_attempts is not None:
+        set_attempts(ctypes.c_int64(fapl.id), ctypes.c_uint(_METADATA_READ_ATTEMPTS))
+    flags = h5f.ACC_RDONLY | h5f.ACC_SWMR_READ
+    return h5py.File(h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
+_METADATA_READ_ATTEMPTS = 5
+
+
+@functools.lru_cache(maxsize=None)
+def _hdf5_function(name: str):
+    """A function of the HDF5 library that h5py loaded (None if it cannot be found)."""
+    libs = Path(h5py.__file__).parent.parent / "h5py.libs"
+    candidates = sorted(libs.glob("libhdf5-*.so*")) + sorted(libs.glob("libhdf5-*.dylib"))
+    for candidate in candidates:
+        try:
+            return getattr(ctypes.CDLL(str(candidate)), name)  # the already-loaded library
+        except (OSError, AttributeError):
+            continue
+    try:  # h5py built against a system HDF5: its symbols are in the process already
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Refuse a file shorter than the end-of-file address its superblock records.
+
+    SWMR-read mode (which a record whose writer died needs) tolerates a short file, as a
+    writer may still be extending it, and then waits forever for the missing bytes. A writer
+    extends the file to that address whenever it flushes, so a shorter file was cut.
+    """
+    with open(path, "rb") as f:
+        head = f.read(48)
+    # Superblock versions 2 and 3 (what libver="latest" writes), without a user block:
+    # signature (8), version, offset size, length size, flags, base address (8),
+    # extension address (8), end-of-file address (8), root object header address (8).
+    if head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3) or head[9] != 8:
+        return
+    stored_eof = int.from_bytes(head[28:36], "little")
+    if path.stat().st_size < stored_eof:
+        raise RecordError(
+            f"{path} cannot be opened: it is truncated ({path.stat().st_size:,} of "
+            f"{stored_eof:,} bytes): it was cut short, or a write to it failed (full disk)")
 
 
 def _run_group(file: h5py.File, run_id: str, path: Path) -> h5py.Group:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +16,16 @@ import torch
 from torch import nn
 
 import landscape
+from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from landscape.config import RecordConfig, run_id, total_steps
-from landscape.errors import ConfigError
+from landscape.errors import ConfigError, RecordError
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
-from landscape.probes import output_channels
+from landscape.probes import output_channels, select_parameters
 from landscape.recorder import HDF5Recorder
-from landscape.store import RecordWriter, RunLayout
+from landscape.store import RecordWriter, RunLayout, open_record
 from landscape.tasks import Task, make_task
-from landscape.train import NoProgress, Progress, RunOutcome, TapPlan, train_run
+from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
         check_taps(config, shapes[plan.model], plan.model)
         for layer in config.ics_layers:
             layer_indices(list(shapes[plan.model]), layer)
+        if config.probe.every:
+            select_parameters(list(shapes[plan.model]), config.probe.params)
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
@@ -169,26 +173,76 @@ def record(
     overwrite: bool = False,
     task: Task | None = None,
     progress: ProgressFactory | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[RunResult]:
     """Train every (model, lr) run of `config` and write the record to `out`.
 
     `task` (see landscape.tasks.make_task) holds the data on the device; by default it is made
     from `config`. Everything that can be wrong with the options or the data is checked before
-    the file is created. A run whose loss becomes non-finite is recorded as diverged and the sweep goes on.
-    On KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
+    the file is created. A run whose loss becomes non-finite is recorded as diverged and the
+    sweep goes on. When `should_stop()` says yes, the current run stops after its step, is
+    checkpointed and marked interrupted, and no further run starts (`resume` continues). On
+    KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
     """
     device = torch.device(config.device)
     if task is None:
         task = make_task(config, device)
     plans = plan_runs(config)
     layouts = run_layouts(config, plans, task.example_input())
-
-    results = []
+    checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
     with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
-                             runs=layouts, versions=versions(), overwrite=overwrite) as writer, \
-            numerics(device, config.allow_tf32):
+                             runs=layouts, versions=versions(), overwrite=overwrite) as writer:
+        return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
+                           resume_from=None)
+
+
+def resume(
+    path: str | Path,
+    *,
+    device: str | None = None,
+    progress: ProgressFactory | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[RunResult]:
+    """Continue every run of the record at `path` that is not finished, from its checkpoint
+    (or from its start if it has none); finished runs are left as they are. On a CPU the result
+    is identical to a record that was never interrupted. `device` overrides the record's."""
+    path = Path(path)
+    rec = open_record(path)
+    config = RecordConfig.from_dict(rec.config)
+    if device is not None:
+        config = config.with_changes(device=device)
+    task = make_task(config, torch.device(config.device))
+    for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256"):
+        if task.identity.to_dict()[key] != rec.data[key]:
+            raise RecordError(
+                f"the data found now differ from the data {path} was recorded with "
+                f"({key}: {task.identity.to_dict()[key]} now, {rec.data[key]} then)")
+    plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
+    saved = load_checkpoint(checkpoint_path(path))
+    with RecordWriter.reopen(path) as writer:
         for plan in plans:
-            results.append(_train_one(config, plan, len(plans), task, writer, device, progress))
+            start = saved.loop.next_step if saved and saved.run_id == plan.run_id else 0
+            writer.run(plan.run_id).truncate(start)
+        writer.start_appending()
+        return _train_runs(config, plans, task, writer, path, progress, should_stop,
+                           resume_from=saved)
+
+
+def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: RecordWriter,
+                path: Path, progress: ProgressFactory | None, should_stop: Callable[[], bool],
+                *, resume_from: Checkpoint | None) -> list[RunResult]:
+    device = torch.device(config.device)
+    n_runs = len(plan_runs(config))
+    results = []
+    with numerics(device, config.allow_tf32):
+        for plan in plans:
+            saved = resume_from if resume_from and resume_from.run_id == plan.run_id else None
+            result = _train_one(config, plan, n_runs, task, writer, device, progress,
+                                should_stop, path, saved)
+            results.append(result)
+            if result.outcome.status == "interrupted":
+                return results
+            checkpoint_path(path).unlink(missing_ok=True)  # nothing left to continue
     return results
 
 
@@ -205,22 +259,42 @@ def make_probes(config: RecordConfig, model: nn.Module, lr: float) -> list:
 
 
 def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
-               writer: RecordWriter, device: torch.device,
-               progress: ProgressFactory | None) -> RunResult:
-    recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=config.flush_seconds)
+               writer: RecordWriter, device: torch.device, progress: ProgressFactory | None,
+               should_stop: Callable[[], bool], path: Path,
+               saved: Checkpoint | None) -> RunResult:
+    recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=config.flush_seconds,
+                            steps_recorded=saved.loop.next_step if saved else 0)
     torch.manual_seed(config.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
     model = model.to(device=device, memory_format=task.memory_format)
     optimizer = make_optimizer(config, model.parameters(), plan.lr)
     stream = task.stream(config.seed)
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        stream.restore(saved.stream)
+        torch.set_rng_state(saved.rng_cpu)
+        if saved.rng_cuda is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(saved.rng_cuda, device)
     total = total_steps(config, stream.steps_per_epoch)
     probes = make_probes(config, model, plan.lr)
     taps = TapPlan(config.taps, config.tap_every,
                    torch.float16 if config.tap_dtype == "float16" else torch.float32)
-    recorder.state("running", steps_done=0)
+    ckpt_file = checkpoint_path(path)
+
+    def checkpoint(loop: LoopState) -> None:
+        save_checkpoint(ckpt_file, Checkpoint(
+            run_id=plan.run_id, loop=loop, model=model.state_dict(),
+            optimizer=optimizer.state_dict(), rng_cpu=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            stream=stream.state()))
+
+    recorder.state("running", steps_done=saved.loop.next_step if saved else 0, flush=True)
     bar = progress(plan, n_runs, total) if progress else contextlib.nullcontext(NoProgress())
     try:
         with bar as reporter:
+            if saved is not None:
+                reporter.advance(saved.loop.next_step, loss=math.nan, images_per_second=0.0)
             outcome = train_run(
                 model, optimizer, stream.batches(),
                 total_steps=total,
@@ -233,6 +307,10 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 taps=taps,
                 probes=probes,
                 progress=reporter,
+                resume_from=saved.loop if saved else None,
+                checkpoint=checkpoint,
+                checkpoint_seconds=config.checkpoint_seconds,
+                should_stop=should_stop,
             )
     except KeyboardInterrupt:
         recorder.interrupted()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Callable
+import os
+import signal
+import sys
+import threading
+from typing import Callable, Iterator
 
 import click
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, RecordWriteError
 
 
 def user_errors(command: Callable) -> Callable:
@@ -17,6 +22,14 @@ def user_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except RecordWriteError as exc:
+            # HDF5 cannot release a file whose write failed and may crash the interpreter on
+            # its way out; say what happened and leave at once (the file is valid up to the
+            # last flush).
+            click.echo(f"Error: {exc}", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         except LandscapeError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -27,3 +40,27 @@ def echo_table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@contextlib.contextmanager
+def graceful_stop() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C or SIGTERM asks the training loop to stop after its current step (it then records
+    and checkpoints it); a second Ctrl-C stops at once. Yields the `should_stop` callable."""
+    requested = threading.Event()
+
+    def ask_to_stop(signum, frame):
+        if requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.set()
+        click.echo(f"\n{signal.Signals(signum).name}: stopping after the current step "
+                   f"(Ctrl-C again to stop at once)", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set  # signals can only be handled in the main thread
+        return
+    saved = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -11,12 +11,14 @@ import torch
 from click.core import ParameterSource
 from tqdm import tqdm
 
-from landscape.cli.common import echo_table, user_errors
+from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.config import PRESETS, ProbeConfig, RecordConfig, parse_float_list
 from landscape.config import parse_name_list, preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
+from landscape.store import open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
+from landscape.sweep import resume as resume_sweep
 from landscape.tasks import make_task
 
 
@@ -114,45 +116,101 @@ _DEFAULT = RecordConfig()
 @click.option("--activation-layer", "activation_layers", multiple=True,
               help="Layer whose output statistics are recorded (repeatable), "
                    "e.g. features.stage3.norm1.")
+@click.option("--flush-seconds", type=float, default=_DEFAULT.flush_seconds,
+              show_default=True, help="Write recorded rows to the file at least this often.")
+@click.option("--checkpoint-seconds", type=float, default=_DEFAULT.checkpoint_seconds,
+              show_default=True,
+              help="Checkpoint the run in progress (for --resume) at least this often.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Continue the unfinished runs of this record with its own options.")
 @click.pass_context
 @user_errors
 def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
-           **options) -> None:
-    """Train each model at each learning rate and record every step into one HDF5 file."""
+           resume_path: Path | None, **options) -> None:
+    """Train each model at each learning rate and record every step into one HDF5 file.
+
+    Ctrl-C (or SIGTERM) stops after the current step, leaving a valid record and a checkpoint;
+    `landscape record --resume RECORD.h5` continues it.
+    """
+    if resume_path is not None:
+        _resume(ctx, resume_path, preset, options)
+        return
     config = build_config(ctx, preset, options)
     if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or "
+                          f"--resume {out} to continue it")
     task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
     click.echo(f"Device: {config.device}. {len(plans)} runs "
                f"({', '.join(config.models)} x {len(config.lrs)} learning rates), "
                f"{config.optimizer}, batch {config.batch_size}. Writing {out}", err=True)
-    try:
-        results = record_sweep(config, out, overwrite=overwrite, task=task, progress=_progress)
-    except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted: the current run is marked 'interrupted' in {out}; the runs before it "
-            f"are complete") from None
+    with graceful_stop() as should_stop:
+        try:
+            results = record_sweep(config, out, overwrite=overwrite, task=task,
+                                   progress=_progress, should_stop=should_stop)
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"stopped at once: the current run is marked 'interrupted' in {out}; "
+                f"continue with: landscape record --resume {out}") from None
+    _report(results, out)
+
+
+def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -> None:
+    given = sorted(name for name in options
+                   if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+                   and name != "device")
+    if preset is not None or given:
+        record_config = RecordConfig.from_dict(open_record(path).config)
+        asked = build_config(ctx, preset, options, base=record_config)
+        differences = [f"{k} ({getattr(asked, k)!r} given, {getattr(record_config, k)!r} "
+                       f"recorded)" for k in vars(record_config)
+                       if k != "device" and getattr(asked, k) != getattr(record_config, k)]
+        if differences:
+            raise ConfigError(f"--resume continues {path} with its own options; these differ: "
+                              + "; ".join(differences))
+    device = None
+    if ctx.get_parameter_source("device") is not ParameterSource.DEFAULT:
+        device = str(resolve_device(options["device"]))
+    click.echo(f"Resuming {path}", err=True)
+    with graceful_stop() as should_stop:
+        try:
+            results = resume_sweep(path, device=device, progress=_progress,
+                                   should_stop=should_stop)
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"stopped at once; continue with: landscape record --resume {path}") from None
+    _report(results, path)
+
+
+def _report(results, out: Path) -> None:
     rows = [[r.plan.run_id, r.outcome.status, str(r.outcome.steps_done),
              f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
             for r in results]
-    echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
+    if rows:
+        echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
+    if any(r.outcome.status == "interrupted" for r in results):
+        click.echo(f"Stopped: {out} is valid and the run in progress is checkpointed. "
+                   f"Continue with: landscape record --resume {out}")
+        ctx = click.get_current_context()
+        ctx.exit(130)
     click.echo(f"Wrote {out}. Inspect it with: landscape info {out}")
 
 
-def build_config(ctx: click.Context, preset_name: str | None, options: dict) -> RecordConfig:
-    """Defaults, then the preset, then the options given on the command line."""
-    values = _DEFAULT.to_dict()
-    values["probe"] = _DEFAULT.probe
+def build_config(ctx: click.Context, preset_name: str | None, options: dict,
+                 base: RecordConfig | None = None) -> RecordConfig:
+    """Defaults (or `base`), then the preset, then the options given on the command line."""
+    values = (base or _DEFAULT).to_dict()
+    values["probe"] = (base or _DEFAULT).probe
     if preset_name is not None:
         values.update(preset(preset_name))
     given = {name for name in options
              if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
-    if preset_name is None:
+    if preset_name is None and base is None:
         given = set(options)  # without a preset, every option's value (default or not) counts
     probe_changes = {}
     for name in given:

@@ -66,6 +66,9 @@ class BatchStream:
         self.options = options
         self.memory_format = memory_format
         self.generator = torch.Generator().manual_seed(seed)
+        self._epoch_start = self.generator.get_state()
+        self._consumed = 0
+        self._skip = 0
         device = images.device
         self._mean = torch.tensor(options.mean, device=device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(options.std, device=device).view(1, 3, 1, 1) * 255
@@ -75,12 +78,24 @@ class BatchStream:
         n, b = len(self.images), self.options.batch_size
         return n // b if self.options.drop_last else -(-n // b)
 
+    def state(self) -> dict:
+        """Where the stream is: the generator state at the start of the current epoch and how
+        many of its batches were taken. `restore` continues from exactly there."""
+        return {"generator": self._epoch_start.clone(), "consumed": self._consumed}
+
+    def restore(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._skip = state["consumed"]
+
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the images in a fresh seeded order: (float images, labels) per batch.
 
         The epoch's random draws (order, crop offsets, flips) are made up front and copied to
         the device once: a host-to-device copy per batch would wait for the GPU every step.
         """
+        self._epoch_start = self.generator.get_state()
+        skip, self._skip = self._skip, 0
+        self._consumed = skip
         n_used = self.steps_per_epoch * self.options.batch_size
         order = torch.randperm(len(self.images), generator=self.generator)[:n_used]
         draws = {"order": order}
@@ -92,9 +107,10 @@ class BatchStream:
             draws["flip"] = torch.rand(n_used, generator=self.generator) < 0.5
         draws = {k: v.to(self.images.device) for k, v in draws.items()}
         b = self.options.batch_size
-        for i in range(self.steps_per_epoch):
+        for i in range(skip, self.steps_per_epoch):
             part = {k: v[i * b:(i + 1) * b] for k, v in draws.items()}
             idx = part["order"]
+            self._consumed = i + 1
             yield self.make_batch(self.images.x[idx], part), self.images.y[idx]
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

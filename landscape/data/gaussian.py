@@ -73,17 +73,34 @@ class VectorStream:
         self.y = torch.from_numpy(y).to(device)
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
+        self._epoch_start = self.generator.get_state()
+        self._consumed = 0
+        self._skip = 0
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.x) // self.batch_size
 
+    def state(self) -> dict:
+        """Generator state at the start of the current epoch and the batches taken from it."""
+        return {"generator": self._epoch_start.clone(), "consumed": self._consumed}
+
+    def restore(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._skip = state["consumed"]
+
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.batch_size == len(self.x):
-            while True:
-                yield self.x, self.y
         while True:
-            order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
-            for i in range(self.steps_per_epoch):
-                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                yield self.x[idx], self.y[idx]
+            self._epoch_start = self.generator.get_state()
+            skip, self._skip = self._skip, 0
+            if self.batch_size == len(self.x):
+                order = None  # full batch: every step sees all samples, nothing to draw
+            else:
+                order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
+            for i in range(skip, self.steps_per_epoch):
+                self._consumed = i + 1
+                if order is None:
+                    yield self.x, self.y
+                else:
+                    idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                    yield self.x[idx], self.y[idx]

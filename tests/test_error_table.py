@@ -1,0 +1,94 @@
+"""Walk the table of bad inputs in docs/errors.md: every row must give its message, a non-zero
+exit code, one `Error:` line, no traceback, and no new record."""
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+from click.testing import CliRunner
+
+from landscape.cli import main
+
+from conftest import TINY, write_cifar_folder
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
+            "info", "`landscape plot`": "plot", "`landscape summary`": "summary"}
+
+
+def table_rows():
+    """(command, arguments, expected message) for each row under the command sections."""
+    rows, command = [], None
+    for line in DOC.read_text().splitlines():
+        if line.startswith("## "):
+            command = COMMANDS.get(line[3:].strip())
+            continue
+        match = re.match(r"\| `([^`]*)`( \(on a machine without CUDA\))? \| `(.*)` \|$", line)
+        if command and match:
+            rows.append(pytest.param(command, match.group(1), match.group(3),
+                                     bool(match.group(2)), id=f"{command} {match.group(1)}"))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory, embedded):
+    root = tmp_path_factory.mktemp("places")
+    cifar = write_cifar_folder(root / "cifar", embedded, n_train=100, n_test=20)
+    missing = write_cifar_folder(root / "cifar_missing", embedded, n_train=100, n_test=20)
+    (missing / "cifar-10-batches-py" / "data_batch_3").unlink()
+    (missing / "cifar-10-batches-py" / "test_batch").unlink()
+    truncated = write_cifar_folder(root / "cifar_truncated", embedded, n_train=100, n_test=20)
+    batch = truncated / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:500])
+    record = root / "record.h5"
+    result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
+                                       "--max-steps", "2", "-o", str(record)])
+    assert result.exit_code == 0, result.output
+    truncated_record = root / "truncated.h5"
+    truncated_record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+    future = root / "future.h5"
+    future.write_bytes(record.read_bytes())
+    with h5py.File(future, "r+") as f:
+        f.attrs["schema_version"] = 99
+    foreign = root / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = [1, 2, 3]
+    text = root / "notes.txt"
+    text.write_text("not a record\n")
+    existing = root / "existing.h5"
+    existing.write_bytes(b"precious")
+    return {"cifar": cifar, "cifar_missing": missing, "cifar_truncated": truncated,
+            "record": record, "truncated_record": truncated_record, "future": future,
+            "foreign": foreign, "text": text, "existing": existing,
+            "missing_dir": root / "missing"}
+
+
+def test_the_table_is_complete():
+    assert len(table_rows()) >= 50
+
+
+@pytest.mark.parametrize("command, arguments, message, needs_no_cuda", table_rows())
+def test_error_table_row(tmp_path, places, command, arguments, message, needs_no_cuda):
+    if needs_no_cuda and torch.cuda.is_available():
+        pytest.skip("this row is about machines without CUDA")
+    args = [a.format(**places, out=tmp_path / "out") for a in shlex.split(arguments)]
+    if command == "record":
+        # Quick settings for whatever the row does not set itself.
+        defaults = {"--model": "vgg", "--lrs": "0.01", "--width": "0.125", "--max-steps": "1",
+                    "--device": "cpu", "-o": str(tmp_path / "r.h5")}
+        for option, value in defaults.items():
+            if option not in args:
+                args = [option, value, *args]
+    before = {p: p.stat().st_mtime_ns for p in places.values() if p.is_file()}
+    result = CliRunner().invoke(main, [command, *args])
+    assert result.exit_code != 0, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert message in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r.h5").exists()
+    assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing was modified
