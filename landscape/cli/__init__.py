@@ -7,6 +7,7 @@ import click
 from landscape import __version__
 from landscape.cli.info import info
 from landscape.cli.plot import plot
+from landscape.cli.presets import presets
 from landscape.cli.record import record
 from landscape.cli.summary import summary
 
@@ -21,6 +22,7 @@ def main() -> None:
     landscape info     show what a record holds
     landscape plot     draw figures and a BN vs no-BN comparison from records
     landscape summary  list a model's layers, output shapes, parameters and MACs
+    landscape presets  list the named setups of `landscape record --preset`
     """
 
 
@@ -28,3 +30,4 @@ main.add_command(record)
 main.add_command(info)
 main.add_command(plot)
 main.add_command(summary)
+main.add_command(presets)
