@@ -7,6 +7,8 @@ and turned into plain data with the pure functions of `analyses`:
 - the paper's probe bands per probed step (loss band, gradient predictiveness, effective β);
 - the course's trajectory quantities: gradient change ‖g_{t+1} − g_t‖ and trajectory β
   ‖g_{t+1} − g_t‖ / ‖w_{t+1} − w_t‖, of one tapped parameter or of all parameters;
+- the paper's internal covariate shift (Definition 2.1) per measured layer, and the distribution
+  across channels of a layer's per-channel activation mean and standard deviation;
 - a model-vs-model comparison table (e.g. vgg vs vgg_bn).
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
@@ -49,6 +51,14 @@ COMPARISON_METRICS: dict[str, str] = {
     "grad_change": "course: ||g_{t+1} - g_t||, consecutive training steps",
     "trajectory_beta": "course: ||g_{t+1} - g_t|| / ||w_{t+1} - w_t||, consecutive steps",
     "loss_envelope_width": "course: max - min training loss across lrs (steps with >= 2 runs)",
+}
+
+# Per-layer metrics of the comparison table, named "<metric>[<layer>]" (e.g.
+# "ics_distance[features.stage2.conv1]"), after the metrics above.
+ICS_METRICS: dict[str, str] = {
+    "ics_distance": "paper Def. 2.1: ||G - G'||, the layer's gradient before (G) and after "
+                    "(G') the preceding layers' update, same batch",
+    "ics_cosine": "paper Def. 2.1: cos angle(G, G'); 1 means the same direction",
 }
 
 
@@ -169,6 +179,16 @@ def run_notes(runs: Sequence[LoadedRun]) -> list[str]:
 # Settings that make runs of different records not directly comparable.
 _COMPARABLE_KEYS = ("optimizer", "momentum", "weight_decay", "batch_size", "seed", "subset",
                     "width", "crop_padding", "flip", "mean", "std")
+
+
+def full_batch(runs: Sequence[LoadedRun]) -> bool:
+    """Whether every run trained on its whole training set at every step (batch size at least
+    the number of training samples, as the deep linear network's full-batch GD), so that
+    consecutive steps share their batch."""
+    def whole(run: LoadedRun) -> bool:
+        batch, n_train = run.record.config.get("batch_size"), run.record.data.get("n_train")
+        return isinstance(batch, int) and isinstance(n_train, int) and batch >= n_train
+    return bool(runs) and all(whole(run) for run in runs)
 
 
 def record_differences(runs: Sequence[LoadedRun]) -> list[str]:
@@ -457,6 +477,169 @@ def paper_data(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[PaperDa
 
 
 # ---------------------------------------------------------------------------------------------
+# Internal covariate shift (Definition 2.1) and activation distributions
+
+
+@dataclass(frozen=True, eq=False)
+class RunICS:
+    """The internal covariate shift of one run's measured layers (paper, Definition 2.1).
+
+    For layer i at a measured step t, with the step's batch B_t: G is the gradient of layer i's
+    weights at w_t and G' the same gradient after every preceding layer took its step t update.
+    distance[layer]: ‖G − G'‖₂ per measured step; cosine[layer]: cos∠(G, G'); both RunCurves
+    (step int64 [P], values float64 [P]) carrying the run's status, in the record's layer order.
+    """
+
+    run_id: str
+    model: str
+    lr: float
+    layers: tuple[str, ...]
+    distance: dict[str, RunCurve]
+    cosine: dict[str, RunCurve]
+
+
+def run_ics(run: LoadedRun) -> RunICS | None:
+    """The run's internal covariate shift per layer, or None if it was not measured (or no
+    measured step was recorded)."""
+    ics = run.data.ics
+    if ics is None or not len(ics.step):
+        return None
+    distance = np.asarray(ics.distance, dtype=np.float64)  # [P, L]
+    cosine = np.asarray(ics.cosine, dtype=np.float64)
+    return RunICS(
+        run.run_id, run.model, run.lr, tuple(ics.layers),
+        distance={layer: _curve(run, ics.step, distance[:, j], None)
+                  for j, layer in enumerate(ics.layers)},
+        cosine={layer: _curve(run, ics.step, cosine[:, j], None)
+                for j, layer in enumerate(ics.layers)},
+    )
+
+
+def ics_data(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[RunICS]:
+    """`run_ics` of every run that measured internal covariate shift, models in order and each
+    model's runs by ascending lr; empty if none did."""
+    out = []
+    for runs in runs_by_model.values():
+        out += [ics for ics in map(run_ics, runs) if ics is not None]
+    return out
+
+
+def ics_layers(data: Sequence[RunICS]) -> tuple[str, ...]:
+    """Every layer measured by any of the runs, in order of first appearance."""
+    layers: list[str] = []
+    for ics in data:
+        layers += [layer for layer in ics.layers if layer not in layers]
+    return tuple(layers)
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationBands:
+    """The distribution across channels of one layer's per-channel statistics, per recorded step
+    of one run (the paper's Figures 2 and 7: how stable the layer's output distribution is).
+
+    At each recorded step the layer's output on the training batch gives, per channel c, a mean
+    m_c and a variance v_c (over the batch and, for conv layers, the spatial positions).
+    mean_low / mean_median / mean_high: the `percentiles[0]`, 50th and `percentiles[1]`
+    percentiles over channels of m_c, float64 [S]; std_*: the same of sqrt(v_c).
+    channels: a few channels followed individually; mean_traces / std_traces: their m_c and
+    sqrt(v_c), float64 [S, len(channels)] (a band can stay put while every channel moves).
+    curve: a RunCurve (of the median mean) that carries the run's status for end markers.
+    """
+
+    run_id: str
+    model: str
+    lr: float
+    layer: str
+    n_channels: int
+    percentiles: tuple[float, float]
+    step: np.ndarray
+    mean_low: np.ndarray
+    mean_median: np.ndarray
+    mean_high: np.ndarray
+    std_low: np.ndarray
+    std_median: np.ndarray
+    std_high: np.ndarray
+    channels: tuple[int, ...]
+    mean_traces: np.ndarray
+    std_traces: np.ndarray
+    curve: RunCurve
+
+
+def _check_percentiles(percentiles: tuple[float, float]) -> tuple[float, float]:
+    try:
+        low, high = (float(p) for p in percentiles)
+    except (TypeError, ValueError):
+        raise ConfigError(f"percentiles must be two numbers (low, high), got {percentiles!r}") \
+            from None
+    if not 0 <= low < 50 < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < 50 < high <= 100, got "
+                          f"{percentiles!r}")
+    return low, high
+
+
+def _percentiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Percentiles over axis 1 of [S, C], ignoring non-finite entries: float64 [len(qs), S]
+    (NaN at a step with no finite channel)."""
+    values = np.where(np.isfinite(values), values, np.nan)
+    out = np.full((len(qs), values.shape[0]), np.nan)
+    ok = np.isfinite(values).any(axis=1)
+    if ok.any():
+        out[:, ok] = np.nanpercentile(values[ok], qs, axis=1)
+    return out
+
+
+def activation_bands(run: LoadedRun, layer: str, *,
+                     percentiles: tuple[float, float] = (10.0, 90.0),
+                     n_traces: int = 3) -> ActivationBands:
+    """Percentile bands across channels of the per-channel mean and standard deviation of
+    `layer`'s output at every recorded step of `run`, and the first `n_traces` channels'
+    values (see ActivationBands). Raises ConfigError if the run did not record the layer."""
+    low_q, high_q = _check_percentiles(percentiles)
+    if isinstance(n_traces, bool) or not isinstance(n_traces, (int, np.integer)) or n_traces < 0:
+        raise ConfigError(f"n_traces must be an integer >= 0, got {n_traces!r}")
+    if layer not in run.data.activations:
+        recorded = ", ".join(run.data.activations) or "none"
+        raise ConfigError(f"run {run.run_id} recorded no activations of {layer!r} "
+                          f"(recorded: {recorded})")
+    act = run.data.activations[layer]
+    mean = np.asarray(act.mean, dtype=np.float64)  # [S, C]
+    # The biased variance; a tiny negative value from rounding would give NaN, so clip at 0.
+    std = np.sqrt(np.clip(np.asarray(act.var, dtype=np.float64), 0.0, None))
+    std[~np.isfinite(act.var)] = np.nan
+    qs = (low_q, 50.0, high_q)
+    m, s = _percentiles(mean, qs), _percentiles(std, qs)
+    channels = tuple(range(min(int(n_traces), mean.shape[1])))
+    step = np.asarray(act.step, dtype=np.int64)
+    return ActivationBands(
+        run.run_id, run.model, run.lr, layer, int(mean.shape[1]), (low_q, high_q), step,
+        m[0], m[1], m[2], s[0], s[1], s[2], channels,
+        mean[:, list(channels)], std[:, list(channels)],
+        _curve(run, step, m[1], None),
+    )
+
+
+def activation_data(runs_by_model: Mapping[str, Sequence[LoadedRun]], *,
+                    percentiles: tuple[float, float] = (10.0, 90.0),
+                    n_traces: int = 3) -> dict[str, list[ActivationBands]]:
+    """layer -> `activation_bands` of every run that recorded it with at least one step
+    (layers in the order the record lists them in its configuration, runs by model then
+    ascending lr); empty if no run recorded activations."""
+    out: dict[str, list[ActivationBands]] = {}
+    for runs in runs_by_model.values():
+        for run in runs:
+            # In the order the record was asked for (the file lists its groups by name).
+            asked = list(run.record.config.get("activation_layers") or ())
+            layers = sorted(run.data.activations,
+                            key=lambda l: asked.index(l) if l in asked else len(asked))
+            for layer in layers:
+                act = run.data.activations[layer]
+                if len(act.step):
+                    out.setdefault(layer, []).append(activation_bands(
+                        run, layer, percentiles=percentiles, n_traces=n_traces))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Comparison of two models
 
 
@@ -478,14 +661,34 @@ def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str
         keep = env.envelope.n_runs >= 2
         curves["loss_envelope_width"].append(
             (env.envelope.step[keep], env.envelope.high[keep] - env.envelope.low[keep]))
+    # Internal covariate shift per layer: "ics_distance[<layer>]", ... (all distances first).
+    measured = ics_data({"m": runs})
+    for kind, of in (("ics_distance", lambda ics: ics.distance),
+                     ("ics_cosine", lambda ics: ics.cosine)):
+        for layer in ics_layers(measured):
+            curves[f"{kind}[{layer}]"] = [(of(ics)[layer].step, of(ics)[layer].values)
+                                          for ics in measured if layer in ics.layers]
     return {m: [c for c in cs if len(c[0])] for m, cs in curves.items()}
+
+
+def metric_description(metric: str) -> str:
+    """What a comparison-table metric is (COMPARISON_METRICS, or ICS_METRICS for
+    "ics_distance[<layer>]" and "ics_cosine[<layer>]")."""
+    if metric in COMPARISON_METRICS:
+        return COMPARISON_METRICS[metric]
+    base = metric.split("[", 1)[0]
+    if base in ICS_METRICS and metric.endswith("]"):
+        return ICS_METRICS[base]
+    raise ValueError(f"unknown comparison metric {metric!r}")
 
 
 def compare(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, model_b: str, *,
             early_fraction: float = 0.5) -> Comparison:
     """Median of each metric of COMPARISON_METRICS per model (over all its runs and steps), per
-    phase, and the ratio a/b (`analyses.compare_models`). Metrics that either model lacks (no
-    probe, a single run for the envelope width, no consecutive steps) are left out.
+    phase, and the ratio a/b (`analyses.compare_models`), then the internal covariate shift of
+    every layer both models measured ("ics_distance[<layer>]", then "ics_cosine[<layer>]").
+    Metrics that either model lacks (no probe, a single run for the envelope width, no
+    consecutive steps, no ICS of that layer) are left out.
     The trajectory metrics use the same parameter for both models (`trajectory_source`)."""
     for model in (model_a, model_b):
         if model not in runs_by_model:
@@ -493,7 +696,7 @@ def compare(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, mode
     runs_a, runs_b = runs_by_model[model_a], runs_by_model[model_b]
     parameter = trajectory_source([*runs_a, *runs_b])
     ca, cb = _metric_curves(runs_a, parameter), _metric_curves(runs_b, parameter)
-    metrics = [m for m in COMPARISON_METRICS if ca[m] and cb[m]]
+    metrics = [m for m in ca if ca[m] and cb.get(m)]
     if not metrics:
         raise ConfigError(f"{model_a} and {model_b} have no metric in common to compare "
                           f"(no recorded steps?)")
@@ -524,9 +727,10 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     for a, b in pairs:
         comp = compare(runs_by_model, a, b)
         parts.append(comp.to_text())
-        metrics = [m for m in COMPARISON_METRICS if any(r.metric == m for r in comp.rows)]
-        used += [m for m in metrics if m not in used]
+        metrics = list(dict.fromkeys(r.metric for r in comp.rows))
+        used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
         missing = [m for m in COMPARISON_METRICS if m not in metrics]
+        missing += _missing_ics(runs_by_model[a], runs_by_model[b])
         parameter = trajectory_source([*runs_by_model[a], *runs_by_model[b]])
         lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}."]
         if missing:
@@ -534,8 +738,27 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
         parts.append("\n".join(lines))
     width = max(len(m) for m in used)
     parts.append("Metrics (ratio > 1: the first model's median is larger):\n" + "\n".join(
-        f"  {m.ljust(width)}  {COMPARISON_METRICS[m]}" for m in used))
+        f"  {m.ljust(width)}  {metric_description(m)}" for m in used))
     notes = run_notes([r for rs in runs_by_model.values() for r in rs])
     if notes:
         parts.append("Runs that did not finish as planned:\n" + "\n".join(f"  {n}" for n in notes))
     return "\n\n".join(parts) + "\n"
+
+
+def _legend_name(metric: str) -> str:
+    """The name under which a metric is explained under the table: per-layer ICS metrics once,
+    as "ics_distance[layer]"."""
+    base = metric.split("[", 1)[0]
+    return f"{base}[layer]" if base in ICS_METRICS else metric
+
+
+def _missing_ics(runs_a: Sequence[LoadedRun], runs_b: Sequence[LoadedRun]) -> list[str]:
+    """The ICS metrics not in the table: all of them if no layer was measured for both models,
+    else the layers measured for one model only."""
+    layers_a = set(ics_layers(ics_data({"a": runs_a})))
+    layers_b = set(ics_layers(ics_data({"b": runs_b})))
+    both = layers_a & layers_b
+    if not both:
+        return list(ICS_METRICS)
+    return [f"{kind}[{layer}]" for kind in ICS_METRICS
+            for layer in sorted((layers_a | layers_b) - both)]

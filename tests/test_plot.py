@@ -154,8 +154,9 @@ def test_single_run_without_probe_or_taps(records):
     ax = figures["gradient_change"].axes[0]
     assert "all parameters" in ax.get_title()
     ax = figures["loss_landscape"].axes[0]
-    assert legend_texts(ax) == ["vgg_bn (BatchNorm), 1 lr: 0.002"]
-    assert len(shaded(ax)) == 1 and len(ax.lines) == 2  # zero-height band: its edges show it
+    assert legend_texts(ax) == ["vgg_bn (BatchNorm), 1 run (lr 0.002): no band"]
+    assert len(shaded(ax)) == 0 and len(ax.lines) == 1  # a single run is its line, no band
+    assert "one run per model" in ax.get_title()
 
 
 def test_diverged_run_is_marked_in_every_figure(records):

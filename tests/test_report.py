@@ -285,6 +285,8 @@ def test_summary_text_has_table_legend_and_notes(records):
     assert text.startswith("vgg vs vgg_bn: medians")
     assert "loss_envelope_width" in text and "course: max - min training loss" in text
     assert f"Trajectory metrics (vgg vs vgg_bn) are of {TAP}." in text
+    # Internal covariate shift was not measured: its metrics are named as missing.
+    assert "Not available for both models: ics_distance, ics_cosine." in text
     assert "vgg_lr10000 (diverged.h5): diverged at step" in text
     assert report.summary_text(report.group_by_model(report.load_runs([records["plain"]]))) \
         is None

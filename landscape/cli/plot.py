@@ -27,10 +27,12 @@ from landscape.report import summary_text
               help="Resolution of PNG figures.")
 @user_errors
 def plot(records, out, fmt, smooth, dpi):
-    """Draw the loss landscape, the paper's probe panels, trajectory quantities and training
-    curves of the runs in RECORD.h5 (runs of several records are combined; run ids must be
-    unique across them). Prints the vgg vs vgg_bn style comparison when a model X and its BN
-    variant X_bn are both present, and writes it to OUT/summary.txt."""
+    """Draw the loss landscape, the paper's probe panels, trajectory quantities, training
+    curves, internal covariate shift (runs recorded with --ics-every) and activation
+    distributions (--activations-every) of the runs in RECORD.h5 (runs of several records are
+    combined; run ids must be unique across them). Prints the vgg vs vgg_bn style comparison
+    when a model X and its BN variant X_bn are both present, and writes it to
+    OUT/summary.txt."""
     runs = load_runs(records)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
