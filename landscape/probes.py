@@ -22,13 +22,17 @@ from landscape.tensors import RngState, global_norm
 from landscape.train import StepContext
 
 
-def eta_grid(config: ProbeConfig, lr: float) -> np.ndarray:
-    """The step lengths η (float64 [K]) probed in a run with learning rate `lr`."""
-    scale = lr if config.scale == "relative" else 1.0
-    low, high = config.low * scale, config.high * scale
+def unit_grid(config: ProbeConfig) -> np.ndarray:
+    """The grid (float64 [K]) between `low` and `high`: multiples of the step's learning rate
+    when the scale is relative, step lengths when it is absolute."""
     if config.spacing == "log":
-        return np.geomspace(low, high, config.count)
-    return np.linspace(low, high, config.count)
+        return np.geomspace(config.low, config.high, config.count)
+    return np.linspace(config.low, config.high, config.count)
+
+
+def eta_grid(config: ProbeConfig, lr: float) -> np.ndarray:
+    """The step lengths η (float64 [K]) probed at a step whose learning rate is `lr`."""
+    return unit_grid(config) * (lr if config.scale == "relative" else 1.0)
 
 
 def select_parameters(names: Sequence[str], prefixes: Sequence[str]) -> list[bool]:
@@ -55,28 +59,38 @@ class GradientProbe:
     BatchNorm layers stay in training mode (batch statistics, as in the training step) and the
     random state of the training forward pass is replayed, so dropout masks and injected noise
     are those of the step: L(·; B_t) is the same function at every η.
+
+    With a relative scale the η are multiples of the probed step's learning rate `ctx.lr` (which
+    follows the run's schedule), so the grid moves with the schedule; with an absolute scale
+    they are fixed.
     """
 
     name = "probe"
     phase = "before_update"
 
-    def __init__(self, config: ProbeConfig, *, lr: float, names: Sequence[str]) -> None:
+    def __init__(self, config: ProbeConfig, *, names: Sequence[str]) -> None:
         self.every = config.every
-        self.etas = eta_grid(config, lr)
+        self.grid = unit_grid(config)
+        self.relative = config.scale == "relative"
         self.mask = select_parameters(names, config.params)
-        self._eta: torch.Tensor | None = None
+        self._grid: torch.Tensor | None = None
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0
 
-    def _eta_tensor(self, device: torch.device) -> torch.Tensor:
-        # Made once: a host-to-device copy per probe would wait for the GPU.
-        if self._eta is None or self._eta.device != device:
-            self._eta = torch.tensor(self.etas, device=device)
-        return self._eta
+    def _grid_tensor(self, device: torch.device) -> torch.Tensor:
+        # Made once and scaled on the device by a Python float: a host-to-device copy per
+        # probe would wait for the GPU.
+        if self._grid is None or self._grid.device != device:
+            self._grid = torch.tensor(self.grid, dtype=torch.float64, device=device)
+        return self._grid
 
     def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         params, model = ctx.params, ctx.model
+        scale = float(ctx.lr) if self.relative else 1.0
+        # The same float64 products on the host (to move the weights) and on the device (to
+        # record): η_k = grid_k · lr_t.
+        etas = (self.grid * scale).tolist()
         grads = [p.grad for p in params]
         g_t = ctx.grad_snapshot
         selected_grads = [g for g, m in zip(grads, self.mask) if m]
@@ -85,7 +99,7 @@ class GradientProbe:
         rng_after_forward = RngState.capture(ctx.x.device)
 
         losses, diffs = [], []
-        for eta in self.etas.tolist():
+        for eta in etas:
             with torch.no_grad():
                 torch._foreach_copy_(params, ctx.param_snapshot)
                 torch._foreach_add_(params, g_t, alpha=-eta)  # w_η = w_t − η g_t
@@ -106,7 +120,7 @@ class GradientProbe:
                 buffer.copy_(saved)
         rng_after_forward.restore()
 
-        eta = self._eta_tensor(ctx.x.device)
+        eta = self._grid_tensor(ctx.x.device) * scale
         grad_norm = global_norm(selected_g_t)
         grad_diff = torch.stack(diffs)
         ratio = grad_diff.double() / (eta * grad_norm.double())

@@ -42,15 +42,18 @@ class HDF5Recorder:
         self._buffer("eval", {k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None, flush: bool = False) -> None:
-        """The run's status; written (with every buffered row) when the run stops, when asked
-        to `flush`, and otherwise at most every `flush_seconds`."""
+              seconds: float | None = None, flush: bool = False,
+              stop_reason: str = "") -> None:
+        """The run's status (and, once it has finished, why it stopped); written (with every
+        buffered row) when the run stops, when asked to `flush`, and otherwise at most every
+        `flush_seconds`."""
         finished = status != "running"
         if finished or flush or time.monotonic() - self._last_flush >= self._flush_seconds:
             try:
                 self._write_buffers()
                 self._run.set_state(status, steps_done=steps_done,
-                                    diverged_step=diverged_step, seconds=seconds)
+                                    diverged_step=diverged_step, seconds=seconds,
+                                    stop_reason=stop_reason)
             # h5py reports a failed write as OSError (or RuntimeError from a flush).
             except (OSError, RuntimeError) as exc:  # disk full, file size limit, device gone
                 raise RecordWriteError(
@@ -106,6 +109,7 @@ class MemoryRecorder:
         self.status = "pending"
         self.steps_done = 0
         self.diverged_step: int | None = None
+        self.stop_reason = ""
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
         self.chunks.setdefault("steps", []).append(rows)
@@ -120,8 +124,10 @@ class MemoryRecorder:
         self.chunks.setdefault("eval", []).append({k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None, flush: bool = False) -> None:
+              seconds: float | None = None, flush: bool = False,
+              stop_reason: str = "") -> None:
         self.status, self.steps_done, self.diverged_step = status, steps_done, diverged_step
+        self.stop_reason = stop_reason
 
     def arrays(self, table: str) -> dict[str, np.ndarray]:
         chunks = self.chunks.get(table, [])

@@ -27,7 +27,9 @@ from h5py import h5f, h5p
 
 from landscape.errors import RecordError, RecordWriteError
 
-SCHEMA_VERSION = 1
+# Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason. Version 1 records
+# are read with NaN/derived values for them, and gain them when resumed.
+SCHEMA_VERSION = 2
 FORMAT_NAME = "landscape-record"
 RUN_STATUSES = ("pending", "running", "complete", "diverged", "interrupted")
 _CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
@@ -60,7 +62,14 @@ def eval_columns() -> dict[str, Column]:
         "train_acc": Column("float32"),
         "test_loss": Column("float32"),
         "test_acc": Column("float32"),
+        "val_loss": Column("float32"),  # NaN without a validation split
+        "val_acc": Column("float32"),
     }
+
+
+# Why a finished run stopped (see landscape.train): "planned", "early_stop" or "diverged";
+# "" while it has not finished.
+STOP_REASONS = ("", "planned", "early_stop", "diverged")
 
 
 def probe_columns(n_eta: int) -> dict[str, Column]:
@@ -155,15 +164,19 @@ def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) 
     group = parent.create_group(name)
     group.attrs["columns"] = list(columns)
     for col_name, col in columns.items():
-        row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
-        chunk_rows = int(max(1, min(4096, _CHUNK_BYTES // max(row_bytes, 1))))
-        group.create_dataset(
-            col_name,
-            shape=(0, *col.row_shape),
-            maxshape=(None, *col.row_shape),
-            chunks=(chunk_rows, *col.row_shape),
-            dtype=col.dtype,
-        )
+        _create_column(group, col_name, col)
+
+
+def _create_column(group: h5py.Group, name: str, col: Column) -> None:
+    row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
+    chunk_rows = int(max(1, min(4096, _CHUNK_BYTES // max(row_bytes, 1))))
+    group.create_dataset(
+        name,
+        shape=(0, *col.row_shape),
+        maxshape=(None, *col.row_shape),
+        chunks=(chunk_rows, *col.row_shape),
+        dtype=col.dtype,
+    )
 
 
 class RunWriter:
@@ -206,9 +219,13 @@ class RunWriter:
             table.truncate(int(np.searchsorted(steps, limit, side="left")))
 
     def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-                  seconds: float | None = None) -> None:
+                  seconds: float | None = None, stop_reason: str = "") -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
+        if stop_reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {stop_reason!r}")
+        # Written first: a reader that sees the final status sees the reason too.
+        self._group["stop_reason"][()] = np.bytes_(stop_reason)
         self._group["status"][()] = np.bytes_(status)
         self._group["steps_done"][()] = steps_done
         self._group["diverged_step"][()] = -1 if diverged_step is None else diverged_step
@@ -271,6 +288,7 @@ class RecordWriter:
                     for key, value in source.attrs.items():
                         copy.attrs[key] = value
                     source.copy(source["runs"], copy, name="runs")
+                    _upgrade(copy)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
@@ -330,6 +348,7 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
     # -1 while the run has not diverged; the reader turns it into None.
     group.create_dataset("diverged_step", data=-1, dtype="int64")
     group.create_dataset("seconds", data=0.0, dtype="float64")
+    group.create_dataset("stop_reason", data=np.bytes_(""), dtype="S16")
     _create_table(group, "steps", step_columns())
     _create_table(group, "eval", eval_columns())
     if layout.n_eta:
@@ -345,6 +364,35 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         activations = group.create_group("activations")
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
+
+
+def _upgrade(file: h5py.File) -> None:
+    """Bring a record written with an older schema to the current one (before SWMR mode: the
+    only moment datasets can be added). Version 1 lacks eval/val_loss, eval/val_acc (NaN: it
+    had no validation split) and stop_reason (derived from the status)."""
+    if int(file.attrs["schema_version"]) >= SCHEMA_VERSION:
+        return
+    for group in file["runs"].values():
+        if "stop_reason" not in group:
+            group.create_dataset("stop_reason", data=np.bytes_(_derived_stop_reason(group)),
+                                 dtype="S16")
+        table = group["eval"]
+        columns = list(table.attrs["columns"])
+        n = len(table[columns[0]])
+        for name, column in eval_columns().items():
+            if name not in columns:
+                _create_column(table, name, column)
+                table[name].resize(n, axis=0)
+                table[name][:] = np.nan
+                columns.append(name)
+        table.attrs["columns"] = columns
+    file.attrs["schema_version"] = SCHEMA_VERSION
+
+
+def _derived_stop_reason(group: h5py.Group) -> str:
+    """A version-1 run stopped as planned or diverged: it had no early stopping."""
+    status = group["status"][()].decode()
+    return {"complete": "planned", "diverged": "diverged"}.get(status, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +413,9 @@ class RunInfo:
     taps: tuple[str, ...]
     probed: bool
     attrs: Mapping[str, Any]
+    # Why the run stopped once finished: "planned" (every planned step), "early_stop" (the
+    # validation loss stopped improving) or "diverged"; None while it has not finished.
+    stop_reason: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -392,8 +443,10 @@ class EvalData:
     epoch: np.ndarray  # fractional epochs completed
     train_loss: np.ndarray  # mean training-batch loss since the previous evaluation
     train_acc: np.ndarray  # accuracy on those training batches (train mode, as trained)
-    test_loss: np.ndarray  # held-out loss (eval mode)
+    test_loss: np.ndarray  # held-out cross-entropy (eval mode; no smoothing, no penalty)
     test_acc: np.ndarray
+    val_loss: np.ndarray  # the same on the validation split (NaN without one)
+    val_acc: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -464,7 +517,7 @@ class Record:
             return RunData(
                 info=self.runs[run_id],
                 steps=StepData(**_read_table(group["steps"])),
-                eval=EvalData(**_read_table(group["eval"])),
+                eval=EvalData(**_read_eval(group["eval"])),
                 probe=probe,
                 ics=ics,
                 activations=activations,
@@ -593,9 +646,21 @@ def _run_group(file: h5py.File, run_id: str, path: Path) -> h5py.Group:
     return runs[run_id]
 
 
+def _read_eval(group: h5py.Group) -> dict[str, np.ndarray]:
+    """The eval table; columns a version-1 record lacks (no validation split) are NaN."""
+    table = _read_table(group)
+    n = len(table["step"])
+    for name, column in eval_columns().items():
+        if name not in table:
+            table[name] = np.full(n, np.nan, dtype=column.dtype)
+    return table
+
+
 def _read_run_info(group: h5py.Group) -> RunInfo:
     attrs = {k: _decode_attr(v) for k, v in group.attrs.items()}
     diverged = int(group["diverged_step"][()])
+    stop_reason = (group["stop_reason"][()].decode() if "stop_reason" in group
+                   else _derived_stop_reason(group))
     return RunInfo(
         run_id=attrs["run_id"],
         model=attrs["model"],
@@ -607,6 +672,7 @@ def _read_run_info(group: h5py.Group) -> RunInfo:
         taps=tuple(json.loads(group.attrs["taps"])),
         probed="probe" in group,
         attrs=attrs,
+        stop_reason=stop_reason or None,
     )
 
 

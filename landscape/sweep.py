@@ -7,6 +7,7 @@ import difflib
 import math
 import platform
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,8 +24,9 @@ from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import output_channels, select_parameters
 from landscape.recorder import HDF5Recorder
+from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, open_record
-from landscape.tasks import Task, make_task
+from landscape.tasks import Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
 
 
@@ -75,7 +77,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_options(config: RecordConfig) -> dict:
-    return {} if config.width == 1.0 else {"width": config.width}
+    """The build_model options the config asks for beyond the model's own defaults (a model
+    without such an option refuses it with a clear error)."""
+    options = {} if config.width == 1.0 else {"width": config.width}
+    if config.dropout is not None:
+        options["dropout"] = config.dropout
+    return options
 
 
 def parameter_shapes(config: RecordConfig, model_name: str) -> dict[str, tuple[int, ...]]:
@@ -158,11 +165,19 @@ def numerics(device: torch.device, allow_tf32: bool) -> Iterator[None]:
 
 
 def make_optimizer(config: RecordConfig, params, lr: float) -> torch.optim.Optimizer:
+    """torch's optimizer with its own defaults for everything the config does not set (betas,
+    eps, RMSprop's alpha). Weight decay is the optimizer's: L2 added to the gradient for sgd,
+    adam and rmsprop, decoupled for adamw; it is not part of the recorded loss (--l2 is)."""
+    wd = config.weight_decay
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
+                               nesterov=config.nesterov, weight_decay=wd)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=wd)
     raise ConfigError(f"unknown optimizer {config.optimizer!r}")
 
 
@@ -212,11 +227,12 @@ def resume(
     if device is not None:
         config = config.with_changes(device=device)
     task = make_task(config, torch.device(config.device))
-    for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256"):
-        if task.identity.to_dict()[key] != rec.data[key]:
+    for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256", "val_sha256"):
+        now, then = task.identity.to_dict()[key], rec.data.get(key, "")
+        if now != then:
             raise RecordError(
                 f"the data found now differ from the data {path} was recorded with "
-                f"({key}: {task.identity.to_dict()[key]} now, {rec.data[key]} then)")
+                f"({key}: {now} now, {then} then)")
     plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
     saved = load_checkpoint(checkpoint_path(path))
     with RecordWriter.reopen(path) as writer:
@@ -246,11 +262,11 @@ def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: 
     return results
 
 
-def make_probes(config: RecordConfig, model: nn.Module, lr: float) -> list:
+def make_probes(config: RecordConfig, model: nn.Module) -> list:
     names = [n for n, _ in model.named_parameters()]
     probes: list = []
     if config.probe.every:
-        probes.append(GradientProbe(config.probe, lr=lr, names=names))
+        probes.append(GradientProbe(config.probe, names=names))
     if config.ics_every:
         probes.append(ICSProbe(every=config.ics_every, layers=config.ics_layers, names=names))
     for layer in config.activation_layers if config.activation_every else ():
@@ -277,7 +293,12 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
         if saved.rng_cuda is not None and device.type == "cuda":
             torch.cuda.set_rng_state(saved.rng_cuda, device)
     total = total_steps(config, stream.steps_per_epoch)
-    probes = make_probes(config, model, plan.lr)
+    schedule = partial(learning_rate, config, plan.lr, steps_per_epoch=stream.steps_per_epoch,
+                       total_steps=total)
+    # The objective: the task's loss plus the penalties, over the parameters the loop trains.
+    objective = penalized(task.loss_fn, [p for p in model.parameters() if p.requires_grad],
+                          l1=config.l1, l2=config.l2)
+    probes = make_probes(config, model)
     taps = TapPlan(config.taps, config.tap_every,
                    torch.float16 if config.tap_dtype == "float16" else torch.float32)
     ckpt_file = checkpoint_path(path)
@@ -302,7 +323,10 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 eval_every=config.eval_every,
                 recorder=recorder,
                 evaluate=task.evaluate,
-                loss_fn=task.loss_fn,
+                validate=task.validate,
+                early_stop=config.early_stop,
+                lr_schedule=schedule,
+                loss_fn=objective,
                 correct_fn=task.correct_fn,
                 taps=taps,
                 probes=probes,

@@ -6,14 +6,15 @@ the held-out evaluation; the sweep asks the model table which task a model belon
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol
+from functools import partial
+from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
 
 from landscape.config import RecordConfig
 from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, eval_batches
-from landscape.data import load_dataset
+from landscape.data import hold_out_validation, load_dataset
 from landscape.data.gaussian import RegressionData, VectorStream, make_linear_regression
 from landscape.data.images import DataIdentity
 from landscape.errors import ConfigError
@@ -37,6 +38,8 @@ class Task(Protocol):
     loss_fn: LossFn
     correct_fn: Callable | None
     memory_format: torch.memory_format
+    # (loss, accuracy) on the validation split in eval mode; None without one.
+    validate: Callable[[nn.Module], tuple[float, float]] | None
 
     def stream(self, seed: int) -> Stream: ...
 
@@ -46,20 +49,30 @@ class Task(Protocol):
 
 
 class ImageClassification:
+    """CIFAR-10 classification. The training loss is cross-entropy with `label_smoothing`
+    (torch's definition: the target puts 1 − ε + ε/10 on the label and ε/10 on every other
+    class); held-out and validation losses are the plain cross-entropy, comparable across
+    records."""
+
     name = IMAGE_CLASSIFICATION
-    loss_fn = staticmethod(nn.functional.cross_entropy)
     correct_fn = staticmethod(classification_correct)
     # NHWC is what the conv kernels are fastest with, on CPU (oneDNN) and GPU (cuDNN) alike.
     memory_format = torch.channels_last
 
-    def __init__(self, data: ImageData, options: BatchOptions, device: torch.device) -> None:
+    def __init__(self, data: ImageData, options: BatchOptions, device: torch.device, *,
+                 label_smoothing: float = 0.0) -> None:
         if len(data.train_y) < options.batch_size:
             raise ConfigError(f"batch size {options.batch_size} is larger than the "
                               f"{len(data.train_y)} training images")
         self.identity = data.identity
         self.options = options
+        self.loss_fn: LossFn = (partial(nn.functional.cross_entropy,
+                                        label_smoothing=label_smoothing)
+                                if label_smoothing else nn.functional.cross_entropy)
         self.train = DeviceImages(data.train_x, data.train_y, device)
         self.test = DeviceImages(data.test_x, data.test_y, device)
+        self.val = None if data.val_x is None else DeviceImages(data.val_x, data.val_y, device)
+        self.validate = None if self.val is None else self._validate
 
     def example_input(self) -> torch.Tensor:
         """Two images on the CPU, for shape inference."""
@@ -70,16 +83,23 @@ class ImageClassification:
 
     def evaluate(self, model: nn.Module) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the held-out images, in eval mode."""
+        return self._loss_and_accuracy(model, self.test)
+
+    def _validate(self, model: nn.Module) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the validation images, in eval mode."""
+        return self._loss_and_accuracy(model, self.val)
+
+    def _loss_and_accuracy(self, model: nn.Module, images: DeviceImages) -> tuple[float, float]:
         model.eval()
-        device = self.test.device
+        device = images.device
         total = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         with torch.no_grad():
-            for x, y in eval_batches(self.test, self.options, memory_format=self.memory_format):
+            for x, y in eval_batches(images, self.options, memory_format=self.memory_format):
                 logits = model(x)
                 total += nn.functional.cross_entropy(logits, y, reduction="sum").double()
                 correct += (logits.argmax(1) == y).sum()
-        n = len(self.test)
+        n = len(images)
         return float(total) / n, int(correct) / n
 
 
@@ -88,6 +108,7 @@ class LinearRegression:
     loss_fn = staticmethod(l2_loss)
     correct_fn = None
     memory_format = torch.contiguous_format
+    validate = None
 
     def __init__(self, data: RegressionData, batch_size: int, device: torch.device) -> None:
         self.identity = data.identity
@@ -135,6 +156,33 @@ def make_task(config: RecordConfig, device: torch.device,
     if data is None:
         data = load_dataset(config.data_dir, download=config.download,
                             verify_md5=config.verify_md5, subset=config.subset)
+    if config.val_split is not None:
+        data = hold_out_validation(data, config.val_split, seed=config.seed)
     options = BatchOptions(batch_size=config.batch_size, mean=config.mean, std=config.std,
-                           crop_padding=config.crop_padding, flip=config.flip)
-    return ImageClassification(data, options, device)
+                           crop_padding=config.crop_padding, flip=config.flip,
+                           erase_prob=config.erase_prob)
+    return ImageClassification(data, options, device, label_smoothing=config.label_smoothing)
+
+
+def penalized(loss_fn: LossFn, params: Sequence[torch.Tensor], *, l1: float = 0.0,
+              l2: float = 0.0) -> LossFn:
+    """The objective `loss_fn(output, y) + l1·Σ|w| + (l2/2)·Σw²` over `params`, read at their
+    values when it is called (so a probe that moves the weights sees the penalty move too).
+
+    Without penalties `loss_fn` itself is returned. The sums are per-tensor foreach norms (one
+    kernel per kind, no Python loop over the parameters); the penalty's gradient, l1·sign(w) +
+    l2·w, comes from autograd along with the data loss's.
+    """
+    if not (l1 or l2):
+        return loss_fn
+    params = list(params)
+
+    def objective(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(output, y)
+        if l1:
+            loss = loss + l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
+        if l2:
+            loss = loss + 0.5 * l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
+        return loss
+
+    return objective

@@ -5,6 +5,9 @@ the tapped parameters' gradients and weight deltas, and lets probes measure the 
 w_t. Everything stays on the device until `sync_every` steps have passed, then goes to the
 recorder in one transfer (a host sync per step would stall a GPU). The loop knows nothing of
 files: it hands numpy arrays to the recorder it is given.
+
+The loop also applies a learning-rate schedule (a function of the step, set on the optimizer
+before each step) and stops early when a validation loss stops improving (`early_stop_due`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ class RunRecorder(Protocol):
     def evaluation(self, row: Mapping[str, float]) -> None: ...
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
-              seconds: float | None = None, flush: bool = False) -> None: ...
+              seconds: float | None = None, flush: bool = False,
+              stop_reason: str = "") -> None: ...
+
+
+# Why a finished run stopped (the record's `stop_reason`; "" while it has not finished).
+STOP_PLANNED = "planned"  # it ran every step it was planned to
+STOP_EARLY = "early_stop"  # the validation loss stopped improving (`early_stop_due`)
+STOP_DIVERGED = "diverged"  # the training loss became non-finite
 
 
 class Progress(Protocol):
@@ -93,6 +103,19 @@ class RunOutcome:
     seconds: float
     images_per_second: float
     final_loss: float
+    stop_reason: str = ""  # STOP_PLANNED, STOP_EARLY, STOP_DIVERGED; "" when interrupted
+
+
+def early_stop_due(val_losses: Sequence[float], patience: int) -> bool:
+    """True when none of the last `patience` validation losses improved on (was strictly lower
+    than) the best one before it. A NaN loss is no improvement."""
+    best, since_best = math.inf, 0
+    for loss in val_losses:
+        if loss < best:
+            best, since_best = loss, 0
+        else:
+            since_best += 1
+    return since_best >= patience
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,9 @@ def train_run(
     recorder: RunRecorder,
     evaluate: Callable[[nn.Module], tuple[float, float]],
     eval_every: int | None = None,
+    validate: Callable[[nn.Module], tuple[float, float]] | None = None,
+    early_stop: int | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
     loss_fn: LossFn = nn.functional.cross_entropy,
     correct_fn: CorrectFn | None = classification_correct,
     taps: TapPlan = TapPlan(()),
@@ -141,6 +167,12 @@ def train_run(
 
     `evaluate(model)` returns (loss, accuracy) on held-out data; it runs every `eval_every`
     steps (default: once per epoch of `steps_per_epoch` steps) and after the last step.
+    `validate(model)` (None: no validation data) returns (loss, accuracy) on the validation
+    images at the same moments; with `early_stop` = N the run ends, "complete" with stop reason
+    "early_stop", after an evaluation when the validation loss has not improved for N
+    evaluations. `lr_schedule(step)` is the learning rate of each step, set on every parameter
+    group before the step (None: the optimizer's own). `loss_fn(output, y)` is the objective
+    that is minimized, recorded and probed.
     `correct_fn(output, y)` counts correct predictions for the training accuracy (None: no
     accuracy, e.g. for regression). A non-finite training loss ends the run as "diverged" at that
     step: rows up to and including it are recorded, later ones are not.
@@ -156,6 +188,8 @@ def train_run(
     records and checkpoints it, and returns with status "interrupted".
     """
     eval_every = eval_every or steps_per_epoch
+    if early_stop is not None and validate is None:
+        raise ValueError("early stopping needs validation data (`validate`)")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     names = [n for n, _ in named]
     params = [p for _, p in named]
@@ -168,12 +202,14 @@ def train_run(
     pending = _Pending()
     since_eval = _TrainAccumulator()
     first_step, images_done, seconds_before = 0, 0, 0.0
+    val_losses: list[float] = []  # every validation loss so far, for early stopping
     if resume_from is not None:
         first_step = resume_from.next_step
         with torch.no_grad():
             torch._foreach_copy_(prev_grads, [g.to(device) for g in resume_from.prev_grads])
         since_eval = _TrainAccumulator(**resume_from.since_eval)
         images_done, seconds_before = resume_from.images_done, resume_from.seconds
+        val_losses = list(resume_from.val_losses)
     model.train()
     started = last_sync = last_checkpoint = time.perf_counter()
     last_loss = math.nan
@@ -182,6 +218,10 @@ def train_run(
         return seconds_before + time.perf_counter() - started
 
     for step in range(first_step, total_steps):
+        if lr_schedule is not None:
+            lr_t = lr_schedule(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_t
         x, y = next(batches)
         due = [p for p in probes if p.due(step)]
         rng = RngState.capture(device) if due else None
@@ -245,11 +285,14 @@ def train_run(
         if kept.diverged_step is not None:
             seconds = elapsed()
             recorder.state("diverged", steps_done=kept.diverged_step + 1,
-                           diverged_step=kept.diverged_step, seconds=seconds)
+                           diverged_step=kept.diverged_step, seconds=seconds,
+                           stop_reason=STOP_DIVERGED)
             return RunOutcome("diverged", kept.diverged_step + 1, kept.diverged_step, seconds,
-                              images_done / seconds, last_loss)
+                              images_done / seconds, last_loss, STOP_DIVERGED)
         if evaluation_due:
             test_loss, test_acc = evaluate(model)
+            val_loss, val_acc = validate(model) if validate is not None else (math.nan,
+                                                                               math.nan)
             model.train()
             recorder.evaluation({
                 "step": step + 1,
@@ -258,8 +301,19 @@ def train_run(
                 "train_acc": since_eval.accuracy() if correct_fn else math.nan,
                 "test_loss": test_loss,
                 "test_acc": test_acc,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
             })
             since_eval = _TrainAccumulator()
+            if validate is not None:
+                val_losses.append(val_loss)
+            if (early_stop is not None and step + 1 < total_steps
+                    and early_stop_due(val_losses, early_stop)):
+                seconds = elapsed()
+                recorder.state("complete", steps_done=step + 1, seconds=seconds,
+                               stop_reason=STOP_EARLY)
+                return RunOutcome("complete", step + 1, None, seconds,
+                                  images_done / max(seconds, 1e-9), last_loss, STOP_EARLY)
         if step + 1 == total_steps:
             break
         if stop or (checkpoint is not None
@@ -268,7 +322,8 @@ def train_run(
             recorder.state("running", steps_done=step + 1, seconds=elapsed(), flush=True)
             if checkpoint is not None:
                 checkpoint(LoopState(step + 1, [g.detach().cpu() for g in prev_grads],
-                                     since_eval.as_dict(), images_done, elapsed()))
+                                     since_eval.as_dict(), images_done, elapsed(),
+                                     list(val_losses)))
             last_checkpoint = time.perf_counter()
             if stop:
                 recorder.state("interrupted", steps_done=step + 1, seconds=elapsed())
@@ -278,8 +333,10 @@ def train_run(
             recorder.state("running", steps_done=step + 1, seconds=elapsed())
 
     seconds = elapsed()
-    recorder.state("complete", steps_done=total_steps, seconds=seconds)
-    return RunOutcome("complete", total_steps, None, seconds, images_done / seconds, last_loss)
+    recorder.state("complete", steps_done=total_steps, seconds=seconds,
+                   stop_reason=STOP_PLANNED)
+    return RunOutcome("complete", total_steps, None, seconds, images_done / seconds, last_loss,
+                      STOP_PLANNED)
 
 
 def _measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_index, nan):
@@ -308,6 +365,7 @@ class LoopState:
     since_eval: dict  # training loss/accuracy accumulated since the last evaluation
     images_done: int
     seconds: float
+    val_losses: list[float] = field(default_factory=list)  # validation losses so far
 
 
 @dataclass

@@ -47,7 +47,7 @@ def probe_once(model, loss_fn, config, lr=1.0):
     snapshot_w = [p.detach().clone() for p in params]
     ctx = StepContext(0, model, params, [n for n, _ in model.named_parameters()], x, None,
                       loss_fn, lr, rng, snapshot_g, snapshot_w)
-    probe = GradientProbe(config, lr=lr, names=ctx.names)
+    probe = GradientProbe(config, names=ctx.names)
     return probe, {k: v.numpy() for k, v in probe.measure(ctx).items()}, snapshot_g
 
 
@@ -105,7 +105,7 @@ def test_probe_on_a_network_matches_a_float64_recomputation(embedded):
     g_t = [p.grad.clone() for p in params]
     ctx = StepContext(0, model, params, [n for n, _ in model.named_parameters()], x, y, loss_fn,
                       0.1, rng, g_t, [p.detach().clone() for p in params])
-    probe = GradientProbe(ProbeConfig(every=1, count=4), lr=0.1, names=ctx.names)
+    probe = GradientProbe(ProbeConfig(every=1, count=4), names=ctx.names)
     out = {k: v.numpy() for k, v in probe.measure(ctx).items()}
 
     reference = copy.deepcopy(model).double()
@@ -143,7 +143,7 @@ def test_probe_norms_can_be_restricted_to_a_layer(embedded):
     ctx = StepContext(0, model, params, names, x, y, nn.functional.cross_entropy, 0.1,
                       RngState.capture(torch.device("cpu")), g_t,
                       [p.detach().clone() for p in params])
-    probe = GradientProbe(ProbeConfig(every=1, params=("classifier.fc3",)), lr=0.1, names=names)
+    probe = GradientProbe(ProbeConfig(every=1, params=("classifier.fc3",)), names=names)
     out = probe.measure(ctx)
     fc3 = [g for n, g in zip(names, g_t) if n.startswith("classifier.fc3")]
     expected = torch.sqrt(sum((g.double() ** 2).sum() for g in fc3)).item()
@@ -176,7 +176,7 @@ def train_tiny(model_name, embedded, *, probe_every, optimizer="sgd", steps=8):
                          memory_format=torch.channels_last)
     recorder = MemoryRecorder()
     names = [n for n, _ in model.named_parameters()]
-    probes = [GradientProbe(ProbeConfig(every=probe_every), lr=0.05, names=names)] \
+    probes = [GradientProbe(ProbeConfig(every=probe_every), names=names)] \
         if probe_every else []
     train_run(model, opt, stream.batches(), total_steps=steps, steps_per_epoch=stream.steps_per_epoch,
               recorder=recorder, evaluate=lambda m: (0.0, 0.0), probes=probes,
@@ -225,6 +225,6 @@ def test_probe_replays_the_dropout_mask(embedded):
                       nn.functional.cross_entropy, 1e-3, rng, [p.grad.clone() for p in params],
                       [p.detach().clone() for p in params])
     probe = GradientProbe(ProbeConfig(every=1, low=1e-6, high=1e-6, count=1, scale="absolute"),
-                          lr=1e-3, names=ctx.names)
+                          names=ctx.names)
     out = probe.measure(ctx)
     assert out["loss"][0].item() == pytest.approx(loss.item(), rel=1e-5)

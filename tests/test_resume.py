@@ -15,11 +15,15 @@ from conftest import assert_records_equal
 
 def busy_config(cifar_dir, **changes) -> RecordConfig:
     """Everything that carries state across steps: dropout and augmentation (random state),
-    Adam (optimizer state), an epoch boundary (data order), every probe, taps, evaluations."""
+    Adam (optimizer state), an epoch boundary (data order), every probe, taps, evaluations;
+    and a learning-rate schedule (the step's lr, and the probe grid relative to it), random
+    erasing, label smoothing, penalties and a validation split."""
     values = dict(
         models=("vgg_bn", "vgg_dropout"), lrs=(1e-3,), optimizer="adam", width=0.125,
         batch_size=32, max_steps=14, crop_padding=2, flip=True, device="cpu",
         data_dir=str(cifar_dir), verify_md5=False, eval_every=4,
+        schedule="cosine", lr_min=1e-5, erase_prob=0.5, label_smoothing=0.1, l1=1e-5, l2=1e-4,
+        val_split=0.1,
         probe=ProbeConfig(every=3, count=3), ics_every=4, ics_layers=("features.stage2.conv1",),
         activation_every=5, activation_layers=("features.stage3.norm1",),
         checkpoint_seconds=1e-9,  # a checkpoint at every host sync

@@ -19,33 +19,71 @@ def info(record_path: Path) -> None:
     cfg, data = rec.config, rec.data
     click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
                f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
-    click.echo(f"Data: {data['name']}: {data['n_train']:,} training / {data['n_test']:,} "
+    val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
+    click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
                f"held-out samples; {data['note']}")
     length = [f"{cfg['epochs']} epochs" if cfg["epochs"] else "",
               f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
     click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
                f"batch {cfg['batch_size']}, {', '.join(x for x in length if x)}, "
                f"seed {cfg['seed']}, device {cfg['device']}")
+    extras = _training_options(cfg)
+    if extras:
+        click.echo(f"Options: {'; '.join(extras)}")
     probe = cfg["probe"]
     if probe["every"]:
         unit = "x lr" if probe["scale"] == "relative" else "(absolute)"
         click.echo(f"Probe: every {probe['every']} steps, {probe['count']} step lengths in "
                    f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing")
+    has_val = bool(data.get("n_val"))
     rows = []
     for run in rec.runs.values():
         data = rec.load(run.run_id)
         ev = data.eval
         status = run.status + (f" at step {run.diverged_step}" if run.diverged_step is not None
                                else "")
+        if run.stop_reason == "early_stop":
+            status += " (early stop)"
         rows.append([
             run.run_id, run.model, f"{run.lr:g}", status, str(run.steps_done),
             f"{ev.train_acc[-1]:.3f}" if len(ev.step) else "-",
             f"{ev.test_acc[-1]:.3f}" if len(ev.step) else "-",
+            *([f"{ev.val_acc[-1]:.3f}" if len(ev.step) else "-"] if has_val else []),
             str(len(data.probe.step)) if data.probe is not None else "-",
             ", ".join(run.taps) or "-",
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
-                      "probes", "taps"])
+                      *(["val acc"] if has_val else []), "probes", "taps"])
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
+
+
+def _training_options(cfg: dict) -> list[str]:
+    """The schedule, regularization, augmentation and validation options that are not off
+    (records from before these options lack the keys)."""
+    out = []
+    schedule = cfg.get("schedule", "constant")
+    if schedule != "constant":
+        detail = {
+            "step": f"x{cfg.get('lr_gamma'):g} every {cfg.get('lr_step_epochs')} epochs",
+            "multistep": f"x{cfg.get('lr_gamma'):g} at epochs "
+                         f"{','.join(str(m) for m in cfg.get('lr_milestones', ()))}",
+            "cosine": f"to {cfg.get('lr_min'):g}",
+            "cyclic": f"from {cfg.get('lr_min'):g}, {cfg.get('cycle_steps')} steps per half cycle",
+        }.get(schedule, "")
+        out.append(f"{schedule} schedule {detail}".strip())
+    if cfg.get("nesterov"):
+        out.append("nesterov")
+    if cfg.get("momentum"):
+        out.append(f"momentum {cfg['momentum']:g}")
+    if cfg.get("weight_decay"):
+        out.append(f"weight decay {cfg['weight_decay']:g}")
+    for key, label in (("label_smoothing", "label smoothing"), ("l1", "l1"), ("l2", "l2"),
+                       ("dropout", "dropout"), ("erase_prob", "erase prob"),
+                       ("val_split", "val split")):
+        if cfg.get(key):
+            out.append(f"{label} {cfg[key]:g}")
+    if cfg.get("early_stop"):
+        out.append(f"early stop after {cfg['early_stop']} evaluations without improvement")
+    return out

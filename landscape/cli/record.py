@@ -12,8 +12,8 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
-from landscape.config import PRESETS, ProbeConfig, RecordConfig, parse_float_list
-from landscape.config import parse_name_list, preset
+from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
+from landscape.config import parse_float_list, parse_int_list, parse_name_list, preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
 from landscape.store import open_record
@@ -53,11 +53,45 @@ _DEFAULT = RecordConfig()
               help=f"Models to train (repeat or comma-separate): {', '.join(MODELS)}.")
 @click.option("--lrs", default=",".join(f"{lr:g}" for lr in _DEFAULT.lrs), show_default=True,
               help="Comma-separated learning rates; one run per model and learning rate.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=_DEFAULT.optimizer,
-              show_default=True)
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=_DEFAULT.optimizer,
+              show_default=True, help="torch's optimizer of that name, with its own defaults "
+                                      "(betas, eps, alpha) for what is not set here.")
 @click.option("--momentum", type=float, default=_DEFAULT.momentum, show_default=True,
-              help="SGD momentum.")
-@click.option("--weight-decay", type=float, default=_DEFAULT.weight_decay, show_default=True)
+              help="Momentum of sgd or rmsprop (adam and adamw have their own betas).")
+@click.option("--nesterov", is_flag=True,
+              help="Nesterov momentum (sgd with --momentum > 0).")
+@click.option("--weight-decay", type=float, default=_DEFAULT.weight_decay, show_default=True,
+              help="The optimizer's weight decay (decoupled for adamw). Not part of the "
+                   "recorded loss; see --l2 for a penalty that is.")
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_DEFAULT.schedule,
+              show_default=True,
+              help="Learning-rate schedule, applied per step: constant; step (x --lr-gamma "
+                   "every --lr-step-epochs); multistep (x --lr-gamma at each of "
+                   "--lr-milestones); cosine (annealed from lr towards --lr-min over the run); "
+                   "cyclic (triangular between --lr-min and lr, --cycle-steps per half cycle).")
+@click.option("--lr-min", type=float, default=_DEFAULT.lr_min, show_default=True,
+              help="cosine: the learning rate annealed to; cyclic: the bottom of the cycle.")
+@click.option("--lr-step-epochs", type=int, default=None,
+              help="step: multiply the learning rate by --lr-gamma every N epochs.")
+@click.option("--lr-gamma", type=float, default=_DEFAULT.lr_gamma, show_default=True,
+              help="step, multistep: the factor applied at each boundary.")
+@click.option("--lr-milestones", default=None,
+              help="multistep: comma-separated epochs at which the learning rate is "
+                   "multiplied by --lr-gamma, e.g. 100,150.")
+@click.option("--cycle-steps", type=int, default=None,
+              help="cyclic: steps from --lr-min up to lr (half a cycle).")
+@click.option("--label-smoothing", type=float, default=_DEFAULT.label_smoothing,
+              show_default=True,
+              help="Label smoothing of the training cross-entropy (held-out losses stay plain).")
+@click.option("--l1", type=float, default=_DEFAULT.l1, show_default=True,
+              help="Add l1 * sum|w| over all parameters to the training objective (recorded "
+                   "as the loss and probed).")
+@click.option("--l2", type=float, default=_DEFAULT.l2, show_default=True,
+              help="Add (l2 / 2) * sum w^2 over all parameters to the training objective "
+                   "(recorded as the loss and probed).")
+@click.option("--dropout", type=float, default=None,
+              help="Dropout probability of models that have dropout [default: the model's "
+                   "own].")
 @click.option("--batch-size", type=int, default=_DEFAULT.batch_size, show_default=True)
 @click.option("--epochs", type=int, default=_DEFAULT.epochs, show_default=True)
 @click.option("--max-steps", type=int, default=None,
@@ -81,6 +115,15 @@ _DEFAULT = RecordConfig()
 @click.option("--crop-padding", type=int, default=_DEFAULT.crop_padding, show_default=True,
               help="Random-crop augmentation with this much zero padding (0: off).")
 @click.option("--flip", is_flag=True, help="Random horizontal flip augmentation.")
+@click.option("--erase-prob", type=float, default=_DEFAULT.erase_prob, show_default=True,
+              help="Random erasing: with this probability per image, set a rectangle of "
+                   "2-33% of the image (aspect 0.3-3.3) to 0 after normalization.")
+@click.option("--val-split", type=float, default=None,
+              help="Hold out this fraction of the training images (stratified by class, "
+                   "seeded by --seed) as a validation split, never trained on.")
+@click.option("--early-stop", type=int, default=None,
+              help="Stop a run when the validation loss has not improved for N evaluations "
+                   "(needs --val-split).")
 @click.option("--width", type=float, default=_DEFAULT.width, show_default=True,
               help="Multiply every channel width (small values make tiny test models).")
 @click.option("--tap", "taps", multiple=True, default=_DEFAULT.taps, show_default=True,
@@ -188,7 +231,9 @@ def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -
 
 
 def _report(results, out: Path) -> None:
-    rows = [[r.plan.run_id, r.outcome.status, str(r.outcome.steps_done),
+    rows = [[r.plan.run_id, r.outcome.status + (" (early stop)" if r.outcome.stop_reason
+                                                == "early_stop" else ""),
+             str(r.outcome.steps_done),
              f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
             for r in results]
     if rows:
@@ -232,6 +277,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             pass  # resolved below, always
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
+        elif name == "lr_milestones":
+            values[name] = () if value is None else parse_int_list(value,
+                                                                   option="--lr-milestones")
         elif name in ("ics_layers", "activation_layers"):
             values[name] = parse_name_list(value) if value else ()
         elif name.startswith("probe_"):

@@ -7,12 +7,14 @@ from pathlib import Path
 from landscape.data.batches import BatchOptions, BatchStream, DeviceImages, eval_batches
 from landscape.data.cifar10 import load_cifar10, write_batches
 from landscape.data.embedded import load_embedded
-from landscape.data.images import CLASSES, DataIdentity, ImageData, take_subset
+from landscape.data.images import CLASSES, DataIdentity, ImageData, hold_out_validation
+from landscape.data.images import take_subset
 
 
 def load_dataset(data_dir: str | Path | None = None, *, download: bool = False,
                  verify_md5: bool = True, subset: int | None = None) -> ImageData:
-    """CIFAR-10 from `data_dir`, or the embedded subset when `data_dir` is None."""
+    """CIFAR-10 from `data_dir`, or the embedded subset when `data_dir` is None (the first
+    `subset` training images only, if given). See `hold_out_validation` for a validation split."""
     data = load_embedded() if data_dir is None else load_cifar10(
         Path(data_dir), download=download, verify_md5=verify_md5)
     return take_subset(data, subset)
@@ -20,6 +22,6 @@ def load_dataset(data_dir: str | Path | None = None, *, download: bool = False,
 
 __all__ = [
     "BatchOptions", "BatchStream", "CLASSES", "DataIdentity", "DeviceImages", "ImageData",
-    "eval_batches", "load_cifar10", "load_dataset", "load_embedded", "take_subset",
-    "write_batches",
+    "eval_batches", "hold_out_validation", "load_cifar10", "load_dataset", "load_embedded",
+    "take_subset", "write_batches",
 ]

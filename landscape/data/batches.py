@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from landscape.data.augment import erase, erase_boxes
 from landscape.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ class BatchOptions:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     crop_padding: int = 0  # random crop after zero padding by this many pixels (0: no crop)
     flip: bool = False  # random horizontal flip
+    erase_prob: float = 0.0  # random erasing: probability per image (see data/augment.py)
     drop_last: bool = True  # equal batch sizes: every step of every run sees `batch_size` images
 
     def __post_init__(self) -> None:
@@ -31,6 +33,8 @@ class BatchOptions:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if self.crop_padding < 0:
             raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}")
+        if not 0 <= self.erase_prob <= 1:
+            raise ConfigError(f"--erase-prob must be in [0, 1], got {self.erase_prob}")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"normalization std must be positive, got {self.std}")
 
@@ -90,8 +94,9 @@ class BatchStream:
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the images in a fresh seeded order: (float images, labels) per batch.
 
-        The epoch's random draws (order, crop offsets, flips) are made up front and copied to
-        the device once: a host-to-device copy per batch would wait for the GPU every step.
+        The epoch's random draws (order, crop offsets, flips, erased rectangles) are made up
+        front and copied to the device once: a host-to-device copy per batch would wait for the
+        GPU every step.
         """
         self._epoch_start = self.generator.get_state()
         skip, self._skip = self._skip, 0
@@ -105,6 +110,10 @@ class BatchStream:
             draws["dx"] = torch.randint(0, span, (n_used,), generator=self.generator)
         if self.options.flip:
             draws["flip"] = torch.rand(n_used, generator=self.generator) < 0.5
+        if self.options.erase_prob:
+            height, width = self.images.x.shape[2:]
+            draws["erase"] = erase_boxes(n_used, self.generator, p=self.options.erase_prob,
+                                         height=height, width=width)
         draws = {k: v.to(self.images.device) for k, v in draws.items()}
         b = self.options.batch_size
         for i in range(skip, self.steps_per_epoch):
@@ -126,6 +135,8 @@ class BatchStream:
             x = random_flip(x, draws["flip"])
         # Normalizing in pixel units saves a division by 255 over the batch.
         x = (x.float() - self._mean) / self._std
+        if self.options.erase_prob:
+            x = erase(x, draws["erase"], 0.0)  # 0 after normalization: the mean pixel
         return x.contiguous(memory_format=self.memory_format)
 
 

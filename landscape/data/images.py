@@ -28,13 +28,18 @@ class DataIdentity:
     test_sha256: str
     md5_verified: bool  # files matched the official release's MD5 sums
     note: str
+    # A validation split carved from the training images (--val-split); never trained on.
+    val_split: str = ""  # how it was drawn; "" without one
+    n_val: int = 0
+    val_sha256: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
+        val = (f", {self.n_val:,} validation images ({self.val_split})" if self.n_val else "")
         return (
-            f"{self.name}: {self.n_train:,} training images ({self.train_split}), "
+            f"{self.name}: {self.n_train:,} training images ({self.train_split}){val}, "
             f"{self.n_test:,} held-out images ({self.test_split}). {self.note}"
         )
 
@@ -48,6 +53,8 @@ class ImageData:
     test_x: np.ndarray
     test_y: np.ndarray
     identity: DataIdentity
+    val_x: np.ndarray | None = None  # the validation split, if one was held out
+    val_y: np.ndarray | None = None
 
 
 def pixels_sha256(x: np.ndarray, y: np.ndarray) -> str:
@@ -82,3 +89,36 @@ def take_subset(data: ImageData, n: int | None) -> ImageData:
         }
     )
     return ImageData(x, y, data.test_x, data.test_y, identity)
+
+
+def hold_out_validation(data: ImageData, fraction: float, *, seed: int) -> ImageData:
+    """Move a stratified, seeded `fraction` of the training images into a validation split.
+
+    From every class, round(fraction · count) images chosen at random (numpy's PCG64 seeded
+    with `seed`) are held out; the remaining training images keep their order. The identity
+    says so (train_split, n_train, train_sha256, and val_split, n_val, val_sha256).
+    """
+    from landscape.data.embedded import stratified_split  # (embedded imports this module)
+
+    if data.val_x is not None:
+        raise ConfigError("these data already have a validation split")
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--val-split must be a fraction in (0, 1), got {fraction}")
+    train_idx, val_idx = stratified_split(data.train_y, fraction, seed=seed)
+    n = len(data.train_y)
+    if not len(val_idx):
+        raise ConfigError(f"--val-split {fraction:g} holds out no image of the {n:,} training "
+                          f"images; use a larger fraction")
+    train_x, train_y = data.train_x[train_idx], data.train_y[train_idx]
+    val_x, val_y = data.train_x[val_idx], data.train_y[val_idx]
+    before = data.identity.train_split
+    identity = DataIdentity(**{
+        **data.identity.to_dict(),
+        "train_split": f"{before}, minus the {len(val_idx):,} validation images",
+        "n_train": len(train_idx),
+        "train_sha256": pixels_sha256(train_x, train_y),
+        "val_split": f"{fraction:g} of each class of {before} (seed {seed})",
+        "n_val": len(val_idx),
+        "val_sha256": pixels_sha256(val_x, val_y),
+    })
+    return ImageData(train_x, train_y, data.test_x, data.test_y, identity, val_x, val_y)
