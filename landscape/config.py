@@ -19,7 +19,9 @@ IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn C
 TAP_DTYPES = ("float32", "float16")
 PROBE_SCALES = ("relative", "absolute")
 PROBE_SPACINGS = ("linear", "log")
-DEFAULT_TAP = "classifier.fc3.weight"
+# "final": the weight of each model's last linear layer (resolved per model by the sweep).
+FINAL_TAP = "final"
+DEFAULT_TAP = FINAL_TAP
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-dln": {
         "models": ("dln", "dln_bn"), "optimizer": "sgd", "lrs": (1e-6,), "momentum": 0.0,
         "weight_decay": 0.0, "batch_size": 1000, "epochs": None, "max_steps": 10_000,
-        "eval_every": 100, "taps": ("layers.fc25.weight",),
+        "eval_every": 100, "taps": (FINAL_TAP,),
         "probe": ProbeConfig(every=10, low=0.01, high=30.0, count=8, spacing="log"),
         "ics_every": 100, "ics_layers": ("layers.fc5", "layers.fc13", "layers.fc20"),
     },

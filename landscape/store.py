@@ -362,6 +362,7 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
             _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
     if layout.activations:
         activations = group.create_group("activations")
+        activations.attrs["layers"] = json.dumps(list(layout.activations))  # as asked for
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
 
@@ -512,8 +513,12 @@ class Record:
             if "ics" in group:
                 layers = tuple(json.loads(group["ics"].attrs["layers"]))
                 ics = ICSData(layers=layers, **_read_table(group["ics"]))
-            activations = {layer: ActivationData(**_read_table(table))
-                           for layer, table in group.get("activations", {}).items()}
+            tables = group.get("activations", {})
+            # HDF5 lists a group's members alphabetically; keep the order they were asked in.
+            order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
+                tables, "attrs", {}) else list(tables)
+            activations = {layer: ActivationData(**_read_table(tables[layer]))
+                           for layer in order}
             return RunData(
                 info=self.runs[run_id],
                 steps=StepData(**_read_table(group["steps"])),

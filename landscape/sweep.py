@@ -18,7 +18,7 @@ from torch import nn
 
 import landscape
 from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from landscape.config import RecordConfig, run_id, total_steps
+from landscape.config import FINAL_TAP, RecordConfig, run_id, total_steps
 from landscape.errors import ConfigError, RecordError
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
@@ -85,13 +85,33 @@ def model_options(config: RecordConfig) -> dict:
     return options
 
 
-def parameter_shapes(config: RecordConfig, model_name: str) -> dict[str, tuple[int, ...]]:
-    model = build_model(model_name, **model_options(config))
+def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {n: tuple(p.shape) for n, p in model.named_parameters()}
 
 
-def check_taps(config: RecordConfig, shapes: dict[str, tuple[int, ...]], model_name: str) -> None:
-    for tap in config.taps:
+def resolve_taps(taps: tuple[str, ...], model: nn.Module, model_name: str) -> tuple[str, ...]:
+    """The parameters a run taps: "final" stands for the weight of the model's last linear
+    layer (classifier.fc3.weight in VGG-A, fc.weight in the ResNets, layers.fc25.weight in the
+    deep linear network)."""
+    if FINAL_TAP not in taps:
+        return taps
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ConfigError(f"model {model_name!r} has no linear layer for --tap {FINAL_TAP}; "
+                          f"name a parameter instead")
+    return tuple(dict.fromkeys(f"{linear[-1]}.weight" if t == FINAL_TAP else t for t in taps))
+
+
+def probe_model(config: RecordConfig, model_name: str) -> nn.Module:
+    """A model to read names and shapes from, built without touching the global random state
+    (which the runs' initialization, dropout and noise draw from)."""
+    with torch.random.fork_rng(devices=[]):
+        return build_model(model_name, **model_options(config))
+
+
+def check_taps(taps: tuple[str, ...], shapes: dict[str, tuple[int, ...]],
+               model_name: str) -> None:
+    for tap in taps:
         if tap not in shapes:
             close = difflib.get_close_matches(tap, list(shapes), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else \
@@ -102,11 +122,13 @@ def check_taps(config: RecordConfig, shapes: dict[str, tuple[int, ...]], model_n
 def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
                 ) -> list[RunLayout]:
     """What every run will record; checks taps and probed layers against each model."""
-    shapes = {m: parameter_shapes(config, m) for m in config.models}
-    channels = {m: activation_channels(config, m, example) for m in config.models}
+    models = {m: probe_model(config, m) for m in config.models}
+    shapes = {m: parameter_shapes(model) for m, model in models.items()}
+    channels = {m: activation_channels(config, model, example) for m, model in models.items()}
     layouts = []
     for plan in plans:
-        check_taps(config, shapes[plan.model], plan.model)
+        taps = resolve_taps(config.taps, models[plan.model], plan.model)
+        check_taps(taps, shapes[plan.model], plan.model)
         for layer in config.ics_layers:
             layer_indices(list(shapes[plan.model]), layer)
         if config.probe.every:
@@ -121,7 +143,7 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
                 "index": plan.index,
                 "parameter_count": int(sum(np.prod(s) for s in shapes[plan.model].values())),
             },
-            taps={t: shapes[plan.model][t] for t in config.taps},
+            taps={t: shapes[plan.model][t] for t in taps},
             tap_dtype=config.tap_dtype,
             n_eta=config.probe.count if config.probe.every else 0,
             ics_layers=config.ics_layers if config.ics_every else (),
@@ -130,12 +152,13 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
     return layouts
 
 
-def activation_channels(config: RecordConfig, model_name: str, example: torch.Tensor
+def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
                         ) -> dict[str, int]:
     if not config.activation_every:
         return {}
-    model = build_model(model_name, **model_options(config))
-    return {layer: output_channels(model, layer, example) for layer in config.activation_layers}
+    with torch.random.fork_rng(devices=[]):
+        return {layer: output_channels(model, layer, example)
+                for layer in config.activation_layers}
 
 
 def versions() -> dict[str, str]:
@@ -299,7 +322,7 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     objective = penalized(task.loss_fn, [p for p in model.parameters() if p.requires_grad],
                           l1=config.l1, l2=config.l2)
     probes = make_probes(config, model)
-    taps = TapPlan(config.taps, config.tap_every,
+    taps = TapPlan(resolve_taps(config.taps, model, plan.model), config.tap_every,
                    torch.float16 if config.tap_dtype == "float16" else torch.float32)
     ckpt_file = checkpoint_path(path)
 

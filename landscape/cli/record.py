@@ -128,7 +128,7 @@ _DEFAULT = RecordConfig()
               help="Multiply every channel width (small values make tiny test models).")
 @click.option("--tap", "taps", multiple=True, default=_DEFAULT.taps, show_default=True,
               help="Parameter whose gradient and weight delta are stored every step "
-                   "(repeatable).")
+                   "(repeatable); 'final' is the weight of the model's last linear layer.")
 @click.option("--no-taps", is_flag=True, help="Tap no parameter.")
 @click.option("--tap-every", type=int, default=_DEFAULT.tap_every, show_default=True,
               help="Tap steps kN and kN+1 only (pairs keep consecutive differences).")
