@@ -201,13 +201,24 @@ def _end_handles(diverged: bool, incomplete: bool) -> list[Line2D]:
     return handles
 
 
+_MAX_MARKED_POINTS = 80  # beyond this, markers pile up into a solid smear
+
+
+def _marker_for(n_points: int, wanted: bool, marker: str = "o") -> str | None:
+    """Mark points when asked (and when there are few enough to see), or when a curve is too
+    short to show as a line."""
+    if n_points < 3 or (wanted and n_points <= _MAX_MARKED_POINTS):
+        return marker
+    return None
+
+
 def _shaded(ax: Axes, step: np.ndarray, low: np.ndarray, high: np.ndarray, color: str,
             *, markers: bool = False) -> None:
     """Shade between low and high and draw both edges; a point with no finite neighbour (which
     a shaded polygon cannot show) gets a vertical bar from low to high."""
     low, high = _finite(low), _finite(high)
     ax.fill_between(step, low, high, color=color, alpha=0.25, linewidth=0)
-    style = dict(color=color, linewidth=1.0, marker="o" if markers or len(step) < 3 else None,
+    style = dict(color=color, linewidth=1.0, marker=_marker_for(len(step), markers),
                  markersize=3)
     ax.plot(step, low, **style)
     ax.plot(step, high, **style)
@@ -347,7 +358,8 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
         _shaded(ax_loss, bands.step, bands.loss_low, bands.loss_high, color, markers=True)
         _shaded(ax_pred, bands.step, bands.grad_diff_low, bands.grad_diff_high, color,
                 markers=True)
-        ax_beta.plot(bands.step, _finite(bands.beta), color=color, marker="o", markersize=4)
+        ax_beta.plot(bands.step, _finite(bands.beta), color=color,
+                     marker=_marker_for(len(bands.step), True), markersize=4)
         pred_values += [bands.grad_diff_low, bands.grad_diff_high]
         beta_values.append(bands.beta)
         label = model_name(model, list(data.bands))
@@ -679,8 +691,8 @@ def plot_ics(data: Sequence[RunICS], *, axes: Sequence[Axes] | np.ndarray | None
                     if ax is bottom[col]:
                         # float32 rounding can put a cosine a hair above 1
                         values = np.clip(values, -1.0, 1.0)
-                    ax.plot(curve.step, values, marker=marker, markersize=4, linewidth=1.3,
-                            **style)
+                    ax.plot(curve.step, values, marker=_marker_for(len(curve.step), True, marker),
+                            markersize=4, linewidth=1.3, **style)
                     d, i = _mark_curve_ends(ax, [curve], style["color"])
                     div, inc = div or d, inc or i
                 distances[layer].append(ics.distance[layer].values)

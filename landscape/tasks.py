@@ -126,7 +126,8 @@ class LinearRegression:
                             seed=seed, device=self.device)
 
     def evaluate(self, model: nn.Module) -> tuple[float, float]:
-        """Held-out ℓ2 loss in eval mode; regression has no accuracy (NaN)."""
+        """Held-out ℓ2 loss (summed over the held-out samples, like the training loss over its
+        batch) in eval mode; regression has no accuracy (NaN)."""
         model.eval()
         with torch.no_grad():
             loss = l2_loss(model(self.test_x), self.test_y)
