@@ -232,6 +232,21 @@ def _shaded(ax: Axes, step: np.ndarray, low: np.ndarray, high: np.ndarray, color
                   linewidth=4, alpha=0.4)
 
 
+def _draw_bands(ax: Axes, series: Mapping[str, ModelSeries], colors: Mapping[str, str]
+                ) -> tuple[list, list, bool, bool]:
+    """Every model's band, its legend handle and its end marks; returns (handles, the values
+    drawn, whether a run diverged, whether a run is incomplete)."""
+    handles, values = [], []
+    div = inc = False
+    for model, s in series.items():
+        _draw_band(ax, s, colors[model])
+        values += [s.envelope.low, s.envelope.high]
+        d, i = _mark_curve_ends(ax, s.curves, colors[model])
+        div, inc = div or d, inc or i
+        handles.append(_band_handle(s, colors[model], list(series)))
+    return handles, values, div, inc
+
+
 def _draw_band(ax: Axes, series: ModelSeries, color: str) -> None:
     """A model's min-max band across its runs, or the line of its only run."""
     env = series.envelope
@@ -313,17 +328,7 @@ def plot_loss_landscape(envelopes: Mapping[str, ModelSeries], *, ax: Axes | None
     if not envelopes:
         raise ValueError("no model with a recorded training loss to plot")
     fig, (ax,) = _figure_and_axes(ax, 1, (9, 5.5))
-    colors = _colors_for(list(envelopes), colors)
-    handles: list = []
-    div = inc = False
-    values = []
-    for model, series in envelopes.items():
-        env, color = series.envelope, colors[model]
-        _draw_band(ax, series, color)
-        values += [env.low, env.high]
-        d, i = _mark_curve_ends(ax, series.curves, color)
-        div, inc = div or d, inc or i
-        handles.append(_band_handle(series, color, list(envelopes)))
+    handles, values, div, inc = _draw_bands(ax, envelopes, _colors_for(list(envelopes), colors))
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(envelopes.values())).smooth
     ax.set_xlabel("training step")
@@ -432,16 +437,7 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     if not series:
         raise ValueError("no model with two consecutive recorded steps to plot")
     fig, (ax,) = _figure_and_axes(ax, 1, (9, 5.5))
-    colors = _colors_for(list(series), colors)
-    handles, values = [], []
-    div = inc = False
-    for model, s in series.items():
-        env, color = s.envelope, colors[model]
-        _draw_band(ax, s, color)
-        values += [env.low, env.high]
-        d, i = _mark_curve_ends(ax, s.curves, color)
-        div, inc = div or d, inc or i
-        handles.append(_band_handle(s, color, list(series)))
+    handles, values, div, inc = _draw_bands(ax, series, _colors_for(list(series), colors))
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")

@@ -6,8 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from landscape.data import load_embedded, write_batches
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread; on a busy machine, threads that wait for each
+    other make them many times slower. Restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="session")

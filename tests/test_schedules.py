@@ -14,14 +14,7 @@ from landscape.schedules import learning_rate
 from landscape.sweep import record
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy machine, threads that wait for each
-    other make them many times slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(**changes) -> RecordConfig:

@@ -29,14 +29,7 @@ from conftest import assert_records_equal
 TAPS = ("classifier.fc3.weight", "features.stage1.conv1.weight")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy machine, threads that wait for each
-    other make them many times slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(cifar_dir, **changes) -> RecordConfig:
