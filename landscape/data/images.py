@@ -37,10 +37,11 @@ class DataIdentity:
         return asdict(self)
 
     def describe(self) -> str:
-        val = (f", {self.n_val:,} validation images ({self.val_split})" if self.n_val else "")
+        unit = "samples" if self.name == "gaussian-linear" else "images"
+        val = (f", {self.n_val:,} validation {unit} ({self.val_split})" if self.n_val else "")
         return (
-            f"{self.name}: {self.n_train:,} training images ({self.train_split}){val}, "
-            f"{self.n_test:,} held-out images ({self.test_split}). {self.note}"
+            f"{self.name}: {self.n_train:,} training {unit} ({self.train_split}){val}, "
+            f"{self.n_test:,} held-out {unit} ({self.test_split}). {self.note}"
         )
 
 
