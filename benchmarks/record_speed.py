@@ -153,6 +153,19 @@ def forever(loader: DataLoader) -> Iterator:
         yield from loader
 
 
+def seconds_per_call(fn: Callable[[], object], args: argparse.Namespace,
+                     device: torch.device) -> float:
+    """Mean seconds of `fn` over `args.steps` calls after `args.warmup` untimed ones."""
+    for _ in range(args.warmup):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / args.steps
+
+
 def time_plain(args: argparse.Namespace, cifar_root: Path) -> Timing:
     """The course starter's loop."""
     device = args.device
@@ -180,14 +193,7 @@ def time_plain(args: argparse.Namespace, cifar_root: Path) -> Timing:
             optimizer.step()
             return loss.item()
 
-        for _ in range(args.warmup):
-            step()
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync(device)
-        return Timing((time.perf_counter() - start) / args.steps)
+        return Timing(seconds_per_call(step, args, device))
 
 
 class StepClock:
@@ -273,14 +279,7 @@ def time_forward_backward(args: argparse.Namespace, data: ImageData) -> Timing:
             model.zero_grad(set_to_none=False)
             nn.functional.cross_entropy(model(x), y).backward()
 
-        for _ in range(args.warmup):
-            forward_backward()
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            forward_backward()
-        sync(device)
-        return Timing((time.perf_counter() - start) / args.steps)
+        return Timing(seconds_per_call(forward_backward, args, device))
 
 
 # ---- running and reporting -----------------------------------------------------------------
