@@ -1,0 +1,53 @@
+"""The HDF5 record: the one package that knows its layout (documented in docs/schema.md).
+
+- `schema`: format constants, run statuses and stop reasons, table columns and names, run
+  layouts. No h5py: the training loop and the recorders use these names.
+- `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
+- `read`: `open_record` and the dataclasses it returns.
+- `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+
+Every public name is re-exported here; import from `landscape.store`.
+"""
+
+from landscape.store._hdf5 import write_error_reason
+from landscape.store.read import (
+    ActivationData,
+    EvalData,
+    ICSData,
+    ProbeData,
+    Record,
+    RunData,
+    RunInfo,
+    StepData,
+    TapData,
+    open_record,
+)
+from landscape.store.schema import (
+    FORMAT_NAME,
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    STOP_REASONS,
+    Column,
+    RunLayout,
+    RunStatus,
+    StopReason,
+    TableKind,
+    activation_columns,
+    eval_columns,
+    ics_columns,
+    probe_columns,
+    step_columns,
+    tap_columns,
+    table_path,
+)
+from landscape.store.write import RecordWriter, RunWriter, Table
+
+__all__ = [
+    "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
+    "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
+    "activation_columns", "eval_columns", "ics_columns", "probe_columns", "step_columns",
+    "tap_columns",
+    "RecordWriter", "RunWriter", "Table", "write_error_reason",
+    "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
+    "StepData", "TapData", "open_record",
+]

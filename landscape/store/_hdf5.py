@@ -1,0 +1,145 @@
+"""Low-level HDF5: opening records for reading (and the workarounds that needs), reading a
+table's columns, decoding attributes and explaining write errors.
+
+Readers open records in SWMR-read mode, the only mode in which HDF5 opens a file whose writer
+died. That mode tolerates a short file and retries unreadable metadata, which on a damaged
+file looks like a hang; the checks here turn both into a `RecordError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+from h5py import h5f, h5p
+
+from landscape.errors import RecordError
+from landscape.store.schema import FORMAT_NAME, SCHEMA_VERSION
+
+
+@contextmanager
+def open_for_reading(path: Path) -> Iterator[h5py.File]:
+    """A record opened in SWMR-read mode, after checking it is a record this version reads."""
+    if not path.exists():
+        raise RecordError(f"{path} does not exist")
+    if not h5py.is_hdf5(path):
+        raise RecordError(f"{path} is not an HDF5 file (is it a landscape record?)")
+    check_not_truncated(path)
+    try:
+        file = open_swmr_read(path)
+    except OSError as exc:
+        raise RecordError(f"{path} cannot be opened: it may be truncated or damaged ({exc})") \
+            from exc
+    with file:
+        if file.attrs.get("format") != FORMAT_NAME:
+            raise RecordError(f"{path} is an HDF5 file but not a landscape record")
+        schema = int(file.attrs.get("schema_version", -1))
+        if schema > SCHEMA_VERSION:
+            raise RecordError(
+                f"{path} has schema version {schema}, newer than this landscape understands "
+                f"({SCHEMA_VERSION}); upgrade landscape to read it"
+            )
+        yield file
+
+
+def open_swmr_read(path: Path) -> h5py.File:
+    """SWMR-read open that gives up quickly on metadata it cannot read.
+
+    An SWMR reader retries a metadata read whose checksum fails (a live writer may be half way
+    through an update) 100 times with growing pauses; on a damaged file that looks like a hang.
+    h5py does not expose the setting, so it is set on the library h5py itself loaded.
+    """
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    set_attempts = hdf5_function("H5Pset_metadata_read_attempts")
+    if set_attempts is not None:
+        set_attempts(ctypes.c_int64(fapl.id), ctypes.c_uint(METADATA_READ_ATTEMPTS))
+    flags = h5f.ACC_RDONLY | h5f.ACC_SWMR_READ
+    return h5py.File(h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
+METADATA_READ_ATTEMPTS = 5
+
+
+@functools.lru_cache(maxsize=None)
+def hdf5_function(name: str):
+    """A function of the HDF5 library that h5py loaded (None if it cannot be found)."""
+    libs = Path(h5py.__file__).parent.parent / "h5py.libs"
+    candidates = sorted(libs.glob("libhdf5-*.so*")) + sorted(libs.glob("libhdf5-*.dylib"))
+    for candidate in candidates:
+        try:
+            return getattr(ctypes.CDLL(str(candidate)), name)  # the already-loaded library
+        except (OSError, AttributeError):
+            continue
+    try:  # h5py built against a system HDF5: its symbols are in the process already
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_not_truncated(path: Path) -> None:
+    """Refuse a file shorter than the end-of-file address its superblock records.
+
+    SWMR-read mode (which a record whose writer died needs) tolerates a short file, as a
+    writer may still be extending it, and then waits forever for the missing bytes. A writer
+    extends the file to that address whenever it flushes, so a shorter file was cut.
+    """
+    with open(path, "rb") as f:
+        head = f.read(48)
+    # Superblock versions 2 and 3 (what libver="latest" writes), without a user block:
+    # signature (8), version, offset size, length size, flags, base address (8),
+    # extension address (8), end-of-file address (8), root object header address (8).
+    if head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3) or head[9] != 8:
+        return
+    stored_eof = int.from_bytes(head[28:36], "little")
+    if path.stat().st_size < stored_eof:
+        raise RecordError(
+            f"{path} cannot be opened: it is truncated ({path.stat().st_size:,} of "
+            f"{stored_eof:,} bytes): it was cut short, or a write to it failed (full disk)")
+
+
+def read_table(group: h5py.Group) -> dict[str, np.ndarray]:
+    """Every column of the table in `group`, cut to the rows all of them hold."""
+    columns = list(group.attrs["columns"])
+    # Columns are appended one after another; a reader that looks in between (or a writer that
+    # died in between) can see them at different lengths. The shortest is the complete part.
+    n = min(group[c].shape[0] for c in columns)
+    return {c: group[c][:n] for c in columns}
+
+
+def read_string(dataset: h5py.Dataset) -> str:
+    """A scalar S16 dataset (a run's status or stop reason) as text."""
+    return dataset[()].decode()
+
+
+def decode_attr(value: Any) -> Any:
+    """An attribute as Python: bytes as text, JSON lists and objects parsed, numpy scalars
+    as Python scalars."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_error_reason(exc: BaseException) -> str:
+    """The operating system's reason in an HDF5 write error ('File too large', 'No space left
+    on device'), or the error's first line."""
+    match = re.search(r"error message = '([^']*)'", str(exc))
+    return match.group(1) if match else str(exc).splitlines()[0]

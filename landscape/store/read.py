@@ -1,0 +1,228 @@
+"""Reading records: `open_record` reads a record's header and its runs' state; `Record.load`
+and `Record.tap` read a run's arrays into small frozen dataclasses.
+
+Each access opens the file anew in SWMR-read mode (see `_hdf5`), so a record can be read
+while it is being written, and after its writer died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from landscape.errors import RecordError
+from landscape.store._hdf5 import decode_attr, open_for_reading, read_string, read_table
+from landscape.store.schema import (
+    FINISHED_STATUSES,
+    RunStatus,
+    TableKind,
+    eval_columns,
+    v1_stop_reason,
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run's identity and state, without its arrays."""
+
+    run_id: str
+    model: str
+    lr: float
+    status: str  # a RunStatus value
+    steps_done: int
+    diverged_step: int | None
+    seconds: float
+    taps: tuple[str, ...]
+    probed: bool
+    attrs: Mapping[str, Any]
+    # Why the run stopped once finished: "planned" (every planned step), "early_stop" (the
+    # validation loss stopped improving) or "diverged"; None while it has not finished.
+    stop_reason: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Finished as planned (a diverged run is finished too, but not complete)."""
+        return self.status == RunStatus.COMPLETE
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class StepData:
+    step: np.ndarray  # int64 [T]
+    loss: np.ndarray  # float32 [T], training-batch loss L(w_t; B_t)
+    grad_norm: np.ndarray  # ‖g_t‖ over all parameters
+    update_norm: np.ndarray  # ‖w_{t+1} − w_t‖
+    grad_change: np.ndarray  # ‖g_t − g_{t−1}‖ (NaN at the first step)
+    lr: np.ndarray  # float64 [T], learning rate of step t
+
+
+@dataclass(frozen=True)
+class EvalData:
+    step: np.ndarray  # steps completed when evaluated
+    epoch: np.ndarray  # fractional epochs completed
+    train_loss: np.ndarray  # mean training-batch loss since the previous evaluation
+    train_acc: np.ndarray  # accuracy on those training batches (train mode, as trained)
+    test_loss: np.ndarray  # held-out cross-entropy (eval mode; no smoothing, no penalty)
+    test_acc: np.ndarray
+    val_loss: np.ndarray  # the same on the validation split (NaN without one)
+    val_acc: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProbeData:
+    step: np.ndarray  # int64 [P]
+    eta: np.ndarray  # float64 [P, K], step lengths along −g_t
+    loss: np.ndarray  # [P, K], L(w_t − η g_t; B_t)
+    grad_diff: np.ndarray  # [P, K], ‖∇L(w_t; B_t) − ∇L(w_t − η g_t; B_t)‖
+    grad_norm: np.ndarray  # [P], ‖g_t‖ (same parameters as grad_diff)
+    beta: np.ndarray  # [P], max_k grad_diff / (η_k ‖g_t‖)
+
+
+@dataclass(frozen=True)
+class ICSData:
+    step: np.ndarray  # int64 [P]
+    layers: tuple[str, ...]  # the L layers measured
+    distance: np.ndarray  # [P, L], ‖G − G'‖₂ (Definition 2.1)
+    cosine: np.ndarray  # [P, L], cos∠(G, G')
+
+
+@dataclass(frozen=True)
+class ActivationData:
+    step: np.ndarray  # int64 [S]
+    mean: np.ndarray  # [S, C], per-channel mean of the layer's output on the training batch
+    var: np.ndarray  # [S, C], per-channel variance (biased)
+
+
+@dataclass(frozen=True)
+class TapData:
+    step: np.ndarray  # int64 [T']
+    grad: np.ndarray  # [T', *shape], g_t of the parameter
+    weight_delta: np.ndarray  # [T', *shape], w_{t+1} − w_t of the parameter
+
+
+@dataclass(frozen=True)
+class RunData:
+    info: RunInfo
+    steps: StepData
+    eval: EvalData
+    probe: ProbeData | None
+    ics: ICSData | None
+    activations: Mapping[str, ActivationData]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record's header; arrays are read on demand with `load` and `tap`."""
+
+    path: Path
+    schema_version: int
+    created: str
+    versions: Mapping[str, str]
+    config: Mapping[str, Any]
+    data: Mapping[str, Any]
+    runs: Mapping[str, RunInfo]
+
+    def load(self, run_id: str) -> RunData:
+        """Every per-step, evaluation and probe array of one run."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            probe = (ProbeData(**read_table(group[TableKind.PROBE]))
+                     if TableKind.PROBE in group else None)
+            ics = None
+            if TableKind.ICS in group:
+                layers = tuple(json.loads(group[TableKind.ICS].attrs["layers"]))
+                ics = ICSData(layers=layers, **read_table(group[TableKind.ICS]))
+            tables = group.get(TableKind.ACTIVATIONS, {})
+            # HDF5 lists a group's members alphabetically; keep the order they were asked in.
+            order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
+                tables, "attrs", {}) else list(tables)
+            activations = {layer: ActivationData(**read_table(tables[layer]))
+                           for layer in order}
+            return RunData(
+                info=self.runs[run_id],
+                steps=StepData(**read_table(group[TableKind.STEPS])),
+                eval=EvalData(**_read_eval(group[TableKind.EVAL])),
+                probe=probe,
+                ics=ics,
+                activations=activations,
+            )
+
+    def tap(self, run_id: str, parameter: str) -> TapData:
+        """The tapped gradient and weight-delta tensors of `parameter` in one run."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            taps = group.get(TableKind.TAPS)
+            if taps is None or parameter not in taps:
+                tapped = list(taps) if taps is not None else []
+                raise RecordError(
+                    f"run {run_id!r} did not tap {parameter!r}; tapped: "
+                    f"{', '.join(tapped) or 'nothing'}"
+                )
+            return TapData(**read_table(taps[parameter]))
+
+
+def open_record(path: str | os.PathLike) -> Record:
+    """Read a record's header (config, data identity, runs and their status)."""
+    path = Path(path)
+    with open_for_reading(path) as file:
+        schema = int(file.attrs["schema_version"])
+        runs = {}
+        for run_id in json.loads(file.attrs["run_ids"]):
+            runs[run_id] = _read_run_info(_run_group(file, run_id, path))
+        return Record(
+            path=path,
+            schema_version=schema,
+            created=str(file.attrs["created"]),
+            versions=json.loads(file.attrs["versions"]),
+            config=json.loads(file.attrs["config"]),
+            data=json.loads(file.attrs["data"]),
+            runs=runs,
+        )
+
+
+def _run_group(file: h5py.File, run_id: str, path: Path) -> h5py.Group:
+    runs = file.get("runs")
+    if runs is None or run_id not in runs:
+        raise RecordError(f"{path} has no run {run_id!r}")
+    return runs[run_id]
+
+
+def _read_eval(group: h5py.Group) -> dict[str, np.ndarray]:
+    """The eval table; columns a version-1 record lacks (no validation split) are NaN."""
+    table = read_table(group)
+    n = len(table["step"])
+    for name, column in eval_columns().items():
+        if name not in table:
+            table[name] = np.full(n, np.nan, dtype=column.dtype)
+    return table
+
+
+def _read_run_info(group: h5py.Group) -> RunInfo:
+    attrs = {k: decode_attr(v) for k, v in group.attrs.items()}
+    diverged = int(group["diverged_step"][()])
+    status = read_string(group["status"])
+    # Version 1 had no stop_reason; a record is upgraded only when resumed.
+    stop_reason = (read_string(group["stop_reason"]) if "stop_reason" in group
+                   else v1_stop_reason(status))
+    return RunInfo(
+        run_id=attrs["run_id"],
+        model=attrs["model"],
+        lr=float(attrs["lr"]),
+        status=status,
+        steps_done=int(group["steps_done"][()]),
+        diverged_step=None if diverged < 0 else diverged,
+        seconds=float(group["seconds"][()]),
+        taps=tuple(json.loads(group.attrs["taps"])),
+        probed=TableKind.PROBE in group,
+        attrs=attrs,
+        stop_reason=stop_reason or None,
+    )

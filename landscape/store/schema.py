@@ -1,0 +1,161 @@
+"""The record's layout as data: format constants, run statuses, stop reasons, table columns and
+table names (documented in docs/schema.md).
+
+No h5py here: the training loop and the recorders use these names without opening a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+# Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason. Version 1 records
+# are read with NaN/derived values for them, and gain them when resumed.
+SCHEMA_VERSION = 2
+FORMAT_NAME = "landscape-record"
+CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
+
+
+class RunStatus:
+    """A run's status, stored as an S16 scalar. Plain strings (not an Enum) so that what is
+    written and compared is exactly the text in the file."""
+
+    PENDING = "pending"  # created, not started
+    RUNNING = "running"  # started (or resumed) and not finished
+    COMPLETE = "complete"  # finished: every planned step, or stopped early
+    DIVERGED = "diverged"  # finished: the training loss became non-finite
+    INTERRUPTED = "interrupted"  # stopped by the user; resumable
+
+
+class StopReason:
+    """Why a finished run stopped, stored as an S16 scalar next to its status."""
+
+    PLANNED = "planned"  # it ran every step it was planned to
+    EARLY_STOP = "early_stop"  # the validation loss stopped improving
+    DIVERGED = "diverged"  # the training loss became non-finite
+    NONE = ""  # not finished (also when interrupted)
+
+
+RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.COMPLETE, RunStatus.DIVERGED,
+                RunStatus.INTERRUPTED)
+STOP_REASONS = (StopReason.NONE, StopReason.PLANNED, StopReason.EARLY_STOP, StopReason.DIVERGED)
+FINISHED_STATUSES = (RunStatus.COMPLETE, RunStatus.DIVERGED)
+
+
+def v1_stop_reason(status: str) -> str:
+    """The stop reason of a version-1 run (which had none): it stopped as planned or diverged,
+    as version 1 had no early stopping."""
+    return {RunStatus.COMPLETE: StopReason.PLANNED,
+            RunStatus.DIVERGED: StopReason.DIVERGED}.get(status, StopReason.NONE)
+
+
+class TableKind:
+    """The tables of a run. Steps, eval, probe and ics are one table each; activations and taps
+    are a group holding one table per layer or parameter."""
+
+    STEPS = "steps"
+    EVAL = "eval"
+    PROBE = "probe"
+    ICS = "ics"
+    ACTIVATIONS = "activations"  # key: the layer
+    TAPS = "taps"  # key: the parameter
+
+
+_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS)
+_KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
+
+
+def table_path(kind: str, key: str | None = None) -> str:
+    """A table's path inside its run group: "steps", "eval", "probe", "ics",
+    "activations/<layer>" or "taps/<parameter>" (what `RunWriter.table` and the recorders
+    take)."""
+    if kind in _SINGLE_TABLES:
+        if key is not None:
+            raise ValueError(f"table kind {kind!r} takes no key (got {key!r})")
+        return kind
+    if kind in _KEYED_TABLES:
+        if not key:
+            raise ValueError(f"table kind {kind!r} needs a key (a layer or parameter name)")
+        return f"{kind}/{key}"
+    raise ValueError(f"unknown table kind {kind!r}; known: "
+                     f"{', '.join(_SINGLE_TABLES + _KEYED_TABLES)}")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One array of a table: its dtype and the shape of one row."""
+
+    dtype: str
+    row_shape: tuple[int, ...] = ()
+
+
+def step_columns() -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "loss": Column("float32"),
+        "grad_norm": Column("float32"),
+        "update_norm": Column("float32"),
+        "grad_change": Column("float32"),
+        "lr": Column("float64"),
+    }
+
+
+def eval_columns() -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "epoch": Column("float64"),
+        "train_loss": Column("float32"),
+        "train_acc": Column("float32"),
+        "test_loss": Column("float32"),
+        "test_acc": Column("float32"),
+        "val_loss": Column("float32"),  # NaN without a validation split
+        "val_acc": Column("float32"),
+    }
+
+
+def probe_columns(n_eta: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "eta": Column("float64", (n_eta,)),
+        "loss": Column("float32", (n_eta,)),
+        "grad_diff": Column("float32", (n_eta,)),
+        "grad_norm": Column("float32"),
+        "beta": Column("float32"),
+    }
+
+
+def ics_columns(n_layers: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "distance": Column("float32", (n_layers,)),
+        "cosine": Column("float32", (n_layers,)),
+    }
+
+
+def activation_columns(channels: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "mean": Column("float32", (channels,)),
+        "var": Column("float32", (channels,)),
+    }
+
+
+def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "grad": Column(dtype, tuple(shape)),
+        "weight_delta": Column(dtype, tuple(shape)),
+    }
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """What one run will hold: its identity (attributes) and the shapes of what it records."""
+
+    run_id: str
+    attrs: Mapping[str, Any]
+    taps: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # parameter -> shape
+    tap_dtype: str = "float32"
+    n_eta: int = 0  # step lengths per probe; 0: the run is not probed
+    ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
+    activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels

@@ -1,0 +1,303 @@
+"""Writing records: creating a record with every run's tables, appending rows, setting a run's
+state, and reopening a record to resume it (upgrading an older schema on the way).
+
+Every run's arrays are created, empty and resizable along their row axis, when the record is
+created; the file then switches to HDF5's single-writer / multiple-reader (SWMR) mode, in which
+the library orders its writes so that the file on disk is consistent at every moment. A process
+killed at any point therefore leaves a file that opens, holding every row up to the last flush.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from landscape.errors import RecordError, RecordWriteError
+from landscape.store._hdf5 import open_for_reading, read_string, read_table, write_error_reason
+from landscape.store.schema import (
+    CHUNK_BYTES,
+    FORMAT_NAME,
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    STOP_REASONS,
+    Column,
+    RunLayout,
+    RunStatus,
+    StopReason,
+    TableKind,
+    activation_columns,
+    eval_columns,
+    ics_columns,
+    probe_columns,
+    step_columns,
+    tap_columns,
+    v1_stop_reason,
+)
+
+
+class Table:
+    """Aligned arrays in one group, appended to row by row (or many rows at a time)."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self.columns = tuple(group.attrs["columns"])
+        # Held open: closing a dataset writes its cached chunks, and an error there (a full
+        # disk) could only be printed, not raised. The file's flush() raises it instead.
+        self._datasets = {c: group[c] for c in self.columns}
+
+    def __len__(self) -> int:
+        return self._datasets[self.columns[0]].shape[0]
+
+    def append(self, **rows: np.ndarray) -> None:
+        if set(rows) != set(self.columns):
+            raise ValueError(
+                f"{self._group.name}: got columns {sorted(rows)}, expected {sorted(self.columns)}"
+            )
+        counts = {len(v) for v in rows.values()}
+        if len(counts) != 1:
+            raise ValueError(f"{self._group.name}: columns of unequal length {counts}")
+        (n,) = counts
+        if n == 0:
+            return
+        start = len(self)
+        for name, values in rows.items():
+            dataset = self._datasets[name]
+            dataset.resize(start + n, axis=0)
+            dataset[start:] = np.asarray(values, dtype=dataset.dtype)
+
+    def truncate(self, n: int) -> None:
+        """Keep the first `n` rows (used to drop rows past a resume point)."""
+        for name in self.columns:
+            self._datasets[name].resize(n, axis=0)
+
+
+class RunWriter:
+    """Appends to one run's tables and sets its status."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self._tables: dict[str, Table] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self._group.attrs["run_id"]
+
+    def table(self, path: str) -> Table:
+        """The table at `path`, as `table_path` spells it: "steps", "eval", "probe", "ics",
+        "taps/<parameter>" or "activations/<layer>"."""
+        if path not in self._tables:
+            kind, _, name = path.partition("/")
+            group = self._group.get(kind) if not name else self._group.get(kind, {}).get(name)
+            if group is None or "columns" not in group.attrs:
+                raise KeyError(f"run {self.run_id} has no table {path!r}")
+            self._tables[path] = Table(group)
+        return self._tables[path]
+
+    def truncate(self, next_step: int) -> None:
+        """Drop every row recorded for steps >= `next_step` (evaluations after `next_step`
+        steps), so that training can continue from a checkpoint taken before step
+        `next_step`. Needs the file opened outside SWMR mode."""
+        tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
+        for kind in (TableKind.PROBE, TableKind.ICS):
+            if kind in self._group:
+                tables.append(self._group[kind])
+        for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
+            tables.extend(self._group.get(kind, {}).values())
+        for group in tables:
+            table = Table(group)
+            steps = read_table(group)["step"]
+            # Evaluation rows carry the number of steps done, the others the step index.
+            limit = next_step + 1 if group.name.endswith("/" + TableKind.EVAL) else next_step
+            table.truncate(int(np.searchsorted(steps, limit, side="left")))
+
+    def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
+                  seconds: float | None = None, stop_reason: str = StopReason.NONE) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        if stop_reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {stop_reason!r}")
+        # Written first: a reader that sees the final status sees the reason too.
+        self._group["stop_reason"][()] = np.bytes_(stop_reason)
+        self._group["status"][()] = np.bytes_(status)
+        self._group["steps_done"][()] = steps_done
+        self._group["diverged_step"][()] = -1 if diverged_step is None else diverged_step
+        if seconds is not None:
+            self._group["seconds"][()] = seconds
+
+
+class RecordWriter:
+    """A record open for writing. Create with `RecordWriter.create(...)`; use as a context manager."""
+
+    def __init__(self, file: h5py.File) -> None:
+        self._file = file
+        self.path = Path(file.filename)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
+               data: Mapping[str, Any], runs: Sequence[RunLayout], versions: Mapping[str, str],
+               overwrite: bool = False) -> "RecordWriter":
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise RecordError(f"{path} already exists; pass --overwrite to replace it")
+        if not path.parent.is_dir():
+            raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
+        try:
+            file = h5py.File(path, "w", libver="latest")
+        except OSError as exc:
+            raise RecordError(f"cannot create {path}: {exc}") from exc
+        try:
+            file.attrs["format"] = FORMAT_NAME
+            file.attrs["schema_version"] = SCHEMA_VERSION
+            file.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            file.attrs["versions"] = json.dumps(dict(versions))
+            file.attrs["config"] = json.dumps(config)
+            file.attrs["data"] = json.dumps(data)
+            file.attrs["run_ids"] = json.dumps([r.run_id for r in runs])
+            runs_group = file.create_group("runs")
+            for layout in runs:
+                _create_run(runs_group, layout)
+        except BaseException:
+            file.close()
+            path.unlink(missing_ok=True)
+            raise
+        writer = cls(file)
+        writer.start_appending()  # from here on only data is written: the layout is fixed
+        return writer
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> "RecordWriter":
+        """Open an existing record to continue writing it (see `landscape record --resume`).
+
+        A record whose writer was killed can only be opened for reading in SWMR mode, so the
+        record is first copied, group by group, into a fresh file that replaces it atomically;
+        the result is a clean file that is then reopened for writing.
+        """
+        path = Path(path)
+        tmp = path.with_name(path.name + ".resume-tmp")
+        with open_for_reading(path) as source:
+            try:
+                with h5py.File(tmp, "w", libver="latest") as copy:
+                    for key, value in source.attrs.items():
+                        copy.attrs[key] = value
+                    source.copy(source["runs"], copy, name="runs")
+                    _upgrade(copy)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
+        os.replace(tmp, path)
+        return cls(h5py.File(path, "r+", libver="latest"))
+
+    def start_appending(self) -> None:
+        """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
+        self.flush()
+        self._file.swmr_mode = True
+
+    def run(self, run_id: str) -> RunWriter:
+        return RunWriter(self._file["runs"][run_id])
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except (OSError, RuntimeError) as exc:  # h5py's flush raises RuntimeError
+            raise RecordWriteError(
+                f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
+                f"last flush is in the file; make room and continue with: landscape record "
+                f"--resume {self.path}") from exc
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):
+                # After a failed write (full disk) closing fails the same way; what was
+                # flushed before is in the file, and the error was already raised.
+                pass
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
+    group = parent.create_group(name)
+    group.attrs["columns"] = list(columns)
+    for col_name, col in columns.items():
+        _create_column(group, col_name, col)
+
+
+def _create_column(group: h5py.Group, name: str, col: Column) -> None:
+    row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
+    chunk_rows = int(max(1, min(4096, CHUNK_BYTES // max(row_bytes, 1))))
+    group.create_dataset(
+        name,
+        shape=(0, *col.row_shape),
+        maxshape=(None, *col.row_shape),
+        chunks=(chunk_rows, *col.row_shape),
+        dtype=col.dtype,
+    )
+
+
+def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
+    """One run's group: its identity, its state scalars and its empty tables. The order of
+    creation is part of the file's bytes; keep it."""
+    if "/" in layout.run_id or not layout.run_id:
+        raise ValueError(f"invalid run id {layout.run_id!r}")
+    group = runs_group.create_group(layout.run_id)
+    group.attrs["run_id"] = layout.run_id
+    for key, value in layout.attrs.items():
+        group.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+    group.attrs["taps"] = json.dumps(list(layout.taps))
+    group.create_dataset("status", data=np.bytes_(RunStatus.PENDING), dtype="S16")
+    group.create_dataset("steps_done", data=0, dtype="int64")
+    # -1 while the run has not diverged; the reader turns it into None.
+    group.create_dataset("diverged_step", data=-1, dtype="int64")
+    group.create_dataset("seconds", data=0.0, dtype="float64")
+    group.create_dataset("stop_reason", data=np.bytes_(StopReason.NONE), dtype="S16")
+    _create_table(group, TableKind.STEPS, step_columns())
+    _create_table(group, TableKind.EVAL, eval_columns())
+    if layout.n_eta:
+        _create_table(group, TableKind.PROBE, probe_columns(layout.n_eta))
+    if layout.ics_layers:
+        _create_table(group, TableKind.ICS, ics_columns(len(layout.ics_layers)))
+        group[TableKind.ICS].attrs["layers"] = json.dumps(list(layout.ics_layers))
+    if layout.taps:
+        taps = group.create_group(TableKind.TAPS)
+        for param, shape in layout.taps.items():
+            _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
+    if layout.activations:
+        activations = group.create_group(TableKind.ACTIVATIONS)
+        activations.attrs["layers"] = json.dumps(list(layout.activations))  # as asked for
+        for layer, channels in layout.activations.items():
+            _create_table(activations, layer, activation_columns(channels))
+
+
+def _upgrade(file: h5py.File) -> None:
+    """Bring a record written with an older schema to the current one (before SWMR mode: the
+    only moment datasets can be added). Version 1 lacks eval/val_loss, eval/val_acc (NaN: it
+    had no validation split) and stop_reason (derived from the status)."""
+    if int(file.attrs["schema_version"]) >= SCHEMA_VERSION:
+        return
+    for group in file["runs"].values():
+        if "stop_reason" not in group:
+            group.create_dataset("stop_reason",
+                                 data=np.bytes_(v1_stop_reason(read_string(group["status"]))),
+                                 dtype="S16")
+        table = group[TableKind.EVAL]
+        columns = list(table.attrs["columns"])
+        n = len(table[columns[0]])
+        for name, column in eval_columns().items():
+            if name not in columns:
+                _create_column(table, name, column)
+                table[name].resize(n, axis=0)
+                table[name][:] = np.nan
+                columns.append(name)
+        table.attrs["columns"] = columns
+    file.attrs["schema_version"] = SCHEMA_VERSION
