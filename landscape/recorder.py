@@ -15,7 +15,14 @@ from typing import Mapping
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.store import RecordWriter, write_error_reason
+from landscape.store import (
+    RecordWriter,
+    RunStatus,
+    StopReason,
+    TableKind,
+    table_path,
+    write_error_reason,
+)
 
 
 class HDF5Recorder:
@@ -29,25 +36,25 @@ class HDF5Recorder:
         self._steps_recorded = steps_recorded
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
-        self._buffer("steps", rows)
+        self._buffer(TableKind.STEPS, rows)
         self._steps_recorded += len(rows["step"])
 
     def tap(self, parameter: str, rows: Mapping[str, np.ndarray]) -> None:
-        self._buffer(f"taps/{parameter}", rows)
+        self._buffer(table_path(TableKind.TAPS, parameter), rows)
 
     def probe(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
         self._buffer(name, rows)
 
     def evaluation(self, row: Mapping[str, float]) -> None:
-        self._buffer("eval", {k: np.asarray([v]) for k, v in row.items()})
+        self._buffer(TableKind.EVAL, {k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
               seconds: float | None = None, flush: bool = False,
-              stop_reason: str = "") -> None:
+              stop_reason: str = StopReason.NONE) -> None:
         """The run's status (and, once it has finished, why it stopped); written (with every
         buffered row) when the run stops, when asked to `flush`, and otherwise at most every
         `flush_seconds`."""
-        finished = status != "running"
+        finished = status != RunStatus.RUNNING
         if finished or flush or time.monotonic() - self._last_flush >= self._flush_seconds:
             try:
                 self._write_buffers()
@@ -65,7 +72,7 @@ class HDF5Recorder:
 
     def interrupted(self) -> None:
         """Write what was measured so far and mark the run interrupted."""
-        self.state("interrupted", steps_done=self._steps_recorded)
+        self.state(RunStatus.INTERRUPTED, steps_done=self._steps_recorded)
 
     def _buffer(self, path: str, rows: Mapping[str, np.ndarray]) -> None:
         self._buffers.setdefault(path, []).append(rows)
@@ -106,26 +113,26 @@ class MemoryRecorder:
 
     def __init__(self) -> None:
         self.chunks: dict[str, list[Mapping[str, np.ndarray]]] = {}
-        self.status = "pending"
+        self.status = RunStatus.PENDING
         self.steps_done = 0
         self.diverged_step: int | None = None
-        self.stop_reason = ""
+        self.stop_reason = StopReason.NONE
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
-        self.chunks.setdefault("steps", []).append(rows)
+        self.chunks.setdefault(TableKind.STEPS, []).append(rows)
 
     def tap(self, parameter: str, rows: Mapping[str, np.ndarray]) -> None:
-        self.chunks.setdefault(f"taps/{parameter}", []).append(rows)
+        self.chunks.setdefault(table_path(TableKind.TAPS, parameter), []).append(rows)
 
     def probe(self, name: str, rows: Mapping[str, np.ndarray]) -> None:
         self.chunks.setdefault(name, []).append(rows)
 
     def evaluation(self, row: Mapping[str, float]) -> None:
-        self.chunks.setdefault("eval", []).append({k: np.asarray([v]) for k, v in row.items()})
+        self.chunks.setdefault(TableKind.EVAL, []).append({k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
               seconds: float | None = None, flush: bool = False,
-              stop_reason: str = "") -> None:
+              stop_reason: str = StopReason.NONE) -> None:
         self.status, self.steps_done, self.diverged_step = status, steps_done, diverged_step
         self.stop_reason = stop_reason
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import echo_table, user_errors
-from landscape.store import open_record
+from landscape.store import StopReason, open_record
 
 
 @click.command()
@@ -42,7 +42,7 @@ def info(record_path: Path) -> None:
         ev = data.eval
         status = run.status + (f" at step {run.diverged_step}" if run.diverged_step is not None
                                else "")
-        if run.stop_reason == "early_stop":
+        if run.stop_reason == StopReason.EARLY_STOP:
             status += " (early stop)"
         rows.append([
             run.run_id, run.model, f"{run.lr:g}", status, str(run.steps_done),

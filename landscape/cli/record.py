@@ -16,7 +16,7 @@ from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, Record
 from landscape.config import parse_float_list, parse_int_list, parse_name_list, preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
-from landscape.store import open_record
+from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
 from landscape.sweep import resume as resume_sweep
 from landscape.tasks import make_task
@@ -232,13 +232,13 @@ def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -
 
 def _report(results, out: Path) -> None:
     rows = [[r.plan.run_id, r.outcome.status + (" (early stop)" if r.outcome.stop_reason
-                                                == "early_stop" else ""),
+                                                == StopReason.EARLY_STOP else ""),
              str(r.outcome.steps_done),
              f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
             for r in results]
     if rows:
         echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
-    if any(r.outcome.status == "interrupted" for r in results):
+    if any(r.outcome.status == RunStatus.INTERRUPTED for r in results):
         click.echo(f"Stopped: {out} is valid and the run in progress is checkpointed. "
                    f"Continue with: landscape record --resume {out}")
         ctx = click.get_current_context()

@@ -66,15 +66,15 @@ _KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
 
 
 def table_path(kind: str, key: str | None = None) -> str:
-    """A table's path inside its run group: "steps", "eval", "probe", "ics",
-    "activations/<layer>" or "taps/<parameter>" (what `RunWriter.table` and the recorders
-    take)."""
+    """A table's path inside its run group, as `RunWriter.table` and the recorders take it:
+    "steps", "eval", "probe" and "ics" (a single table's path is its kind), or
+    "activations/<layer>" and "taps/<parameter>"."""
     if kind in _SINGLE_TABLES:
         if key is not None:
             raise ValueError(f"table kind {kind!r} takes no key (got {key!r})")
         return kind
     if kind in _KEYED_TABLES:
-        if not key:
+        if key is None:
             raise ValueError(f"table kind {kind!r} needs a key (a layer or parameter name)")
         return f"{kind}/{key}"
     raise ValueError(f"unknown table kind {kind!r}; known: "
