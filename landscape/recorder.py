@@ -128,7 +128,8 @@ class MemoryRecorder:
         self.chunks.setdefault(name, []).append(rows)
 
     def evaluation(self, row: Mapping[str, float]) -> None:
-        self.chunks.setdefault(TableKind.EVAL, []).append({k: np.asarray([v]) for k, v in row.items()})
+        self.chunks.setdefault(TableKind.EVAL, []).append(
+            {k: np.asarray([v]) for k, v in row.items()})
 
     def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
               seconds: float | None = None, flush: bool = False,
