@@ -37,12 +37,10 @@ ICS_METRICS: dict[str, str] = {
 }
 
 
-
 def bn_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     """(X, X_bn) for every model X whose BatchNorm variant X_bn is also present."""
     present = set(models)
     return [(m, f"{m}_bn") for m in models if f"{m}_bn" in present]
-
 
 
 def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str, list]:

@@ -15,6 +15,7 @@ from typing import Sequence
 from landscape.errors import ConfigError, RecordError
 from landscape.store import Record, RunData, RunInfo, TapData, open_record
 
+
 @dataclass(frozen=True, eq=False)
 class LoadedRun:
     """One run's arrays and the record it came from."""
