@@ -149,66 +149,84 @@ def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
     for layer in layers:
         for b in bands[layer]:
             runs.setdefault(b.run_id, b)
-    run_ids = list(runs)
     models = list(dict.fromkeys(b.model for b in runs.values()))
     colors = _colors_for(models, colors)
     lrs_per_model = {m: {b.lr for b in runs.values() if b.model == m} for m in models}
-    n_rows, n_cols = 2 * len(layers), len(run_ids)
+    n_rows, n_cols = 2 * len(layers), len(runs)
     fig, grid = _figure_and_grid(axes, n_rows, n_cols,
                                  (max(10.0, 4.3 * n_cols + 1.2), 2.7 * n_rows + 2.6))
     div = inc = False
-    percentiles: set = set()
-    channels: set = set()
-    steps = []
+    drawn: list[ActivationBands] = []
     for li, layer in enumerate(layers):
         by_run = {b.run_id: b for b in bands[layer]}
-        for col, run_id in enumerate(run_ids):
+        for col, run_id in enumerate(runs):
             ax_m, ax_s = grid[2 * li][col], grid[2 * li + 1][col]
             b = by_run.get(run_id)
             if b is None:
                 for ax in (ax_m, ax_s):
                     _empty(ax, f"{layer} not recorded in this run")
                 continue
-            color = colors[b.model]
-            percentiles.add(b.percentiles)
-            channels.add(b.channels)
-            steps.append(b.step)
-            for ax, low, median, high, traces in (
-                    (ax_m, b.mean_low, b.mean_median, b.mean_high, b.mean_traces),
-                    (ax_s, b.std_low, b.std_median, b.std_high, b.std_traces)):
-                ax.fill_between(b.step, _finite(low), _finite(high), color=color, alpha=0.25,
-                                linewidth=0)
-                if traces.shape[1]:
-                    ax.plot(b.step, _finite(traces), color=color, linewidth=0.7, alpha=0.75,
-                            linestyle="--")
-                ax.plot(b.step, _finite(median), color=color, linewidth=1.8,
-                        marker="o" if len(b.step) < 3 else None, markersize=4)
-                d, i = _mark_curve_ends(ax, [replace(b.curve, values=_finite(median))], color)
-                div, inc = div or d, inc or i
+            drawn.append(b)
+            d, i = _draw_activation_run(ax_m, ax_s, b, colors[b.model])
+            div, inc = div or d, inc or i
             ax_m.set_title(_curve_label(b.curve, models,
                                         with_lr=len(lrs_per_model[b.model]) > 1), fontsize=10)
-    xlabel = "training step t" + _spacing_text(steps, "recorded")
+    xlabel = "training step t" + _spacing_text([b.step for b in drawn], "recorded")
     for li, layer in enumerate(layers):
-        n_channels = {b.n_channels for b in bands[layer]}
-        name = f"{layer} ({n_channels.pop()} channels)" if len(n_channels) == 1 else layer
-        # Standard deviations of models with and without normalization can differ by orders of
-        # magnitude (1 after BN, 0.01 without): on one linear axis the small ones would lie
-        # flat on zero, so the std row goes log (relative changes) when they span > 10x.
-        stds = [v for b in bands[layer] for v in (b.std_low, b.std_high, b.std_traces)]
-        std_scale = "log" if _span(stds) > _ACTIVATION_LOG_RANGE else "linear"
-        for row, what in ((2 * li, "channel mean"), (2 * li + 1, "channel std √var")):
-            axes_row = grid[row]
-            if row % 2:
-                for ax in axes_row:
-                    ax.set_yscale(std_scale)
-            _share_ylim(axes_row)
-            axes_row[0].set_ylabel(f"{name}\n{what}" + (" (log scale)" if row % 2 and
-                                                        std_scale == "log" else ""),
-                                   fontsize=9)
+        _label_activation_rows(grid[2 * li], grid[2 * li + 1], layer, bands[layer], xlabel)
+    handles = _activation_handles({b.percentiles for b in drawn}, {b.channels for b in drawn})
+    _legend(fig, grid[0][0], handles + _end_handles(div, inc), own_figure=axes is None)
+    fig.suptitle(_activation_title(models, layers, [b.lr for b in runs.values()]), fontsize=11)
+    return fig
+
+
+def _draw_activation_run(ax_m: Axes, ax_s: Axes, b: ActivationBands,
+                         color: str) -> tuple[bool, bool]:
+    """One run's mean (ax_m) and std (ax_s) panels of one layer: percentile band, single
+    channels, median, end mark; returns (diverged, incomplete) as `_mark_curve_ends`."""
+    div = inc = False
+    for ax, low, median, high, traces in (
+            (ax_m, b.mean_low, b.mean_median, b.mean_high, b.mean_traces),
+            (ax_s, b.std_low, b.std_median, b.std_high, b.std_traces)):
+        ax.fill_between(b.step, _finite(low), _finite(high), color=color, alpha=0.25,
+                        linewidth=0)
+        if traces.shape[1]:
+            ax.plot(b.step, _finite(traces), color=color, linewidth=0.7, alpha=0.75,
+                    linestyle="--")
+        ax.plot(b.step, _finite(median), color=color, linewidth=1.8,
+                marker="o" if len(b.step) < 3 else None, markersize=4)
+        d, i = _mark_curve_ends(ax, [replace(b.curve, values=_finite(median))], color)
+        div, inc = div or d, inc or i
+    return div, inc
+
+
+def _label_activation_rows(mean_row: Sequence[Axes], std_row: Sequence[Axes], layer: str,
+                           layer_bands: Sequence[ActivationBands], xlabel: str) -> None:
+    """A layer's two rows: y scale and one shared y range per row, labels, grid."""
+    n_channels = {b.n_channels for b in layer_bands}
+    name = f"{layer} ({n_channels.pop()} channels)" if len(n_channels) == 1 else layer
+    # Standard deviations of models with and without normalization can differ by orders of
+    # magnitude (1 after BN, 0.01 without): on one linear axis the small ones would lie
+    # flat on zero, so the std row goes log (relative changes) when they span > 10x.
+    stds = [v for b in layer_bands for v in (b.std_low, b.std_high, b.std_traces)]
+    std_scale = "log" if _span(stds) > _ACTIVATION_LOG_RANGE else "linear"
+    for axes_row, is_std, what in ((mean_row, False, "channel mean"),
+                                   (std_row, True, "channel std √var")):
+        if is_std:
             for ax in axes_row:
-                _readable_log_ticks(ax)
-                ax.set_xlabel(xlabel, fontsize=9)
-                ax.grid(True, alpha=0.3)
+                ax.set_yscale(std_scale)
+        _share_ylim(axes_row)
+        axes_row[0].set_ylabel(f"{name}\n{what}" + (" (log scale)" if is_std and
+                                                    std_scale == "log" else ""),
+                               fontsize=9)
+        for ax in axes_row:
+            _readable_log_ticks(ax)
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.grid(True, alpha=0.3)
+
+
+def _activation_handles(percentiles: set, channels: set) -> list:
+    """Legend entries of the band, the median and the single channels (grey: every model)."""
     low_q, high_q = sorted(percentiles)[0] if len(percentiles) == 1 else (None, None)
     band = (f"{low_q:g}th to {high_q:g}th percentile" if low_q is not None
             else "percentile band")
@@ -220,19 +238,23 @@ def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
     if chans:
         handles.append(Line2D([], [], color="0.25", linewidth=0.7, linestyle="--",
                               label=f"thin dashed: single channels ({_channels_text(chans)})"))
-    _legend(fig, grid[0][0], handles + _end_handles(div, inc), own_figure=axes is None)
+    return handles
+
+
+def _activation_title(models: Sequence[str], layers: Sequence[str], lrs: Sequence[float]) -> str:
+    """The figure's title; it says when a model without normalization shows a norm layer (an
+    identity there)."""
     plain = [m for m in models if not any(m.endswith(suffix) for suffix in _NORM_SUFFIXES)]
     identity = ""
     if plain and any(".norm" in layer for layer in layers):
         identity = (f"\n{', '.join(plain)} {'has' if len(plain) == 1 else 'have'} no "
                     "normalization: a norm layer is an identity there (its output is the "
                     "preceding layer's)")
-    fig.suptitle("Activation distributions during training (as in the paper's Figures 2 and 7)"
-                 f"{_lr_text([b.lr for b in runs.values()])}\n"
-                 "per channel c of the layer's output on the step's training batch: its mean "
-                 "and standard deviation\nover the batch (and positions); panels of a row share "
-                 "their y range" + identity, fontsize=11)
-    return fig
+    return ("Activation distributions during training (as in the paper's Figures 2 and 7)"
+            f"{_lr_text(lrs)}\n"
+            "per channel c of the layer's output on the step's training batch: its mean "
+            "and standard deviation\nover the batch (and positions); panels of a row share "
+            "their y range" + identity)
 
 
 _ACTIVATION_LOG_RANGE = 10.0

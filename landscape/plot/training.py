@@ -86,6 +86,26 @@ def plot_training_curves(runs: Sequence[LoadedRun], *,
     ax_loss.set_title("Training-batch loss of every run, per step", fontsize=10)
     ax_loss.set_xlabel("training step")
     _ylabel(ax_loss, "training-batch loss L(w_t; B_t)", scale)
+    _label_eval_panels(ax_train, ax_test, train_acc, test_acc, eval_values, yscale)
+    xlabel = "epoch " + _eval_schedule(all_runs)
+    for ax in (ax_train, ax_test):
+        ax.set_xlabel(xlabel)
+        if any_eval:
+            ax.set_xlim(left=0)
+        else:
+            _empty(ax, "no evaluation recorded\n(every run stopped before its first evaluation)")
+        _readable_log_ticks(ax)
+    for ax in (ax_loss, ax_train, ax_test):
+        ax.grid(True, alpha=0.3)
+    _readable_log_ticks(ax_loss)
+    _legend(fig, ax_loss, handles + _end_handles(div, inc), own_figure=axes is None)
+    return fig
+
+
+def _label_eval_panels(ax_train: Axes, ax_test: Axes, train_acc: bool, test_acc: bool,
+                       eval_values: Mapping[Axes, list], yscale: YScale) -> None:
+    """Titles and y labels of the two evaluation panels: accuracy, or (a task without one)
+    loss with its own y scale."""
     if train_acc:
         ax_train.set_title("Training accuracy per epoch\n(on the epoch's training batches, "
                            "train mode, as trained)", fontsize=10)
@@ -104,19 +124,6 @@ def plot_training_curves(runs: Sequence[LoadedRun], *,
         ax_test.set_title("Held-out loss per evaluation (the task has no accuracy)\n"
                           "loss on held-out data, eval mode", fontsize=10)
         _ylabel(ax_test, "held-out loss", _set_yscale(ax_test, eval_values[ax_test], yscale))
-    xlabel = "epoch " + _eval_schedule(all_runs)
-    for ax in (ax_train, ax_test):
-        ax.set_xlabel(xlabel)
-        if any_eval:
-            ax.set_xlim(left=0)
-        else:
-            _empty(ax, "no evaluation recorded\n(every run stopped before its first evaluation)")
-        _readable_log_ticks(ax)
-    for ax in (ax_loss, ax_train, ax_test):
-        ax.grid(True, alpha=0.3)
-    _readable_log_ticks(ax_loss)
-    _legend(fig, ax_loss, handles + _end_handles(div, inc), own_figure=axes is None)
-    return fig
 
 
 def _eval_schedule(runs: Sequence[LoadedRun]) -> str:
