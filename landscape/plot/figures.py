@@ -1,0 +1,62 @@
+"""Every figure the runs of one or more records allow (what `landscape plot` writes)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from matplotlib.figure import Figure
+
+from landscape.errors import RecordError
+from landscape.plot._style import model_colors
+from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
+from landscape.plot.layers import plot_activations, plot_ics
+from landscape.plot.paper import plot_paper
+from landscape.plot.training import plot_training_curves
+from landscape.report import (
+    LoadedRun,
+    activation_data,
+    full_batch,
+    gradient_change_envelopes,
+    group_by_model,
+    ics_data,
+    loss_envelopes,
+    paper_data,
+    trajectory_beta_envelopes,
+    trajectory_source,
+)
+
+
+def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict[str, Figure]:
+    """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
+    probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
+    a run measured internal covariate shift), "activations" (if a run recorded activations).
+    `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
+    Runs without a single recorded step are left out."""
+    runs = [r for r in runs if r.last_step is not None]
+    if not runs:
+        raise RecordError("nothing to plot: no run has a recorded step")
+    by_model = group_by_model(runs)
+    colors = model_colors(list(by_model))
+    figures: dict[str, Figure] = {}
+    figures["loss_landscape"] = plot_loss_landscape(loss_envelopes(by_model, smooth=smooth),
+                                                    colors=colors)
+    for data in paper_data(by_model):
+        figures[f"paper_lr{data.lr:g}"] = plot_paper(data, colors=colors)
+    parameter = trajectory_source(runs)
+    whole = full_batch(runs)
+    change = gradient_change_envelopes(by_model, parameter=parameter, smooth=smooth)
+    if change:
+        figures["gradient_change"] = plot_gradient_change(change, colors=colors,
+                                                          full_batch=whole)
+    beta = trajectory_beta_envelopes(by_model, parameter=parameter, smooth=smooth)
+    if beta:
+        figures["trajectory_beta"] = plot_trajectory_beta(beta, colors=colors,
+                                                          full_batch=whole)
+    figures["training_curves"] = plot_training_curves(runs, colors=colors)
+    ics = ics_data(by_model)
+    if ics:
+        figures["ics"] = plot_ics(ics, colors=colors)
+    activations = activation_data(by_model)
+    if activations:
+        figures["activations"] = plot_activations(activations, colors=colors)
+    return figures

@@ -1,0 +1,70 @@
+"""From records to the numbers the figures and the comparison table show (no plotting, no files).
+
+Runs are loaded from one or more records (run ids must be unique across them), grouped by model,
+and turned into plain data with the pure functions of `analyses`, one module per figure family:
+
+- `runs`: loading, grouping by model, notes on runs that did not finish, record differences;
+- `course`: the course's loss envelope (min/max of the training-batch loss across a model's
+  learning rates) and trajectory quantities (gradient change ‖g_{t+1} − g_t‖ and trajectory β
+  ‖g_{t+1} − g_t‖ / ‖w_{t+1} − w_t‖, of one tapped parameter or of all parameters);
+- `paper`: the paper's probe bands per probed step (loss band, gradient predictiveness,
+  effective β);
+- `layers`: the paper's internal covariate shift (Definition 2.1) per measured layer, and the
+  distribution across channels of a layer's per-channel activation mean and standard deviation;
+- `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
+
+Diverged and incomplete runs take part up to their last recorded step; every per-run curve
+carries the run's status and divergence step so that a figure can mark them.
+
+Everything public is importable from `landscape.report` itself.
+"""
+
+from landscape.report.compare import (
+    COMPARISON_METRICS,
+    ICS_METRICS,
+    bn_pairs,
+    compare,
+    comparisons,
+    metric_description,
+    summary_text,
+)
+from landscape.report.course import (
+    ALL_PARAMETERS,
+    ModelSeries,
+    RunCurve,
+    gradient_change_envelopes,
+    loss_envelopes,
+    run_curve,
+    run_gradient_change,
+    run_trajectory_beta,
+    trajectory_beta_envelopes,
+    trajectory_source,
+)
+from landscape.report.layers import (
+    ActivationBands,
+    RunICS,
+    activation_bands,
+    activation_data,
+    ics_data,
+    ics_layers,
+    run_ics,
+)
+from landscape.report.paper import EtaRange, PaperData, eta_range, paper_data, probe_bands
+from landscape.report.runs import (
+    LoadedRun,
+    full_batch,
+    group_by_model,
+    load_runs,
+    record_differences,
+    run_notes,
+)
+
+__all__ = [
+    "ALL_PARAMETERS", "COMPARISON_METRICS", "ICS_METRICS", "ActivationBands", "EtaRange",
+    "LoadedRun", "ModelSeries", "PaperData", "RunCurve", "RunICS", "activation_bands",
+    "activation_data", "bn_pairs", "compare", "comparisons", "eta_range", "full_batch",
+    "gradient_change_envelopes", "group_by_model", "ics_data", "ics_layers", "load_runs",
+    "loss_envelopes", "metric_description", "paper_data", "probe_bands", "record_differences",
+    "run_curve", "run_gradient_change", "run_ics", "run_notes", "run_trajectory_beta",
+    "summary_text", "trajectory_beta_envelopes", "trajectory_source",
+]

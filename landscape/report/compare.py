@@ -1,0 +1,164 @@
+"""A model-vs-model comparison table (e.g. vgg vs vgg_bn) of the paper's, the course's and the
+per-layer metrics, and the text of `summary.txt`."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from analyses import Comparison, band_width, compare_models
+from landscape.errors import ConfigError
+from landscape.report.course import (
+    ALL_PARAMETERS,
+    loss_envelopes,
+    run_gradient_change,
+    run_trajectory_beta,
+    trajectory_source,
+)
+from landscape.report.layers import ics_data, ics_layers
+from landscape.report.paper import probe_bands
+from landscape.report.runs import LoadedRun, run_notes
+
+# The comparison table's metrics, in table order, and what each one is (printed under the table).
+COMPARISON_METRICS: dict[str, str] = {
+    "loss_band_width": "paper: max/min over eta of the probe loss L(w_t - eta g_t; B_t)",
+    "predictiveness": "paper: max over eta of ||grad L(w_t) - grad L(w_t - eta g_t)||, same batch",
+    "beta": "paper: effective beta, max over eta of that gradient change / ||eta g_t||",
+    "grad_change": "course: ||g_{t+1} - g_t||, consecutive training steps",
+    "trajectory_beta": "course: ||g_{t+1} - g_t|| / ||w_{t+1} - w_t||, consecutive steps",
+    "loss_envelope_width": "course: max - min training loss across lrs (steps with >= 2 runs)",
+}
+
+# Per-layer metrics of the comparison table, named "<metric>[<layer>]" (e.g.
+# "ics_distance[features.stage2.conv1]"), after the metrics above.
+ICS_METRICS: dict[str, str] = {
+    "ics_distance": "paper Def. 2.1: ||G - G'||, the layer's gradient before (G) and after "
+                    "(G') the preceding layers' update, same batch",
+    "ics_cosine": "paper Def. 2.1: cos angle(G, G'); 1 means the same direction",
+}
+
+
+def bn_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """(X, X_bn) for every model X whose BatchNorm variant X_bn is also present."""
+    present = set(models)
+    return [(m, f"{m}_bn") for m in models if f"{m}_bn" in present]
+
+
+def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str, list]:
+    """metric -> list of (step, values) curves with at least one point, one per run."""
+    curves: dict[str, list] = {m: [] for m in COMPARISON_METRICS}
+    for run in runs:
+        bands = probe_bands(run)
+        if bands is not None and len(bands.step):
+            curves["loss_band_width"].append(
+                (bands.step, band_width(bands.loss_low, bands.loss_high, kind="ratio")))
+            curves["predictiveness"].append((bands.step, bands.grad_diff_high))
+            curves["beta"].append((bands.step, bands.beta))
+        if run.last_step is not None:
+            curves["grad_change"].append(run_gradient_change(run, parameter))
+            curves["trajectory_beta"].append(run_trajectory_beta(run, parameter))
+    env = loss_envelopes({"m": runs}).get("m")
+    if env is not None:
+        keep = env.envelope.n_runs >= 2
+        curves["loss_envelope_width"].append(
+            (env.envelope.step[keep], env.envelope.high[keep] - env.envelope.low[keep]))
+    # Internal covariate shift per layer: "ics_distance[<layer>]", ... (all distances first).
+    measured = ics_data({"m": runs})
+    for kind, of in (("ics_distance", lambda ics: ics.distance),
+                     ("ics_cosine", lambda ics: ics.cosine)):
+        for layer in ics_layers(measured):
+            curves[f"{kind}[{layer}]"] = [(of(ics)[layer].step, of(ics)[layer].values)
+                                          for ics in measured if layer in ics.layers]
+    return {m: [c for c in cs if len(c[0])] for m, cs in curves.items()}
+
+
+def metric_description(metric: str) -> str:
+    """What a comparison-table metric is (COMPARISON_METRICS, or ICS_METRICS for
+    "ics_distance[<layer>]" and "ics_cosine[<layer>]")."""
+    if metric in COMPARISON_METRICS:
+        return COMPARISON_METRICS[metric]
+    base = metric.split("[", 1)[0]
+    if base in ICS_METRICS and metric.endswith("]"):
+        return ICS_METRICS[base]
+    raise ValueError(f"unknown comparison metric {metric!r}")
+
+
+def compare(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, model_b: str, *,
+            early_fraction: float = 0.5) -> Comparison:
+    """Median of each metric of COMPARISON_METRICS per model (over all its runs and steps), per
+    phase, and the ratio a/b (`analyses.compare_models`), then the internal covariate shift of
+    every layer both models measured ("ics_distance[<layer>]", then "ics_cosine[<layer>]").
+    Metrics that either model lacks (no probe, a single run for the envelope width, no
+    consecutive steps, no ICS of that layer) are left out.
+    The trajectory metrics use the same parameter for both models (`trajectory_source`)."""
+    for model in (model_a, model_b):
+        if model not in runs_by_model:
+            raise ConfigError(f"no run of model {model!r}; models: {', '.join(runs_by_model)}")
+    runs_a, runs_b = runs_by_model[model_a], runs_by_model[model_b]
+    parameter = trajectory_source([*runs_a, *runs_b])
+    ca, cb = _metric_curves(runs_a, parameter), _metric_curves(runs_b, parameter)
+    metrics = [m for m in ca if ca[m] and cb.get(m)]
+    if not metrics:
+        raise ConfigError(f"{model_a} and {model_b} have no metric in common to compare "
+                          f"(no recorded steps?)")
+    return compare_models(model_a, {m: ca[m] for m in metrics},
+                          model_b, {m: cb[m] for m in metrics},
+                          early_fraction=early_fraction)
+
+
+def comparisons(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[Comparison]:
+    """`compare(X, X_bn)` for every BN pair present (see `bn_pairs`) whose runs have data."""
+    return [compare(runs_by_model, a, b) for a, b in _comparable_pairs(runs_by_model)]
+
+
+def _comparable_pairs(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in bn_pairs(list(runs_by_model))
+            if any(r.last_step is not None for r in runs_by_model[a])
+            and any(r.last_step is not None for r in runs_by_model[b])]
+
+
+def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None:
+    """The BN vs no-BN comparison tables (one per pair X, X_bn), what each metric means, and
+    notes on runs that did not finish; None if no pair is present."""
+    pairs = _comparable_pairs(runs_by_model)
+    if not pairs:
+        return None
+    parts = []
+    used: list[str] = []
+    for a, b in pairs:
+        comp = compare(runs_by_model, a, b)
+        parts.append(comp.to_text())
+        metrics = list(dict.fromkeys(r.metric for r in comp.rows))
+        used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
+        missing = [m for m in COMPARISON_METRICS if m not in metrics]
+        missing += _missing_ics(runs_by_model[a], runs_by_model[b])
+        parameter = trajectory_source([*runs_by_model[a], *runs_by_model[b]])
+        lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}."]
+        if missing:
+            lines.append(f"Not available for both models: {', '.join(missing)}.")
+        parts.append("\n".join(lines))
+    width = max(len(m) for m in used)
+    parts.append("Metrics (ratio > 1: the first model's median is larger):\n" + "\n".join(
+        f"  {m.ljust(width)}  {metric_description(m)}" for m in used))
+    notes = run_notes([r for rs in runs_by_model.values() for r in rs])
+    if notes:
+        parts.append("Runs that did not finish as planned:\n" + "\n".join(f"  {n}" for n in notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def _legend_name(metric: str) -> str:
+    """The name under which a metric is explained under the table: per-layer ICS metrics once,
+    as "ics_distance[layer]"."""
+    base = metric.split("[", 1)[0]
+    return f"{base}[layer]" if base in ICS_METRICS else metric
+
+
+def _missing_ics(runs_a: Sequence[LoadedRun], runs_b: Sequence[LoadedRun]) -> list[str]:
+    """The ICS metrics not in the table: all of them if no layer was measured for both models,
+    else the layers measured for one model only."""
+    layers_a = set(ics_layers(ics_data({"a": runs_a})))
+    layers_b = set(ics_layers(ics_data({"b": runs_b})))
+    both = layers_a & layers_b
+    if not both:
+        return list(ICS_METRICS)
+    return [f"{kind}[{layer}]" for kind in ICS_METRICS
+            for layer in sorted((layers_a | layers_b) - both)]
