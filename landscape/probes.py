@@ -19,7 +19,7 @@ from torch import nn
 from landscape.config import ProbeConfig
 from landscape.errors import ConfigError
 from landscape.tensors import RngState, global_norm
-from landscape.train import StepContext
+from landscape.contracts import StepContext
 
 
 def unit_grid(config: ProbeConfig) -> np.ndarray:
