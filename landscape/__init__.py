@@ -9,16 +9,15 @@ The Python API mirrors the command line:
     rec.load("vgg_bn_lr0.001").steps.loss           # numpy arrays
 """
 
-__version__ = "0.1.0"
-
-from landscape.config import ProbeConfig, RecordConfig  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.errors import ConfigError, DataError, LandscapeError, RecordError  # noqa: E402
-from landscape.models import build_model  # noqa: E402
-from landscape.store import open_record  # noqa: E402
-from landscape.sweep import record  # noqa: E402
+from landscape.config import ProbeConfig, RecordConfig
+from landscape.data import load_dataset
+from landscape.errors import ConfigError, DataError, LandscapeError, RecordError
+from landscape.models import build_model
+from landscape.store import open_record
+from landscape.sweep import record
+from landscape.version import __version__
 
 __all__ = [
     "ConfigError", "DataError", "LandscapeError", "ProbeConfig", "RecordConfig", "RecordError",
-    "build_model", "load_dataset", "open_record", "record",
+    "__version__", "build_model", "load_dataset", "open_record", "record",
 ]

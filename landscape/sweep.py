@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-import landscape
 from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from landscape.config import FINAL_TAP, RecordConfig, run_id, total_steps
 from landscape.errors import ConfigError, RecordError
@@ -28,6 +27,7 @@ from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, open_record
 from landscape.tasks import Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
+from landscape.version import __version__
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def activation_channels(config: RecordConfig, model: nn.Module, example: torch.T
 
 def versions() -> dict[str, str]:
     return {
-        "landscape": landscape.__version__,
+        "landscape": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "h5py": h5py.__version__,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from landscape import __version__
 from landscape.cli.info import info
 from landscape.cli.plot import plot
 from landscape.cli.presets import presets
 from landscape.cli.record import record
 from landscape.cli.summary import summary
+from landscape.version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

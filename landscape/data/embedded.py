@@ -7,6 +7,7 @@ from importlib import resources
 import numpy as np
 
 from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.split import stratified_split
 
 EMBEDDED_FILE = "cifar10_train_0-1999.npz"
 HELD_OUT_FRACTION = 0.2
@@ -37,17 +38,3 @@ def load_embedded() -> ImageData:
     )
     return ImageData(x[train_idx], y[train_idx], x[test_idx], y[test_idx], identity)
 
-
-def stratified_split(
-    labels: np.ndarray, held_out_fraction: float, *, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held_out), holding out round(fraction * count) of every class, sorted."""
-    rng = np.random.default_rng(seed)
-    held_out = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        held_out.append(rng.choice(members, size=round(held_out_fraction * len(members)),
-                                   replace=False))
-    test_idx = np.sort(np.concatenate(held_out))
-    train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
-    return train_idx, test_idx

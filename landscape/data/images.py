@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from landscape.data.split import stratified_split
 from landscape.errors import ConfigError
 
 CLASSES = (
@@ -99,8 +100,6 @@ def hold_out_validation(data: ImageData, fraction: float, *, seed: int) -> Image
     with `seed`) are held out; the remaining training images keep their order. The identity
     says so (train_split, n_train, train_sha256, and val_split, n_val, val_sha256).
     """
-    from landscape.data.embedded import stratified_split  # (embedded imports this module)
-
     if data.val_x is not None:
         raise ConfigError("these data already have a validation split")
     if not 0 < fraction < 1:

@@ -1,4 +1,4 @@
-"""Measurements of the landscape taken during training, which leave training untouched.
+"""The paper's probe: the loss and the gradient along the gradient direction.
 
 `GradientProbe` is the paper's measurement (Santurkar et al., Section 3.1, Figure 4): at a probed
 step t, with the step's own batch B_t, it evaluates the loss and the gradient at
@@ -9,17 +9,15 @@ an unprobed one would.
 
 from __future__ import annotations
 
-import difflib
 from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from landscape.config import ProbeConfig
+from landscape.contracts import StepContext
 from landscape.errors import ConfigError
 from landscape.tensors import RngState, global_norm
-from landscape.train import StepContext
 
 
 def unit_grid(config: ProbeConfig) -> np.ndarray:
@@ -135,130 +133,3 @@ class GradientProbe:
             "grad_norm": grad_norm,
             "beta": beta,
         }
-
-
-def layer_indices(names: Sequence[str], layer: str) -> list[int]:
-    """Indices of the parameters of module `layer` (names `layer.<param>`)."""
-    indices = [i for i, n in enumerate(names) if n.startswith(layer + ".")]
-    if not indices:
-        modules = sorted({n.rsplit(".", 1)[0] for n in names})
-        close = difflib.get_close_matches(layer, modules, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else \
-            f"layers with parameters: {', '.join(modules[:6])}, ..."
-        raise ConfigError(f"layer {layer!r} has no parameters; {hint}")
-    return indices
-
-
-class ICSProbe:
-    """Internal covariate shift of chosen layers (Santurkar et al., Definition 2.1).
-
-    For layer i at step t, with the step's batch B_t (and its dropout/noise draws):
-        G  = ∇_{W_i} L(W_1^t, …, W_k^t; B_t)                                   (= g_t of layer i)
-        G' = ∇_{W_i} L(W_1^{t+1}, …, W_{i−1}^{t+1}, W_i^t, …, W_k^t; B_t)
-    i.e. G' is the gradient layer i would see if every earlier layer had already taken its step.
-    Returns ‖G − G'‖₂ [L] and cos∠(G, G') [L] for the L layers. "Earlier" means earlier in the
-    model's parameter order, which is the forward order for the models in the table. Runs after
-    the optimizer step and restores weights, running statistics and random state.
-    """
-
-    name = "ics"
-    phase = "after_update"
-
-    def __init__(self, *, every: int, layers: Sequence[str], names: Sequence[str]) -> None:
-        self.every = every
-        self.layers = tuple(layers)
-        self.indices = [layer_indices(names, layer) for layer in self.layers]
-
-    def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0
-
-    def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        params, model = ctx.params, ctx.model
-        w_next = [p.detach().clone() for p in params]  # w_{t+1}
-        buffers = [b.clone() for b in model.buffers()]
-        rng_after = RngState.capture(ctx.x.device)
-        distances, cosines = [], []
-        for indices in self.indices:
-            first = min(indices)
-            with torch.no_grad():
-                # Layer i and everything after it back at w_t; earlier layers stay at w_{t+1}.
-                torch._foreach_copy_(params[first:], ctx.param_snapshot[first:])
-            ctx.rng_before_forward.restore()
-            loss = ctx.loss_fn(model(ctx.x), ctx.y)
-            g_shifted = torch.autograd.grad(loss, [params[i] for i in indices])
-            g_plain = [ctx.grad_snapshot[i] for i in indices]
-            with torch.no_grad():
-                dot = sum((a.double() * b.double()).sum() for a, b in zip(g_plain, g_shifted))
-                norm_plain = global_norm(g_plain).double()
-                norm_shifted = global_norm(g_shifted).double()
-                distances.append(global_norm(torch._foreach_sub(list(g_plain), list(g_shifted))))
-                cosines.append((dot / (norm_plain * norm_shifted)).float())
-                torch._foreach_copy_(params[first:], w_next[first:])
-        with torch.no_grad():
-            for buffer, saved in zip(model.buffers(), buffers):
-                buffer.copy_(saved)
-        rng_after.restore()
-        return {"distance": torch.stack(distances), "cosine": torch.stack(cosines)}
-
-
-class ActivationProbe:
-    """Per-channel mean and variance of one module's output during the training forward pass
-    (the distributions of the paper's Figures 2 and 7). Observes only; changes nothing.
-
-    Channels are dimension 1; the statistics are over the batch and, for conv outputs, the
-    spatial positions.
-    """
-
-    phase = "forward"
-
-    def __init__(self, model: nn.Module, layer: str, *, every: int) -> None:
-        self.name = f"activations/{layer}"
-        self.every = every
-        self._armed = False
-        self._stats: dict[str, torch.Tensor] = {}
-        find_layer(model, layer).register_forward_hook(self._hook)
-
-    def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0
-
-    def arm(self) -> None:
-        self._armed = True
-
-    def _hook(self, module: nn.Module, inputs, output: torch.Tensor) -> None:
-        if not self._armed:
-            return  # probe forwards and evaluation are not the training forward pass
-        self._armed = False
-        with torch.no_grad():
-            dims = [d for d in range(output.dim()) if d != 1]
-            var, mean = torch.var_mean(output.detach().float(), dim=dims, correction=0)
-            self._stats = {"mean": mean, "var": var}
-
-    def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        stats, self._stats = self._stats, {}
-        return stats
-
-
-def find_layer(model: nn.Module, layer: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if layer not in modules:
-        close = difflib.get_close_matches(layer, list(modules), n=3)
-        raise ConfigError(f"model has no layer {layer!r}"
-                          + (f"; did you mean {', '.join(close)}?" if close else ""))
-    return modules[layer]
-
-
-def output_channels(model: nn.Module, layer: str, example: torch.Tensor) -> int:
-    """How many channels `layer` outputs for an input like `example` (for the record layout)."""
-    found = {}
-
-    def hook(module, inputs, output) -> None:  # a hook that returns a value replaces the output
-        found["c"] = output.shape[1]
-
-    handle = find_layer(model, layer).register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(example)
-    model.train(was_training)
-    handle.remove()
-    return found["c"]

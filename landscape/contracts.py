@@ -1,0 +1,125 @@
+"""What the training loop calls and what it hands back: the contracts that probes, recorders,
+checkpoints and progress bars implement.
+
+A module of its own so that the implementations (`landscape.probes`, `landscape.recorder`,
+`landscape.checkpoint`, the CLI's progress bar) depend on these few definitions and not on the
+loop itself (`landscape.train`), which only calls them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.tensors import RngState
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> scalar loss
+CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> count
+
+# ---- A run's status and why it stopped (the record's `status` and `stop_reason`) -------------
+# The one place the loop takes these names from.
+RUN_RUNNING = "running"  # not finished (yet)
+RUN_COMPLETE = "complete"  # finished as planned, or stopped early
+RUN_DIVERGED = "diverged"  # the training loss became non-finite
+RUN_INTERRUPTED = "interrupted"  # asked to stop; a checkpoint lets it continue
+
+STOP_NONE = ""  # not finished, or interrupted
+STOP_PLANNED = "planned"  # it ran every step it was planned to
+STOP_EARLY = "early_stop"  # the validation loss stopped improving (`train.early_stop_due`)
+STOP_DIVERGED = "diverged"  # the training loss became non-finite
+
+
+class RunRecorder(Protocol):
+    """Where the loop puts what it measures (landscape.recorder has the implementations)."""
+
+    def steps(self, rows: Mapping[str, np.ndarray]) -> None: ...
+
+    def tap(self, parameter: str, rows: Mapping[str, np.ndarray]) -> None: ...
+
+    def probe(self, name: str, rows: Mapping[str, np.ndarray]) -> None: ...
+
+    def evaluation(self, row: Mapping[str, float]) -> None: ...
+
+    def state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
+              seconds: float | None = None, flush: bool = False,
+              stop_reason: str = STOP_NONE) -> None: ...
+
+
+class Progress(Protocol):
+    """A live view of the run, told about every host sync."""
+
+    def advance(self, steps: int, *, loss: float, images_per_second: float) -> None: ...
+
+
+class NoProgress:
+    def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
+        pass
+
+
+@dataclass
+class StepContext:
+    """What a probe may look at during step `step`.
+
+    Before the update `params` hold w_t; after it they hold w_{t+1}. The snapshots are the
+    loop's own buffers: a probe reads them and never writes them.
+    """
+
+    step: int
+    model: nn.Module
+    params: list[torch.Tensor]
+    names: list[str]
+    x: torch.Tensor
+    y: torch.Tensor
+    loss_fn: LossFn
+    lr: float
+    rng_before_forward: RngState  # replaying it reproduces the step's dropout/noise draws
+    grad_snapshot: list[torch.Tensor]  # g_t (p.grad may be changed by a probe; this may not)
+    param_snapshot: list[torch.Tensor]  # w_t
+
+
+class Probe(Protocol):
+    """A measurement at some steps that must leave training exactly as it would have been.
+
+    `phase` says when `measure` runs: "forward" probes are `arm`ed (a method only they have)
+    before the training forward pass and observe it (e.g. activation statistics);
+    "before_update" probes run after the backward pass, at w_t; "after_update" probes run after
+    the optimizer step, at w_{t+1}. `measure` returns device tensors; the loop moves them to the
+    host at its next sync, as the rows of the probe's table `name`.
+    """
+
+    name: str
+    phase: Literal["forward", "before_update", "after_update"]
+
+    def due(self, step: int) -> bool: ...
+
+    def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class LoopState:
+    """The training loop's own state at a step boundary (what a checkpoint adds to the model,
+    optimizer, random and data-order state; see `train.train_run`)."""
+
+    next_step: int
+    prev_grads: list[torch.Tensor]  # g_{next_step − 1}, for the next gradient change
+    since_eval: dict  # training loss/accuracy accumulated since the last evaluation
+    images_done: int
+    seconds: float
+    val_losses: list[float] = field(default_factory=list)  # validation losses so far
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended."""
+
+    status: str  # RUN_COMPLETE, RUN_DIVERGED or RUN_INTERRUPTED
+    steps_done: int
+    diverged_step: int | None
+    seconds: float
+    images_per_second: float
+    final_loss: float
+    stop_reason: str = STOP_NONE  # STOP_PLANNED, STOP_EARLY, STOP_DIVERGED; "" when interrupted
