@@ -4,13 +4,46 @@ Library code raises these for anything a user can fix (bad option values, missin
 unreadable record); anything else is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from typing import Callable
+
+# Marks a configuration field inside a ConfigError message (a control character no option value
+# contains), so that the library can say "optim.lr_min" and the command line "--lr-min".
+_FIELD_MARK = "\x1f"
+
 
 class LandscapeError(Exception):
     """Base class for errors that carry a message meant for the user."""
 
 
+def field_ref(path: str) -> str:
+    """A configuration field named in a ConfigError message, e.g. field_ref("optim.lr_min");
+    `ConfigError.render` turns it into a name (the field path, or the command line's flag)."""
+    return f"{_FIELD_MARK}{path}{_FIELD_MARK}"
+
+
 class ConfigError(LandscapeError, ValueError):
-    """An option value is invalid (malformed list, non-positive learning rate, unknown name...)."""
+    """An option value is invalid (malformed list, non-positive learning rate, unknown name...).
+
+    The message names configuration fields with `field_ref`; `field` is the field the error is
+    about (the first one named unless given). `str()` names fields by their path; the command
+    line renders the same message with its flags (`render(flag_of)`).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        named = message.split(_FIELD_MARK)[1::2]
+        self.field = field if field is not None else (named[0] if named else None)
+
+    def render(self, name: Callable[[str], str] = str) -> str:
+        parts = self.message.split(_FIELD_MARK)
+        parts[1::2] = [name(path) for path in parts[1::2]]
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class DataError(LandscapeError):

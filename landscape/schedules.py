@@ -13,7 +13,7 @@ from typing import Protocol
 
 
 class ScheduleOptions(Protocol):
-    """The fields of a RecordConfig that a schedule reads."""
+    """The fields a schedule reads (those of OptimConfig, `RecordConfig.optim`)."""
 
     schedule: str
     lr_min: float

@@ -9,7 +9,7 @@ import platform
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from landscape.config import FINAL_TAP, RecordConfig, run_id, total_steps
-from landscape.errors import ConfigError, RecordError
+from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
+from landscape.errors import ConfigError, RecordError, field_ref
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import output_channels, select_parameters
@@ -50,8 +50,8 @@ ProgressFactory = Callable[[RunPlan, int, int], contextlib.AbstractContextManage
 def plan_runs(config: RecordConfig) -> list[RunPlan]:
     """Models in the order given, each at every learning rate in the order given."""
     plans = []
-    for model in config.models:
-        for lr in config.lrs:
+    for model in config.model.models:
+        for lr in config.optim.lrs:
             plans.append(RunPlan(run_id(model, lr), model, lr, len(plans)))
     return plans
 
@@ -66,11 +66,11 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: no CUDA device is available on this machine; "
-                              f"use --device cpu")
+            raise ConfigError(f"{field_ref('device')} {name}: no CUDA device is available on "
+                              f"this machine; use {field_ref('device')} cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
-                              f"CUDA device(s)")
+            raise ConfigError(f"{field_ref('device')} {name}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
     elif device.type != "cpu":
         raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
     return device
@@ -79,10 +79,7 @@ def resolve_device(name: str) -> torch.device:
 def model_options(config: RecordConfig) -> dict:
     """The build_model options the config asks for beyond the model's own defaults (a model
     without such an option refuses it with a clear error)."""
-    options = {} if config.width == 1.0 else {"width": config.width}
-    if config.dropout is not None:
-        options["dropout"] = config.dropout
-    return options
+    return config.model.options()
 
 
 def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -97,8 +94,8 @@ def resolve_taps(taps: tuple[str, ...], model: nn.Module, model_name: str) -> tu
         return taps
     linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linear:
-        raise ConfigError(f"model {model_name!r} has no linear layer for --tap {FINAL_TAP}; "
-                          f"name a parameter instead")
+        raise ConfigError(f"model {model_name!r} has no linear layer for "
+                          f"{field_ref('recording.taps')} {FINAL_TAP}; name a parameter instead")
     return tuple(dict.fromkeys(f"{linear[-1]}.weight" if t == FINAL_TAP else t for t in taps))
 
 
@@ -122,31 +119,32 @@ def check_taps(taps: tuple[str, ...], shapes: dict[str, tuple[int, ...]],
 def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
                 ) -> list[RunLayout]:
     """What every run will record; checks taps and probed layers against each model."""
-    models = {m: probe_model(config, m) for m in config.models}
+    recording = config.recording
+    models = {m: probe_model(config, m) for m in config.model.models}
     shapes = {m: parameter_shapes(model) for m, model in models.items()}
     channels = {m: activation_channels(config, model, example) for m, model in models.items()}
     layouts = []
     for plan in plans:
-        taps = resolve_taps(config.taps, models[plan.model], plan.model)
+        taps = resolve_taps(recording.taps, models[plan.model], plan.model)
         check_taps(taps, shapes[plan.model], plan.model)
-        for layer in config.ics_layers:
+        for layer in recording.ics_layers:
             layer_indices(list(shapes[plan.model]), layer)
-        if config.probe.every:
-            select_parameters(list(shapes[plan.model]), config.probe.params)
+        if recording.probe.every:
+            select_parameters(list(shapes[plan.model]), recording.probe.params)
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
                 "model": plan.model,
                 "lr": plan.lr,
-                "optimizer": config.optimizer,
+                "optimizer": config.optim.optimizer,
                 "seed": config.seed,
                 "index": plan.index,
                 "parameter_count": int(sum(np.prod(s) for s in shapes[plan.model].values())),
             },
             taps={t: shapes[plan.model][t] for t in taps},
-            tap_dtype=config.tap_dtype,
-            n_eta=config.probe.count if config.probe.every else 0,
-            ics_layers=config.ics_layers if config.ics_every else (),
+            tap_dtype=recording.tap_dtype,
+            n_eta=recording.probe.count if recording.probe.every else 0,
+            ics_layers=recording.ics_layers if recording.ics_every else (),
             activations=channels[plan.model],
         ))
     return layouts
@@ -154,11 +152,11 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
 
 def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
                         ) -> dict[str, int]:
-    if not config.activation_every:
+    if not config.recording.activation_every:
         return {}
     with torch.random.fork_rng(devices=[]):
         return {layer: output_channels(model, layer, example)
-                for layer in config.activation_layers}
+                for layer in config.recording.activation_layers}
 
 
 def versions() -> dict[str, str]:
@@ -191,17 +189,18 @@ def make_optimizer(config: RecordConfig, params, lr: float) -> torch.optim.Optim
     """torch's optimizer with its own defaults for everything the config does not set (betas,
     eps, RMSprop's alpha). Weight decay is the optimizer's: L2 added to the gradient for sgd,
     adam and rmsprop, decoupled for adamw; it is not part of the recorded loss (--l2 is)."""
-    wd = config.weight_decay
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum,
-                               nesterov=config.nesterov, weight_decay=wd)
-    if config.optimizer == "adam":
+    optim = config.optim
+    wd = optim.weight_decay
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=optim.momentum,
+                               nesterov=optim.nesterov, weight_decay=wd)
+    if optim.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "adamw":
+    if optim.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-    raise ConfigError(f"unknown optimizer {config.optimizer!r}")
+    if optim.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=optim.momentum, weight_decay=wd)
+    raise ConfigError(f"unknown optimizer {optim.optimizer!r}", field="optim.optimizer")
 
 
 def record(
@@ -234,6 +233,27 @@ def record(
                            resume_from=None)
 
 
+def check_resume_compatible(path: str | Path, recorded: RecordConfig, *,
+                            asked: RecordConfig | None = None,
+                            data_now: Mapping | None = None,
+                            data_then: Mapping | None = None) -> None:
+    """Refuse to continue the record at `path` (configured as `recorded`) with other options
+    (`asked`: ConfigError naming every difference; the device may differ) or with other data
+    than it was recorded with (`data_now` and `data_then`, identity dicts: RecordError)."""
+    if asked is not None:
+        differences = resume_differences(recorded, asked)
+        if differences:
+            raise ConfigError(f"{field_ref('resume')} continues {path} with its own options; "
+                              f"these differ: " + "; ".join(differences))
+    if data_now is not None:
+        for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256", "val_sha256"):
+            now, then = data_now[key], (data_then or {}).get(key, "")
+            if now != then:
+                raise RecordError(
+                    f"the data found now differ from the data {path} was recorded with "
+                    f"({key}: {now} now, {then} then)")
+
+
 def resume(
     path: str | Path,
     *,
@@ -250,12 +270,7 @@ def resume(
     if device is not None:
         config = config.with_changes(device=device)
     task = make_task(config, torch.device(config.device))
-    for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256", "val_sha256"):
-        now, then = task.identity.to_dict()[key], rec.data.get(key, "")
-        if now != then:
-            raise RecordError(
-                f"the data found now differ from the data {path} was recorded with "
-                f"({key}: {now} now, {then} then)")
+    check_resume_compatible(path, config, data_now=task.identity.to_dict(), data_then=rec.data)
     plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
     saved = load_checkpoint(checkpoint_path(path))
     with RecordWriter.reopen(path) as writer:
@@ -288,12 +303,14 @@ def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: 
 def make_probes(config: RecordConfig, model: nn.Module) -> list:
     names = [n for n, _ in model.named_parameters()]
     probes: list = []
-    if config.probe.every:
-        probes.append(GradientProbe(config.probe, names=names))
-    if config.ics_every:
-        probes.append(ICSProbe(every=config.ics_every, layers=config.ics_layers, names=names))
-    for layer in config.activation_layers if config.activation_every else ():
-        probes.append(ActivationProbe(model, layer, every=config.activation_every))
+    recording = config.recording
+    if recording.probe.every:
+        probes.append(GradientProbe(recording.probe, names=names))
+    if recording.ics_every:
+        probes.append(ICSProbe(every=recording.ics_every, layers=recording.ics_layers,
+                               names=names))
+    for layer in recording.activation_layers if recording.activation_every else ():
+        probes.append(ActivationProbe(model, layer, every=recording.activation_every))
     return probes
 
 
@@ -301,7 +318,8 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                writer: RecordWriter, device: torch.device, progress: ProgressFactory | None,
                should_stop: Callable[[], bool], path: Path,
                saved: Checkpoint | None) -> RunResult:
-    recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=config.flush_seconds,
+    recording = config.recording
+    recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=recording.flush_seconds,
                             steps_recorded=saved.loop.next_step if saved else 0)
     torch.manual_seed(config.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
@@ -315,15 +333,15 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
         torch.set_rng_state(saved.rng_cpu)
         if saved.rng_cuda is not None and device.type == "cuda":
             torch.cuda.set_rng_state(saved.rng_cuda, device)
-    total = total_steps(config, stream.steps_per_epoch)
-    schedule = partial(learning_rate, config, plan.lr, steps_per_epoch=stream.steps_per_epoch,
+    total = config.optim.total_steps(stream.steps_per_epoch)
+    schedule = partial(learning_rate, config.optim, plan.lr, steps_per_epoch=stream.steps_per_epoch,
                        total_steps=total)
     # The objective: the task's loss plus the penalties, over the parameters the loop trains.
     objective = penalized(task.loss_fn, [p for p in model.parameters() if p.requires_grad],
-                          l1=config.l1, l2=config.l2)
+                          l1=config.optim.l1, l2=config.optim.l2)
     probes = make_probes(config, model)
-    taps = TapPlan(resolve_taps(config.taps, model, plan.model), config.tap_every,
-                   torch.float16 if config.tap_dtype == "float16" else torch.float32)
+    taps = TapPlan(resolve_taps(recording.taps, model, plan.model), recording.tap_every,
+                   torch.float16 if recording.tap_dtype == "float16" else torch.float32)
     ckpt_file = checkpoint_path(path)
 
     def checkpoint(loop: LoopState) -> None:
@@ -343,11 +361,11 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 model, optimizer, stream.batches(),
                 total_steps=total,
                 steps_per_epoch=stream.steps_per_epoch,
-                eval_every=config.eval_every,
+                eval_every=config.optim.eval_every,
                 recorder=recorder,
                 evaluate=task.evaluate,
                 validate=task.validate,
-                early_stop=config.early_stop,
+                early_stop=config.optim.early_stop,
                 lr_schedule=schedule,
                 loss_fn=objective,
                 correct_fn=task.correct_fn,
@@ -356,7 +374,7 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 progress=reporter,
                 resume_from=saved.loop if saved else None,
                 checkpoint=checkpoint,
-                checkpoint_seconds=config.checkpoint_seconds,
+                checkpoint_seconds=recording.checkpoint_seconds,
                 should_stop=should_stop,
             )
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, e
 from landscape.data import hold_out_validation, load_dataset
 from landscape.data.gaussian import RegressionData, VectorStream, make_linear_regression
 from landscape.data.images import DataIdentity
-from landscape.errors import ConfigError
+from landscape.errors import ConfigError, field_ref
 from landscape.models import MODELS
 from landscape.models.dln import l2_loss
 from landscape.train import LossFn, classification_correct
@@ -141,28 +141,30 @@ def task_of(model: str) -> str:
 def make_task(config: RecordConfig, device: torch.device,
               data: ImageData | RegressionData | None = None) -> Task:
     """The task of the config's models, with its data loaded (or `data` used) on `device`."""
-    tasks = {task_of(m) for m in config.models}
+    models, data_config, optim = config.model.models, config.data, config.optim
+    tasks = {task_of(m) for m in models}
     if len(tasks) > 1:
         raise ConfigError(
-            f"models {', '.join(config.models)} do not learn the same task "
-            f"({' and '.join(sorted(tasks))}); record them in separate files")
+            f"models {', '.join(models)} do not learn the same task "
+            f"({' and '.join(sorted(tasks))}); record them in separate files",
+            field="model.models")
     (task,) = tasks
     if task == LINEAR_REGRESSION:
-        if config.data_dir is not None:
-            raise ConfigError("--data-dir has no meaning for the deep linear network, whose "
-                              "data are synthetic")
+        if data_config.data_dir is not None:
+            raise ConfigError(f"{field_ref('data.data_dir')} has no meaning for the deep linear "
+                              f"network, whose data are synthetic")
         if data is None:
-            data = make_linear_regression(n_train=config.subset or 1000, seed=config.seed)
-        return LinearRegression(data, config.batch_size, device)
+            data = make_linear_regression(n_train=data_config.subset or 1000, seed=config.seed)
+        return LinearRegression(data, optim.batch_size, device)
     if data is None:
-        data = load_dataset(config.data_dir, download=config.download,
-                            verify_md5=config.verify_md5, subset=config.subset)
-    if config.val_split is not None:
-        data = hold_out_validation(data, config.val_split, seed=config.seed)
-    options = BatchOptions(batch_size=config.batch_size, mean=config.mean, std=config.std,
-                           crop_padding=config.crop_padding, flip=config.flip,
-                           erase_prob=config.erase_prob)
-    return ImageClassification(data, options, device, label_smoothing=config.label_smoothing)
+        data = load_dataset(data_config.data_dir, download=data_config.download,
+                            verify_md5=data_config.verify_md5, subset=data_config.subset)
+    if data_config.val_split is not None:
+        data = hold_out_validation(data, data_config.val_split, seed=config.seed)
+    options = BatchOptions(batch_size=optim.batch_size, mean=data_config.mean,
+                           std=data_config.std, crop_padding=data_config.crop_padding,
+                           flip=data_config.flip, erase_prob=data_config.erase_prob)
+    return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing)
 
 
 def penalized(loss_fn: LossFn, params: Sequence[torch.Tensor], *, l1: float = 0.0,

@@ -12,11 +12,13 @@ from typing import Callable, Iterator
 
 import click
 
-from landscape.errors import LandscapeError, RecordWriteError
+from landscape.cli._flags import flag_message
+from landscape.errors import ConfigError, LandscapeError, RecordWriteError
 
 
 def user_errors(command: Callable) -> Callable:
-    """Report LandscapeError as `Error: <message>` with exit code 1, never a traceback."""
+    """Report LandscapeError as `Error: <message>` with exit code 1, never a traceback; a
+    ConfigError names the flags of the fields it is about."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -30,6 +32,8 @@ def user_errors(command: Callable) -> Callable:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
+        except ConfigError as exc:
+            raise click.ClickException(flag_message(exc)) from None
         except LandscapeError as exc:
             raise click.ClickException(str(exc)) from None
 

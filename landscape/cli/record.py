@@ -12,13 +12,13 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
-from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
-from landscape.config import parse_float_list, parse_int_list, parse_name_list, preset
+from landscape.cli._types import CommaList, flatten
+from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig, preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
-from landscape.sweep import resume as resume_sweep
+from landscape.sweep import check_resume_compatible, resume as resume_sweep
 from landscape.tasks import make_task
 
 
@@ -48,52 +48,54 @@ _DEFAULT = RecordConfig()
 @click.option("--preset", default=None,
               help=f"Start from a named setup ({', '.join(PRESETS)}; see `landscape presets`); "
                    f"options given explicitly override it.")
-@click.option("-m", "--model", "models", multiple=True, default=(",".join(_DEFAULT.models),),
+@click.option("-m", "--model", "models", type=CommaList(), multiple=True,
+              default=(",".join(_DEFAULT.model.models),),
               show_default=True,
               help=f"Models to train (repeat or comma-separate): {', '.join(MODELS)}.")
-@click.option("--lrs", default=",".join(f"{lr:g}" for lr in _DEFAULT.lrs), show_default=True,
+@click.option("--lrs", type=CommaList(float),
+              default=",".join(f"{lr:g}" for lr in _DEFAULT.optim.lrs), show_default=True,
               help="Comma-separated learning rates; one run per model and learning rate.")
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=_DEFAULT.optimizer,
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=_DEFAULT.optim.optimizer,
               show_default=True, help="torch's optimizer of that name, with its own defaults "
                                       "(betas, eps, alpha) for what is not set here.")
-@click.option("--momentum", type=float, default=_DEFAULT.momentum, show_default=True,
+@click.option("--momentum", type=float, default=_DEFAULT.optim.momentum, show_default=True,
               help="Momentum of sgd or rmsprop (adam and adamw have their own betas).")
 @click.option("--nesterov", is_flag=True,
               help="Nesterov momentum (sgd with --momentum > 0).")
-@click.option("--weight-decay", type=float, default=_DEFAULT.weight_decay, show_default=True,
+@click.option("--weight-decay", type=float, default=_DEFAULT.optim.weight_decay, show_default=True,
               help="The optimizer's weight decay (decoupled for adamw). Not part of the "
                    "recorded loss; see --l2 for a penalty that is.")
-@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_DEFAULT.schedule,
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_DEFAULT.optim.schedule,
               show_default=True,
               help="Learning-rate schedule, applied per step: constant; step (x --lr-gamma "
                    "every --lr-step-epochs); multistep (x --lr-gamma at each of "
                    "--lr-milestones); cosine (annealed from lr towards --lr-min over the run); "
                    "cyclic (triangular between --lr-min and lr, --cycle-steps per half cycle).")
-@click.option("--lr-min", type=float, default=_DEFAULT.lr_min, show_default=True,
+@click.option("--lr-min", type=float, default=_DEFAULT.optim.lr_min, show_default=True,
               help="cosine: the learning rate annealed to; cyclic: the bottom of the cycle.")
 @click.option("--lr-step-epochs", type=int, default=None,
               help="step: multiply the learning rate by --lr-gamma every N epochs.")
-@click.option("--lr-gamma", type=float, default=_DEFAULT.lr_gamma, show_default=True,
+@click.option("--lr-gamma", type=float, default=_DEFAULT.optim.lr_gamma, show_default=True,
               help="step, multistep: the factor applied at each boundary.")
-@click.option("--lr-milestones", default=None,
+@click.option("--lr-milestones", type=CommaList(int), default=None,
               help="multistep: comma-separated epochs at which the learning rate is "
                    "multiplied by --lr-gamma, e.g. 100,150.")
 @click.option("--cycle-steps", type=int, default=None,
               help="cyclic: steps from --lr-min up to lr (half a cycle).")
-@click.option("--label-smoothing", type=float, default=_DEFAULT.label_smoothing,
+@click.option("--label-smoothing", type=float, default=_DEFAULT.optim.label_smoothing,
               show_default=True,
               help="Label smoothing of the training cross-entropy (held-out losses stay plain).")
-@click.option("--l1", type=float, default=_DEFAULT.l1, show_default=True,
+@click.option("--l1", type=float, default=_DEFAULT.optim.l1, show_default=True,
               help="Add l1 * sum|w| over all parameters to the training objective (recorded "
                    "as the loss and probed).")
-@click.option("--l2", type=float, default=_DEFAULT.l2, show_default=True,
+@click.option("--l2", type=float, default=_DEFAULT.optim.l2, show_default=True,
               help="Add (l2 / 2) * sum w^2 over all parameters to the training objective "
                    "(recorded as the loss and probed).")
 @click.option("--dropout", type=float, default=None,
               help="Dropout probability of models that have dropout [default: the model's "
                    "own].")
-@click.option("--batch-size", type=int, default=_DEFAULT.batch_size, show_default=True)
-@click.option("--epochs", type=int, default=_DEFAULT.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=_DEFAULT.optim.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_DEFAULT.optim.epochs, show_default=True)
 @click.option("--max-steps", type=int, default=None,
               help="Stop every run after this many steps (for quick runs on a CPU).")
 @click.option("--eval-every", type=int, default=None,
@@ -112,10 +114,10 @@ _DEFAULT = RecordConfig()
 @click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir if missing.")
 @click.option("--no-verify", is_flag=True,
               help="Read CIFAR-10 files even if their MD5 differs from the official release.")
-@click.option("--crop-padding", type=int, default=_DEFAULT.crop_padding, show_default=True,
+@click.option("--crop-padding", type=int, default=_DEFAULT.data.crop_padding, show_default=True,
               help="Random-crop augmentation with this much zero padding (0: off).")
 @click.option("--flip", is_flag=True, help="Random horizontal flip augmentation.")
-@click.option("--erase-prob", type=float, default=_DEFAULT.erase_prob, show_default=True,
+@click.option("--erase-prob", type=float, default=_DEFAULT.data.erase_prob, show_default=True,
               help="Random erasing: with this probability per image, set a rectangle of "
                    "2-33% of the image (aspect 0.3-3.3) to 0 after normalization.")
 @click.option("--val-split", type=float, default=None,
@@ -124,44 +126,46 @@ _DEFAULT = RecordConfig()
 @click.option("--early-stop", type=int, default=None,
               help="Stop a run when the validation loss has not improved for N evaluations "
                    "(needs --val-split).")
-@click.option("--width", type=float, default=_DEFAULT.width, show_default=True,
+@click.option("--width", type=float, default=_DEFAULT.model.width, show_default=True,
               help="Multiply every channel width (small values make tiny test models).")
-@click.option("--tap", "taps", multiple=True, default=_DEFAULT.taps, show_default=True,
+@click.option("--tap", "taps", type=CommaList(), multiple=True, default=_DEFAULT.recording.taps,
+              show_default=True,
               help="Parameter whose gradient and weight delta are stored every step "
                    "(repeatable); 'final' is the weight of the model's last linear layer.")
 @click.option("--no-taps", is_flag=True, help="Tap no parameter.")
-@click.option("--tap-every", type=int, default=_DEFAULT.tap_every, show_default=True,
+@click.option("--tap-every", type=int, default=_DEFAULT.recording.tap_every, show_default=True,
               help="Tap steps kN and kN+1 only (pairs keep consecutive differences).")
 @click.option("--tap-dtype", type=click.Choice(["float32", "float16"]),
-              default=_DEFAULT.tap_dtype, show_default=True)
-@click.option("--probe-every", type=int, default=_DEFAULT.probe.every, show_default=True,
+              default=_DEFAULT.recording.tap_dtype, show_default=True)
+@click.option("--probe-every", type=int, default=_DEFAULT.recording.probe.every, show_default=True,
               help="Probe loss and gradient along the gradient every N steps (0: off).")
-@click.option("--probe-range", default=f"{_DEFAULT.probe.low:g},{_DEFAULT.probe.high:g}",
+@click.option("--probe-range", type=CommaList(float, length=2, length_hint="LOW,HIGH"),
+              default=f"{_DEFAULT.recording.probe.low:g},{_DEFAULT.recording.probe.high:g}",
               show_default=True,
               help="LOW,HIGH step lengths probed (multiples of lr with --probe-scale relative).")
 @click.option("--probe-scale", type=click.Choice(["relative", "absolute"]),
-              default=_DEFAULT.probe.scale, show_default=True)
-@click.option("--probe-count", type=int, default=_DEFAULT.probe.count, show_default=True,
+              default=_DEFAULT.recording.probe.scale, show_default=True)
+@click.option("--probe-count", type=int, default=_DEFAULT.recording.probe.count, show_default=True,
               help="Number of step lengths per probe.")
 @click.option("--probe-spacing", type=click.Choice(["linear", "log"]),
-              default=_DEFAULT.probe.spacing, show_default=True)
-@click.option("--probe-params", multiple=True,
+              default=_DEFAULT.recording.probe.spacing, show_default=True)
+@click.option("--probe-params", type=CommaList(), multiple=True,
               help="Restrict the probe's norms to parameters starting with this prefix "
                    "(repeatable).")
 @click.option("--ics-every", type=int, default=0, show_default=True,
               help="Measure internal covariate shift every N steps (0: off).")
-@click.option("--ics-layer", "ics_layers", multiple=True,
+@click.option("--ics-layer", "ics_layers", type=CommaList(), multiple=True,
               help="Layer whose internal covariate shift is measured (repeatable), "
                    "e.g. features.stage4.conv1.")
 @click.option("--activations-every", "activation_every", type=int, default=0,
               show_default=True,
               help="Record per-channel activation mean/variance every N steps (0: off).")
-@click.option("--activation-layer", "activation_layers", multiple=True,
+@click.option("--activation-layer", "activation_layers", type=CommaList(), multiple=True,
               help="Layer whose output statistics are recorded (repeatable), "
                    "e.g. features.stage3.norm1.")
-@click.option("--flush-seconds", type=float, default=_DEFAULT.flush_seconds,
+@click.option("--flush-seconds", type=float, default=_DEFAULT.recording.flush_seconds,
               show_default=True, help="Write recorded rows to the file at least this often.")
-@click.option("--checkpoint-seconds", type=float, default=_DEFAULT.checkpoint_seconds,
+@click.option("--checkpoint-seconds", type=float, default=_DEFAULT.recording.checkpoint_seconds,
               show_default=True,
               help="Checkpoint the run in progress (for --resume) at least this often.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -190,8 +194,9 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
     click.echo(f"Device: {config.device}. {len(plans)} runs "
-               f"({', '.join(config.models)} x {len(config.lrs)} learning rates), "
-               f"{config.optimizer}, batch {config.batch_size}. Writing {out}", err=True)
+               f"({', '.join(config.model.models)} x {len(config.optim.lrs)} learning rates), "
+               f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
+               err=True)
     with graceful_stop() as should_stop:
         try:
             results = record_sweep(config, out, overwrite=overwrite, task=task,
@@ -207,15 +212,11 @@ def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -
     given = sorted(name for name in options
                    if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
                    and name != "device")
+    asked = None
     if preset is not None or given:
-        record_config = RecordConfig.from_dict(open_record(path).config)
-        asked = build_config(ctx, preset, options, base=record_config)
-        differences = [f"{k} ({getattr(asked, k)!r} given, {getattr(record_config, k)!r} "
-                       f"recorded)" for k in vars(record_config)
-                       if k != "device" and getattr(asked, k) != getattr(record_config, k)]
-        if differences:
-            raise ConfigError(f"--resume continues {path} with its own options; these differ: "
-                              + "; ".join(differences))
+        recorded = RecordConfig.from_dict(open_record(path).config)
+        asked = build_config(ctx, preset, options, base=recorded)
+        check_resume_compatible(path, recorded, asked=asked)
     device = None
     if ctx.get_parameter_source("device") is not ParameterSource.DEFAULT:
         device = str(resolve_device(options["device"]))
@@ -248,9 +249,10 @@ def _report(results, out: Path) -> None:
 
 def build_config(ctx: click.Context, preset_name: str | None, options: dict,
                  base: RecordConfig | None = None) -> RecordConfig:
-    """Defaults (or `base`), then the preset, then the options given on the command line."""
-    values = (base or _DEFAULT).to_dict()
-    values["probe"] = (base or _DEFAULT).probe
+    """Defaults (or `base`), then the preset, then the options given on the command line.
+
+    Presets and options are applied to the flat dict of RecordConfig.to_dict."""
+    values = (base or _DEFAULT).flat_values()
     if preset_name is not None:
         values.update(preset(preset_name))
     given = {name for name in options
@@ -260,12 +262,8 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     probe_changes = {}
     for name in given:
         value = options[name]
-        if name == "models":
-            values["models"] = parse_name_list(value)
-        elif name == "lrs":
-            values["lrs"] = parse_float_list(value, option="--lrs")
-        elif name == "taps":
-            values["taps"] = parse_name_list(value)
+        if name in ("models", "taps", "ics_layers", "activation_layers"):
+            values[name] = flatten(value)
         elif name == "no_taps":
             if value:
                 values["taps"] = ()
@@ -278,10 +276,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
         elif name == "lr_milestones":
-            values[name] = () if value is None else parse_int_list(value,
-                                                                   option="--lr-milestones")
-        elif name in ("ics_layers", "activation_layers"):
-            values[name] = parse_name_list(value) if value else ()
+            values[name] = () if value is None else value
         elif name.startswith("probe_"):
             probe_changes[name] = value
         else:
@@ -295,16 +290,9 @@ def _probe_config(base: ProbeConfig, changes: dict) -> ProbeConfig:
     fields = {}
     for name, value in changes.items():
         if name == "probe_range":
-            fields["low"], fields["high"] = _parse_range(value)
+            fields["low"], fields["high"] = value
         elif name == "probe_params":
-            fields["params"] = parse_name_list(value) if value else ()
+            fields["params"] = flatten(value)
         else:
             fields[name.removeprefix("probe_")] = value
     return replace(base, **fields)
-
-
-def _parse_range(text: str) -> tuple[float, float]:
-    values = parse_float_list(text, option="--probe-range")
-    if len(values) != 2:
-        raise ConfigError(f"--probe-range takes LOW,HIGH, got {text!r}")
-    return values

@@ -19,6 +19,17 @@ from landscape.models.small import CNN3, LeNet, cnn3, lenet
 from landscape.models.vgg import VGG, vgg_a, vgg_light
 
 
+NORMS = ("bn", "noisy_bn", "l1", "l2", "linf")  # None: no normalization
+_NORM_LABELS = {
+    None: "no normalization",
+    "bn": "BatchNorm",
+    "noisy_bn": "noisy BatchNorm",
+    "l1": "l1 normalization",
+    "l2": "l2 normalization",
+    "linf": "l-infinity normalization",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     builder: Callable[..., nn.Module]
@@ -26,62 +37,109 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     # What the model learns: "image-classification" (CIFAR-10) or "linear-regression" (DLN).
     task: str = "image-classification"
+    # The network without its normalization (models of one family differ only in `norm`) and
+    # the normalization after its layers (None: none; else one of NORMS). vgg_dropout is a
+    # family of its own: VGG-A with dropout has no BatchNorm variant in the table, so it pairs
+    # with nothing.
+    family: str = ""
+    norm: str | None = None
 
 
-MODELS: dict[str, ModelSpec] = {
-    "vgg": ModelSpec(vgg_a, "VGG-A (course starter), no normalization"),
-    "vgg_bn": ModelSpec(
-        vgg_a, "VGG-A with BatchNorm after every conv and hidden linear layer", {"norm": "bn"}
-    ),
-    "vgg_dropout": ModelSpec(
-        vgg_a, "VGG-A with dropout 0.5 before the two hidden linear layers", {"dropout": 0.5}
-    ),
-    "vgg_light": ModelSpec(vgg_light, "VGG-A-Light: 2 conv stages (16, 32), classifier 128-128"),
-    "vgg_light_bn": ModelSpec(vgg_light, "VGG-A-Light with BatchNorm", {"norm": "bn"}),
-    "resnet18": ModelSpec(
-        resnet18, "ResNet-18, CIFAR stem (3x3 conv, no max-pool), no normalization"
-    ),
-    "resnet18_bn": ModelSpec(resnet18, "ResNet-18, CIFAR stem, BatchNorm after every conv",
-                             {"norm": "bn"}),
-    "resnet18_imagenet": ModelSpec(
-        resnet18, "ResNet-18, ImageNet stem (7x7/2 conv, 3x3/2 max-pool), no normalization",
-        {"stem": "imagenet"},
-    ),
-    "resnet18_imagenet_bn": ModelSpec(
-        resnet18, "ResNet-18, ImageNet stem, BatchNorm after every conv",
-        {"stem": "imagenet", "norm": "bn"},
-    ),
-    "resnet20": ModelSpec(
-        resnet20, "ResNet-20 (He et al. 2016, CIFAR), option-A shortcuts, no normalization"
-    ),
-    "resnet20_bn": ModelSpec(resnet20, "ResNet-20 with BatchNorm after every conv",
-                             {"norm": "bn"}),
-    "cnn3": ModelSpec(cnn3, "3 conv blocks (32, 64, 128), dropout 0.5, linear; no normalization"),
-    "cnn3_bn": ModelSpec(cnn3, "3-block CNN with BatchNorm after every conv", {"norm": "bn"}),
-    "lenet": ModelSpec(lenet, "LeNet-style: 2 unpadded convs (8, 16), 576-120-84-10; no norm"),
-    "lenet_bn": ModelSpec(
-        lenet, "LeNet-style with BatchNorm after both convs and both hidden linears",
-        {"norm": "bn"},
-    ),
-    "dln": ModelSpec(DeepLinear, "Deep linear network: 25 bias-free 10x10 layers (paper, "
-                     "Sec. 3.2), no normalization", task="linear-regression"),
-    "dln_bn": ModelSpec(DeepLinear, "Deep linear network with BatchNorm between layers",
-                        {"norm": "bn"}, task="linear-regression"),
-}
-
-# The paper's normalization variants (Section 2.1 and Appendix), as models of their own so that
-# a record can hold them side by side with plain BN: vgg_noisy_bn, vgg_l1, ..., dln_linf.
+# (family, builder, options, task, description of the plain network, of its BatchNorm variant)
+# in the order of `landscape record --help`; a family whose BN description is None has no BN
+# variant. The name of a variant is the family's, plus "_" and the norm.
+_FAMILIES: list[tuple[str, Callable[..., nn.Module], dict[str, Any], str, str, str | None]] = [
+    ("vgg", vgg_a, {}, "image-classification",
+     "VGG-A (course starter), no normalization",
+     "VGG-A with BatchNorm after every conv and hidden linear layer"),
+    ("vgg_dropout", vgg_a, {"dropout": 0.5}, "image-classification",
+     "VGG-A with dropout 0.5 before the two hidden linear layers", None),
+    ("vgg_light", vgg_light, {}, "image-classification",
+     "VGG-A-Light: 2 conv stages (16, 32), classifier 128-128", "VGG-A-Light with BatchNorm"),
+    ("resnet18", resnet18, {}, "image-classification",
+     "ResNet-18, CIFAR stem (3x3 conv, no max-pool), no normalization",
+     "ResNet-18, CIFAR stem, BatchNorm after every conv"),
+    ("resnet18_imagenet", resnet18, {"stem": "imagenet"}, "image-classification",
+     "ResNet-18, ImageNet stem (7x7/2 conv, 3x3/2 max-pool), no normalization",
+     "ResNet-18, ImageNet stem, BatchNorm after every conv"),
+    ("resnet20", resnet20, {}, "image-classification",
+     "ResNet-20 (He et al. 2016, CIFAR), option-A shortcuts, no normalization",
+     "ResNet-20 with BatchNorm after every conv"),
+    ("cnn3", cnn3, {}, "image-classification",
+     "3 conv blocks (32, 64, 128), dropout 0.5, linear; no normalization",
+     "3-block CNN with BatchNorm after every conv"),
+    ("lenet", lenet, {}, "image-classification",
+     "LeNet-style: 2 unpadded convs (8, 16), 576-120-84-10; no norm",
+     "LeNet-style with BatchNorm after both convs and both hidden linears"),
+    ("dln", DeepLinear, {}, "linear-regression",
+     "Deep linear network: 25 bias-free 10x10 layers (paper, Sec. 3.2), no normalization",
+     "Deep linear network with BatchNorm between layers"),
+]
+# The paper's other normalization variants (Section 2.1 and Appendix), as models of their own
+# so that a record can hold them side by side with plain BN: vgg_noisy_bn, ..., dln_linf.
 _VARIANTS = {
-    "noisy_bn": "noisy BatchNorm (Algorithm 1)",
-    "l1": "l1 normalization",
-    "l2": "l2 normalization",
-    "linf": "l-infinity normalization",
+    "vgg": lambda what: f"VGG-A with {what} instead of BatchNorm",
+    "dln": lambda what: f"Deep linear network with {what}",
 }
-for _kind, _what in _VARIANTS.items():
-    MODELS[f"vgg_{_kind}"] = ModelSpec(vgg_a, f"VGG-A with {_what} instead of BatchNorm",
-                                       {"norm": _kind})
-    MODELS[f"dln_{_kind}"] = ModelSpec(DeepLinear, f"Deep linear network with {_what}",
-                                       {"norm": _kind}, task="linear-regression")
+
+_VARIANT_WORDS = {"noisy_bn": "noisy BatchNorm (Algorithm 1)"}
+
+
+def _table() -> dict[str, ModelSpec]:
+    models: dict[str, ModelSpec] = {}
+    for family, builder, options, task, plain, with_bn in _FAMILIES:
+        models[family] = ModelSpec(builder, plain, dict(options), task, family, None)
+        if with_bn is not None:
+            models[f"{family}_bn"] = ModelSpec(builder, with_bn, {**options, "norm": "bn"},
+                                               task, family, "bn")
+    for norm in NORMS[1:]:
+        for family, describe in _VARIANTS.items():
+            base = models[family]
+            models[f"{family}_{norm}"] = ModelSpec(
+                base.builder, describe(_VARIANT_WORDS.get(norm, _NORM_LABELS[norm])),
+                {**base.defaults, "norm": norm},
+                base.task, family, norm)
+    return models
+
+
+MODELS: dict[str, ModelSpec] = _table()
+
+
+def norm_of(name: str) -> str | None:
+    """The normalization of model `name` (None: none), e.g. "bn" for vgg_bn."""
+    check_model_name(name)
+    return MODELS[name].norm
+
+
+def family_of(name: str) -> str:
+    """The network of model `name` without its normalization, e.g. "vgg" for vgg_noisy_bn."""
+    check_model_name(name)
+    return MODELS[name].family
+
+
+def variant(family: str, norm: str | None) -> str | None:
+    """The model of `family` with normalization `norm`, or None if the table has none."""
+    for name, spec in MODELS.items():
+        if spec.family == family and spec.norm == norm:
+            return name
+    return None
+
+
+def bn_partner(name: str) -> str | None:
+    """The BatchNorm variant of the unnormalized model `name` (vgg -> vgg_bn); None for a
+    normalized model or a family without a BatchNorm variant."""
+    if norm_of(name) is not None:
+        return None
+    return variant(MODELS[name].family, "bn")
+
+
+def norm_label(norm: str | None) -> str:
+    """Words for a normalization: "BatchNorm", "noisy BatchNorm", "l1 normalization", ...,
+    "no normalization" for None."""
+    if norm not in _NORM_LABELS:
+        raise ConfigError(f"unknown normalization {norm!r}; valid: "
+                          f"{', '.join(str(n) for n in _NORM_LABELS)}")
+    return _NORM_LABELS[norm]
 
 
 def model_names() -> list[str]:
@@ -112,5 +170,6 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "check_model_name", "VGG",
-           "ResNet", "CifarResNet", "CNN3", "LeNet"]
+__all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
+           "norm_of", "family_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
+           "CifarResNet", "CNN3", "LeNet"]

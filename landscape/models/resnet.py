@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.models._width import scaled as _scaled
 from landscape.models.norms import make_norm
 
 Stem = Literal["cifar", "imagenet"]
@@ -29,10 +30,6 @@ RESNET18_BLOCKS = (2, 2, 2, 2)
 RESNET18_CHANNELS = (64, 128, 256, 512)
 RESNET20_BLOCKS = (3, 3, 3)
 RESNET20_CHANNELS = (16, 32, 64)
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 def _check(blocks: Sequence[int], channels: Sequence[int], width: float) -> None:

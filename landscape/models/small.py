@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.models._width import scaled as _scaled
 from landscape.models.norms import make_norm
 
 IMAGE_SIZE = 32
@@ -25,10 +26,6 @@ LENET_CHANNELS = (8, 16)
 LENET_HIDDEN = (120, 84)
 
 NormPlacement = Literal["all", "conv"]
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 def _check(width: float, dropout: float = 0.0) -> None:

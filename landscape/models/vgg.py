@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.models._width import scaled as _scaled
 from landscape.models.norms import make_norm
 
 VGG_A_STAGES = ((64,), (128,), (256, 256), (512, 512), (512, 512))
@@ -26,10 +27,6 @@ VGG_LIGHT_STAGES = ((16,), (32,))
 VGG_LIGHT_HIDDEN = (128, 128)
 
 NormPlacement = Literal["all", "conv"]
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 class VGG(nn.Module):

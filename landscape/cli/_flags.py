@@ -1,0 +1,69 @@
+"""The command line's name for each configuration field: library errors name fields
+("optim.lr_min"), users see the flag they typed ("--lr-min")."""
+
+from __future__ import annotations
+
+from landscape.errors import ConfigError
+
+FLAGS: dict[str, str] = {
+    "model.models": "--model",
+    "model.width": "--width",
+    "model.dropout": "--dropout",
+    "data.data_dir": "--data-dir",
+    "data.download": "--download",
+    "data.verify_md5": "--no-verify",
+    "data.subset": "--subset",
+    "data.crop_padding": "--crop-padding",
+    "data.flip": "--flip",
+    "data.erase_prob": "--erase-prob",
+    "data.val_split": "--val-split",
+    "optim.lrs": "--lrs",
+    "optim.optimizer": "--optimizer",
+    "optim.momentum": "--momentum",
+    "optim.nesterov": "--nesterov",
+    "optim.weight_decay": "--weight-decay",
+    "optim.schedule": "--schedule",
+    "optim.lr_min": "--lr-min",
+    "optim.lr_step_epochs": "--lr-step-epochs",
+    "optim.lr_gamma": "--lr-gamma",
+    "optim.lr_milestones": "--lr-milestones",
+    "optim.cycle_steps": "--cycle-steps",
+    "optim.label_smoothing": "--label-smoothing",
+    "optim.l1": "--l1",
+    "optim.l2": "--l2",
+    "optim.batch_size": "--batch-size",
+    "optim.epochs": "--epochs",
+    "optim.max_steps": "--max-steps",
+    "optim.eval_every": "--eval-every",
+    "optim.early_stop": "--early-stop",
+    "recording.taps": "--tap",
+    "recording.tap_every": "--tap-every",
+    "recording.tap_dtype": "--tap-dtype",
+    "recording.probe.every": "--probe-every",
+    "recording.probe.low": "--probe-range",
+    "recording.probe.high": "--probe-range",
+    "recording.probe.count": "--probe-count",
+    "recording.probe.scale": "--probe-scale",
+    "recording.probe.spacing": "--probe-spacing",
+    "recording.probe.params": "--probe-params",
+    "recording.ics_every": "--ics-every",
+    "recording.ics_layers": "--ics-layer",
+    "recording.activation_every": "--activations-every",
+    "recording.activation_layers": "--activation-layer",
+    "recording.flush_seconds": "--flush-seconds",
+    "recording.checkpoint_seconds": "--checkpoint-seconds",
+    "seed": "--seed",
+    "device": "--device",
+    "allow_tf32": "--tf32",
+    "resume": "--resume",  # not a field: resuming with other options is refused
+}
+
+
+def flag_of(field: str) -> str:
+    """The flag of a field path; a field without one keeps its path."""
+    return FLAGS.get(field, field)
+
+
+def flag_message(error: ConfigError) -> str:
+    """The error's message as a command-line user reads it."""
+    return error.render(flag_of)

@@ -1,0 +1,162 @@
+"""How the models are trained: learning rates, optimizer, schedule, objective and run length."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from landscape.errors import ConfigError, field_ref as ref
+
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")  # the others have their own betas
+Schedule = Literal["constant", "step", "multistep", "cosine", "cyclic"]
+SCHEDULES = ("constant", "step", "multistep", "cosine", "cyclic")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimization of every run; one run per learning rate in `lrs`."""
+
+    lrs: tuple[float, ...] = (1e-3, 2e-3, 5e-4, 1e-4)
+    optimizer: Optimizer = "adam"
+    momentum: float = 0.0  # sgd and rmsprop only
+    nesterov: bool = False  # sgd with momentum only
+    weight_decay: float = 0.0  # as the optimizer implements it (decoupled for adamw)
+    # Learning-rate schedule, applied per step (landscape.schedules.learning_rate reads these).
+    schedule: Schedule = "constant"
+    lr_min: float = 0.0  # cosine: the value annealed to; cyclic: the bottom of the triangle
+    lr_step_epochs: int | None = None  # step: multiply by lr_gamma every this many epochs
+    lr_gamma: float = 0.1  # step, multistep: the factor
+    lr_milestones: tuple[int, ...] = ()  # multistep: epochs at which to multiply by lr_gamma
+    cycle_steps: int | None = None  # cyclic: steps from the bottom to the top (half a period)
+    # Regularization. The training objective is
+    #   data loss (with label smoothing) + l1·Σ|w| + (l2/2)·Σw²  over all parameters;
+    # it is what `steps/loss` records and what the probes measure.
+    label_smoothing: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    batch_size: int = 128
+    epochs: int | None = 20  # None: as many as max_steps needs
+    max_steps: int | None = None  # stop each run after this many steps (None: run all epochs)
+    eval_every: int | None = None  # evaluate every N steps (None: at the end of every epoch)
+    # Early stopping on the validation loss after this many evaluations without improvement.
+    early_stop: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lrs", "lr_milestones"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def validate(self) -> None:
+        if not self.lrs:
+            raise ConfigError("no learning rate given", field="optim.lrs")
+        for lr in self.lrs:
+            if not (math.isfinite(lr) and lr > 0):
+                raise ConfigError(f"learning rates must be positive numbers, got {lr}",
+                                  field="optim.lrs")
+        if len(set(self.lrs)) != len(self.lrs):
+            raise ConfigError(f"a learning rate is listed twice: {self.lrs}", field="optim.lrs")
+        self._validate_optimizer()
+        self._validate_schedule()
+        self._validate_objective()
+        self._validate_length()
+
+    def _validate_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: "
+                              f"{', '.join(OPTIMIZERS)}", field="optim.optimizer")
+        if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
+            raise ConfigError(f"{ref('optim.momentum')} applies to sgd only (or rmsprop); "
+                              f"{self.optimizer} has its own betas")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}",
+                              field="optim.momentum")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise ConfigError(f"{ref('optim.nesterov')} needs {ref('optim.optimizer')} sgd with "
+                              f"{ref('optim.momentum')} > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}",
+                              field="optim.weight_decay")
+
+    def _validate_schedule(self) -> None:
+        schedule = ref("optim.schedule")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: "
+                              f"{', '.join(SCHEDULES)}", field="optim.schedule")
+        # An option of another schedule would be ignored: refuse it instead.
+        uses = {
+            "lr_min": (self.lr_min != 0.0, ("cosine", "cyclic")),
+            "lr_gamma": (self.lr_gamma != 0.1, ("step", "multistep")),
+            "lr_step_epochs": (self.lr_step_epochs is not None, ("step",)),
+            "lr_milestones": (bool(self.lr_milestones), ("multistep",)),
+            "cycle_steps": (self.cycle_steps is not None, ("cyclic",)),
+        }
+        for name, (given, schedules) in uses.items():
+            if given and self.schedule not in schedules:
+                raise ConfigError(f"{ref('optim.' + name)} applies to {schedule} "
+                                  f"{' or '.join(schedules)}, not {self.schedule}")
+        lr_min, lr_gamma = ref("optim.lr_min"), ref("optim.lr_gamma")
+        if not (math.isfinite(self.lr_min) and self.lr_min >= 0):
+            raise ConfigError(f"{lr_min} must be >= 0, got {self.lr_min}")
+        if self.schedule in ("cosine", "cyclic") and self.lr_min >= min(self.lrs):
+            raise ConfigError(f"{lr_min} {self.lr_min:g} must be below every learning rate "
+                              f"(lowest: {min(self.lrs):g})")
+        if not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"{lr_gamma} must be in (0, 1], got {self.lr_gamma}")
+        if self.schedule == "step":
+            step_epochs = ref("optim.lr_step_epochs")
+            if self.lr_step_epochs is None:
+                raise ConfigError(f"{schedule} step needs {step_epochs} N (multiply the "
+                                  f"learning rate by {lr_gamma} every N epochs)",
+                                  field="optim.lr_step_epochs")
+            if self.lr_step_epochs < 1:
+                raise ConfigError(f"{step_epochs} must be at least 1, got {self.lr_step_epochs}")
+        if self.schedule == "multistep":
+            milestones = ref("optim.lr_milestones")
+            if not self.lr_milestones:
+                raise ConfigError(f"{schedule} multistep needs {milestones}, e.g. 100,150 "
+                                  f"(epochs at which the learning rate is multiplied by "
+                                  f"{lr_gamma})", field="optim.lr_milestones")
+            ms = self.lr_milestones
+            if ms[0] < 1 or any(b <= a for a, b in zip(ms, ms[1:])):
+                raise ConfigError(f"{milestones} must be increasing epochs >= 1, got "
+                                  f"{','.join(str(m) for m in ms)}")
+        if self.schedule == "cyclic":
+            cycle = ref("optim.cycle_steps")
+            if self.cycle_steps is None:
+                raise ConfigError(f"{schedule} cyclic needs {cycle} N (steps from {lr_min} up "
+                                  f"to the learning rate; a cycle is 2N steps)",
+                                  field="optim.cycle_steps")
+            if self.cycle_steps < 1:
+                raise ConfigError(f"{cycle} must be at least 1, got {self.cycle_steps}")
+
+    def _validate_objective(self) -> None:
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"{ref('optim.label_smoothing')} must be in [0, 1), got "
+                              f"{self.label_smoothing}")
+        for name, value in (("l1", self.l1), ("l2", self.l2)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{ref('optim.' + name)} must be >= 0, got {value}")
+
+    def _validate_length(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}",
+                              field="optim.batch_size")
+        if self.epochs is None and self.max_steps is None:
+            raise ConfigError(f"give {ref('optim.epochs')} or {ref('optim.max_steps')} "
+                              f"(or both)")
+        for name in ("epochs", "max_steps", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{ref('optim.' + name)} must be at least 1, got {value}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ConfigError(f"{ref('optim.early_stop')} must be at least 1 evaluation, got "
+                              f"{self.early_stop}")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Steps per run: the epochs asked for, cut at max_steps."""
+        bounds = [b for b in (self.max_steps,
+                              None if self.epochs is None else self.epochs * steps_per_epoch)
+                  if b is not None]
+        return min(bounds)

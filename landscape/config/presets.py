@@ -1,0 +1,42 @@
+"""Presets: named starting points; explicit options override them and the record stores the
+resolved values. `landscape presets` prints them. A preset is a flat dict of the record's flat
+keys (see RecordConfig.to_dict), applied over the defaults' flat dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from landscape.config.recording import DEFAULT_TAP, FINAL_TAP, ProbeConfig
+from landscape.errors import ConfigError
+
+PAPER_ICS_LAYERS = ("features.stage2.conv1", "features.stage4.conv1", "features.stage5.conv2")
+PAPER_ACTIVATION_LAYERS = ("features.stage3.norm1", "classifier.norm2")
+PRESETS: dict[str, dict[str, Any]] = {
+    "course": {
+        "models": ("vgg", "vgg_bn"), "optimizer": "adam", "lrs": (1e-3, 2e-3, 5e-4, 1e-4),
+        "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": 20,
+        "max_steps": None, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_padding": 0,
+        "flip": False, "taps": (DEFAULT_TAP,), "probe": ProbeConfig(every=100),
+    },
+    "paper": {
+        "models": ("vgg", "vgg_bn"), "optimizer": "sgd", "lrs": (0.1,), "momentum": 0.0,
+        "weight_decay": 0.0, "batch_size": 128, "epochs": None, "max_steps": 15_000,
+        "crop_padding": 0, "flip": False, "taps": (DEFAULT_TAP,),
+        "probe": ProbeConfig(every=1, low=0.5, high=4.0, count=8),
+        "ics_every": 100, "ics_layers": PAPER_ICS_LAYERS,
+        "activation_every": 10, "activation_layers": PAPER_ACTIVATION_LAYERS,
+    },
+    "paper-dln": {
+        "models": ("dln", "dln_bn"), "optimizer": "sgd", "lrs": (1e-6,), "momentum": 0.0,
+        "weight_decay": 0.0, "batch_size": 1000, "epochs": None, "max_steps": 10_000,
+        "eval_every": 100, "taps": (FINAL_TAP,),
+        "probe": ProbeConfig(every=10, low=0.01, high=30.0, count=8, spacing="log"),
+        "ics_every": 100, "ics_layers": ("layers.fc5", "layers.fc13", "layers.fc20"),
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])

@@ -1,0 +1,157 @@
+"""The configuration of a record: its parts, the checks across them, and the flat dict the
+record stores as JSON (`to_dict`, `from_dict`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
+from landscape.config.optim import OptimConfig
+from landscape.config.recording import ProbeConfig, RecordingConfig
+from landscape.errors import ConfigError, field_ref as ref
+from landscape.models import MODELS
+
+# The record stores one flat dict with the keys in this order (the order of the flat
+# configuration the first records were written with); each key belongs to the part named
+# here, or to RecordConfig itself (None). Changing the order changes the records' bytes.
+_FLAT_KEYS: dict[str, str | None] = {
+    "models": "model",
+    "lrs": "optim",
+    **dict.fromkeys(("optimizer", "momentum", "nesterov", "weight_decay", "schedule", "lr_min",
+                     "lr_step_epochs", "lr_gamma", "lr_milestones", "cycle_steps",
+                     "label_smoothing", "l1", "l2"), "optim"),
+    "dropout": "model",
+    **dict.fromkeys(("batch_size", "epochs", "max_steps", "eval_every"), "optim"),
+    **dict.fromkeys(("seed", "device", "allow_tf32"), None),
+    **dict.fromkeys(("data_dir", "download", "verify_md5", "subset", "mean", "std",
+                     "crop_padding", "flip", "erase_prob", "val_split"), "data"),
+    "early_stop": "optim",
+    "width": "model",
+    **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
+                     "activation_every", "activation_layers", "flush_seconds",
+                     "checkpoint_seconds"), "recording"),
+}
+_PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+          "recording": RecordingConfig}
+
+
+@dataclass(frozen=True, init=False)
+class RecordConfig:
+    """Everything that determines a record's contents (and nothing that does not), validated
+    once on construction.
+
+    Build it from its parts or from flat keywords, or both (flat keywords change the part they
+    belong to): `RecordConfig(models=("vgg",), lrs=(0.1,), max_steps=100)`. The flat names also
+    read through (`config.lrs` is `config.optim.lrs`) for scripts written against the flat
+    configuration; the library itself reads the parts.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    seed: int = 0  # seeds initialization, data order, augmentation and the validation split
+    device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
+    allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
+
+    def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
+                 optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
+                 seed: int = 0, device: str = "cpu", allow_tf32: bool = False,
+                 **flat: Any) -> None:
+        given = {"model": model, "data": data, "optim": optim, "recording": recording}
+        changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
+        for key, value in flat.items():
+            part = _FLAT_KEYS.get(key)
+            if part is None:
+                raise TypeError(f"RecordConfig got an unexpected keyword argument {key!r}")
+            changes[part][key] = value
+        for name, cls in _PARTS.items():
+            base = given[name] if given[name] is not None else cls()
+            values = {f.name: getattr(base, f.name) for f in fields(cls)}
+            object.__setattr__(self, name, cls(**{**values, **changes[name]}))
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "allow_tf32", allow_tf32)
+        self.validate()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: the flat names of the parts' fields.
+        part = _FLAT_KEYS.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.optim.validate()
+        self.data.validate()
+        if self.optim.early_stop is not None and self.data.val_split is None:
+            raise ConfigError(f"{ref('optim.early_stop')} needs {ref('data.val_split')} (it "
+                              f"watches the loss on the validation images)")
+        self._check_image_only()
+        self.recording.validate()
+
+    def _check_image_only(self) -> None:
+        """Options that exist for image classification only (labels, images, a split)."""
+        other = [m for m in self.model.models if MODELS[m].task != IMAGE_CLASSIFICATION]
+        if not other:
+            return
+        for path, given in (("optim.label_smoothing", self.optim.label_smoothing > 0),
+                            ("data.erase_prob", self.data.erase_prob > 0),
+                            ("data.val_split", self.data.val_split is not None)):
+            if given:
+                raise ConfigError(f"{ref(path)} applies to image classification; model "
+                                  f"{other[0]!r} learns {MODELS[other[0]].task}")
+
+    def flat_values(self) -> dict[str, Any]:
+        """The flat fields in the record's order, as they are (the probe a ProbeConfig)."""
+        return {key: getattr(self if part is None else getattr(self, part), key)
+                for key, part in _FLAT_KEYS.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict the record stores (see _FLAT_KEYS): key order and values are part of
+        the record's bytes."""
+        values = self.flat_values()
+        values["probe"] = asdict(values["probe"])
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RecordConfig":
+        """Read back the flat dict of `to_dict` (of any record)."""
+        unknown = sorted(set(values) - set(_FLAT_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    from_flat = from_dict
+
+    def with_changes(self, **changes: Any) -> "RecordConfig":
+        """A copy with parts or flat fields changed (validated again)."""
+        parts = {name: getattr(self, name) for name in
+                 (*_PARTS, "seed", "device", "allow_tf32")}
+        return type(self)(**{**parts, **changes})
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        return self.optim.total_steps(steps_per_epoch)
+
+
+def total_steps(config: RecordConfig, steps_per_epoch: int) -> int:
+    """Steps per run: the epochs asked for, cut at max_steps."""
+    return config.optim.total_steps(steps_per_epoch)
+
+
+def resume_differences(recorded: RecordConfig, asked: RecordConfig) -> list[str]:
+    """What `asked` changes of a record's configuration, one 'key (given, recorded)' per flat
+    key; the device may differ (a record can be continued elsewhere)."""
+    then, now = recorded.flat_values(), asked.flat_values()
+    return [f"{key} ({now[key]!r} given, {then[key]!r} recorded)" for key in then
+            if key != "device" and now[key] != then[key]]
+
+
+def run_id(model: str, lr: float) -> str:
+    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'."""
+    return f"{model}_lr{lr:g}"
+
+
+__all__ = ["RecordConfig", "ProbeConfig", "total_steps", "resume_differences", "run_id"]

@@ -1,0 +1,107 @@
+"""What a record stores beyond the losses: tapped parameters, probes, and how often it writes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+from landscape.errors import ConfigError, field_ref as ref
+
+TAP_DTYPES = ("float32", "float16")
+PROBE_SCALES = ("relative", "absolute")
+PROBE_SPACINGS = ("linear", "log")
+# "final": the weight of each model's last linear layer (resolved per model by the sweep).
+FINAL_TAP = "final"
+DEFAULT_TAP = FINAL_TAP
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The paper's probe along the gradient (see docs/measurements.md).
+
+    Every `every` steps (0: never) the loss and gradient are evaluated at w_t − η g_t for `count`
+    step lengths η between `low` and `high`, which are multiples of the learning rate of the
+    probed step when `scale` is "relative" (the paper's VGG range is [1/2, 4] × lr) and plain
+    step lengths when it is "absolute". With a learning-rate schedule the relative grid follows
+    the schedule: at step t it is [low, high] × lr_t, the step the optimizer actually takes
+    (recorded per probed step in `probe/eta`). `params` restricts the norms (not the move) to
+    parameters whose names start with one of the given prefixes; empty means all parameters.
+    """
+
+    every: int = 0
+    low: float = 0.5
+    high: float = 4.0
+    count: int = 8
+    scale: Literal["relative", "absolute"] = "relative"
+    spacing: Literal["linear", "log"] = "linear"
+    params: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if self.every < 0:
+            raise ConfigError(f"{ref('recording.probe.every')} must be >= 0 (0 disables probes), "
+                              f"got {self.every}")
+        if self.scale not in PROBE_SCALES:
+            raise ConfigError(f"unknown probe scale {self.scale!r}; valid: relative, absolute",
+                              field="recording.probe.scale")
+        if self.spacing not in PROBE_SPACINGS:
+            raise ConfigError(f"unknown probe spacing {self.spacing!r}; valid: linear, log",
+                              field="recording.probe.spacing")
+        if self.count < 1:
+            raise ConfigError(f"{ref('recording.probe.count')} must be at least 1, got "
+                              f"{self.count}")
+        if not (0 < self.low <= self.high) or not math.isfinite(self.high):
+            raise ConfigError(
+                f"probe range must satisfy 0 < low <= high, got [{self.low}, {self.high}]",
+                field="recording.probe.low")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """The measurements of every run and how often they reach the file."""
+
+    taps: tuple[str, ...] = (DEFAULT_TAP,)
+    tap_every: int = 1
+    tap_dtype: Literal["float32", "float16"] = "float32"
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    # Internal covariate shift (Definition 2.1) of these layers every N steps (0: never).
+    ics_every: int = 0
+    ics_layers: tuple[str, ...] = ()
+    # Per-channel mean/variance of these layers' outputs every N steps (0: never).
+    activation_every: int = 0
+    activation_layers: tuple[str, ...] = ()
+    flush_seconds: float = 10.0  # rows reach the file at least this often
+    checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probe, Mapping):  # from JSON
+            object.__setattr__(self, "probe", ProbeConfig(**self.probe))
+        for name in ("taps", "ics_layers", "activation_layers"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def validate(self) -> None:
+        if self.tap_every < 1:
+            raise ConfigError(f"{ref('recording.tap_every')} must be at least 1, got "
+                              f"{self.tap_every}")
+        if self.tap_dtype not in TAP_DTYPES:
+            raise ConfigError(f"unknown tap dtype {self.tap_dtype!r}; valid: float32, float16",
+                              field="recording.tap_dtype")
+        if len(set(self.taps)) != len(self.taps):
+            raise ConfigError(f"a tap is listed twice: {', '.join(self.taps)}",
+                              field="recording.taps")
+        for name in ("flush_seconds", "checkpoint_seconds"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"{ref('recording.' + name)} must be positive, got {value}")
+        self.probe.validate()
+        for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
+                                    ("activation", self.activation_every,
+                                     self.activation_layers)):
+            every_ref = ref(f"recording.{kind}_every")
+            layers_ref = ref(f"recording.{kind}_layers")
+            if every < 0:
+                raise ConfigError(f"{every_ref} must be >= 0 (0 disables it), got {every}")
+            if every and not layers:
+                raise ConfigError(f"{every_ref} {every} needs at least one {layers_ref}")
+            if len(set(layers)) != len(layers):
+                raise ConfigError(f"a layer is listed twice in {layers_ref}: {layers}")
