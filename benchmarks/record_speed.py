@@ -61,6 +61,7 @@ from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, l
 from landscape.data import write_batches
 from landscape.data.images import pixels_sha256
 from landscape.models import build_model
+from landscape.store import RunStatus
 from landscape.sweep import numerics, record, resolve_device
 from landscape.tasks import make_task
 
@@ -256,7 +257,7 @@ def time_record(args: argparse.Namespace, data: ImageData, workdir: Path, *,
                           workdir / "timed.h5", data, progress=clock)
     wall = time.perf_counter() - start
     outcome = results[0].outcome
-    if outcome.status != "complete" or clock.steps != args.steps:
+    if outcome.status != RunStatus.COMPLETE or clock.steps != args.steps:
         raise RuntimeError(f"record run ended {outcome.status} after {clock.steps} steps")
     return Timing(clock.seconds_per_step(), outcome.images_per_second, wall)
 

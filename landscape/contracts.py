@@ -15,22 +15,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.store.schema import RunStatus, StopReason
 from landscape.tensors import RngState
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> scalar loss
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> count
 
 # ---- A run's status and why it stopped (the record's `status` and `stop_reason`) -------------
-# The one place the loop takes these names from.
-RUN_RUNNING = "running"  # not finished (yet)
-RUN_COMPLETE = "complete"  # finished as planned, or stopped early
-RUN_DIVERGED = "diverged"  # the training loss became non-finite
-RUN_INTERRUPTED = "interrupted"  # asked to stop; a checkpoint lets it continue
+# The names are the store's (landscape.store.schema); the loop takes them from here.
+RUN_RUNNING = RunStatus.RUNNING  # not finished (yet)
+RUN_COMPLETE = RunStatus.COMPLETE  # finished as planned, or stopped early
+RUN_DIVERGED = RunStatus.DIVERGED  # the training loss became non-finite
+RUN_INTERRUPTED = RunStatus.INTERRUPTED  # asked to stop; a checkpoint lets it continue
 
-STOP_NONE = ""  # not finished, or interrupted
-STOP_PLANNED = "planned"  # it ran every step it was planned to
-STOP_EARLY = "early_stop"  # the validation loss stopped improving (`train.early_stop_due`)
-STOP_DIVERGED = "diverged"  # the training loss became non-finite
+STOP_NONE = StopReason.NONE  # not finished, or interrupted
+STOP_PLANNED = StopReason.PLANNED  # it ran every step it was planned to
+STOP_EARLY = StopReason.EARLY_STOP  # the validation loss stopped improving
+STOP_DIVERGED = StopReason.DIVERGED  # the training loss became non-finite
 
 
 class RunRecorder(Protocol):

@@ -24,7 +24,7 @@ from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_ind
 from landscape.probes import output_channels, select_parameters
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
-from landscape.store import RecordWriter, RunLayout, open_record
+from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
 from landscape.tasks import Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
 from landscape.version import __version__
@@ -294,7 +294,7 @@ def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: 
             result = _train_one(config, plan, n_runs, task, writer, device, progress,
                                 should_stop, path, saved)
             results.append(result)
-            if result.outcome.status == "interrupted":
+            if result.outcome.status == RunStatus.INTERRUPTED:
                 return results
             checkpoint_path(path).unlink(missing_ok=True)  # nothing left to continue
     return results
@@ -351,7 +351,7 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
             rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             stream=stream.state()))
 
-    recorder.state("running", steps_done=saved.loop.next_step if saved else 0, flush=True)
+    recorder.state(RunStatus.RUNNING, steps_done=saved.loop.next_step if saved else 0, flush=True)
     bar = progress(plan, n_runs, total) if progress else contextlib.nullcontext(NoProgress())
     try:
         with bar as reporter:

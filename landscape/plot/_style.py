@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from landscape.models import MODELS, norm_label
 from landscape.report import RunCurve
 
 YScale = Literal["linear", "log", "auto"]
@@ -71,24 +72,28 @@ def _ylabel(ax: Axes, text: str, scale: str) -> None:
     ax.set_ylabel(text + (" (log scale)" if scale == "log" else ""))
 
 
-# Suffixes of the normalization variants (landscape.models), longest match first.
-_NORM_SUFFIXES = {
-    "_noisy_bn": "noisy BatchNorm",
-    "_bn": "BatchNorm",
-    "_l1": "ℓ1 normalization",
-    "_l2": "ℓ2 normalization",
-    "_linf": "ℓ∞ normalization",
+# Legend words for the normalizations of the model table (landscape.models.NORMS).
+_NORM_WORDS = {
+    "noisy_bn": "noisy BatchNorm",
+    "bn": "BatchNorm",
+    "l1": "ℓ1 normalization",
+    "l2": "ℓ2 normalization",
+    "linf": "ℓ∞ normalization",
 }
 
 
 def model_name(model: str, models: Sequence[str] = ()) -> str:
     """The model's name for legends: 'vgg_bn (BatchNorm)', 'vgg_noisy_bn (noisy BatchNorm)',
     'vgg_l1 (ℓ1 normalization)', and 'vgg (no BatchNorm)' when a normalized variant of it is
-    among `models`."""
-    for suffix, what in _NORM_SUFFIXES.items():
-        if model.endswith(suffix):
-            return f"{model} ({what})"
-    if any(f"{model}{suffix}" in models for suffix in _NORM_SUFFIXES):
+    among `models`. A name the model table does not know is shown as it is."""
+    if model not in MODELS:
+        return model
+    norm = MODELS[model].norm
+    if norm is not None:
+        return f"{model} ({_NORM_WORDS.get(norm, norm_label(norm))})"
+    family = MODELS[model].family
+    if any(m in MODELS and MODELS[m].family == family and MODELS[m].norm is not None
+           for m in models):
         return f"{model} (no BatchNorm)"
     return model
 

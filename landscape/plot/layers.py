@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from landscape.models import MODELS
 from landscape.plot._style import (
     _MARKERS,
-    _NORM_SUFFIXES,
     YScale,
     _colors_for,
     _empty,
@@ -244,7 +244,7 @@ def _activation_handles(percentiles: set, channels: set) -> list:
 def _activation_title(models: Sequence[str], layers: Sequence[str], lrs: Sequence[float]) -> str:
     """The figure's title; it says when a model without normalization shows a norm layer (an
     identity there)."""
-    plain = [m for m in models if not any(m.endswith(suffix) for suffix in _NORM_SUFFIXES)]
+    plain = [m for m in models if m not in MODELS or MODELS[m].norm is None]
     identity = ""
     if plain and any(".norm" in layer for layer in layers):
         identity = (f"\n{', '.join(plain)} {'has' if len(plain) == 1 else 'have'} no "

@@ -9,6 +9,7 @@ from torch import nn
 
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
+from landscape.store.schema import TableKind, table_path
 
 
 class ActivationProbe:
@@ -22,7 +23,7 @@ class ActivationProbe:
     phase = "forward"
 
     def __init__(self, model: nn.Module, layer: str, *, every: int) -> None:
-        self.name = f"activations/{layer}"
+        self.name = table_path(TableKind.ACTIVATIONS, layer)  # the table it fills
         self.every = every
         self._armed = False
         self._stats: dict[str, torch.Tensor] = {}

@@ -17,6 +17,7 @@ import torch
 from landscape.config import ProbeConfig
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
+from landscape.store.schema import TableKind
 from landscape.tensors import RngState, global_norm
 
 
@@ -63,7 +64,7 @@ class GradientProbe:
     they are fixed.
     """
 
-    name = "probe"
+    name = TableKind.PROBE  # the table it fills
     phase = "before_update"
 
     def __init__(self, config: ProbeConfig, *, names: Sequence[str]) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
+from landscape.store.schema import TableKind
 from landscape.tensors import RngState, global_norm
 
 
@@ -37,7 +38,7 @@ class ICSProbe:
     the optimizer step and restores weights, running statistics and random state.
     """
 
-    name = "ics"
+    name = TableKind.ICS  # the table it fills
     phase = "after_update"
 
     def __init__(self, *, every: int, layers: Sequence[str], names: Sequence[str]) -> None:

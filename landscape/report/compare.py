@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 from analyses import Comparison, band_width, compare_models
 from landscape.errors import ConfigError
+from landscape.models import MODELS, bn_partner
 from landscape.report.course import (
     ALL_PARAMETERS,
     loss_envelopes,
@@ -38,9 +39,11 @@ ICS_METRICS: dict[str, str] = {
 
 
 def bn_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """(X, X_bn) for every model X whose BatchNorm variant X_bn is also present."""
+    """(X, X_bn) for every unnormalized model X whose BatchNorm variant (the model table's
+    `bn_partner`) is also present."""
     present = set(models)
-    return [(m, f"{m}_bn") for m in models if f"{m}_bn" in present]
+    pairs = [(m, bn_partner(m)) for m in models if m in MODELS]
+    return [(a, b) for a, b in pairs if b is not None and b in present]
 
 
 def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str, list]:
