@@ -17,7 +17,7 @@ from torch import nn
 from landscape.errors import ConfigError
 from landscape.models import build_model
 from landscape.models.norms import (
-    NORM_KINDS, LpNorm, NoisyBatchNorm1d, NoisyBatchNorm2d, make_norm,
+    AlgorithmOneNoiseOnly, NORM_KINDS, LpNorm, NoisyBatchNorm1d, NoisyBatchNorm2d, make_norm,
 )
 
 Z = 5.0  # tolerance in standard errors
@@ -155,6 +155,28 @@ def test_noisy_bn_is_batchnorm_plus_training_noise(noisy, plain, shape):
     assert torch.equal(torch.get_rng_state(), state)  # and draws nothing
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 4, 4), (6, 5)])
+def test_noise_only_control_is_algorithm_1_without_batchnorm(shape):
+    x = torch.randn(shape) * 3 + 1
+    control = make_norm("noise", 5, spatial=len(shape) == 4)
+    assert isinstance(control, AlgorithmOneNoiseOnly)
+    assert not list(control.parameters()) and not list(control.buffers())
+    noisy = (NoisyBatchNorm2d if len(shape) == 4 else NoisyBatchNorm1d)(5)
+    control.record_noise = noisy.record_noise = True
+    torch.manual_seed(7)
+    y = control.train()(x)
+    torch.manual_seed(7)
+    noisy.train()(x)
+    # The same draws as noisy BatchNorm from the same random state, applied to x itself.
+    for a, b in zip(control.last_noise, noisy.last_noise):
+        assert torch.equal(a, b)
+    n = control.last_noise
+    torch.testing.assert_close(y, n.s * x + n.m, rtol=1e-6, atol=1e-6)  # a ← s·a + m, fused
+    state = torch.get_rng_state()
+    assert torch.equal(control.eval()(x), x)  # eval: the identity, and no draws
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_noisy_bn_replays_from_the_rng_state():
     layer = NoisyBatchNorm2d(4).train()
     x = torch.randn(3, 4, 5, 5)
@@ -184,7 +206,8 @@ def test_noisy_bn_rejects_bad_constants():
 
 
 def lp_reference(x, weight, bias, p, eps, running=None):
-    """y = γ (x − mean)/(scale + ε) + β per channel, recomputed in float64; returns
+    """y = γ (x − mean)/(scale + ε) + β per channel, recomputed in float64, with the scale the
+    average ℓp norm of x BEFORE the mean is removed (the paper's Section 3.3); returns
     (y, mean, scale) with the batch statistics, or uses `running` = (mean, scale)."""
     x = x.detach().double().numpy()
     axes = (0,) + tuple(range(2, x.ndim))
@@ -193,9 +216,9 @@ def lp_reference(x, weight, bias, p, eps, running=None):
         mean = x.mean(axis=axes)
         centered = x - mean.reshape(unit)
         if p == math.inf:
-            scale = np.abs(centered).max(axis=axes)
+            scale = np.abs(x).max(axis=axes)
         else:
-            scale = (np.abs(centered) ** p).mean(axis=axes) ** (1 / p)
+            scale = (np.abs(x) ** p).mean(axis=axes) ** (1 / p)
     else:
         mean, scale = running
         centered = x - mean.reshape(unit)
@@ -236,10 +259,7 @@ def test_lp_norm_matches_the_formula(kind, p, shape):
     assert torch.equal(layer.running_mean, before)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_l2_is_batchnorm_without_eps(shape):
-    torch.manual_seed(2)
-    spatial = len(shape) == 4
+def _l2_and_bn(spatial: bool):
     lp = LpNorm(5, p=2, eps=0.0)
     # torch refuses eps = 0 in training; 1e-12 on a variance of ~4 is below float32 resolution
     bn = (nn.BatchNorm2d if spatial else nn.BatchNorm1d)(5, eps=1e-12)
@@ -248,7 +268,35 @@ def test_l2_is_batchnorm_without_eps(shape):
         bn.bias.uniform_(-1, 1)
         lp.weight.copy_(bn.weight)
         lp.bias.copy_(bn.bias)
-    x = (torch.randn(shape) * 2 + 3).requires_grad_()
+    return lp, bn
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_l2_is_not_batchnorm_on_activations_with_a_mean(shape):
+    # The paper divides by the ℓ2 average of the activations before the mean is removed:
+    # √(E[x²]) = √(var + mean²). On activations with a non-zero mean that is not BN's std.
+    torch.manual_seed(2)
+    lp, bn = _l2_and_bn(len(shape) == 4)
+    x = torch.randn(shape) * 2 + 3  # channel means ≈ 3, std ≈ 2
+    y_lp, y_bn = lp(x), bn(x)
+    assert not torch.allclose(y_lp, y_bn, rtol=1e-2, atol=1e-2)
+    dims = [0, *range(2, x.dim())]
+    var, mean = torch.var_mean(x.double(), dim=dims, correction=0)
+    # Centred like BN, divided by √(var + mean²) instead of √var: (y − β)/γ scales by √var/√(..).
+    unit = (1, 5) + (1,) * (x.dim() - 2)
+    ratio = ((y_lp - lp.bias.view(unit)) / (y_bn - bn.bias.view(unit))).double()
+    expected = (var.sqrt() / (var + mean ** 2).sqrt()).view(unit).expand_as(ratio)
+    torch.testing.assert_close(ratio, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_l2_is_batchnorm_on_zero_mean_activations(shape):
+    # Where every channel's batch mean is zero the two divisors agree, values and gradients.
+    torch.manual_seed(2)
+    lp, bn = _l2_and_bn(len(shape) == 4)
+    x = torch.randn(shape, dtype=torch.float64) * 2 + 3
+    dims = [0, *range(2, x.dim())]
+    x = (x - x.mean(dims, keepdim=True)).float().requires_grad_()
     upstream = torch.randn(shape)
     grads = []
     for layer in (lp, bn):
@@ -257,7 +305,6 @@ def test_l2_is_batchnorm_without_eps(shape):
         grads.append((y, gx, gw, gb))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(lp.running_mean, bn.running_mean)
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
@@ -274,7 +321,7 @@ def test_lp_norm_gradients(p):
 
     # a constant channel (scale 0) normalizes to β and keeps gradients finite
     x = torch.randn(4, 3, 2, 2)
-    x[:, 1] = 0.7
+    x[:, 1] = 0.0  # scale 0: the ℓp average is taken before centring, so the channel is 0
     x.requires_grad_()
     layer = LpNorm(3, p=p)
     y = layer(x)
@@ -314,7 +361,7 @@ def test_make_norm_builds_every_kind(kind, spatial, cls):
 
 def test_make_norm_unknown_kind_lists_the_valid_kinds():
     with pytest.raises(ConfigError, match="unknown normalization 'gn'; valid: none, bn, "
-                                          "noisy_bn, l1, l2, linf"):
+                                          "noisy_bn, l1, l2, linf, noise"):
         make_norm("gn", 4, spatial=True)
 
 

@@ -8,8 +8,11 @@ Appendix A (see docs/normalization.md for the formulas):
 
 - `"noisy_bn"`: BatchNorm followed by the time-varying noise of their Algorithm 1
   (`NoisyBatchNorm2d` / `NoisyBatchNorm1d`);
+- `"noise"`: the noise-only control, Algorithm 1's noise with no BatchNorm before it
+  (`AlgorithmOneNoiseOnly`): does the noise alone hurt a network that has no BN to absorb it?
 - `"l1"`, `"l2"`, `"linf"`: ℓp normalization (`LpNorm`), which centres like BatchNorm and
-  divides by the batch average ℓp magnitude instead of the standard deviation.
+  divides by the batch average ℓp norm of the activations taken *before* centring (the paper's
+  Section 3.3), instead of the standard deviation; so ℓ2 normalization is not BatchNorm.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 
-NORM_KINDS = ("none", "bn", "noisy_bn", "l1", "l2", "linf")
+NORM_KINDS = ("none", "bn", "noisy_bn", "l1", "l2", "linf", "noise")
 
 # The ℓp kinds and their exponent p.
 _LP_KINDS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
@@ -40,6 +43,8 @@ def make_norm(kind: str, num_features: int, *, spatial: bool) -> nn.Module:
         return nn.BatchNorm2d(num_features) if spatial else nn.BatchNorm1d(num_features)
     if kind == "noisy_bn":
         return NoisyBatchNorm2d(num_features) if spatial else NoisyBatchNorm1d(num_features)
+    if kind == "noise":
+        return AlgorithmOneNoiseOnly()
     if kind in _LP_KINDS:
         # One class for both: the statistics run over every dimension but the channels.
         return LpNorm(num_features, p=_LP_KINDS[kind])
@@ -153,30 +158,51 @@ class NoisyBatchNorm1d(_AlgorithmOneMixin, nn.BatchNorm1d):
         self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
 
 
+class AlgorithmOneNoiseOnly(_AlgorithmOneMixin, nn.Identity):
+    """The noise of Algorithm 1 on the layer's input, with no BatchNorm (the noise-only control).
+
+    In training mode the output is s·x + m with exactly the draws of `NoisyBatchNorm2d`
+    (μ, σ per channel, m, s per sample and position; same constants, same RNG order), applied
+    to the raw activations instead of BatchNorm's output; in eval mode it is the identity. No
+    parameters and no buffers, so a model with it has the parameter names of the plain model.
+    """
+
+    def __init__(self, *, n_mu: float = 0.5, n_sigma: float = 1.25, r_mu: float = 0.1,
+                 r_sigma: float = 0.1) -> None:
+        nn.Identity.__init__(self)
+        self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
+
+    def extra_repr(self) -> str:
+        return (f"n_mu={self.n_mu}, n_sigma={self.n_sigma}, r_mu={self.r_mu}, "
+                f"r_sigma={self.r_sigma}")
+
+
 # ---- ℓp normalization -----------------------------------------------------------------------
 
 
 class LpNorm(nn.Module):
-    """ℓp normalization: BatchNorm with the standard deviation replaced by an ℓp average.
+    """ℓp normalization (Santurkar et al., Section 3.3): the mean is removed as in BatchNorm,
+    but the divisor is the average ℓp norm of the activations *before* the mean is removed.
 
     For an input x of shape [N, C] or [N, C, H, W] (any [N, C, *]), per channel j, over the
     n = N·H·W values of the channel in the batch:
 
         mean_j  = (1/n) Σ x
-        x̃       = x − mean_j
-        scale_j = ((1/n) Σ |x̃|^p)^(1/p)     for finite p (p = 1: mean |x̃|; p = 2: biased std)
-        scale_j = max |x̃|                   for p = ∞
-        y       = γ_j · x̃ / (scale_j + ε) + β_j
+        scale_j = ((1/n) Σ |x|^p)^(1/p)      for finite p (p = 1: mean |x|; p = 2: √(E[x²]))
+        scale_j = max |x|                    for p = ∞
+        y       = γ_j · (x − mean_j) / (scale_j + ε) + β_j
 
-    ε is added outside the root, to the scale itself, so it means the same (a floor in the
-    activations' units) for every p; with ε = 0, p = 2 is exactly BatchNorm with eps = 0 in
-    training mode. Gradients flow through mean_j and scale_j, as in BatchNorm; a constant
-    channel (scale 0) gets finite gradients.
+    The paper: "we normalize by the average ℓp norm of the activations before shifting the
+    mean". With p = 2 the divisor is √(var + mean²), not BatchNorm's standard deviation, so the
+    ℓ2 layer equals BatchNorm only on channels whose batch mean is zero. ε is added outside the
+    root, to the scale itself, so it means the same (a floor in the activations' units) for every
+    p. Gradients flow through mean_j and scale_j, as in BatchNorm; a channel of zeros (scale 0)
+    gets finite gradients.
 
     Running estimates, as BatchNorm keeps running mean/var: in training mode
     running_mean ← (1 − momentum)·running_mean + momentum·mean_j and
     running_scale ← (1 − momentum)·running_scale + momentum·scale_j (the same scale_j used to
-    normalize, with no Bessel-type correction); they start at 0 and 1. In eval mode
+    normalize); they start at 0 and 1. In eval mode
     y = γ·(x − running_mean)/(running_scale + ε) + β.
 
     Args:
@@ -221,12 +247,13 @@ class LpNorm(nn.Module):
                                  f"training, got input {list(x.shape)}")
             mean = x.mean(dims)  # [C]
             centered = x - mean.view(unit)
+            # The divisor is taken on x itself, before centring (the paper's wording).
             if math.isinf(self.p):
-                scale = torch.linalg.vector_norm(centered, ord=math.inf, dim=dims)
+                scale = torch.linalg.vector_norm(x, ord=math.inf, dim=dims)
             else:
-                # ‖x̃‖_p / n^(1/p) = (mean |x̃|^p)^(1/p); vector_norm's backward is finite (zero)
+                # ‖x‖_p / n^(1/p) = (mean |x|^p)^(1/p); vector_norm's backward is finite (zero)
                 # where the norm is zero, unlike a hand-written sqrt/pow.
-                norm = torch.linalg.vector_norm(centered, ord=self.p, dim=dims)
+                norm = torch.linalg.vector_norm(x, ord=self.p, dim=dims)
                 scale = norm / n ** (1 / self.p)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
@@ -243,4 +270,4 @@ class LpNorm(nn.Module):
 
 
 __all__ = ["NORM_KINDS", "make_norm", "NoisyBatchNorm2d", "NoisyBatchNorm1d",
-           "AlgorithmOneNoise", "LpNorm"]
+           "AlgorithmOneNoise", "AlgorithmOneNoiseOnly", "LpNorm"]

@@ -1,0 +1,119 @@
+"""How sure a comparison is: a ratio between two models with a bootstrap interval over seeds.
+
+The unit of replication is the seed: with seeds 0 … S−1 every (model, lr) pair was trained once
+per seed, and the two models of a seed share the initialization seed, data order and batches.
+So the bootstrap resamples whole seeds (both models of a seed together) and recomputes the
+statistic on the resampled seeds. One seed gives a number and no interval; the verdict then says
+so instead of pretending.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+Verdict = Literal["greater", "less", "unclear", "no interval"]
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio a/b from all seeds, the same ratio per seed, and its bootstrap interval.
+
+    low, high: the `confidence` percentile interval over seeds (NaN with fewer than 2 seeds).
+    verdict: "greater" if the interval lies above 1 (a's value is larger), "less" if below,
+        "unclear" if it contains 1, "no interval" with a single seed or a NaN ratio.
+    """
+
+    ratio: float
+    low: float
+    high: float
+    per_seed: tuple[float, ...]
+    confidence: float
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.n_seeds < 2 or not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "no interval"
+        if self.low > 1:
+            return "greater"
+        if self.high < 1:
+            return "less"
+        return "unclear"
+
+    def interval_text(self) -> str:
+        """'[0.81, 3.2]', or 'no interval (1 seed)'."""
+        if self.n_seeds < 2:
+            return f"no interval ({self.n_seeds} seed)"
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "no interval"
+        return f"[{self.low:.3g}, {self.high:.3g}]"
+
+
+def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
+                    confidence: float = 0.95, n_resamples: int = 2000,
+                    random_state: int = 0) -> RatioEstimate:
+    """Bootstrap over seeds of a ratio statistic.
+
+    `statistic(seeds)` gets an int array of seed positions (0 … n_seeds − 1, with repeats when
+    resampled) and returns the ratio computed from those seeds' data pooled together; it is
+    called once with every seed for the estimate, once per single seed for `per_seed`, and
+    `n_resamples` times on resampled seeds for the interval (scipy.stats.bootstrap, percentile
+    method: with 2–5 seeds BCa's jackknife is degenerate). Resampling is seeded
+    (`random_state`), so a report is reproducible.
+    """
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    everything = np.arange(n_seeds)
+    ratio = float(statistic(everything))
+    per_seed = tuple(float(statistic(np.array([i]))) for i in range(n_seeds))
+    low = high = math.nan
+    if n_seeds >= 2 and math.isfinite(ratio):
+        with warnings.catch_warnings():
+            # All resamples equal (identical seeds) is a legitimate zero-width interval.
+            warnings.simplefilter("ignore", category=stats.DegenerateDataWarning)
+            res = stats.bootstrap((everything,), lambda idx: statistic(np.asarray(idx)),
+                                  vectorized=False, paired=False, n_resamples=n_resamples,
+                                  confidence_level=confidence, method="percentile",
+                                  random_state=np.random.default_rng(random_state))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return RatioEstimate(ratio, low, high, per_seed, confidence)
+
+
+def pooled_median_ratio(values_a: Sequence[np.ndarray], values_b: Sequence[np.ndarray]
+                        ) -> Callable[[np.ndarray], float]:
+    """The statistic "median of a's finite values / median of b's", over the chosen seeds.
+
+    values_a[i], values_b[i]: the values (any shape) of seed i of each model.
+    """
+    if len(values_a) != len(values_b):
+        raise ValueError(f"both models need the same seeds, got {len(values_a)} and "
+                         f"{len(values_b)}")
+    fa = [_finite(v) for v in values_a]
+    fb = [_finite(v) for v in values_b]
+
+    def statistic(seeds: np.ndarray) -> float:
+        a = np.concatenate([fa[i] for i in seeds])
+        b = np.concatenate([fb[i] for i in seeds])
+        if not a.size or not b.size:
+            return math.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.divide(np.median(a), np.median(b)))
+
+    return statistic
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    return v[np.isfinite(v)]
