@@ -109,6 +109,31 @@ def effective_beta(eta: Any, grad_diff: Any, grad_norm: Any) -> np.ndarray:
     return beta
 
 
+def beta_over_distance(grad_diff: Any, distance: Any) -> np.ndarray:
+    """Effective β per probed step from the distances actually moved:
+    β_t = max_k grad_diff[t, k] / distance[t, k], distance[t, k] = ‖w_k − w_t‖₂.
+
+    The general form of ``effective_beta``: along the gradient distance = η‖g_t‖; along the
+    optimizer's update d_t it is c‖d_t‖. Same NaN/inf policy; a row whose distances are not all
+    finite and > 0 (the probe did not move) gives NaN.
+
+    Args:
+        grad_diff: norms, real >= 0 [P, K]; distance: real >= 0 [P, K].
+    Returns:
+        β, float64 [P].
+    """
+    gd = _probe_matrix(grad_diff, "grad_diff")
+    check_nonnegative(gd, "grad_diff")
+    dist = as_real(distance, "distance")
+    if dist.shape != gd.shape:
+        raise ValueError(f"distance must have shape {gd.shape} (like grad_diff), got {dist.shape}")
+    check_nonnegative(dist, "distance")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.fmax.reduce(gd / dist, axis=1)
+    beta[~np.all(np.isfinite(dist) & (dist > 0), axis=1)] = np.nan
+    return beta
+
+
 @dataclass(frozen=True, eq=False)
 class ProbeBands:
     """The paper's per-probed-step quantities, all arrays of length P.
@@ -129,13 +154,16 @@ class ProbeBands:
 
 
 def probe_summary(
-    probe_step: Any, eta: Any, probe_loss: Any, grad_diff: Any, probe_grad_norm: Any
+    probe_step: Any, eta: Any, probe_loss: Any, grad_diff: Any, probe_grad_norm: Any,
+    *, distance: Any = None,
 ) -> ProbeBands:
     """Bundle ``loss_band``, ``predictiveness_band`` and ``effective_beta`` for a probe record.
 
     Args:
         probe_step: int [P], strictly increasing.
         eta: float [P, K] (or [K]); probe_loss, grad_diff: real [P, K]; probe_grad_norm: real [P].
+        distance: optional real [P, K], ‖w_k − w_t‖; when given, β is
+            ``beta_over_distance(grad_diff, distance)`` (needed for a probe along the update).
     Returns:
         ProbeBands (same NaN/inf policy as the three functions).
     """
@@ -159,5 +187,6 @@ def probe_summary(
         loss_high=loss_high,
         grad_diff_low=gd_low,
         grad_diff_high=gd_high,
-        beta=effective_beta(eta, gd, probe_grad_norm),
+        beta=(effective_beta(eta, gd, probe_grad_norm) if distance is None
+              else beta_over_distance(gd, distance)),
     )

@@ -22,6 +22,7 @@ from landscape.errors import ConfigError, RecordError, field_ref
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import output_channels, select_parameters
+from landscape.probes.gradient import check_float64_probe
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
@@ -36,6 +37,7 @@ class RunPlan:
     model: str
     lr: float
     index: int
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,16 @@ ProgressFactory = Callable[[RunPlan, int, int], contextlib.AbstractContextManage
 
 
 def plan_runs(config: RecordConfig) -> list[RunPlan]:
-    """Models in the order given, each at every learning rate in the order given."""
+    """Seeds in the order given; for each, the models in the order given, each at every
+    learning rate in the order given (so a sweep cut short has whole seeds of every model).
+    Run ids carry the seed when the record has several."""
+    several = len(config.seeds) > 1
     plans = []
-    for model in config.model.models:
-        for lr in config.optim.lrs:
-            plans.append(RunPlan(run_id(model, lr), model, lr, len(plans)))
+    for seed in config.seeds:
+        for model in config.model.models:
+            for lr in config.optim.lrs:
+                plans.append(RunPlan(run_id(model, lr, seed if several else None), model, lr,
+                                     len(plans), seed))
     return plans
 
 
@@ -127,7 +134,9 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
     for plan in plans:
         taps = resolve_taps(recording.taps, models[plan.model], plan.model)
         check_taps(taps, shapes[plan.model], plan.model)
-        for layer in recording.ics_layers:
+        # Layers are checked only for measurements that are on (a preset's ICS layers need
+        # not exist in a model that is recorded with --ics-every 0).
+        for layer in recording.ics_layers if recording.ics_every else ():
             layer_indices(list(shapes[plan.model]), layer)
         if recording.probe.every:
             select_parameters(list(shapes[plan.model]), recording.probe.params)
@@ -137,9 +146,11 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
                 "model": plan.model,
                 "lr": plan.lr,
                 "optimizer": config.optim.optimizer,
-                "seed": config.seed,
+                "seed": plan.seed,
                 "index": plan.index,
                 "parameter_count": int(sum(np.prod(s) for s in shapes[plan.model].values())),
+                **({"probe_direction": recording.probe.direction,
+                    "probe_dtype": recording.probe.dtype} if recording.probe.every else {}),
             },
             taps={t: shapes[plan.model][t] for t in taps},
             tap_dtype=recording.tap_dtype,
@@ -305,6 +316,8 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
     probes: list = []
     recording = config.recording
     if recording.probe.every:
+        if recording.probe.dtype == "float64":
+            check_float64_probe(model, penalties=bool(config.optim.l1 or config.optim.l2))
         probes.append(GradientProbe(recording.probe, names=names))
     if recording.ics_every:
         probes.append(ICSProbe(every=recording.ics_every, layers=recording.ics_layers,
@@ -321,11 +334,11 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     recording = config.recording
     recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=recording.flush_seconds,
                             steps_recorded=saved.loop.next_step if saved else 0)
-    torch.manual_seed(config.seed)  # the same initialization at every learning rate
+    torch.manual_seed(plan.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
     model = model.to(device=device, memory_format=task.memory_format)
     optimizer = make_optimizer(config, model.parameters(), plan.lr)
-    stream = task.stream(config.seed)
+    stream = task.stream(plan.seed)
     if saved is not None:
         model.load_state_dict(saved.model)
         optimizer.load_state_dict(saved.optimizer)

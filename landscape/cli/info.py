@@ -10,6 +10,11 @@ from landscape.cli.common import echo_table, user_errors
 from landscape.store import StopReason, open_record
 
 
+def _seeds_text(cfg: dict) -> str:
+    seeds = cfg.get("seeds", [cfg.get("seed")])  # records before --seeds had one "seed"
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+
+
 @click.command()
 @click.argument("record_path", metavar="RECORD.h5", type=click.Path(path_type=Path))
 @user_errors
@@ -26,15 +31,22 @@ def info(record_path: Path) -> None:
               f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
     click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
                f"batch {cfg['batch_size']}, {', '.join(x for x in length if x)}, "
-               f"seed {cfg['seed']}, device {cfg['device']}")
+               f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
         click.echo(f"Options: {'; '.join(extras)}")
     probe = cfg["probe"]
     if probe["every"]:
-        unit = "x lr" if probe["scale"] == "relative" else "(absolute)"
-        click.echo(f"Probe: every {probe['every']} steps, {probe['count']} step lengths in "
-                   f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing")
+        direction = probe.get("direction", "gradient")  # records before directions: gradient
+        if direction == "update":
+            where = "along the update w + c*(w_next - w), c"
+        else:
+            where = "along the gradient w - eta*g, eta"
+        unit = "x lr" if probe["scale"] == "relative" and direction == "gradient" else \
+            "x update" if direction == "update" else "(absolute)"
+        click.echo(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
+                   f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
+                   f"{', float64' if probe.get('dtype') == 'float64' else ''}")
     has_val = bool(data.get("n_val"))
     rows = []
     for run in rec.runs.values():

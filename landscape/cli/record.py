@@ -102,8 +102,13 @@ _DEFAULT = RecordConfig()
               help="Evaluate on held-out data every N steps [default: every epoch].")
 @click.option("--subset", type=int, default=None,
               help="Train on the first N training images (N samples for the DLN).")
-@click.option("--seed", type=int, default=_DEFAULT.seed, show_default=True,
-              help="Seeds initialization, data order and augmentation (same for every run).")
+@click.option("--seeds", type=CommaList(int), default=",".join(map(str, _DEFAULT.seeds)),
+              show_default=True,
+              help="Comma-separated seeds: every (model, lr) is trained once per seed (its "
+                   "initialization, data order and augmentation); the BN vs no-BN comparison "
+                   "then gives 95%% intervals over seeds.")
+@click.option("--seed", type=int, default=None,
+              help="One seed (the same as --seeds N).")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--tf32/--no-tf32", default=False, show_default=True,
@@ -149,6 +154,14 @@ _DEFAULT = RecordConfig()
               help="Number of step lengths per probe.")
 @click.option("--probe-spacing", type=click.Choice(["linear", "log"]),
               default=_DEFAULT.recording.probe.spacing, show_default=True)
+@click.option("--probe-direction", type=click.Choice(["auto", "gradient", "update"]),
+              default="auto", show_default=True,
+              help="Probe along the gradient (w - eta*g, the paper's definition) or along the "
+                   "step the optimizer took (w + c*(w_next - w)); auto: gradient for plain SGD "
+                   "(where both are the same line), update for every other optimizer.")
+@click.option("--probe-dtype", type=click.Choice(["float32", "float64"]),
+              default="float32", show_default=True,
+              help="Recompute the probe's losses and gradients in float64 (slower; exact).")
 @click.option("--probe-params", type=CommaList(), multiple=True,
               help="Restrict the probe's norms to parameters starting with this prefix "
                    "(repeatable).")
@@ -264,6 +277,15 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
         value = options[name]
         if name in ("models", "taps", "ics_layers", "activation_layers"):
             values[name] = flatten(value)
+        elif name == "seed":
+            if value is not None:
+                if "seeds" in given and ctx.get_parameter_source("seeds") \
+                        is not ParameterSource.DEFAULT:
+                    raise ConfigError("give --seeds or --seed, not both")
+                values["seeds"] = (value,)
+        elif name == "seeds":
+            if options.get("seed") is None:
+                values["seeds"] = value
         elif name == "no_taps":
             if value:
                 values["taps"] = ()

@@ -3,7 +3,7 @@ record stores as JSON (`to_dict`, `from_dict`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
@@ -23,7 +23,7 @@ _FLAT_KEYS: dict[str, str | None] = {
                      "label_smoothing", "l1", "l2"), "optim"),
     "dropout": "model",
     **dict.fromkeys(("batch_size", "epochs", "max_steps", "eval_every"), "optim"),
-    **dict.fromkeys(("seed", "device", "allow_tf32"), None),
+    **dict.fromkeys(("seeds", "device", "allow_tf32"), None),
     **dict.fromkeys(("data_dir", "download", "verify_md5", "subset", "mean", "std",
                      "crop_padding", "flip", "erase_prob", "val_split"), "data"),
     "early_stop": "optim",
@@ -51,14 +51,17 @@ class RecordConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
-    seed: int = 0  # seeds initialization, data order, augmentation and the validation split
+    # One run per (model, lr, seed); each seed sets the initialization, data order and
+    # augmentation of its runs. The first seed also draws the validation split (and the deep
+    # linear network's data), which all runs share.
+    seeds: tuple[int, ...] = (0,)
     device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
     allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
 
     def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
                  optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
-                 seed: int = 0, device: str = "cpu", allow_tf32: bool = False,
-                 **flat: Any) -> None:
+                 seeds: tuple[int, ...] | None = None, seed: int | None = None,
+                 device: str = "cpu", allow_tf32: bool = False, **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
         changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
         for key, value in flat.items():
@@ -70,10 +73,32 @@ class RecordConfig:
             base = given[name] if given[name] is not None else cls()
             values = {f.name: getattr(base, f.name) for f in fields(cls)}
             object.__setattr__(self, name, cls(**{**values, **changes[name]}))
-        object.__setattr__(self, "seed", seed)
+        if seed is not None and seeds is not None:
+            raise ConfigError(f"give {ref('seeds')} or one seed, not both")
+        seeds = (0,) if seeds is None and seed is None else \
+            (seed,) if seeds is None else tuple(seeds)
+        object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "device", device)
         object.__setattr__(self, "allow_tf32", allow_tf32)
+        self._resolve_probe_direction()
         self.validate()
+
+    @property
+    def seed(self) -> int:
+        """The first seed: it draws the validation split and the DLN's data (shared by all runs)."""
+        return self.seeds[0]
+
+    @property
+    def plain_sgd(self) -> bool:
+        """SGD without momentum or weight decay: its update is exactly −lr·g_t."""
+        o = self.optim
+        return o.optimizer == "sgd" and o.momentum == 0 and o.weight_decay == 0
+
+    def _resolve_probe_direction(self) -> None:
+        probe = self.recording.probe
+        if probe.direction == "auto":
+            resolved = replace(probe, direction="gradient" if self.plain_sgd else "update")
+            object.__setattr__(self, "recording", replace(self.recording, probe=resolved))
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: the flat names of the parts' fields.
@@ -83,6 +108,13 @@ class RecordConfig:
         return getattr(object.__getattribute__(self, part), name)
 
     def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError(f"{ref('seeds')} needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"a seed is listed twice in {ref('seeds')}: "
+                              f"{', '.join(map(str, self.seeds))}")
+        if any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ConfigError(f"{ref('seeds')} must be whole numbers >= 0, got {self.seeds}")
         self.model.validate()
         self.optim.validate()
         self.data.validate()
@@ -119,6 +151,13 @@ class RecordConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RecordConfig":
         """Read back the flat dict of `to_dict` (of any record)."""
+        values = dict(values)
+        if "seed" in values and "seeds" not in values:  # records before seeds (one seed)
+            values["seeds"] = (values.pop("seed"),)
+        probe = values.get("probe")
+        if isinstance(probe, Mapping) and "direction" not in probe:
+            # Records before the probe had a direction probed along the gradient.
+            values["probe"] = {**probe, "direction": "gradient"}
         unknown = sorted(set(values) - set(_FLAT_KEYS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
@@ -129,7 +168,9 @@ class RecordConfig:
     def with_changes(self, **changes: Any) -> "RecordConfig":
         """A copy with parts or flat fields changed (validated again)."""
         parts = {name: getattr(self, name) for name in
-                 (*_PARTS, "seed", "device", "allow_tf32")}
+                 (*_PARTS, "seeds", "device", "allow_tf32")}
+        if "seed" in changes:
+            parts.pop("seeds")
         return type(self)(**{**parts, **changes})
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -149,9 +190,10 @@ def resume_differences(recorded: RecordConfig, asked: RecordConfig) -> list[str]
             if key != "device" and now[key] != then[key]]
 
 
-def run_id(model: str, lr: float) -> str:
-    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'."""
-    return f"{model}_lr{lr:g}"
+def run_id(model: str, lr: float, seed: int | None = None) -> str:
+    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001', and with a
+    seed (records of several seeds) 'vgg_bn_lr0.001_s2'."""
+    return f"{model}_lr{lr:g}" + ("" if seed is None else f"_s{seed}")
 
 
 __all__ = ["RecordConfig", "ProbeConfig", "total_steps", "resume_differences", "run_id"]

@@ -11,6 +11,10 @@ from landscape.errors import ConfigError, field_ref as ref
 TAP_DTYPES = ("float32", "float16")
 PROBE_SCALES = ("relative", "absolute")
 PROBE_SPACINGS = ("linear", "log")
+# "auto" resolves, per record, to "gradient" for plain SGD (no momentum, no weight decay: the
+# update is −lr·g_t, the paper's setting) and to "update" for every other optimizer.
+PROBE_DIRECTIONS = ("auto", "gradient", "update")
+PROBE_DTYPES = ("float32", "float64")
 # "final": the weight of each model's last linear layer (resolved per model by the sweep).
 FINAL_TAP = "final"
 DEFAULT_TAP = FINAL_TAP
@@ -18,14 +22,18 @@ DEFAULT_TAP = FINAL_TAP
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The paper's probe along the gradient (see docs/measurements.md).
+    """The paper's probe of the landscape at a training step (see docs/measurements.md).
 
-    Every `every` steps (0: never) the loss and gradient are evaluated at w_t − η g_t for `count`
-    step lengths η between `low` and `high`, which are multiples of the learning rate of the
-    probed step when `scale` is "relative" (the paper's VGG range is [1/2, 4] × lr) and plain
-    step lengths when it is "absolute". With a learning-rate schedule the relative grid follows
-    the schedule: at step t it is [low, high] × lr_t, the step the optimizer actually takes
-    (recorded per probed step in `probe/eta`). `params` restricts the norms (not the move) to
+    Every `every` steps (0: never) the loss and gradient are evaluated at `count` points on a
+    line through w_t. With `direction` "gradient" (the paper's definition) the points are
+    w_t − η g_t for step lengths η between `low` and `high`, multiples of the learning rate of
+    the probed step when `scale` is "relative" (the paper's VGG range is [1/2, 4] × lr) and plain
+    step lengths when it is "absolute"; with a schedule the relative grid follows lr_t. With
+    `direction` "update" the points are w_t + c·d_t along the step the optimizer actually took,
+    d_t = w_{t+1} − w_t, for multiples c between `low` and `high` (relative scale only); for
+    plain SGD that is the same line and the same points. "auto" is resolved by the record's
+    configuration (gradient for plain SGD, update otherwise). `dtype` "float64" recomputes the
+    probe's losses and gradients in float64. `params` restricts the norms (not the move) to
     parameters whose names start with one of the given prefixes; empty means all parameters.
     """
 
@@ -36,6 +44,8 @@ class ProbeConfig:
     scale: Literal["relative", "absolute"] = "relative"
     spacing: Literal["linear", "log"] = "linear"
     params: tuple[str, ...] = ()
+    direction: Literal["auto", "gradient", "update"] = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
 
     def validate(self) -> None:
         if self.every < 0:
@@ -54,6 +64,16 @@ class ProbeConfig:
             raise ConfigError(
                 f"probe range must satisfy 0 < low <= high, got [{self.low}, {self.high}]",
                 field="recording.probe.low")
+        if self.direction not in PROBE_DIRECTIONS:
+            raise ConfigError(f"unknown probe direction {self.direction!r}; valid: "
+                              f"{', '.join(PROBE_DIRECTIONS)}", field="recording.probe.direction")
+        if self.dtype not in PROBE_DTYPES:
+            raise ConfigError(f"unknown probe dtype {self.dtype!r}; valid: float32, float64",
+                              field="recording.probe.dtype")
+        if self.direction == "update" and self.scale != "relative":
+            raise ConfigError(f"{ref('recording.probe.direction')} update probes at multiples "
+                              f"of the update, so it needs {ref('recording.probe.scale')} "
+                              f"relative")
 
 
 @dataclass(frozen=True)

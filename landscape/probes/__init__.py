@@ -1,6 +1,6 @@
 """Measurements of the landscape taken during training, which leave training untouched.
 
-One module per probe: `gradient` (the paper's loss and gradient along the gradient direction),
+One module per probe: `gradient` (the paper's loss and gradient along the gradient or the update),
 `ics` (internal covariate shift of chosen layers) and `activations` (per-channel statistics of a
 layer's output). Each implements `landscape.contracts.Probe`.
 """

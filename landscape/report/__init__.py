@@ -49,7 +49,8 @@ from landscape.report.layers import (
     ics_layers,
     run_ics,
 )
-from landscape.report.paper import EtaRange, PaperData, eta_range, paper_data, probe_bands
+from landscape.report.paper import (EtaRange, PaperData, direction_text, eta_range, paper_data,
+                                    probe_bands, probe_direction)
 from landscape.report.runs import (
     LoadedRun,
     full_batch,

@@ -18,12 +18,15 @@ from landscape.report.course import (
 from landscape.report.layers import ics_data, ics_layers
 from landscape.report.paper import probe_bands
 from landscape.report.runs import LoadedRun, run_notes
+from landscape.report.verdict import pair_verdict
 
 # The comparison table's metrics, in table order, and what each one is (printed under the table).
 COMPARISON_METRICS: dict[str, str] = {
-    "loss_band_width": "paper: max/min over eta of the probe loss L(w_t - eta g_t; B_t)",
-    "predictiveness": "paper: max over eta of ||grad L(w_t) - grad L(w_t - eta g_t)||, same batch",
-    "beta": "paper: effective beta, max over eta of that gradient change / ||eta g_t||",
+    "loss_band_width": "paper: max/min of the probe loss L(w; B_t) over the probed points w",
+    "predictiveness": "paper: max over the probed points of ||grad L(w_t) - grad L(w)||, same "
+                      "batch",
+    "beta": "paper: effective beta, max over the probed points of that gradient change / "
+            "||w - w_t||",
     "grad_change": "course: ||g_{t+1} - g_t||, consecutive training steps",
     "trajectory_beta": "course: ||g_{t+1} - g_t|| / ||w_{t+1} - w_t||, consecutive steps",
     "loss_envelope_width": "course: max - min training loss across lrs (steps with >= 2 runs)",
@@ -120,8 +123,10 @@ def _comparable_pairs(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[
 
 
 def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None:
-    """The BN vs no-BN comparison tables (one per pair X, X_bn), what each metric means, and
-    notes on runs that did not finish; None if no pair is present."""
+    """The BN vs no-BN comparison of every pair X, X_bn: the verdict table (ratios with
+    intervals over seeds, at matched steps and matched training loss, and the plateaus), the
+    medians per phase, what each metric means, and notes on runs that did not finish; None if
+    no pair is present."""
     pairs = _comparable_pairs(runs_by_model)
     if not pairs:
         return None
@@ -129,7 +134,9 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     used: list[str] = []
     for a, b in pairs:
         comp = compare(runs_by_model, a, b)
-        parts.append(comp.to_text())
+        parts.append(pair_verdict(runs_by_model, a, b, metric_curves=_metric_curves).to_text())
+        parts.append("The medians behind the ratios, per phase (all seeds and lrs pooled):\n"
+                     + comp.to_text())
         metrics = list(dict.fromkeys(r.metric for r in comp.rows))
         used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
         missing = [m for m in COMPARISON_METRICS if m not in metrics]

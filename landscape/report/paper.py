@@ -18,7 +18,25 @@ def probe_bands(run: LoadedRun) -> ProbeBands | None:
     probe = run.data.probe
     if probe is None:
         return None
-    return probe_summary(probe.step, probe.eta, probe.loss, probe.grad_diff, probe.grad_norm)
+    # Along the gradient β is over η‖g_t‖ as the paper defines it; along the update over the
+    # distance c‖d_t‖ actually moved (the record's distance column).
+    distance = probe.distance if probe_direction(run) == "update" else None
+    return probe_summary(probe.step, probe.eta, probe.loss, probe.grad_diff, probe.grad_norm,
+                         distance=distance)
+
+
+def probe_direction(run: LoadedRun) -> str:
+    """"gradient" or "update": the line the run's probe moved along (records written before
+    the probe had a direction probed along the gradient)."""
+    probe = run.record.config.get("probe")
+    direction = probe.get("direction") if isinstance(probe, Mapping) else None
+    return direction if direction in ("gradient", "update") else "gradient"
+
+
+def direction_text(direction: str) -> str:
+    """How figures and summaries name the probe's line."""
+    return ("probe along the update w_t + c·d_t (the step the optimizer took)"
+            if direction == "update" else "probe along the gradient w_t − η·g_t")
 
 
 @dataclass(frozen=True)

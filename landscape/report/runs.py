@@ -43,6 +43,11 @@ class LoadedRun:
         return self.info.lr
 
     @property
+    def seed(self) -> int:
+        """The run's seed (its initialization, data order and augmentation)."""
+        return int(self.info.attrs.get("seed", 0))
+
+    @property
     def source(self) -> Path:
         return self.record.path
 
@@ -121,7 +126,7 @@ def run_notes(runs: Sequence[LoadedRun]) -> list[str]:
 
 
 # Settings that make runs of different records not directly comparable.
-_COMPARABLE_KEYS = ("optimizer", "momentum", "weight_decay", "batch_size", "seed", "subset",
+_COMPARABLE_KEYS = ("optimizer", "momentum", "weight_decay", "batch_size", "seeds", "subset",
                     "width", "crop_padding", "flip", "mean", "std")
 
 

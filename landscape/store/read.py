@@ -19,6 +19,7 @@ import numpy as np
 from landscape.errors import RecordError
 from landscape.store._hdf5 import decode_attr, open_for_reading, read_string, read_table
 from landscape.store.schema import (
+    gradient_probe_distance,
     FINISHED_STATUSES,
     RunStatus,
     TableKind,
@@ -80,11 +81,13 @@ class EvalData:
 @dataclass(frozen=True)
 class ProbeData:
     step: np.ndarray  # int64 [P]
-    eta: np.ndarray  # float64 [P, K], step lengths along −g_t
-    loss: np.ndarray  # [P, K], L(w_t − η g_t; B_t)
-    grad_diff: np.ndarray  # [P, K], ‖∇L(w_t; B_t) − ∇L(w_t − η g_t; B_t)‖
+    eta: np.ndarray  # float64 [P, K], step lengths (along −g_t; c·lr_t along the update)
+    loss: np.ndarray  # [P, K], L(w; B_t) at the probed points w
+    grad_diff: np.ndarray  # [P, K], ‖∇L(w_t; B_t) − ∇L(w; B_t)‖
     grad_norm: np.ndarray  # [P], ‖g_t‖ (same parameters as grad_diff)
-    beta: np.ndarray  # [P], max_k grad_diff / (η_k ‖g_t‖)
+    beta: np.ndarray  # [P], max_k grad_diff / distance
+    distance: np.ndarray  # float64 [P, K], ‖w − w_t‖ (η‖g_t‖ along the gradient, c‖d_t‖ along
+    #                       the update)
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ class Record:
         """Every per-step, evaluation and probe array of one run."""
         with open_for_reading(self.path) as file:
             group = _run_group(file, run_id, self.path)
-            probe = (ProbeData(**read_table(group[TableKind.PROBE]))
+            probe = (_probe_data(read_table(group[TableKind.PROBE]))
                      if TableKind.PROBE in group else None)
             ics = None
             if TableKind.ICS in group:
@@ -168,6 +171,12 @@ class Record:
                     f"{', '.join(tapped) or 'nothing'}"
                 )
             return TapData(**read_table(taps[parameter]))
+
+
+def _probe_data(table: dict[str, np.ndarray]) -> ProbeData:
+    if "distance" not in table:  # before version 3: a probe along the gradient
+        table["distance"] = gradient_probe_distance(table["eta"], table["grad_norm"])
+    return ProbeData(**table)
 
 
 def open_record(path: str | os.PathLike) -> Record:

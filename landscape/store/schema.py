@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-# Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason. Version 1 records
+import numpy as np
+
+# Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason; version 3 the probe's
+# distance column (the probe can move along the update, not only the gradient). Older records
 # are read with NaN/derived values for them, and gain them when resumed.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FORMAT_NAME = "landscape-record"
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
 
@@ -119,9 +122,15 @@ def probe_columns(n_eta: int) -> dict[str, Column]:
         "eta": Column("float64", (n_eta,)),
         "loss": Column("float32", (n_eta,)),
         "grad_diff": Column("float32", (n_eta,)),
+        "distance": Column("float64", (n_eta,)),
         "grad_norm": Column("float32"),
         "beta": Column("float32"),
     }
+
+
+def gradient_probe_distance(eta, grad_norm):
+    """‖w_η − w_t‖ = η‖g_t‖ of a probe along the gradient (records before version 3)."""
+    return np.asarray(eta, dtype=np.float64) * np.asarray(grad_norm, dtype=np.float64)[:, None]
 
 
 def ics_columns(n_layers: int) -> dict[str, Column]:

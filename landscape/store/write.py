@@ -21,6 +21,7 @@ import numpy as np
 from landscape.errors import RecordError, RecordWriteError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table, write_error_reason
 from landscape.store.schema import (
+    gradient_probe_distance,
     CHUNK_BYTES,
     FORMAT_NAME,
     RUN_STATUSES,
@@ -282,7 +283,8 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
 def _upgrade(file: h5py.File) -> None:
     """Bring a record written with an older schema to the current one (before SWMR mode: the
     only moment datasets can be added). Version 1 lacks eval/val_loss, eval/val_acc (NaN: it
-    had no validation split) and stop_reason (derived from the status)."""
+    had no validation split) and stop_reason (derived from the status); versions 1 and 2 lack
+    probe/distance (η‖g_t‖: they probed along the gradient)."""
     if int(file.attrs["schema_version"]) >= SCHEMA_VERSION:
         return
     for group in file["runs"].values():
@@ -300,4 +302,16 @@ def _upgrade(file: h5py.File) -> None:
                 table[name][:] = np.nan
                 columns.append(name)
         table.attrs["columns"] = columns
+        if TableKind.PROBE in group and "distance" not in group[TableKind.PROBE]:
+            _add_probe_distance(group[TableKind.PROBE])
     file.attrs["schema_version"] = SCHEMA_VERSION
+
+
+def _add_probe_distance(table: h5py.Group) -> None:
+    eta = table["eta"][()]
+    _create_column(table, "distance", Column("float64", (eta.shape[1],)))
+    table["distance"].resize(len(eta), axis=0)
+    table["distance"][:] = gradient_probe_distance(eta, table["grad_norm"][()])
+    columns = list(table.attrs["columns"])
+    columns.insert(columns.index("grad_diff") + 1, "distance")
+    table.attrs["columns"] = columns

@@ -1,0 +1,195 @@
+"""The BN vs no-BN verdict: each metric's ratio with a 95% interval over seeds, at matched steps
+and at matched training loss, and each run's initial plateau; the head of `summary.txt`.
+
+A per-step median compares whatever both networks were doing at the same step; when one of them
+still sits on its initial plateau (CIFAR-10 loss ≈ ln 10, tiny gradients, a trivially flat
+landscape) that comparison says nothing about BatchNorm. So every ratio is reported twice: over
+all probed steps, and at matched progress (probed steps binned by the run's training loss,
+compared bin by bin). Seeds are the unit of replication: the interval is a bootstrap over seeds
+(`analyses.confidence`), and a single-seed record says that it has none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from analyses.confidence import RatioEstimate, bootstrap_ratio, pooled_median_ratio
+from analyses.progress import Plateau, common_loss_bins, detect_plateau, loss_at, matched_ratio
+from landscape.report.course import trajectory_source
+from landscape.report.paper import direction_text, probe_direction
+from landscape.report.runs import LoadedRun
+
+# Metrics where a larger value means a rougher landscape, in table order. The paper's first.
+VERDICT_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
+                   "trajectory_beta", "loss_envelope_width")
+_NO_LOSS_LEVEL = ("loss_envelope_width",)  # across learning rates: no single run's loss
+
+_VERDICT_WORDS = {"greater": "smoother with BN", "less": "rougher with BN",
+                  "unclear": "no clear difference", "no interval": "no interval (1 seed)"}
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """One metric: no-BN / BN over all probed steps and at matched training loss."""
+
+    metric: str
+    per_step: RatioEstimate
+    matched: RatioEstimate | None  # None: the metric has no loss level, or no common range
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """The verdict table of one pair (a: without BN, b: with BN)."""
+
+    model_a: str
+    model_b: str
+    seeds: tuple[int, ...]
+    direction: str
+    setting: str  # optimizer and learning rates, for the title
+    # model -> (lr, seed, plateau, steps recorded) per run
+    plateaus: Mapping[str, tuple[tuple[float, int, Plateau, int], ...]]
+    rows: tuple[MetricVerdict, ...]
+
+    def row(self, metric: str) -> MetricVerdict:
+        for r in self.rows:
+            if r.metric == metric:
+                return r
+        raise ValueError(f"no verdict for metric {metric!r}")
+
+    def to_text(self) -> str:
+        return verdict_text(self)
+
+
+def verdict_words(estimate: RatioEstimate) -> str:
+    """'smoother with BN', 'rougher with BN', 'no clear difference' or 'no interval (1 seed)'
+    for a no-BN / BN ratio of a larger-is-rougher metric."""
+    return _VERDICT_WORDS[estimate.verdict]
+
+
+def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, model_b: str,
+                 *, metric_curves, n_bins: int = 6) -> PairVerdict:
+    """The verdict of `model_a` (no BN) vs `model_b` (BN) from their runs.
+
+    `metric_curves(runs, parameter)` gives metric -> [(step, values)] per run (the comparison
+    table's own curves, so both tables measure the same numbers). Runs are paired by seed; a
+    seed that only one model has is left out.
+    """
+    runs_a, runs_b = runs_by_model[model_a], runs_by_model[model_b]
+    seeds = tuple(sorted({r.seed for r in runs_a} & {r.seed for r in runs_b}))
+    parameter = trajectory_source([*runs_a, *runs_b])
+    # Per seed and model: metric -> (values, loss levels), pooled over the seed's runs.
+    per_seed = {m: [_seed_values([r for r in runs if r.seed == s], parameter, metric_curves)
+                    for s in seeds] for m, runs in ((model_a, runs_a), (model_b, runs_b))}
+    rows = []
+    for metric in VERDICT_METRICS:
+        va = [d[metric][0] for d in per_seed[model_a] if metric in d]
+        vb = [d[metric][0] for d in per_seed[model_b] if metric in d]
+        if len(va) != len(seeds) or len(vb) != len(seeds) or not seeds:
+            continue
+        per_step = bootstrap_ratio(len(seeds), pooled_median_ratio(va, vb))
+        matched = None
+        if metric not in _NO_LOSS_LEVEL:
+            la = [d[metric][1] for d in per_seed[model_a]]
+            lb = [d[metric][1] for d in per_seed[model_b]]
+            matched = _matched(va, la, vb, lb, n_bins)
+        rows.append(MetricVerdict(metric, per_step, matched))
+    plateaus = {m: tuple((r.lr, r.seed, _plateau(r), len(r.data.steps.step))
+                         for r in runs if r.last_step is not None)
+                for m, runs in ((model_a, runs_a), (model_b, runs_b))}
+    return PairVerdict(model_a, model_b, seeds, probe_direction(runs_a[0]),
+                       _setting(runs_a), plateaus, tuple(rows))
+
+
+def _seed_values(runs: Sequence[LoadedRun], parameter, metric_curves) -> dict:
+    """metric -> (values, smoothed training loss at their steps), over the runs of one seed.
+    Run by run, so that every value is paired with its own run's training loss; the envelope
+    across learning rates from all of them together (it has no single run's loss: NaN)."""
+    values: dict[str, list] = {}
+    levels: dict[str, list] = {}
+    for run in runs:
+        for metric, curves in metric_curves([run], parameter).items():
+            for step, vals in curves:
+                values.setdefault(metric, []).append(np.asarray(vals, dtype=np.float64))
+                levels.setdefault(metric, []).append(
+                    loss_at(step, run.data.steps.step, run.data.steps.loss))
+    for metric in _NO_LOSS_LEVEL:
+        curves = metric_curves(list(runs), parameter).get(metric, [])
+        values[metric] = [np.asarray(v, dtype=np.float64) for _, v in curves]
+        levels[metric] = [np.full(len(v), np.nan) for _, v in curves]
+    return {m: (np.concatenate(values[m]), np.concatenate(levels[m]))
+            for m in values if values[m]}
+
+
+def _matched(va, la, vb, lb, n_bins: int) -> RatioEstimate | None:
+    edges = common_loss_bins(np.concatenate(la), np.concatenate(lb), n_bins=n_bins)
+    if not len(edges):
+        return None
+
+    def statistic(idx: np.ndarray) -> float:
+        return matched_ratio(np.concatenate([va[i] for i in idx]),
+                             np.concatenate([la[i] for i in idx]),
+                             np.concatenate([vb[i] for i in idx]),
+                             np.concatenate([lb[i] for i in idx]), edges=edges)
+
+    estimate = bootstrap_ratio(len(va), statistic)
+    return estimate if math.isfinite(estimate.ratio) else None
+
+
+def _plateau(run: LoadedRun) -> Plateau:
+    return detect_plateau(run.data.steps.step, run.data.steps.loss)
+
+
+def _setting(runs: Sequence[LoadedRun]) -> str:
+    cfg = runs[0].record.config
+    lrs = sorted({r.lr for r in runs})
+    return f"{cfg.get('optimizer', '?')}, lr {', '.join(f'{lr:g}' for lr in lrs)}"
+
+
+def verdict_text(v: PairVerdict) -> str:
+    """The verdict table, what it means, and the plateaus, as plain text."""
+    seeds = (f"{len(v.seeds)} seeds ({', '.join(map(str, v.seeds))})" if len(v.seeds) > 1
+             else f"1 seed ({v.seeds[0]}): no interval; record with --seeds 0,1,2 for one")
+    head = [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
+            f"; {seeds}",
+            "ratio = median without BN / median with BN (above 1: rougher without BN, i.e. "
+            "smoother with BN); 95% bootstrap intervals over seeds"]
+    table = [("metric", "all probed steps", "", "", "at matched training loss", "", ""),
+             ("", "ratio", "95% interval", "verdict", "ratio", "95% interval", "verdict")]
+    for row in v.rows:
+        cells = [row.metric, *_estimate_cells(row.per_step)]
+        cells += _estimate_cells(row.matched) if row.matched is not None else \
+            ["-", "", "no common loss range" if row.metric not in _NO_LOSS_LEVEL
+             else "(across lrs: no single run's loss)"]
+        table.append(tuple(cells))
+    widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+             for line in table]
+    return "\n".join([*head, "", *lines, "", *_plateau_lines(v)])
+
+
+def _estimate_cells(e: RatioEstimate) -> list[str]:
+    interval = e.interval_text() if e.n_seeds > 1 else "-"
+    return [f"{e.ratio:.3g}", interval, verdict_words(e)]
+
+
+def _plateau_lines(v: PairVerdict) -> list[str]:
+    """Per model and lr: how many steps each seed's run spent on its initial plateau."""
+    lines = ["Initial plateau: steps before the training loss (running mean over 25 steps) fell "
+             "5% below its start (ln 10 = 2.30 on CIFAR-10); per-step ratios over such steps "
+             "compare a flat plateau with a training network, the matched-loss ratios do not."]
+    for model, entries in v.plateaus.items():
+        for lr in sorted({e[0] for e in entries}):
+            runs = [e for e in entries if e[0] == lr]
+            counts = ", ".join(("all " if p.whole_run else "") + f"{p.steps}"
+                               for _, _, p, _ in runs)
+            start = np.nanmedian([p.start_loss for _, _, p, _ in runs])
+            total = max(n for *_, n in runs)
+            lines.append(f"  {model} lr {lr:g}: {counts} of {total} steps"
+                         f" (seed{'s' if len(runs) > 1 else ''} "
+                         f"{', '.join(str(s) for _, s, _, _ in runs)}; starting loss "
+                         f"{start:.3g})")
+    return lines
