@@ -11,8 +11,12 @@ def _show(value) -> str:
     if isinstance(value, ProbeConfig):
         if not value.every:
             return "off"
+        if value.direction == "update":
+            return (f"every {value.every} steps, along the update, {value.count} multiples of "
+                    f"it in [{value.low:g}, {value.high:g}], {value.spacing} spacing")
         unit = "x lr" if value.scale == "relative" else "(absolute)"
-        return (f"every {value.every} steps, {value.count} step lengths in "
+        along = {"gradient": "along the gradient, ", "auto": ""}[value.direction]
+        return (f"every {value.every} steps, {along}{value.count} step lengths in "
                 f"[{value.low:g}, {value.high:g}] {unit}, {value.spacing} spacing")
     if isinstance(value, tuple):
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "-"

@@ -33,6 +33,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe": ProbeConfig(every=10, low=0.01, high=30.0, count=8, spacing="log"),
         "ics_every": 100, "ics_layers": ("layers.fc5", "layers.fc13", "layers.fc20"),
     },
+    # The main job (`make demo`) at laptop size: the paper's setting (plain SGD at lr 0.1,
+    # batch 128, the probe along the gradient = along the update) on the light VGG-A, three
+    # seeds, so that each ratio comes with an interval. Reduced from the paper: the network
+    # (vgg_light: 2 conv stages), the images (the embedded 1,599) and the steps.
+    "demo-paper": {
+        "models": ("vgg_light", "vgg_light_bn"), "optimizer": "sgd", "lrs": (0.1,),
+        "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": None,
+        "max_steps": 600, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
+        "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
+    },
+    # The course's four-lr Adam sweep beside it, probed along the update Adam takes.
+    "demo-course": {
+        "models": ("vgg_light", "vgg_light_bn"), "optimizer": "adam",
+        "lrs": (1e-3, 2e-3, 5e-4, 1e-4), "momentum": 0.0, "weight_decay": 0.0,
+        "batch_size": 128, "epochs": None, "max_steps": 200, "seeds": (0, 1),
+        "taps": (DEFAULT_TAP,), "probe": ProbeConfig(every=20, direction="update"),
+    },
 }
 
 

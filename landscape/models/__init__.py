@@ -19,7 +19,7 @@ from landscape.models.small import CNN3, LeNet, cnn3, lenet
 from landscape.models.vgg import VGG, vgg_a, vgg_light
 
 
-NORMS = ("bn", "noisy_bn", "l1", "l2", "linf")  # None: no normalization
+NORMS = ("bn", "noisy_bn", "l1", "l2", "linf", "noise")  # None: no normalization
 _NORM_LABELS = {
     None: "no normalization",
     "bn": "BatchNorm",
@@ -27,6 +27,7 @@ _NORM_LABELS = {
     "l1": "l1 normalization",
     "l2": "l2 normalization",
     "linf": "l-infinity normalization",
+    "noise": "Algorithm 1's noise alone (no BatchNorm)",
 }
 
 
@@ -79,10 +80,12 @@ _FAMILIES: list[tuple[str, Callable[..., nn.Module], dict[str, Any], str, str, s
 # so that a record can hold them side by side with plain BN: vgg_noisy_bn, ..., dln_linf.
 _VARIANTS = {
     "vgg": lambda what: f"VGG-A with {what} instead of BatchNorm",
+    "vgg_light": lambda what: f"VGG-A-Light with {what} instead of BatchNorm",
     "dln": lambda what: f"Deep linear network with {what}",
 }
 
-_VARIANT_WORDS = {"noisy_bn": "noisy BatchNorm (Algorithm 1)"}
+_VARIANT_WORDS = {"noisy_bn": "noisy BatchNorm (Algorithm 1)",
+                  "noise": "the noise of Algorithm 1 (the noise-only control)"}
 
 
 def _table() -> dict[str, ModelSpec]:

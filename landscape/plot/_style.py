@@ -79,6 +79,7 @@ _NORM_WORDS = {
     "l1": "ℓ1 normalization",
     "l2": "ℓ2 normalization",
     "linf": "ℓ∞ normalization",
+    "noise": "noise only, no BatchNorm",
 }
 
 

@@ -52,6 +52,10 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
                 markers=True)
         ax_beta.plot(bands.step, _finite(bands.beta), color=color,
                      marker=_marker_for(len(bands.step), True), markersize=4)
+        if model in data.beta_range:  # several seeds: β's range over them, lightly shaded
+            low, high = data.beta_range[model]
+            ax_beta.fill_between(bands.step, _finite(low), _finite(high), color=color,
+                                 alpha=0.15, linewidth=0)
         pred_values += [bands.grad_diff_low, bands.grad_diff_high]
         beta_values.append(bands.beta)
         label = model_name(model, list(data.bands))
@@ -75,25 +79,48 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
             _empty(ax, "no finite value at any probed step")
         _readable_log_ticks(ax)
 
-    ax_loss.set_title("(1) loss landscape: L(w_t − η g_t; B_t)\nshaded: min to max over η",
+    point, over, dist = _notation(data.direction)
+    ax_loss.set_title(f"(1) loss landscape: L({point}; B_t)\nshaded: min to max over {over}",
                       fontsize=10)
     _ylabel(ax_loss, "training-batch loss", "log")
-    ax_pred.set_title("(2) gradient predictiveness: ‖∇L(w_t) − ∇L(w_t − η g_t)‖₂\n"
-                      "shaded: min to max over η", fontsize=10)
+    ax_pred.set_title(f"(2) gradient predictiveness: ‖∇L(w_t) − ∇L({point})‖₂\n"
+                      f"shaded: min to max over {over}", fontsize=10)
     _ylabel(ax_pred, "ℓ2 distance between the two gradients", pred_scale)
     ax_beta.set_title("(3) effective β-smoothness:\n"
-                      "max over η of ‖∇L(w_t) − ∇L(w_t − η g_t)‖₂ / ‖η g_t‖₂", fontsize=10)
+                      f"max over {over} of ‖∇L(w_t) − ∇L({point})‖₂ / {dist}"
+                      + _seeds_note(data), fontsize=10)
     _ylabel(ax_beta, "β (gradient change per unit distance)", beta_scale)
     xlabel = "training step t" + _probe_spacing(data)
     for ax in (ax_loss, ax_pred, ax_beta):
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
     _legend(fig, ax_loss, handles + _end_handles(div, inc), own_figure=axes is None)
-    fig.suptitle(f"Paper's measurement (Santurkar et al. 2018): probe along the gradient, "
-                 f"lr = {data.lr:g}, {data.eta_description()}\n"
+    along = ("along the update d_t = w_{t+1} − w_t the optimizer took" if data.direction ==
+             "update" else "along the gradient")
+    seeds = max(data.n_seeds.values(), default=1)
+    fig.suptitle(f"Paper's measurement (Santurkar et al. 2018): probe {along}, "
+                 f"lr = {data.lr:g}, {_range_text(data)}"
+                 + (f"; median over {seeds} seeds" if seeds > 1 else "") + "\n"
                  "at each probed step t the batch B_t is fixed and the weights are moved to "
-                 "w_t − η g_t (an evaluation, not a training step)", fontsize=11)
+                 f"{point} (an evaluation, not a training step)", fontsize=11)
     return fig
+
+
+def _notation(direction: str) -> tuple[str, str, str]:
+    """(the probed point, what the band is over, the distance moved) for the titles."""
+    if direction == "update":
+        return "w_t + c·d_t", "c", "‖c·d_t‖₂"
+    return "w_t − η g_t", "η", "‖η g_t‖₂"
+
+
+def _range_text(data: PaperData) -> str:
+    if data.direction == "update":  # the grid is multiples c of the update
+        return data.eta_description().replace("η ∈", "c ∈").replace("]×lr", "]")
+    return data.eta_description()
+
+
+def _seeds_note(data: PaperData) -> str:
+    return "\nlight shading: range over seeds" if data.beta_range else ""
 
 
 def _probe_spacing(data: PaperData) -> str:

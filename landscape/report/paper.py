@@ -3,7 +3,8 @@ gradient-predictiveness band over the step lengths η, and the effective β."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -80,6 +81,11 @@ class PaperData:
     bands: dict[str, ProbeBands]
     runs: dict[str, LoadedRun]
     eta: dict[str, EtaRange]
+    # With several seeds: bands are the median over seeds at each probed step all seeds share,
+    # and beta_range[model] = (min, max) of β over the seeds at those steps.
+    n_seeds: dict[str, int] = field(default_factory=dict)
+    beta_range: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    direction: str = "gradient"
 
     def eta_description(self) -> str:
         """One η range for the title ('η ∈ [0.5, 4]×lr (8 values, linear)'), or each model's if
@@ -93,18 +99,44 @@ class PaperData:
 def paper_data(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[PaperData]:
     """One PaperData per learning rate at which some run was probed (ascending lr); empty if no
     run was probed."""
-    by_lr: dict[float, dict[str, LoadedRun]] = {}
+    by_lr: dict[float, dict[str, list[LoadedRun]]] = {}
     for model, runs in runs_by_model.items():
         for run in runs:
             if run.data.probe is not None and len(run.data.probe.step):
-                by_lr.setdefault(run.lr, {})[model] = run
+                by_lr.setdefault(run.lr, {}).setdefault(model, []).append(run)
     out = []
     for lr in sorted(by_lr):
-        runs = by_lr[lr]
+        runs = {m: sorted(rs, key=lambda r: r.seed) for m, rs in by_lr[lr].items()}
+        combined = {m: _over_seeds([probe_bands(r) for r in rs]) for m, rs in runs.items()}
+        first = next(iter(runs.values()))[0]
         out.append(PaperData(
             lr=lr,
-            bands={m: probe_bands(r) for m, r in runs.items()},
-            runs=dict(runs),
-            eta={m: eta_range(r) for m, r in runs.items()},
+            bands={m: c[0] for m, c in combined.items()},
+            runs={m: rs[0] for m, rs in runs.items()},
+            eta={m: eta_range(rs[0]) for m, rs in runs.items()},
+            n_seeds={m: len(rs) for m, rs in runs.items()},
+            beta_range={m: c[1] for m, c in combined.items() if len(runs[m]) > 1},
+            direction=probe_direction(first),
         ))
     return out
+
+
+def _over_seeds(bands: list[ProbeBands]) -> tuple[ProbeBands, tuple[np.ndarray, np.ndarray]]:
+    """The median over seeds of each band edge and of β at the probed steps every seed has,
+    and β's range over the seeds there (one seed: its own bands)."""
+    if len(bands) == 1:
+        return bands[0], (bands[0].beta, bands[0].beta)
+    steps = bands[0].step
+    for b in bands[1:]:
+        steps = np.intersect1d(steps, b.step)
+
+    def stack(name: str) -> np.ndarray:
+        return np.stack([getattr(b, name)[np.isin(b.step, steps)] for b in bands])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        median = {name: np.nanmedian(stack(name), axis=0) for name in
+                  ("loss_low", "loss_high", "grad_diff_low", "grad_diff_high", "beta")}
+        beta = stack("beta")
+        return (ProbeBands(step=steps, **median),
+                (np.nanmin(beta, axis=0), np.nanmax(beta, axis=0)))

@@ -19,6 +19,7 @@ import numpy as np
 
 from analyses.confidence import RatioEstimate, bootstrap_ratio, pooled_median_ratio
 from analyses.progress import Plateau, common_loss_bins, detect_plateau, loss_at, matched_ratio
+from landscape.models import MODELS
 from landscape.report.course import trajectory_source
 from landscape.report.paper import direction_text, probe_direction
 from landscape.report.runs import LoadedRun
@@ -50,6 +51,7 @@ class PairVerdict:
     seeds: tuple[int, ...]
     direction: str
     setting: str  # optimizer and learning rates, for the title
+    scale: str  # the data, the network and the steps: what a reader needs to know is reduced
     # model -> (lr, seed, plateau, steps recorded) per run
     plateaus: Mapping[str, tuple[tuple[float, int, Plateau, int], ...]]
     rows: tuple[MetricVerdict, ...]
@@ -101,7 +103,7 @@ def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str,
                          for r in runs if r.last_step is not None)
                 for m, runs in ((model_a, runs_a), (model_b, runs_b))}
     return PairVerdict(model_a, model_b, seeds, probe_direction(runs_a[0]),
-                       _setting(runs_a), plateaus, tuple(rows))
+                       _setting(runs_a), _scale(runs_a, model_a), plateaus, tuple(rows))
 
 
 def _seed_values(runs: Sequence[LoadedRun], parameter, metric_curves) -> dict:
@@ -143,6 +145,18 @@ def _plateau(run: LoadedRun) -> Plateau:
     return detect_plateau(run.data.steps.step, run.data.steps.loss)
 
 
+def _scale(runs: Sequence[LoadedRun], model: str) -> str:
+    data = runs[0].record.data
+    steps = max(len(r.data.steps.step) for r in runs)
+    description = MODELS[model].description if model in MODELS else model
+    n_train = data.get("n_train")
+    images = f"{n_train:,} training images" if isinstance(n_train, int) else "?"
+    subset = "subset" in str(data.get("name"))
+    return (f"data: {data.get('name', '?')}, {images}"
+            f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if subset else ''}"
+            f"; network: {description}; up to {steps:,} steps per run")
+
+
 def _setting(runs: Sequence[LoadedRun]) -> str:
     cfg = runs[0].record.config
     lrs = sorted({r.lr for r in runs})
@@ -155,10 +169,11 @@ def verdict_text(v: PairVerdict) -> str:
              else f"1 seed ({v.seeds[0]}): no interval; record with --seeds 0,1,2 for one")
     head = [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
             f"; {seeds}",
+            v.scale,
             "ratio = median without BN / median with BN (above 1: rougher without BN, i.e. "
             "smoother with BN); 95% bootstrap intervals over seeds"]
-    table = [("metric", "all probed steps", "", "", "at matched training loss", "", ""),
-             ("", "ratio", "95% interval", "verdict", "ratio", "95% interval", "verdict")]
+    table = [("metric", "ratio, all steps", "95% interval", "verdict",
+              "ratio, matched loss", "95% interval", "verdict")]
     for row in v.rows:
         cells = [row.metric, *_estimate_cells(row.per_step)]
         cells += _estimate_cells(row.matched) if row.matched is not None else \
@@ -179,8 +194,9 @@ def _estimate_cells(e: RatioEstimate) -> list[str]:
 def _plateau_lines(v: PairVerdict) -> list[str]:
     """Per model and lr: how many steps each seed's run spent on its initial plateau."""
     lines = ["Initial plateau: steps before the training loss (running mean over 25 steps) fell "
-             "5% below its start (ln 10 = 2.30 on CIFAR-10); per-step ratios over such steps "
-             "compare a flat plateau with a training network, the matched-loss ratios do not."]
+             "5% below its start",
+             "(ln 10 = 2.30 on CIFAR-10). Per-step ratios over such steps compare a flat plateau "
+             "with a training network; the matched-loss ratios do not."]
     for model, entries in v.plateaus.items():
         for lr in sorted({e[0] for e in entries}):
             runs = [e for e in entries if e[0] == lr]
