@@ -22,8 +22,8 @@ from ._checks import as_real, as_steps
 class Plateau:
     """A run's initial plateau of the training loss.
 
-    start_loss: the loss at the start (median of the first `window` steps, which smooths the
-        mini-batch noise).
+    start_loss: the loss at the start (median of the first `start_steps` steps, which smooths
+        the mini-batch noise of the first step).
     end_step: the first step at which the smoothed loss is below start_loss · (1 − rel_tol);
         None if the run never left the plateau.
     steps: how many recorded steps lie on the plateau (before end_step; all if it never left).
@@ -50,13 +50,15 @@ def smoothed_loss(loss: Any, *, window: int = 25) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def detect_plateau(step: Any, loss: Any, *, rel_tol: float = 0.05, window: int = 25) -> Plateau:
+def detect_plateau(step: Any, loss: Any, *, rel_tol: float = 0.05, window: int = 10,
+                   start_steps: int = 5) -> Plateau:
     """Where the run's initial plateau ends (see `Plateau`).
 
     The loss is on the plateau while its running mean over `window` steps stays within
-    `rel_tol` (relative) of the starting loss. rel_tol = 0.05 is a drop from ln 10 = 2.303 to
-    2.19: well above the mini-batch noise of a running mean over 25 batches of 128 images, and
-    far below what any trained network reaches.
+    `rel_tol` (relative) of the starting loss (the median of the first `start_steps` losses:
+    the start itself, so that a network that trains at once has no plateau). rel_tol = 0.05 is
+    a drop from ln 10 = 2.303 to 2.19: above the mini-batch noise of a running mean over 10
+    batches of 128 images at initialization, and far below what any trained network reaches.
     """
     s = as_steps(step, "step")
     x = as_real(loss, "loss", ndim=1)
@@ -66,7 +68,7 @@ def detect_plateau(step: Any, loss: Any, *, rel_tol: float = 0.05, window: int =
         raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol}")
     if not len(x):
         return Plateau(math.nan, None, 0)
-    head = x[:window]
+    head = x[:start_steps]
     head = head[np.isfinite(head)]
     start = float(np.median(head)) if head.size else math.nan
     below = np.flatnonzero(smoothed_loss(x, window=window) < start * (1 - rel_tol))

@@ -105,7 +105,9 @@ def test_paper_figure_has_three_labeled_panels_and_log_loss_axis(probed):
     assert len(shaded(ax_beta)) == 0 and len(ax_beta.lines) == 2  # one β line per model
     assert "gradient predictiveness" in ax_pred.get_title()
     assert "β" in ax_beta.get_title()
-    assert "η ∈ [0.5, 4]×lr" in fig.get_suptitle() and "lr = 0.001" in fig.get_suptitle()
+    # Adam runs are probed along the update: multiples c of it, named in the title.
+    assert "c ∈ [0.5, 4]" in fig.get_suptitle() and "lr = 0.001" in fig.get_suptitle()
+    assert "probe along the update" in fig.get_suptitle()
     assert legend_texts(fig) == ["vgg (no BatchNorm)", "vgg_bn (BatchNorm)"]
 
 
@@ -212,7 +214,8 @@ def test_cli_writes_every_figure_and_the_summary(records, tmp_path):
         assert (out / name).read_bytes()[:8] == PNG, name
         assert str(out / name) in result.output
     summary = (out / "summary.txt").read_text()
-    assert summary.startswith("vgg vs vgg_bn: medians")
+    assert summary.startswith("vgg (no BN) vs vgg_bn (BN)")
+    assert "\nvgg vs vgg_bn: medians" in summary
     assert summary in result.output  # the same table is printed
     # The numbers in the table are those of the Python API.
     runs = report.load_runs([records["probed"]])

@@ -141,9 +141,14 @@ def test_probe_bands_are_min_max_of_the_recorded_probe(probed):
         np.testing.assert_array_equal(bands.loss_high, p.loss.max(axis=1))
         np.testing.assert_array_equal(bands.grad_diff_low, p.grad_diff.min(axis=1))
         np.testing.assert_array_equal(bands.grad_diff_high, p.grad_diff.max(axis=1))
-        beta = (p.grad_diff / (p.eta * p.grad_norm[:, None])).max(axis=1)
+        # These Adam runs are probed along the update: β is over the distance c‖d_t‖ moved.
+        assert report.probe_direction(run) == "update"
+        beta = (p.grad_diff / p.distance).max(axis=1)
         np.testing.assert_allclose(bands.beta, beta, rtol=1e-6)
         np.testing.assert_allclose(bands.beta, p.beta, rtol=1e-5)  # what the probe recorded
+        # and the distance is c‖d_t‖: c = η / lr times the step's update norm
+        update = run.data.steps.update_norm[p.step]
+        np.testing.assert_allclose(p.distance, p.eta / run.lr * update[:, None], rtol=1e-4)
 
 
 def test_unprobed_run_has_no_bands_and_no_paper_data(records):
@@ -282,7 +287,8 @@ def test_compare_without_probe_leaves_out_the_paper_metrics(records):
 def test_summary_text_has_table_legend_and_notes(records):
     runs = report.load_runs([records["probed"], records["diverged"]])
     text = report.summary_text(report.group_by_model(runs))
-    assert text.startswith("vgg vs vgg_bn: medians")
+    assert text.startswith("vgg (no BN) vs vgg_bn (BN): adam")
+    assert "\nvgg vs vgg_bn: medians" in text  # the medians behind the verdict
     assert "loss_envelope_width" in text and "course: max - min training loss" in text
     assert f"Trajectory metrics (vgg vs vgg_bn) are of {TAP}." in text
     # Internal covariate shift was not measured: its metrics are named as missing.

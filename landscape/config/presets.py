@@ -40,14 +40,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo-paper": {
         "models": ("vgg_light", "vgg_light_bn"), "optimizer": "sgd", "lrs": (0.1,),
         "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": None,
-        "max_steps": 600, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
+        "max_steps": 1000, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
         "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
     },
     # The course's four-lr Adam sweep beside it, probed along the update Adam takes.
     "demo-course": {
         "models": ("vgg_light", "vgg_light_bn"), "optimizer": "adam",
         "lrs": (1e-3, 2e-3, 5e-4, 1e-4), "momentum": 0.0, "weight_decay": 0.0,
-        "batch_size": 128, "epochs": None, "max_steps": 200, "seeds": (0, 1),
+        "batch_size": 128, "epochs": None, "max_steps": 200, "seeds": (0, 1, 2),
         "taps": (DEFAULT_TAP,), "probe": ProbeConfig(every=20, direction="update"),
     },
 }

@@ -193,7 +193,7 @@ def _estimate_cells(e: RatioEstimate) -> list[str]:
 
 def _plateau_lines(v: PairVerdict) -> list[str]:
     """Per model and lr: how many steps each seed's run spent on its initial plateau."""
-    lines = ["Initial plateau: steps before the training loss (running mean over 25 steps) fell "
+    lines = ["Initial plateau: steps before the training loss (running mean over 10 steps) fell "
              "5% below its start",
              "(ln 10 = 2.30 on CIFAR-10). Per-step ratios over such steps compare a flat plateau "
              "with a training network; the matched-loss ratios do not."]
