@@ -27,7 +27,9 @@ from landscape.report.compare import (
     comparisons,
     metric_description,
     summary_text,
+    verdict,
 )
+from landscape.report.verdicts import MetricVerdict, PairVerdict
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -61,6 +63,7 @@ from landscape.report.runs import (
 )
 
 __all__ = [
+    "MetricVerdict", "PairVerdict", "verdict", "direction_text", "probe_direction",
     "ALL_PARAMETERS", "COMPARISON_METRICS", "ICS_METRICS", "ActivationBands", "EtaRange",
     "LoadedRun", "ModelSeries", "PaperData", "RunCurve", "RunICS", "activation_bands",
     "activation_data", "bn_pairs", "compare", "comparisons", "eta_range", "full_batch",

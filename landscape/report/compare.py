@@ -18,7 +18,7 @@ from landscape.report.course import (
 from landscape.report.layers import ics_data, ics_layers
 from landscape.report.paper import probe_bands
 from landscape.report.runs import LoadedRun, run_notes
-from landscape.report.verdict import pair_verdict
+from landscape.report.verdicts import PairVerdict, pair_verdict
 
 # The comparison table's metrics, in table order, and what each one is (printed under the table).
 COMPARISON_METRICS: dict[str, str] = {
@@ -111,6 +111,17 @@ def compare(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, mode
                           early_fraction=early_fraction)
 
 
+def verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str,
+            model_b: str) -> PairVerdict:
+    """The verdict of `model_a` (no BN) vs `model_b` (BN): every metric's ratio with its 95%
+    interval over seeds, over all probed steps and at matched training loss, and the plateaus
+    (`report.verdicts`), from the same curves as the comparison table."""
+    for model in (model_a, model_b):
+        if model not in runs_by_model:
+            raise ConfigError(f"no run of model {model!r}; models: {', '.join(runs_by_model)}")
+    return pair_verdict(runs_by_model, model_a, model_b, metric_curves=_metric_curves)
+
+
 def comparisons(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[Comparison]:
     """`compare(X, X_bn)` for every BN pair present (see `bn_pairs`) whose runs have data."""
     return [compare(runs_by_model, a, b) for a, b in _comparable_pairs(runs_by_model)]
@@ -134,7 +145,7 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     used: list[str] = []
     for a, b in pairs:
         comp = compare(runs_by_model, a, b)
-        parts.append(pair_verdict(runs_by_model, a, b, metric_curves=_metric_curves).to_text())
+        parts.append(verdict(runs_by_model, a, b).to_text())
         parts.append("The medians behind the ratios, per phase (all seeds and lrs pooled):\n"
                      + comp.to_text())
         metrics = list(dict.fromkeys(r.metric for r in comp.rows))
