@@ -328,9 +328,10 @@ def test_cli_writes_ics_and_activation_figures(records, tmp_path):
     result = CliRunner().invoke(main, ["plot", str(records["vgg"]), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     names = {"loss_landscape.png", "gradient_change.png", "trajectory_beta.png",
-             "training_curves.png", "ics.png", "activations.png", "summary.txt"}
+             "training_curves.png", "ics.png", "activations.png", "activation_histograms.png",
+             "summary.txt"}
     assert {p.name for p in tmp_path.iterdir()} == names
-    for name in ("ics.png", "activations.png"):
+    for name in ("ics.png", "activations.png", "activation_histograms.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     summary = (tmp_path / "summary.txt").read_text()
     assert re.search(rf"^ics_distance\[{re.escape(ICS_LAYERS[1])}\] +all ", summary, re.M)

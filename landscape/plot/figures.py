@@ -9,12 +9,14 @@ from matplotlib.figure import Figure
 from landscape.errors import RecordError
 from landscape.plot._style import model_colors
 from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
+from landscape.plot.distributions import plot_activation_histograms
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
 from landscape.plot.training import plot_training_curves
 from landscape.report import (
     LoadedRun,
     activation_data,
+    activation_histograms,
     full_batch,
     gradient_change_envelopes,
     group_by_model,
@@ -29,7 +31,8 @@ from landscape.report import (
 def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict[str, Figure]:
     """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
-    a run measured internal covariate shift), "activations" (if a run recorded activations).
+    a run measured internal covariate shift), "activations" (if a run recorded activations), "activation_histograms" (if a run
+    recorded activation histograms: the first layer that has them).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
     Runs without a single recorded step are left out."""
     runs = [r for r in runs if r.last_step is not None]
@@ -59,4 +62,7 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     activations = activation_data(by_model)
     if activations:
         figures["activations"] = plot_activations(activations, colors=colors)
+    histograms = activation_histograms(by_model)
+    if histograms:
+        figures["activation_histograms"] = plot_activation_histograms(histograms, colors=colors)
     return figures

@@ -9,15 +9,17 @@ from torch import nn
 
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
-from landscape.store.schema import TableKind, table_path
+from landscape.store.schema import TableKind, activation_hist_edges, table_path
 
 
 class ActivationProbe:
-    """Per-channel mean and variance of one module's output during the training forward pass
-    (the distributions of the paper's Figures 2 and 7). Observes only; changes nothing.
+    """Per-channel mean and variance of one module's output during the training forward pass,
+    and a fixed-bin histogram of all its values (the distributions of the paper's Figures 2
+    and 7). Observes only; changes nothing.
 
     Channels are dimension 1; the statistics are over the batch and, for conv outputs, the
-    spatial positions.
+    spatial positions. The histogram counts every value in the bins of
+    `activation_hist_edges()`; values outside the range are counted in the first/last bin.
     """
 
     phase = "forward"
@@ -42,11 +44,23 @@ class ActivationProbe:
         with torch.no_grad():
             dims = [d for d in range(output.dim()) if d != 1]
             var, mean = torch.var_mean(output.detach().float(), dim=dims, correction=0)
-            self._stats = {"mean": mean, "var": var}
+            self._stats = {"mean": mean, "var": var, "hist": histogram(output.detach())}
 
     def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         stats, self._stats = self._stats, {}
         return stats
+
+
+def histogram(values: torch.Tensor) -> torch.Tensor:
+    """int64 [B] counts of all of `values` in the fixed bins of `activation_hist_edges()`, on
+    their device and without a host sync; values outside the range go to the edge bins. A value
+    on an inner edge belongs to the bin it opens (as numpy.histogram); NaN to the last bin."""
+    edges = torch.as_tensor(activation_hist_edges(), device=values.device)
+    flat = values.reshape(-1).double()  # float64: the same comparisons as numpy's edges
+    index = torch.bucketize(flat, edges[1:-1], right=True)  # in 0..B-1: clamped
+    counts = torch.zeros(len(edges) - 1, dtype=torch.int64, device=values.device)
+    # scatter_add_, not bincount: bincount reads the largest index back to the host.
+    return counts.scatter_add_(0, index, torch.ones_like(index))
 
 
 def find_layer(model: nn.Module, layer: str) -> nn.Module:

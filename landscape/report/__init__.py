@@ -44,9 +44,11 @@ from landscape.report.course import (
 )
 from landscape.report.layers import (
     ActivationBands,
+    ActivationHistogram,
     RunICS,
     activation_bands,
     activation_data,
+    activation_histograms,
     ics_data,
     ics_layers,
     run_ics,
@@ -64,9 +66,11 @@ from landscape.report.runs import (
 
 __all__ = [
     "MetricVerdict", "PairVerdict", "verdict", "direction_text", "probe_direction",
-    "ALL_PARAMETERS", "COMPARISON_METRICS", "ICS_METRICS", "ActivationBands", "EtaRange",
+    "ALL_PARAMETERS", "COMPARISON_METRICS", "ICS_METRICS", "ActivationBands",
+    "ActivationHistogram", "EtaRange",
     "LoadedRun", "ModelSeries", "PaperData", "RunCurve", "RunICS", "activation_bands",
-    "activation_data", "bn_pairs", "compare", "comparisons", "eta_range", "full_batch",
+    "activation_data", "activation_histograms", "bn_pairs", "compare", "comparisons",
+    "eta_range", "full_batch",
     "gradient_change_envelopes", "group_by_model", "ics_data", "ics_layers", "load_runs",
     "loss_envelopes", "metric_description", "paper_data", "probe_bands", "record_differences",
     "run_curve", "run_gradient_change", "run_ics", "run_notes", "run_trajectory_beta",

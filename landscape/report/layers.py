@@ -171,3 +171,50 @@ def activation_data(runs_by_model: Mapping[str, Sequence[LoadedRun]], *,
                     out.setdefault(layer, []).append(activation_bands(
                         run, layer, percentiles=percentiles, n_traces=n_traces))
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationHistogram:
+    """Histograms of all of one layer's output values on the training batch, at every recorded
+    step of one run (the paper's Figures 2 and 7). step: int64 [S]; edges: float64 [B + 1], the
+    fixed bins (values outside them are counted in the first/last bin); counts: int64 [S, B]."""
+
+    run_id: str
+    model: str
+    lr: float
+    layer: str
+    step: np.ndarray
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+def activation_histograms(runs_by_model: Mapping[str, Sequence[LoadedRun]],
+                          layer: str | None = None) -> list[ActivationHistogram]:
+    """Per model (in the given order), the histograms of `layer` of its first run (by the order
+    given: ascending lr) that recorded them at some step; `layer` None: the first layer, in the
+    order the record asked for them, that some run has histograms of. Models without such a run
+    are left out; empty if no run recorded histograms (records before them have none)."""
+    def has(run: LoadedRun, name: str) -> bool:
+        act = run.data.activations.get(name)
+        return act is not None and act.hist is not None and len(act.step) > 0
+
+    runs = [r for rs in runs_by_model.values() for r in rs]
+    if layer is None:
+        for run in runs:
+            asked = list(run.record.config.get("activation_layers") or ())
+            names = sorted(run.data.activations,
+                           key=lambda l: asked.index(l) if l in asked else len(asked))
+            layer = next((name for name in names if has(run, name)), None)
+            if layer is not None:
+                break
+        if layer is None:
+            return []
+    out = []
+    for runs in runs_by_model.values():
+        run = next((r for r in runs if has(r, layer)), None)
+        if run is not None:
+            act = run.data.activations[layer]
+            out.append(ActivationHistogram(
+                run.run_id, run.model, run.lr, layer, np.asarray(act.step, dtype=np.int64),
+                np.asarray(act.hist_edges, dtype=np.float64), np.asarray(act.hist, np.int64)))
+    return out

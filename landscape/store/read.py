@@ -103,6 +103,20 @@ class ActivationData:
     step: np.ndarray  # int64 [S]
     mean: np.ndarray  # [S, C], per-channel mean of the layer's output on the training batch
     var: np.ndarray  # [S, C], per-channel variance (biased)
+    # int64 [S, B]: counts of all the layer's output values on the batch in fixed bins (values
+    # outside the range in the edge bins); float64 [B + 1] their edges. None in older records.
+    hist: np.ndarray | None = None
+    hist_edges: np.ndarray | None = None
+
+
+def _activation_data(group: h5py.Group) -> ActivationData:
+    columns = read_table(group)
+    edges = group.attrs.get("hist_edges")
+    if "hist" in columns and edges is not None:
+        columns["hist_edges"] = np.asarray(edges, dtype=np.float64)
+    else:  # written before the histograms
+        columns.pop("hist", None)
+    return ActivationData(**columns)
 
 
 @dataclass(frozen=True)
@@ -148,8 +162,7 @@ class Record:
             # HDF5 lists a group's members alphabetically; keep the order they were asked in.
             order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
                 tables, "attrs", {}) else list(tables)
-            activations = {layer: ActivationData(**read_table(tables[layer]))
-                           for layer in order}
+            activations = {layer: _activation_data(tables[layer]) for layer in order}
             return RunData(
                 info=self.runs[run_id],
                 steps=StepData(**read_table(group[TableKind.STEPS])),

@@ -141,11 +141,26 @@ def ics_columns(n_layers: int) -> dict[str, Column]:
     }
 
 
+# The fixed bins of the activation histograms (the paper's Figures 2 and 7). A BatchNorm output
+# is about N(β, γ²) per channel, with β ≈ 0 and γ ≈ 1 near the start, so [-6, 6] holds all but a
+# vanishing fraction of it at a 0.2 resolution. A layer without BatchNorm (or a noisy one) may
+# leave the range: those values are counted in the first/last bin (clamped), not dropped.
+ACTIVATION_HIST_BINS = 60
+ACTIVATION_HIST_RANGE = (-6.0, 6.0)
+
+
+def activation_hist_edges() -> np.ndarray:
+    """The B + 1 edges, float64, of the activation histograms' fixed bins."""
+    low, high = ACTIVATION_HIST_RANGE
+    return np.linspace(low, high, ACTIVATION_HIST_BINS + 1)
+
+
 def activation_columns(channels: int) -> dict[str, Column]:
     return {
         "step": Column("int64"),
         "mean": Column("float32", (channels,)),
         "var": Column("float32", (channels,)),
+        "hist": Column("int64", (ACTIVATION_HIST_BINS,)),
     }
 
 

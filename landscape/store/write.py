@@ -33,6 +33,7 @@ from landscape.store.schema import (
     StopReason,
     TableKind,
     activation_columns,
+    activation_hist_edges,
     eval_columns,
     ics_columns,
     probe_columns,
@@ -278,6 +279,7 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         activations.attrs["layers"] = json.dumps(list(layout.activations))  # as asked for
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
+            activations[layer].attrs["hist_edges"] = activation_hist_edges()
 
 
 def _upgrade(file: h5py.File) -> None:
