@@ -196,7 +196,7 @@ def activation_histograms(runs_by_model: Mapping[str, Sequence[LoadedRun]],
     are left out; empty if no run recorded histograms (records before them have none)."""
     def has(run: LoadedRun, name: str) -> bool:
         act = run.data.activations.get(name)
-        return act is not None and act.hist is not None and len(act.step) > 0
+        return act is not None and act.hist is not None and bool(np.any(act.hist[:, 0] >= 0))
 
     runs = [r for rs in runs_by_model.values() for r in rs]
     if layer is None:
@@ -214,7 +214,10 @@ def activation_histograms(runs_by_model: Mapping[str, Sequence[LoadedRun]],
         run = next((r for r in runs if has(r, layer)), None)
         if run is not None:
             act = run.data.activations[layer]
+            # Rows of a resumed pre-version-3 record hold −1: no histogram was recorded there.
+            kept = np.asarray(act.hist)[:, 0] >= 0
             out.append(ActivationHistogram(
-                run.run_id, run.model, run.lr, layer, np.asarray(act.step, dtype=np.int64),
-                np.asarray(act.hist_edges, dtype=np.float64), np.asarray(act.hist, np.int64)))
+                run.run_id, run.model, run.lr, layer, np.asarray(act.step, dtype=np.int64)[kept],
+                np.asarray(act.hist_edges, dtype=np.float64),
+                np.asarray(act.hist, np.int64)[kept]))
     return out

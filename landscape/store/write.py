@@ -306,7 +306,21 @@ def _upgrade(file: h5py.File) -> None:
         table.attrs["columns"] = columns
         if TableKind.PROBE in group and "distance" not in group[TableKind.PROBE]:
             _add_probe_distance(group[TableKind.PROBE])
+        for activations in group.get(TableKind.ACTIVATIONS, {}).values():
+            if "hist" not in activations:
+                _add_unrecorded_histograms(activations)
     file.attrs["schema_version"] = SCHEMA_VERSION
+
+
+def _add_unrecorded_histograms(table: h5py.Group) -> None:
+    """Records before version 3 kept no activation histograms: their rows get counts of −1
+    ("not recorded"), which readers leave out, so that a resumed run can append real ones."""
+    n = len(table["step"])
+    _create_column(table, "hist", activation_columns(1)["hist"])
+    table["hist"].resize(n, axis=0)
+    table["hist"][:] = -1
+    table.attrs["hist_edges"] = activation_hist_edges()
+    table.attrs["columns"] = [*table.attrs["columns"], "hist"]
 
 
 def _add_probe_distance(table: h5py.Group) -> None:
