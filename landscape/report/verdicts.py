@@ -151,7 +151,11 @@ def _scale(runs: Sequence[LoadedRun], model: str) -> str:
     description = MODELS[model].description if model in MODELS else model
     n_train = data.get("n_train")
     images = f"{n_train:,} training images" if isinstance(n_train, int) else "?"
-    subset = "subset" in str(data.get("name"))
+    # The full training set has 50,000 images; anything less (or files other than the official
+    # release) is a subset, and the line says so.
+    subset = "subset" in str(data.get("name")) or (
+        str(data.get("name")).startswith("cifar10")
+        and (not isinstance(n_train, int) or n_train + int(data.get("n_val") or 0) < 50_000))
     return (f"data: {data.get('name', '?')}, {images}"
             f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if subset else ''}"
             f"; network: {description}; up to {steps:,} steps per run")
