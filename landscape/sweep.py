@@ -140,6 +140,9 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             layer_indices(list(shapes[plan.model]), layer)
         if recording.probe.every:
             select_parameters(list(shapes[plan.model]), recording.probe.params)
+            if recording.probe.dtype == "float64":  # refused before the file exists
+                check_float64_probe(models[plan.model],
+                                    penalties=bool(config.optim.l1 or config.optim.l2))
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
@@ -316,8 +319,6 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
     probes: list = []
     recording = config.recording
     if recording.probe.every:
-        if recording.probe.dtype == "float64":
-            check_float64_probe(model, penalties=bool(config.optim.l1 or config.optim.l2))
         probes.append(GradientProbe(recording.probe, names=names))
     if recording.ics_every:
         probes.append(ICSProbe(every=recording.ics_every, layers=recording.ics_layers,
