@@ -100,3 +100,10 @@ def test_weights_past_the_last_step_are_refused_before_the_file_exists(tmp_path,
     result = CliRunner().invoke(main, ["record", "--model", "vgg_bn", *tiny_args,
                                        "--save-weights-at", "3,last", "-o", str(out)])
     assert "--save-weights-at takes step numbers or 'final', got 'last'" in result.output
+
+
+def test_info_says_when_weights_are_kept(records):
+    _, kept, _ = records
+    result = CliRunner().invoke(main, ["info", str(kept.path)])
+    assert result.exit_code == 0, result.output
+    assert "Weights kept: every 2 steps; at steps 3; after the last step" in result.output
