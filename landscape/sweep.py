@@ -23,6 +23,7 @@ from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import output_channels, select_parameters
 from landscape.probes.gradient import check_float64_probe
+from landscape.probes.hessian import hessian_probes
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
@@ -160,6 +161,10 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             n_eta=recording.probe.count if recording.probe.every else 0,
             ics_layers=recording.ics_layers if recording.ics_every else (),
             activations=channels[plan.model],
+            hessian_k=recording.hessian.k if recording.hessian.every else 0,
+            hessian_density_nodes=(recording.hessian.density_iters
+                                   * recording.hessian.density_vectors
+                                   if recording.hessian.density_at else 0),
         ))
     return layouts
 
@@ -325,6 +330,7 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
                                names=names))
     for layer in recording.activation_layers if recording.activation_every else ():
         probes.append(ActivationProbe(model, layer, every=recording.activation_every))
+    probes.extend(hessian_probes(recording.hessian))
     return probes
 
 

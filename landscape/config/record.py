@@ -31,6 +31,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
                      "activation_every", "activation_layers", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
+    "hessian": "recording",
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
@@ -146,6 +147,7 @@ class RecordConfig:
         the record's bytes."""
         values = self.flat_values()
         values["probe"] = asdict(values["probe"])
+        values["hessian"] = asdict(values["hessian"])
         return values
 
     @classmethod

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
+from landscape.config.hessian import HessianConfig
 from landscape.errors import ConfigError, field_ref as ref
 
 TAP_DTYPES = ("float32", "float16")
@@ -92,10 +93,14 @@ class RecordingConfig:
     activation_layers: tuple[str, ...] = ()
     flush_seconds: float = 10.0  # rows reach the file at least this often
     checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
+    # Top eigenvalues, trace and spectral density of the Hessian (landscape.probes.hessian).
+    hessian: HessianConfig = field(default_factory=HessianConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
             object.__setattr__(self, "probe", ProbeConfig(**self.probe))
+        if isinstance(self.hessian, Mapping):  # from JSON
+            object.__setattr__(self, "hessian", HessianConfig(**self.hessian))
         for name in ("taps", "ics_layers", "activation_layers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -114,6 +119,7 @@ class RecordingConfig:
             if value <= 0:
                 raise ConfigError(f"{ref('recording.' + name)} must be positive, got {value}")
         self.probe.validate()
+        self.hessian.validate()
         for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
                                     ("activation", self.activation_every,
                                      self.activation_layers)):

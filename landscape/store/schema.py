@@ -62,9 +62,12 @@ class TableKind:
     ICS = "ics"
     ACTIVATIONS = "activations"  # key: the layer
     TAPS = "taps"  # key: the parameter
+    HESSIAN = "hessian"  # top eigenvalues and trace of the Hessian
+    HESSIAN_DENSITY = "hessian_density"  # its spectral density at chosen steps
 
 
-_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS)
+_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
+                  TableKind.HESSIAN, TableKind.HESSIAN_DENSITY)
 _KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
 
 
@@ -133,6 +136,28 @@ def gradient_probe_distance(eta, grad_norm):
     return np.asarray(eta, dtype=np.float64) * np.asarray(grad_norm, dtype=np.float64)[:, None]
 
 
+def hessian_columns(k: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "eigenvalues": Column("float64", (k,)),  # largest first
+        "residual": Column("float64", (k,)),  # Lanczos residual bound of each
+        "converged": Column("bool"),
+        "trace": Column("float64"),
+        "trace_se": Column("float64"),
+        "hvps": Column("int64"),  # Hessian-vector products taken
+        "lr": Column("float64"),
+    }
+
+
+def hessian_density_columns(n_nodes: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "nodes": Column("float64", (n_nodes,)),  # NaN where Lanczos stopped early
+        "weights": Column("float64", (n_nodes,)),  # sum to 1 (0 with a NaN node)
+        "hvps": Column("int64"),
+    }
+
+
 def ics_columns(n_layers: int) -> dict[str, Column]:
     return {
         "step": Column("int64"),
@@ -183,3 +208,5 @@ class RunLayout:
     n_eta: int = 0  # step lengths per probe; 0: the run is not probed
     ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
+    hessian_k: int = 0  # eigenvalues per Hessian probe; 0: no Hessian probe
+    hessian_density_nodes: int = 0  # quadrature nodes per density; 0: no density
