@@ -354,3 +354,52 @@ def test_bad_hessian_options_give_one_line(tmp_path, args, message):
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and message in error_lines[0], result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+# ---- report, verdict and figures ----------------------------------------------------------
+
+def test_broadened_density_integrates_to_one_and_keeps_the_mean():
+    from analyses.spectrum import broadened_density, density_moment
+    nodes, weights = np.array([-1.0, 0.5, 3.0, np.nan]), np.array([0.2, 0.5, 0.3, 0.0])
+    grid = np.linspace(-5, 7, 20001)
+    density = broadened_density(nodes, weights, grid, 0.1)
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-9)
+    assert np.trapezoid(grid * density, grid) == pytest.approx(density_moment(nodes, weights, 1),
+                                                               abs=1e-9)
+    assert density_moment(nodes, weights, 1) == pytest.approx(-0.2 + 0.25 + 0.9)
+
+
+def test_verdict_and_figures_of_a_hessian_probed_record(tmp_path, tiny_args, one_thread):
+    from landscape import report
+    from landscape.plot import all_figures
+    out = tmp_path / "r.h5"
+    result = CliRunner().invoke(main, ["record", *tiny_args, "--model", "vgg,vgg_bn", "--lrs",
+                                       "0.05", "--optimizer", "sgd", "--seeds", "0,1",
+                                       "--hessian-every", "2", "--hessian-iters", "6",
+                                       "--hessian-trace-samples", "3", "--probe-every", "2",
+                                       "--hessian-density-at", "0,4",
+                                       "--hessian-density-iters", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    groups = report.group_by_model(report.load_runs([out]))
+    verdict = report.verdict(groups, "vgg", "vgg_bn")
+    row = verdict.row("hessian_lambda_max")
+    # The ratio is the pooled median over seeds (analyses.confidence), here recomputed.
+    lam = {m: np.concatenate([r.data.hessian.eigenvalues[:, 0] for r in groups[m]])
+           for m in ("vgg", "vgg_bn")}
+    assert row.per_step.ratio == pytest.approx(np.median(lam["vgg"]) / np.median(lam["vgg_bn"]))
+    assert row.per_step.n_seeds == 2 and np.isfinite(row.per_step.low)
+    assert "hessian_trace" in verdict.to_text()
+    text = report.summary_text(groups)
+    legend = [line.split()[:2] for line in text.splitlines()]
+    assert ["hessian_lambda_max", "largest"] in legend
+    h = report.hessian_data(groups)[0]
+    np.testing.assert_allclose(h.stability_threshold, 2 / 0.05)
+    assert len(h.beta) == 3  # the gradient probe's β beside it
+    figures = all_figures(report.load_runs([out]))
+    assert {"hessian", "hessian_density"} <= set(figures)
+    figures["hessian"].savefig(tmp_path / "hessian.png")
+    figures["hessian_density"].savefig(tmp_path / "hessian_density.png")
+    assert (tmp_path / "hessian_density.png").stat().st_size > 10_000
+    densities = report.hessian_densities(groups)
+    assert [d.seeds for d in densities] == [(0, 1), (0, 1)]
+    np.testing.assert_allclose(densities[0].weights.sum(axis=1), 1.0)
