@@ -321,6 +321,9 @@ def test_record_holds_the_hessian_tables(tmp_path, tiny_args, one_thread):
     np.testing.assert_array_equal(data.hessian_density.step, [0, 5])
     assert data.hessian_density.nodes.shape == (2, 6)
     np.testing.assert_allclose(data.hessian_density.weights.sum(axis=1), 1.0)
+    info = CliRunner().invoke(main, ["info", str(out)]).output
+    assert "Hessian: top 2 eigenvalues (Lanczos, <= 8 steps, tol 0.001) and trace (4 vectors) " \
+           "every 3 steps; density at steps 0, 5" in info
     # A record without the probe has no tables, and reads as such.
     plain = tmp_path / "plain.h5"
     assert CliRunner().invoke(main, ["record", *tiny_args, "--model", "vgg", "--lrs", "0.01",
