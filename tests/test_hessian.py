@@ -406,3 +406,26 @@ def test_verdict_and_figures_of_a_hessian_probed_record(tmp_path, tiny_args, one
     densities = report.hessian_densities(groups)
     assert [d.seeds for d in densities] == [(0, 1), (0, 1)]
     np.testing.assert_allclose(densities[0].weights.sum(axis=1), 1.0)
+
+
+def test_resumed_record_has_the_same_hessian_rows(tmp_path, cifar_dir, one_thread):
+    """Stopped mid-run and resumed: the Hessian rows (random vectors seeded by the step) equal
+    those of an uninterrupted record, with dropout, Adam, a schedule and penalties."""
+    import landscape
+    from landscape.sweep import record, resume
+    from test_resume import StopAfter, busy_config
+    hessian = HessianConfig(every=3, k=2, iters=5, trace_samples=3, density_at=(2, 9),
+                            density_iters=4)
+    config = busy_config(cifar_dir, max_steps=10, hessian=hessian)
+    reference, path = tmp_path / "ref.h5", tmp_path / "r.h5"
+    record(config, reference)
+    record(config, path, should_stop=StopAfter(7))
+    resume(path)
+    ref, rec = landscape.open_record(reference), landscape.open_record(path)
+    for run_id in ref.runs:
+        a, b = ref.load(run_id), rec.load(run_id)
+        for table in ("hessian", "hessian_density"):
+            for name, value in vars(getattr(a, table)).items():
+                np.testing.assert_array_equal(value, getattr(getattr(b, table), name),
+                                              err_msg=f"{run_id} {table}/{name}")
+        np.testing.assert_array_equal(a.hessian.step, [0, 3, 6, 9])
