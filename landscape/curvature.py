@@ -36,7 +36,12 @@ class HessianOperator:
 
     def __init__(self, loss: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
         self.params = list(params)
-        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        # materialize: a parameter the loss does not use has zero gradient and zero curvature.
+        self.grads = torch.autograd.grad(loss, self.params, create_graph=True,
+                                         materialize_grads=True)
+        # A gradient without a graph (the loss is linear in everything it depends on through
+        # it) has zero derivative: it is left out of the second backward pass.
+        self.curved = [i for i, g in enumerate(self.grads) if g.requires_grad]
         self.shapes = [p.shape for p in self.params]
         self.sizes = [p.numel() for p in self.params]
         self.n = sum(self.sizes)
@@ -48,9 +53,12 @@ class HessianOperator:
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         pieces = [piece.view(shape) for piece, shape in zip(v.split(self.sizes), self.shapes)]
-        hv = torch.autograd.grad(self.grads, self.params, grad_outputs=pieces,
-                                 retain_graph=True)
         self.count += 1
+        if not self.curved:
+            return torch.zeros_like(v)
+        hv = torch.autograd.grad([self.grads[i] for i in self.curved], self.params,
+                                 grad_outputs=[pieces[i] for i in self.curved],
+                                 retain_graph=True, materialize_grads=True)
         return torch.cat([h.reshape(-1) for h in hv])
 
 

@@ -173,6 +173,23 @@ def test_beta_along_the_top_eigenvector_equals_the_probed_lambda_max():
     assert g @ a @ g / (g @ g) == pytest.approx(lam, rel=1e-12)  # the Rayleigh quotient too
 
 
+def test_a_linear_loss_and_an_unused_parameter_have_zero_curvature():
+    model = Quadratic(np.eye(3), np.array([0.3, 0.1, -0.7]))
+    model.unused = nn.Parameter(torch.ones(2, dtype=torch.float64))
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    params = list(model.parameters())
+    loss = c @ model(None)
+    loss.backward()
+    ctx = StepContext(0, model, params, [n for n, _ in model.named_parameters()], torch.zeros(1),
+                      None, lambda o, y: c @ o, 1.0, RngState.capture(torch.device("cpu")),
+                      [p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+                       for p in params], [p.detach().clone() for p in params])
+    for p, g in zip(params, ctx.grad_snapshot):
+        p.grad = g.clone()
+    out = HessianProbe(HessianConfig(every=1, k=1, iters=3)).measure(ctx)
+    assert out["eigenvalues"][0].item() == 0.0 and out["trace"].item() == 0.0
+
+
 # ---- tiny networks against a dense float64 Hessian ---------------------------------------
 
 def tiny_network(norm: bool) -> nn.Module:
