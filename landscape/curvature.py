@@ -116,7 +116,12 @@ def lanczos(hvp: HVP, v0: torch.Tensor, max_steps: int, *, k: int = 1, tol: floa
             w = w - done.T @ (done @ w)
         beta = float(torch.linalg.vector_norm(w))
         alphas.append(alpha)
-        invariant = beta <= 1e-10 * max(abs(a) for a in alphas) or not math.isfinite(beta)
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            # A non-finite Hessian (a diverging run): nothing to report, nothing to raise.
+            nan = np.full(j + 1, np.nan)
+            return LanczosResult(np.asarray(alphas), np.asarray(betas), nan, nan, nan, j + 1,
+                                 False)
+        invariant = beta <= 1e-10 * max(abs(a) for a in alphas)
         check = tol > 0 or invariant or j + 1 == max_steps
         if check:
             result = _ritz(alphas, betas, beta)

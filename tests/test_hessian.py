@@ -67,6 +67,20 @@ def test_lanczos_tolerance_is_a_bound_on_the_error():
     assert abs(top.values[0] - 100.0) <= top.residual[0] <= 1e-4 * top.values[0]
 
 
+def test_a_non_finite_hessian_gives_nan_not_an_error():
+    """A diverging run's Hessian: NaN eigenvalues, trace and density, and training goes on to
+    record the divergence."""
+    nan_hvp = lambda v: v * float("nan")  # noqa: E731
+    top = top_eigenvalues(nan_hvp, 10, 2, max_steps=5, tol=1e-3,
+                          generator=torch.Generator().manual_seed(0), **F64)
+    assert np.all(np.isnan(top.values)) and not top.converged
+    density = slq_density(nan_hvp, 10, steps=4, vectors=1,
+                          generator=torch.Generator().manual_seed(0), **F64)
+    assert np.all(np.isnan(density.nodes))
+    assert math.isnan(hutchinson(nan_hvp, 10, 3, generator=torch.Generator().manual_seed(0),
+                                 **F64).trace)
+
+
 def test_hutchinson_is_within_a_few_standard_errors_of_the_trace():
     a = known_spectrum(np.random.default_rng(4).normal(1.0, 3.0, 80), seed=4)
     est = hutchinson(matrix_hvp(a), 80, 400, generator=torch.Generator().manual_seed(2), **F64)
