@@ -23,6 +23,7 @@ from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
+from landscape.probes.hessian import hessian_probes
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
@@ -161,6 +162,10 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             ics_layers=recording.ics_layers if recording.ics_every else (),
             activations=channels[plan.model],
             weights=weight_entries(models[plan.model]) if recording.saves_weights else {},
+            hessian_k=recording.hessian.k if recording.hessian.every else 0,
+            hessian_density_nodes=(recording.hessian.density_iters
+                                   * recording.hessian.density_vectors
+                                   if recording.hessian.density_at else 0),
         ))
     return layouts
 
@@ -341,6 +346,7 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
         probes.append(WeightsProbe(model, every=recording.save_weights_every,
                                    at=recording.save_weights_at,
                                    final=recording.save_final_weights))
+    probes.extend(hessian_probes(recording.hessian))
     return probes
 
 

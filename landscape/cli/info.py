@@ -50,6 +50,17 @@ def info(record_path: Path) -> None:
     weights = _weights_text(cfg)
     if weights:
         click.echo(f"Weights kept: {weights} (for landscape surface / prune)")
+    hessian = cfg.get("hessian") or {}  # records before the Hessian probe have none
+    if hessian.get("every") or hessian.get("density_at"):
+        parts = []
+        if hessian.get("every"):
+            parts.append(f"top {hessian['k']} eigenvalue{'s' if hessian['k'] > 1 else ''} "
+                         f"(Lanczos, <= {hessian['iters']} steps, tol {hessian['tol']:g}) and "
+                         f"trace ({hessian['trace_samples']} vectors) every "
+                         f"{hessian['every']} steps")
+        if hessian.get("density_at"):
+            parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
+        click.echo("Hessian: " + "; ".join(parts))
     has_val = bool(data.get("n_val"))
     rows = []
     for run in rec.runs.values():

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
+from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._types import CommaList, flatten
 from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig, preset
 from landscape.errors import ConfigError
@@ -187,6 +188,7 @@ _DEFAULT = RecordConfig()
 @click.option("--checkpoint-seconds", type=float, default=_DEFAULT.recording.checkpoint_seconds,
               show_default=True,
               help="Checkpoint the run in progress (for --resume) at least this often.")
+@hessian_options
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -286,7 +288,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
              if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
     if preset_name is None and base is None:
         given = set(options)  # without a preset, every option's value (default or not) counts
-    probe_changes = {}
+    probe_changes, hessian_changes = {}, {}
     for name in given:
         value = options[name]
         if name in ("models", "taps", "ics_layers", "activation_layers"):
@@ -319,10 +321,13 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values[name] = () if value is None else value
         elif name.startswith("probe_"):
             probe_changes[name] = value
+        elif name.startswith("hessian_"):
+            hessian_changes[name] = value
         else:
             values[name] = value
     values["device"] = str(resolve_device(options["device"]))
     values["probe"] = _probe_config(values["probe"], probe_changes)
+    values["hessian"] = hessian_config(values["hessian"], hessian_changes)
     return RecordConfig(**values)
 
 

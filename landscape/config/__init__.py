@@ -5,12 +5,14 @@ record as one flat JSON dict. The command line only parses text into it.
       model: ModelConfig          models, width, dropout
       data: DataConfig            CIFAR-10 folder or subset, validation split, augmentation
       optim: OptimConfig          learning rates, optimizer, schedule, objective, run length
-      recording: RecordingConfig  taps, probe (ProbeConfig), ICS, activations, flush/checkpoint
+      recording: RecordingConfig  taps, probe (ProbeConfig), ICS, activations, flush/checkpoint,
+                                  hessian (HessianConfig)
       seed, device, allow_tf32
 
 Errors name fields by their path ("optim.lr_min"); the command line shows its flags instead.
 """
 
+from landscape.config.hessian import HessianConfig
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import (MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES, OptimConfig,
                                     Optimizer, Schedule)
@@ -20,7 +22,7 @@ from landscape.config.recording import (DEFAULT_TAP, FINAL_TAP, PROBE_SCALES, PR
                                         TAP_DTYPES, ProbeConfig, RecordingConfig)
 
 __all__ = [
-    "RecordConfig", "ModelConfig", "DataConfig", "OptimConfig", "RecordingConfig", "ProbeConfig",
+    "RecordConfig", "HessianConfig", "ModelConfig", "DataConfig", "OptimConfig", "RecordingConfig", "ProbeConfig",
     "PRESETS", "preset", "PAPER_ICS_LAYERS", "PAPER_ACTIVATION_LAYERS",
     "OPTIMIZERS", "MOMENTUM_OPTIMIZERS", "SCHEDULES", "Optimizer", "Schedule",
     "IMAGE_CLASSIFICATION", "TAP_DTYPES", "PROBE_SCALES", "PROBE_SPACINGS", "FINAL_TAP",

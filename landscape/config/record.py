@@ -32,6 +32,7 @@ _FLAT_KEYS: dict[str, str | None] = {
                      "activation_every", "activation_layers", "save_weights_every",
                      "save_weights_at", "save_final_weights", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
+    "hessian": "recording",
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
@@ -147,6 +148,7 @@ class RecordConfig:
         the record's bytes."""
         values = self.flat_values()
         values["probe"] = asdict(values["probe"])
+        values["hessian"] = asdict(values["hessian"])
         return values
 
     @classmethod

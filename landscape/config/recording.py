@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
+from landscape.config.hessian import HessianConfig
 from landscape.errors import ConfigError, field_ref as ref
 
 TAP_DTYPES = ("float32", "float16")
@@ -98,10 +99,14 @@ class RecordingConfig:
     save_final_weights: bool = False
     flush_seconds: float = 10.0  # rows reach the file at least this often
     checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
+    # Top eigenvalues, trace and spectral density of the Hessian (landscape.probes.hessian).
+    hessian: HessianConfig = field(default_factory=HessianConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
             object.__setattr__(self, "probe", ProbeConfig(**self.probe))
+        if isinstance(self.hessian, Mapping):  # from JSON
+            object.__setattr__(self, "hessian", HessianConfig(**self.hessian))
         for name in ("taps", "ics_layers", "activation_layers", "save_weights_at"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -130,6 +135,7 @@ class RecordingConfig:
         if any(step < 0 for step in self.save_weights_at):
             raise ConfigError(f"{ref('recording.save_weights_at')} takes step numbers >= 0 "
                               f"(or final), got {', '.join(map(str, self.save_weights_at))}")
+        self.hessian.validate()
         for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
                                     ("activation", self.activation_every,
                                      self.activation_layers)):

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from landscape.errors import RecordError
 from landscape.plot._style import model_colors
+from landscape.plot.curvature import plot_hessian_course, plot_hessian_density
 from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
 from landscape.plot.distributions import plot_activation_histograms
 from landscape.plot.layers import plot_activations, plot_ics
@@ -20,6 +21,8 @@ from landscape.report import (
     full_batch,
     gradient_change_envelopes,
     group_by_model,
+    hessian_data,
+    hessian_densities,
     ics_data,
     loss_envelopes,
     paper_data,
@@ -32,7 +35,9 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
     a run measured internal covariate shift), "activations" (if a run recorded activations), "activation_histograms" (if a run
-    recorded activation histograms: the first layer that has them).
+    recorded activation histograms: the first layer that has them), "hessian" (if a run had the
+    Hessian probe: λ_max with 2/η and β, and the trace) and "hessian_density" (if a run
+    recorded Hessian densities).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
     Runs without a single recorded step are left out."""
     runs = [r for r in runs if r.last_step is not None]
@@ -65,4 +70,10 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     histograms = activation_histograms(by_model)
     if histograms:
         figures["activation_histograms"] = plot_activation_histograms(histograms, colors=colors)
+    hessian = hessian_data(by_model)
+    if hessian:
+        figures["hessian"] = plot_hessian_course(hessian, colors=colors)
+    densities = hessian_densities(by_model)
+    if densities:
+        figures["hessian_density"] = plot_hessian_density(densities, colors=colors)
     return figures

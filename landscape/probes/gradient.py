@@ -27,8 +27,9 @@ from torch import nn
 from landscape.config import ProbeConfig
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
+from landscape.probes._restore import StepState
 from landscape.store.schema import TableKind
-from landscape.tensors import RngState, global_norm
+from landscape.tensors import global_norm
 
 def unit_grid(config: ProbeConfig) -> np.ndarray:
     """The grid (float64 [K]) between `low` and `high`: multiples of the step's learning rate
@@ -103,10 +104,8 @@ class GradientProbe:
     def measure(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         params, model = ctx.params, ctx.model
         lr = float(ctx.lr) if self.relative else 1.0
-        grads = [p.grad for p in params]
         g_t = ctx.grad_snapshot
-        buffers = [b.clone() for b in model.buffers()]
-        rng_after = RngState.capture(ctx.x.device)
+        saved = StepState(ctx)
         w_end = None
         if self.direction == "gradient":
             # w_η = w_t − η g_t: from w_t, along g_t, with coefficients −η.
@@ -122,12 +121,7 @@ class GradientProbe:
             losses, diffs = self._evaluate(ctx, model, params, start, along, coefs, g_t)
 
         # Leave no trace: weights, gradients, running statistics and random state as before.
-        with torch.no_grad():
-            torch._foreach_copy_(params, w_end if w_end is not None else ctx.param_snapshot)
-            torch._foreach_copy_(grads, g_t)
-            for buffer, saved in zip(model.buffers(), buffers):
-                buffer.copy_(saved)
-        rng_after.restore()
+        saved.restore(ctx, w_end)
 
         eta = self._grid_tensor(ctx.x.device) * lr
         grad_norm = global_norm(self._selected(g_t))

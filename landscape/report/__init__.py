@@ -11,6 +11,8 @@ and turned into plain data with the pure functions of `analyses`, one module per
   effective β);
 - `layers`: the paper's internal covariate shift (Definition 2.1) per measured layer, and the
   distribution across channels of a layer's per-channel activation mean and standard deviation;
+- `curvature`: the Hessian probe's λ_max and trace per run (with 2/η and the paper's β), and
+  its spectral densities per model;
 - `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
@@ -21,6 +23,7 @@ Everything public is importable from `landscape.report` itself.
 
 from landscape.report.compare import (
     COMPARISON_METRICS,
+    HESSIAN_METRICS,
     ICS_METRICS,
     bn_pairs,
     compare,
@@ -42,6 +45,8 @@ from landscape.report.course import (
     trajectory_beta_envelopes,
     trajectory_source,
 )
+from landscape.report.curvature import (ModelDensity, RunHessian, hessian_data,
+                                        hessian_densities, run_hessian)
 from landscape.report.layers import (
     ActivationBands,
     ActivationHistogram,
@@ -75,4 +80,6 @@ __all__ = [
     "loss_envelopes", "metric_description", "paper_data", "probe_bands", "record_differences",
     "run_curve", "run_gradient_change", "run_ics", "run_notes", "run_trajectory_beta",
     "summary_text", "trajectory_beta_envelopes", "trajectory_source",
+    "HESSIAN_METRICS", "ModelDensity", "RunHessian", "hessian_data", "hessian_densities",
+    "run_hessian",
 ]

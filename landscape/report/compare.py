@@ -15,6 +15,7 @@ from landscape.report.course import (
     run_trajectory_beta,
     trajectory_source,
 )
+from landscape.report.curvature import hessian_metric_curves
 from landscape.report.layers import ics_data, ics_layers
 from landscape.report.paper import probe_bands
 from landscape.report.runs import LoadedRun, run_notes
@@ -38,6 +39,14 @@ ICS_METRICS: dict[str, str] = {
     "ics_distance": "paper Def. 2.1: ||G - G'||, the layer's gradient before (G) and after "
                     "(G') the preceding layers' update, same batch",
     "ics_cosine": "paper Def. 2.1: cos angle(G, G'); 1 means the same direction",
+}
+
+
+# The Hessian probe's metrics (landscape.probes.hessian), after the per-layer ones; only where a
+# model was probed.
+HESSIAN_METRICS: dict[str, str] = {
+    "hessian_lambda_max": "largest eigenvalue of the Hessian of L(.; B_t) at w_t (Lanczos)",
+    "hessian_trace": "trace of that Hessian (Hutchinson estimate)",
 }
 
 
@@ -74,6 +83,9 @@ def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str
         for layer in ics_layers(measured):
             curves[f"{kind}[{layer}]"] = [(of(ics)[layer].step, of(ics)[layer].values)
                                           for ics in measured if layer in ics.layers]
+    for run in runs:
+        for metric, curve in hessian_metric_curves(run).items():
+            curves.setdefault(metric, []).append(curve)
     return {m: [c for c in cs if len(c[0])] for m, cs in curves.items()}
 
 
@@ -82,6 +94,8 @@ def metric_description(metric: str) -> str:
     "ics_distance[<layer>]" and "ics_cosine[<layer>]")."""
     if metric in COMPARISON_METRICS:
         return COMPARISON_METRICS[metric]
+    if metric in HESSIAN_METRICS:
+        return HESSIAN_METRICS[metric]
     base = metric.split("[", 1)[0]
     if base in ICS_METRICS and metric.endswith("]"):
         return ICS_METRICS[base]
@@ -152,6 +166,7 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
         used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
         missing = [m for m in COMPARISON_METRICS if m not in metrics]
         missing += _missing_ics(runs_by_model[a], runs_by_model[b])
+        missing += _missing_hessian(runs_by_model[a], runs_by_model[b])
         parameter = trajectory_source([*runs_by_model[a], *runs_by_model[b]])
         lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}."]
         if missing:
@@ -171,6 +186,14 @@ def _legend_name(metric: str) -> str:
     as "ics_distance[layer]"."""
     base = metric.split("[", 1)[0]
     return f"{base}[layer]" if base in ICS_METRICS else metric
+
+
+def _missing_hessian(runs_a: Sequence[LoadedRun], runs_b: Sequence[LoadedRun]) -> list[str]:
+    """The Hessian metrics when only one of the two models was probed (none when neither
+    was: the probe is off by default)."""
+    probed = [any(r.data.hessian is not None and len(r.data.hessian.step) for r in runs)
+              for runs in (runs_a, runs_b)]
+    return list(HESSIAN_METRICS) if probed[0] != probed[1] else []
 
 
 def _missing_ics(runs_a: Sequence[LoadedRun], runs_b: Sequence[LoadedRun]) -> list[str]:

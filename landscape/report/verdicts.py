@@ -26,7 +26,8 @@ from landscape.report.runs import LoadedRun
 
 # Metrics where a larger value means a rougher landscape, in table order. The paper's first.
 VERDICT_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
-                   "trajectory_beta", "loss_envelope_width")
+                   "trajectory_beta", "loss_envelope_width",
+                   "hessian_lambda_max", "hessian_trace")  # the last two: with --hessian-every
 _NO_LOSS_LEVEL = ("loss_envelope_width",)  # across learning rates: no single run's loss
 
 _VERDICT_WORDS = {"greater": "smoother with BN", "less": "rougher with BN",

@@ -13,6 +13,8 @@ from landscape.store._hdf5 import write_error_reason
 from landscape.store.read import (
     ActivationData,
     EvalData,
+    HessianData,
+    HessianDensityData,
     ICSData,
     ProbeData,
     Record,
@@ -35,6 +37,8 @@ from landscape.store.schema import (
     TableKind,
     activation_columns,
     eval_columns,
+    hessian_columns,
+    hessian_density_columns,
     ics_columns,
     probe_columns,
     step_columns,
@@ -47,9 +51,9 @@ from landscape.store.write import RecordWriter, RunWriter, Table
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
-    "activation_columns", "eval_columns", "ics_columns", "probe_columns", "step_columns",
-    "tap_columns", "weight_columns",
+    "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",
+    "ics_columns", "probe_columns", "step_columns", "tap_columns", "weight_columns",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
-    "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
-    "SavedWeights", "StepData", "TapData", "open_record",
+    "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
+    "Record", "RunData", "RunInfo", "SavedWeights", "StepData", "TapData", "open_record",
 ]

@@ -121,6 +121,30 @@ def _activation_data(group: h5py.Group) -> ActivationData:
 
 
 @dataclass(frozen=True)
+class HessianData:
+    step: np.ndarray  # int64 [H]
+    eigenvalues: np.ndarray  # float64 [H, k], the k largest eigenvalues of ∇²L(w_t; B_t)
+    residual: np.ndarray  # float64 [H, k], their Lanczos residual bounds
+    converged: np.ndarray  # bool [H], every one within the relative tolerance
+    trace: np.ndarray  # float64 [H], Hutchinson's estimate of tr ∇²L(w_t; B_t)
+    trace_se: np.ndarray  # float64 [H], its standard error
+    hvps: np.ndarray  # int64 [H], Hessian-vector products taken
+    lr: np.ndarray  # float64 [H], the step's learning rate
+
+    @property
+    def lambda_max(self) -> np.ndarray:
+        return self.eigenvalues[:, 0]
+
+
+@dataclass(frozen=True)
+class HessianDensityData:
+    step: np.ndarray  # int64 [D]
+    nodes: np.ndarray  # float64 [D, N], quadrature nodes (NaN: none)
+    weights: np.ndarray  # float64 [D, N], their weights (sum 1 per row)
+    hvps: np.ndarray  # int64 [D]
+
+
+@dataclass(frozen=True)
 class TapData:
     step: np.ndarray  # int64 [T']
     grad: np.ndarray  # [T', *shape], g_t of the parameter
@@ -135,6 +159,8 @@ class RunData:
     probe: ProbeData | None
     ics: ICSData | None
     activations: Mapping[str, ActivationData]
+    hessian: HessianData | None = None  # None: not measured (or a record from before)
+    hessian_density: HessianDensityData | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,10 @@ class Record:
             order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
                 tables, "attrs", {}) else list(tables)
             activations = {layer: _activation_data(tables[layer]) for layer in order}
+            hessian = (HessianData(**read_table(group[TableKind.HESSIAN]))
+                       if TableKind.HESSIAN in group else None)
+            density = (HessianDensityData(**read_table(group[TableKind.HESSIAN_DENSITY]))
+                       if TableKind.HESSIAN_DENSITY in group else None)
             return RunData(
                 info=self.runs[run_id],
                 steps=StepData(**read_table(group[TableKind.STEPS])),
@@ -171,6 +201,8 @@ class Record:
                 probe=probe,
                 ics=ics,
                 activations=activations,
+                hessian=hessian,
+                hessian_density=density,
             )
 
     def weight_steps(self, run_id: str) -> np.ndarray:

@@ -63,10 +63,12 @@ class TableKind:
     WEIGHTS = "weights"  # one column per entry of the model's state_dict
     ACTIVATIONS = "activations"  # key: the layer
     TAPS = "taps"  # key: the parameter
+    HESSIAN = "hessian"  # top eigenvalues and trace of the Hessian
+    HESSIAN_DENSITY = "hessian_density"  # its spectral density at chosen steps
 
 
 _SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
-                  TableKind.WEIGHTS)
+                  TableKind.WEIGHTS, TableKind.HESSIAN, TableKind.HESSIAN_DENSITY)
 _KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
 
 
@@ -135,6 +137,28 @@ def gradient_probe_distance(eta, grad_norm):
     return np.asarray(eta, dtype=np.float64) * np.asarray(grad_norm, dtype=np.float64)[:, None]
 
 
+def hessian_columns(k: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "eigenvalues": Column("float64", (k,)),  # largest first
+        "residual": Column("float64", (k,)),  # Lanczos residual bound of each
+        "converged": Column("bool"),
+        "trace": Column("float64"),
+        "trace_se": Column("float64"),
+        "hvps": Column("int64"),  # Hessian-vector products taken
+        "lr": Column("float64"),
+    }
+
+
+def hessian_density_columns(n_nodes: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "nodes": Column("float64", (n_nodes,)),  # NaN where Lanczos stopped early
+        "weights": Column("float64", (n_nodes,)),  # sum to 1 (0 with a NaN node)
+        "hvps": Column("int64"),
+    }
+
+
 def ics_columns(n_layers: int) -> dict[str, Column]:
     return {
         "step": Column("int64"),
@@ -195,3 +219,5 @@ class RunLayout:
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
     # state_dict entry -> (shape, dtype) when the run keeps weights; empty: it does not
     weights: Mapping[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
+    hessian_k: int = 0  # eigenvalues per Hessian probe; 0: no Hessian probe
+    hessian_density_nodes: int = 0  # quadrature nodes per density; 0: no density

@@ -36,6 +36,8 @@ from landscape.store.schema import (
     weight_columns,
     activation_hist_edges,
     eval_columns,
+    hessian_columns,
+    hessian_density_columns,
     ics_columns,
     probe_columns,
     step_columns,
@@ -107,7 +109,8 @@ class RunWriter:
         steps), so that training can continue from a checkpoint taken before step
         `next_step`. Needs the file opened outside SWMR mode."""
         tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
-        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.WEIGHTS):
+        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.WEIGHTS, TableKind.HESSIAN,
+                     TableKind.HESSIAN_DENSITY):
             if kind in self._group:
                 tables.append(self._group[kind])
         for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
@@ -283,6 +286,11 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
             activations[layer].attrs["hist_edges"] = activation_hist_edges()
     if layout.weights:
         _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
+    if layout.hessian_k:
+        _create_table(group, TableKind.HESSIAN, hessian_columns(layout.hessian_k))
+    if layout.hessian_density_nodes:
+        _create_table(group, TableKind.HESSIAN_DENSITY,
+                      hessian_density_columns(layout.hessian_density_nodes))
 
 
 def _upgrade(file: h5py.File) -> None:

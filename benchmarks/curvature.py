@@ -1,0 +1,305 @@
+"""Curvature instruments against the published peers, on the same model, batch and settings.
+
+Part "hessian" (this file's first part; `--part surface` is for the loss-surface instrument):
+`landscape.curvature` (the Hessian probe's Lanczos and Hutchinson) against PyHessian
+(Yao et al. 2020, `pip install pyhessian`, its `hessian` class on a single batch), for each model
+(default: vgg_light and vgg_light_bn), on one batch of embedded CIFAR-10 images after a short
+SGD warm start (so that the spectrum is not that of the initialization):
+
+  lambda_max   PyHessian's power iteration with its defaults (at most 100 products, relative
+               tolerance 1e-3) and our Lanczos (relative residual bound 1e-3), each against a
+               reference (our Lanczos run to a residual bound of 1e-7): products taken,
+               seconds, relative error. Target: both within 1% of each other.
+  equal HVPs   both methods forced to take exactly --hvps products (PyHessian with tol 0, ours
+               with no stopping rule): seconds. Target: ours <= 0.5x PyHessian's time.
+  trace        Hutchinson over --trace-samples Rademacher vectors in both (PyHessian with tol 0
+               so that it takes them all): estimate +- standard error, seconds, and whether the
+               two agree within 2 combined standard errors.
+
+Both differentiate the same function: PyHessian puts the model in eval mode (`model.eval()` in
+its constructor), which for a BatchNorm network is another function (running statistics instead
+of the batch's); here its model is wrapped so that `eval()` leaves it in training mode, as the
+probe measures. PyHessian's default (eval-mode) λ_max is printed too, as what its users get.
+
+Usage (from the repository root, under the CPU lock on a shared machine):
+    flock /tmp/landscape-cpu.lock .venv/bin/python benchmarks/curvature.py
+    .venv/bin/python benchmarks/curvature.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.curvature import HessianOperator, hutchinson, lanczos, rademacher
+from landscape.data import load_embedded
+from landscape.models import build_model
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+REPEATS = 3  # set by --repeats
+
+
+def timed(device: torch.device, fn: Callable):
+    """(result, seconds): the fastest of REPEATS calls (other processes on a shared machine
+    only ever slow a call down); the result of the last."""
+    best = math.inf
+    for _ in range(REPEATS):
+        sync(device)
+        start = time.perf_counter()
+        out = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return out, best
+
+
+def batch(n: int, device: torch.device, offset: int = 0):
+    data = load_embedded()
+    x = torch.from_numpy(data.train_x[offset:offset + n]).float().div(255.0)
+    if x.shape[-1] == 3:  # NHWC -> NCHW
+        x = x.permute(0, 3, 1, 2)
+    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous().to(device), \
+        torch.from_numpy(data.train_y[offset:offset + n]).long().to(device)
+
+
+def warm_model(name: str, device: torch.device, steps: int, batch_size: int) -> nn.Module:
+    """The model after `steps` steps of SGD (lr 0.05) on other embedded images."""
+    torch.manual_seed(0)
+    model = build_model(name).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for i in range(steps):
+        x, y = batch(batch_size, device, offset=batch_size * (1 + i % 8))
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model
+
+
+class TrainMode(nn.Module):
+    """The model, kept in training mode when PyHessian calls `eval()`, so that PyHessian
+    differentiates the training objective (BatchNorm on batch statistics), as the probe does."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+    def train(self, mode: bool = True):
+        return super().train(True)
+
+
+class Counted:
+    """Counts PyHessian's Hessian-vector products (its module-level function)."""
+
+    def __init__(self, module) -> None:
+        self.module, self.original, self.count = module, module.hessian_vector_product, 0
+
+    def __enter__(self):
+        def counting(*args, **kwargs):
+            self.count += 1
+            return self.original(*args, **kwargs)
+        self.module.hessian_vector_product = counting
+        return self
+
+    def __exit__(self, *exc):
+        self.module.hessian_vector_product = self.original
+
+
+def pyhessian_module():
+    """PyHessian's module `pyhessian.hessian` (the package's name `hessian` is its class)."""
+    import importlib
+    return importlib.import_module("pyhessian.hessian")
+
+
+def pyhessian_run(model, x, y, device, what: Callable):
+    """(result, products, seconds) of `what(hessian)` with PyHessian on one batch, the
+    construction (its forward and first backward with create_graph) included in the time."""
+    ph = pyhessian_module()
+    with Counted(ph) as counter:
+        def run():
+            model.zero_grad(set_to_none=True)
+            h = ph.hessian(TrainMode(model), nn.functional.cross_entropy, data=(x, y),
+                           cuda=device.type == "cuda")
+            return what(h)
+        out, seconds = timed(device, run)
+    model.zero_grad(set_to_none=True)
+    return out, counter.count // REPEATS, seconds
+
+
+def ours_run(model, x, y, device, what: Callable):
+    """(result, products, seconds) of `what(operator)`, construction included."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run():
+        op = HessianOperator(nn.functional.cross_entropy(model(x), y), params)
+        return what(op), op.count
+    (out, count), seconds = timed(device, run)
+    return out, count, seconds
+
+
+def hessian_part(args) -> None:
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads) if args.threads else None
+    x, y = batch(args.batch, device)
+    gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    rows = []
+    for name in args.models:
+        model = warm_model(name, device, args.warm_steps, args.batch)
+        params = [p for p in model.parameters() if p.requires_grad]
+        n = sum(p.numel() for p in params)
+        dtype = params[0].dtype
+
+        def lanczos_top(tol, steps, seed=0):
+            def what(op):
+                v0 = rademacher(op.n, 1, gen(seed), dtype=dtype, device=device)[0]
+                r = lanczos(op, v0, steps, k=1, tol=tol)
+                return float(r.ritz[-1]), float(r.residual[-1])
+            return what
+
+        (ref, ref_res), ref_hvps, _ = ours_run(model, x, y, device, lanczos_top(1e-7, 300))
+        # λ_max to a tolerance: each method's own stopping rule.
+        (lam, _), lam_hvps, lam_s = ours_run(model, x, y, device, lanczos_top(1e-3, 100, 1))
+        torch.manual_seed(1)  # (each repeat draws anew: the products may differ by one or two)
+        ph_vals, ph_hvps, ph_s = pyhessian_run(
+            model, x, y, device, lambda h: h.eigenvalues(maxIter=100, tol=1e-3)[0])
+        ph_lam = float(ph_vals[0])
+        # λ_max to high accuracy: ours to a residual bound of 1e-5 (a guarantee), PyHessian to a
+        # relative change of 1e-6 between iterations (its only stopping rule).
+        (lam_hi, _), hi_hvps, hi_s = ours_run(model, x, y, device, lanczos_top(1e-5, 300, 5))
+        torch.manual_seed(5)
+        ph_hi_vals, ph_hi_hvps, ph_hi_s = pyhessian_run(
+            model, x, y, device, lambda h: h.eigenvalues(maxIter=1000, tol=1e-6)[0])
+        ph_lam_hi = float(ph_hi_vals[0])
+        # Equal numbers of products.
+        _, eq_hvps, eq_s = ours_run(model, x, y, device, lanczos_top(0.0, args.hvps, 2))
+        torch.manual_seed(2)
+        _, ph_eq_hvps, ph_eq_s = pyhessian_run(
+            model, x, y, device, lambda h: h.eigenvalues(maxIter=args.hvps, tol=0.0))
+        # Trace.
+        est, tr_hvps, tr_s = ours_run(model, x, y, device, lambda op: hutchinson(
+            op, op.n, args.trace_samples, generator=gen(3), dtype=dtype, device=device))
+        torch.manual_seed(1003)  # other vectors than ours (seed 3 would give the same ones)
+        ph_quads, ph_tr_hvps, ph_tr_s = pyhessian_run(
+            model, x, y, device, lambda h: h.trace(maxIter=args.trace_samples, tol=0.0))
+        ph_quads = np.asarray(ph_quads, dtype=np.float64)
+        ph_tr, ph_se = ph_quads.mean(), ph_quads.std(ddof=1) / math.sqrt(len(ph_quads))
+        # What PyHessian's users get by default: the model in eval mode.
+        ph = pyhessian_module()
+        torch.manual_seed(4)
+        default = ph.hessian(model, nn.functional.cross_entropy, data=(x, y),
+                             cuda=device.type == "cuda")
+        ph_eval = float(default.eigenvalues(maxIter=100, tol=1e-3)[0][0])
+        model.train()
+        rows.append(dict(
+            model=name, n=n, ref=ref, ref_hvps=ref_hvps, ref_res=ref_res,
+            lam=lam, lam_hvps=lam_hvps, lam_s=lam_s,
+            ph_lam=ph_lam, ph_hvps=ph_hvps, ph_s=ph_s,
+            lam_hi=lam_hi, hi_hvps=hi_hvps, hi_s=hi_s, ph_lam_hi=ph_lam_hi,
+            ph_hi_hvps=ph_hi_hvps, ph_hi_s=ph_hi_s,
+            eq_hvps=eq_hvps, eq_s=eq_s, ph_eq_hvps=ph_eq_hvps, ph_eq_s=ph_eq_s,
+            tr=est.trace, tr_se=est.standard_error, tr_hvps=tr_hvps, tr_s=tr_s,
+            ph_tr=ph_tr, ph_se=ph_se, ph_tr_hvps=ph_tr_hvps, ph_tr_s=ph_tr_s,
+            ph_eval=ph_eval))
+    print_hessian_table(rows, args)
+
+
+def print_hessian_table(rows, args) -> None:
+    print(f"Hessian: landscape.curvature vs PyHessian {pyhessian_version()}; device "
+          f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"batch {args.batch} embedded CIFAR-10 images, after {args.warm_steps} SGD steps; "
+          f"BatchNorm in training mode in both; fastest of {args.repeats} timings")
+    for r in rows:
+        print(f"\n{r['model']} ({r['n']:,} parameters); reference lambda_max {r['ref']:.6g} "
+              f"(our Lanczos, {r['ref_hvps']} products, residual bound {r['ref_res']:.1e})")
+        print(f"  {'':28s} {'ours (Lanczos)':>22s} {'PyHessian (power it.)':>24s}  ratio/agreement")
+        rel_ours = abs(r['lam'] - r['ref']) / abs(r['ref'])
+        rel_ph = abs(r['ph_lam'] - r['ref']) / abs(r['ref'])
+        agree = abs(r['lam'] - r['ph_lam']) / abs(r['ph_lam'])
+        print(f"  {'lambda_max, tol 1e-3':28s} {r['lam']:>22.6g} {r['ph_lam']:>24.6g}  "
+              f"differ by {agree:.2%} ({'PASS' if agree <= 0.01 else 'MISS'} <= 1%)")
+        print(f"  {'  error vs reference':28s} {rel_ours:>22.2e} {rel_ph:>24.2e}")
+        print(f"  {'  products (HVPs)':28s} {r['lam_hvps']:>22d} {r['ph_hvps']:>24d}")
+        t = r['lam_s'] / r['ph_s']
+        print(f"  {'  seconds':28s} {r['lam_s']:>22.3f} {r['ph_s']:>24.3f}  ours/PyHessian "
+              f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
+        rel_ours = abs(r['lam_hi'] - r['ref']) / abs(r['ref'])
+        rel_ph = abs(r['ph_lam_hi'] - r['ref']) / abs(r['ref'])
+        print(f"  {'lambda_max, high accuracy':28s} {r['lam_hi']:>22.7g} {r['ph_lam_hi']:>24.7g}  "
+              f"ours: residual bound 1e-5; PyHessian: tol 1e-6")
+        print(f"  {'  error vs reference':28s} {rel_ours:>22.2e} {rel_ph:>24.2e}")
+        print(f"  {'  products (HVPs)':28s} {r['hi_hvps']:>22d} {r['ph_hi_hvps']:>24d}")
+        t = r['hi_s'] / r['ph_hi_s']
+        print(f"  {'  seconds':28s} {r['hi_s']:>22.3f} {r['ph_hi_s']:>24.3f}  ours/PyHessian "
+              f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
+        t = r['eq_s'] / r['ph_eq_s']
+        label = f"equal: {r['eq_hvps']} vs {r['ph_eq_hvps']} HVPs, s"
+        print(f"  {label:28s} {r['eq_s']:>22.3f} {r['ph_eq_s']:>24.3f}  ours/PyHessian "
+              f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
+        combined = math.hypot(r['tr_se'], r['ph_se'])
+        ok = abs(r['tr'] - r['ph_tr']) <= 2 * combined
+        ours_tr = f"{r['tr']:.5g} +- {r['tr_se']:.2g}"
+        ph_tr = f"{r['ph_tr']:.5g} +- {r['ph_se']:.2g}"
+        print(f"  {'trace +- s.e.':28s} {ours_tr:>22s} {ph_tr:>24s}  differ by "
+              f"{abs(r['tr'] - r['ph_tr']) / combined:.2f} s.e. "
+              f"({'PASS' if ok else 'MISS'} <= 2)")
+        t = r['tr_s'] / r['ph_tr_s']
+        label = f"  {r['tr_hvps']} vs {r['ph_tr_hvps']} HVPs, seconds"
+        print(f"  {label:28s} {r['tr_s']:>22.3f} {r['ph_tr_s']:>24.3f}  ours/PyHessian "
+              f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
+        print(f"  PyHessian's default (model.eval(): BatchNorm on running statistics) "
+              f"lambda_max: {r['ph_eval']:.6g}")
+
+
+def pyhessian_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("pyhessian")
+    except Exception:  # noqa: BLE001 (a version string only)
+        return "?"
+
+
+PARTS = {"hessian": hessian_part}  # the surface part adds itself here
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", type=lambda s: s.split(","),
+                        default=["vgg_light", "vgg_light_bn"])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--warm-steps", type=int, default=50)
+    parser.add_argument("--hvps", type=int, default=30,
+                        help="products per method in the equal-HVP timing")
+    parser.add_argument("--trace-samples", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="time each measurement this often and keep the fastest")
+    args = parser.parse_args()
+    global REPEATS
+    REPEATS = args.repeats
+    for name, part in PARTS.items():
+        if args.part in (name, "all"):
+            part(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The Hessian probe's options (part of RecordingConfig; see docs/measurements.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from landscape.errors import ConfigError, field_ref as ref
+
+
+@dataclass(frozen=True)
+class HessianConfig:
+    """The Hessian of the training objective at w_t on the step's batch B_t.
+
+    Every `every` steps (0: never): the `k` largest eigenvalues by Lanczos (at most `iters`
+    steps, stopping when each has a relative residual bound below `tol`) and the trace by
+    Hutchinson's estimator over `trace_samples` Rademacher vectors, with its standard error.
+    At the steps `density_at` (whether or not `every` is on): the spectral density by
+    stochastic Lanczos quadrature, `density_iters` Lanczos steps from each of
+    `density_vectors` random vectors.
+    """
+
+    every: int = 0
+    k: int = 1
+    iters: int = 40
+    tol: float = 1e-3
+    trace_samples: int = 20
+    density_at: tuple[int, ...] = ()
+    density_iters: int = 40
+    density_vectors: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "density_at", tuple(self.density_at))  # lists from JSON
+
+    @property
+    def enabled(self) -> bool:
+        return self.every > 0 or bool(self.density_at)
+
+    def validate(self) -> None:
+        field = "recording.hessian."
+        if self.every < 0:
+            raise ConfigError(f"{ref(field + 'every')} must be >= 0 (0 disables it), got "
+                              f"{self.every}")
+        for name, least in (("k", 1), ("trace_samples", 2), ("density_iters", 2),
+                            ("density_vectors", 1)):
+            value = getattr(self, name)
+            if value < least:
+                why = " (the standard error needs two)" if name == "trace_samples" else ""
+                raise ConfigError(f"{ref(field + name)} must be at least {least}{why}, got "
+                                  f"{value}")
+        if self.iters < self.k:
+            raise ConfigError(f"{ref(field + 'iters')} ({self.iters}) must be at least "
+                              f"{ref(field + 'k')} ({self.k}): Lanczos finds at most one "
+                              f"eigenvalue per step")
+        if not (0 < self.tol < 1) or not math.isfinite(self.tol):
+            raise ConfigError(f"{ref(field + 'tol')} is a relative tolerance between 0 and 1 "
+                              f"(e.g. 1e-3), got {self.tol}")
+        if any(s < 0 for s in self.density_at):
+            raise ConfigError(f"{ref(field + 'density_at')} takes step numbers >= 0, got "
+                              f"{', '.join(map(str, self.density_at))}")
+        if len(set(self.density_at)) != len(self.density_at):
+            raise ConfigError(f"a step is listed twice in {ref(field + 'density_at')}: "
+                              f"{', '.join(map(str, self.density_at))}")
