@@ -12,6 +12,7 @@ from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plo
 from landscape.plot.distributions import plot_activation_histograms
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
+from landscape.plot.surfaces import plot_surface
 from landscape.plot.training import plot_training_curves
 from landscape.report import (
     LoadedRun,
@@ -23,6 +24,7 @@ from landscape.report import (
     ics_data,
     loss_envelopes,
     paper_data,
+    surface_groups,
     trajectory_beta_envelopes,
     trajectory_source,
 )
@@ -32,7 +34,8 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
     a run measured internal covariate shift), "activations" (if a run recorded activations), "activation_histograms" (if a run
-    recorded activation histograms: the first layer that has them).
+    recorded activation histograms: the first layer that has them), "surface_<name>" (one per
+    loss surface name computed with `landscape surface`: every run that has it, side by side).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
     Runs without a single recorded step are left out."""
     runs = [r for r in runs if r.last_step is not None]
@@ -65,4 +68,6 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     histograms = activation_histograms(by_model)
     if histograms:
         figures["activation_histograms"] = plot_activation_histograms(histograms, colors=colors)
+    for name, panels in surface_groups(runs).items():
+        figures[f"surface_{name}"] = plot_surface(panels, colors=colors)
     return figures

@@ -11,6 +11,7 @@ and turned into plain data with the pure functions of `analyses`, one module per
   effective β);
 - `layers`: the paper's internal covariate shift (Definition 2.1) per measured layer, and the
   distribution across channels of a layer's per-channel activation mean and standard deviation;
+- `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
 - `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
@@ -55,6 +56,7 @@ from landscape.report.layers import (
 )
 from landscape.report.paper import (EtaRange, PaperData, direction_text, eta_range, paper_data,
                                     probe_bands, probe_direction)
+from landscape.report.surfaces import SurfacePanel, surface_groups
 from landscape.report.runs import (
     LoadedRun,
     full_batch,
@@ -75,4 +77,5 @@ __all__ = [
     "loss_envelopes", "metric_description", "paper_data", "probe_bands", "record_differences",
     "run_curve", "run_gradient_change", "run_ics", "run_notes", "run_trajectory_beta",
     "summary_text", "trajectory_beta_envelopes", "trajectory_source",
+    "SurfacePanel", "surface_groups",
 ]
