@@ -82,15 +82,23 @@ def surface(record_path, run_id, step, dims, points, span, direction, bn_params,
         high=span[1], seed=seed, direction=direction,
         bn_params=(bn_params or "ignore") if direction == "random" else "all", bn=bn,
         batch=batch or ("images" if images is not None else "step"), images=images)
-    with graceful_stop() as should_stop, \
-            tqdm(total=points ** dims, desc=f"{run_id} step {options.step}", unit="point",
-                 dynamic_ncols=True) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.update(done - bar.n)
+    bar = None  # opened at the first progress report: after every check has passed
 
-        result = record_surface(record_path, run_id, options, name=name, device=device,
-                                chunk=chunk, data_dir=data_dir, progress=progress,
-                                should_stop=should_stop)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, desc=f"{run_id} step {options.step}",
+                       unit="point", dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        with graceful_stop() as should_stop:
+            result = record_surface(record_path, run_id, options, name=name, device=device,
+                                    chunk=chunk, data_dir=data_dir, progress=progress,
+                                    should_stop=should_stop)
+    finally:
+        if bar is not None:
+            bar.close()
     if not result.complete:
         click.echo(f"Stopped with {int(result.done.sum())} of {result.done.size} points; the "
                    f"same command continues the surface.", err=True)

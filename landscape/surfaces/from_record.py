@@ -205,7 +205,7 @@ def surface_batches(task: Task, record: Record, run_id: str, options: SurfaceOpt
     batch_size = config.optim.batch_size
     if isinstance(task, ImageClassification):
         if n > len(task.train):
-            raise ConfigError(f"--images {n}: the record's data have {len(task.train)} "
+            raise ConfigError(f"--images {n}: the record's data have {len(task.train):,} "
                               f"training images")
         batches = eval_batches(task.train, task.options, batch_size=batch_size,
                                memory_format=task.memory_format)
@@ -214,7 +214,7 @@ def surface_batches(task: Task, record: Record, run_id: str, options: SurfaceOpt
                 zip(range(-(-n // batch_size)), batches)]
     x, y = task.data.train_x[:n], task.data.train_y[:n]
     if n > len(task.data.train_x):
-        raise ConfigError(f"--images {n}: the record's data have {len(task.data.train_x)} "
+        raise ConfigError(f"--images {n}: the record's data have {len(task.data.train_x):,} "
                           f"training samples")
     xs, ys = (torch.from_numpy(a).to(task.device) for a in (x, y))
     return [(xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size)]
