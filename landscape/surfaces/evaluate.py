@@ -65,7 +65,8 @@ class GridEvaluator:
         self.n_images = sum(len(y) for _, y in self.batches)
         self.objective, self.correct_fn, self.penalty = objective, correct_fn, penalty
         self.seed = seed
-        self.base = {n: p.detach() for n, p in self.model.named_parameters()}
+        # A copy: the one-by-one path writes every weight set into the model's parameters.
+        self.base = {n: p.detach().clone() for n, p in self.model.named_parameters()}
         self.buffers = {n: b.detach() for n, b in self.model.named_buffers()}
         missing = [n for d in directions for n in self.base if n not in d]
         if missing:
@@ -104,31 +105,19 @@ class GridEvaluator:
         return torch.cat(losses), torch.cat(accuracies)
 
     def _chunk(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self.weights(coefficients)
-        k = len(coefficients)
-        total = torch.zeros(k, dtype=torch.float64, device=self.device)
-        correct = torch.zeros(k, dtype=torch.float64, device=self.device)
         with torch.no_grad(), torch.random.fork_rng(devices=self._rng_devices()):
-            for x, y in self.batches:
-                torch.manual_seed(self.seed)
-                if self.vectorized:
-                    try:
-                        loss, right = self._vmapped(weights, x, y)
-                    except torch.OutOfMemoryError:
-                        raise
-                    except (RuntimeError, NotImplementedError):
-                        # vmap cannot run this model (see the module docstring): from here on
-                        # one weight set at a time.
-                        self.vectorized, self.chunk = False, 1
-                        return self._chunk(coefficients)
-                else:
-                    loss, right = self._one_by_one(weights, x, y)
-                total += loss.double() * len(y)
-                correct += right.double()
-            if self.penalty is not None:
-                total += self.n_images * torch.stack(
-                    [self.penalty({n: w[i] for n, w in weights.items()}) for i in range(k)]
-                ).double()
+            if self.vectorized:
+                try:
+                    total, correct = self._vmapped(coefficients)
+                except torch.OutOfMemoryError:
+                    raise
+                except (RuntimeError, NotImplementedError):
+                    # vmap cannot run this model (see the module docstring): from here on one
+                    # weight set at a time.
+                    self.vectorized, self.chunk = False, 1
+                    total, correct = self._one_by_one(coefficients)
+            else:
+                total, correct = self._one_by_one(coefficients)
         accuracy = (correct / self.n_images if self.correct_fn is not None
                     else torch.full_like(correct, math.nan))
         return (total / self.n_images).cpu(), accuracy.cpu()
@@ -140,19 +129,59 @@ class GridEvaluator:
                  else output.new_zeros(()))
         return self.objective(output, y), right
 
-    def _vmapped(self, weights, x, y):
-        return torch.vmap(self._forward, in_dims=(0, None, None), randomness="same")(
-            weights, x, y)
+    def _vmapped(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss (times images) and correct counts, float64 [K], in batched passes."""
+        weights = self.weights(coefficients)
+        k = len(coefficients)
+        total = torch.zeros(k, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(k, dtype=torch.float64, device=self.device)
+        batched = torch.vmap(self._forward, in_dims=(0, None, None), randomness="same")
+        for x, y in self.batches:
+            self._reseed()
+            loss, right = batched(weights, x, y)
+            total += loss.double() * len(y)
+            correct += right.double()
+        if self.penalty is not None:
+            total += self.n_images * torch.stack(
+                [self.penalty({n: w[i] for n, w in weights.items()}) for i in range(k)]
+            ).double()
+        return total, correct
 
-    def _one_by_one(self, weights, x, y):
-        k = len(next(iter(weights.values())))
-        results = []
-        for i in range(k):
-            if i:
-                torch.manual_seed(self.seed)
-            results.append(self._forward({n: w[i] for n, w in weights.items()}, x, y))
-        return (torch.stack([r[0] for r in results]),
-                torch.stack([torch.as_tensor(r[1]) for r in results]))
+    def _one_by_one(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same, one weight set at a time. Each is written into the evaluator's own model
+        in place (w, then + cⱼ·dⱼ) and the model called as it is: building the weight set
+        out of place and functional_call's re-parametrization cost more than the forward pass
+        of a small model."""
+        params = list(self.model.parameters())
+        base = list(self.base.values())
+        directions = [[self.stacked[n][j] for n in self.base] for j in
+                      range(coefficients.shape[1])]
+        totals, corrects = [], []
+        for row in coefficients.tolist():
+            torch._foreach_copy_(params, base)
+            for c, direction in zip(row, directions):
+                torch._foreach_add_(params, direction, alpha=c)
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            correct = torch.zeros((), dtype=torch.float64, device=self.device)
+            for x, y in self.batches:
+                self._reseed()
+                output = self.model(x)
+                total += self.objective(output, y).double() * len(y)
+                if self.correct_fn is not None:
+                    correct += self.correct_fn(output, y).double()
+            if self.penalty is not None:
+                total += self.n_images * self.penalty(
+                    dict(zip(self.base, params))).double()
+            totals.append(total)
+            corrects.append(correct)
+        return torch.stack(totals), torch.stack(corrects)
+
+    def _reseed(self) -> None:
+        # The generators the model can draw from, seeded directly: torch.manual_seed would
+        # also queue seeds for every other backend, which costs more than a small forward pass.
+        torch.default_generator.manual_seed(self.seed)
+        if self.device.type == "cuda":
+            torch.cuda.default_generators[self.device.index or 0].manual_seed(self.seed)
 
     def _rng_devices(self) -> list:
         return [self.device] if self.device.type == "cuda" else []
