@@ -17,7 +17,8 @@ from conftest import TINY, write_cifar_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
-            "info", "`landscape plot`": "plot", "`landscape summary`": "summary"}
+            "info", "`landscape plot`": "plot", "`landscape summary`": "summary",
+            "`landscape surface`": "surface"}
 
 
 def table_rows():
@@ -51,6 +52,11 @@ def places(tmp_path_factory, embedded):
     result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
                                        "--max-steps", "2", "-o", str(record)])
     assert result.exit_code == 0, result.output
+    weights_record = root / "weights.h5"
+    result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
+                                       "--max-steps", "2", "--save-weights-at", "0,1,final",
+                                       "-o", str(weights_record)])
+    assert result.exit_code == 0, result.output
     truncated_record = root / "truncated.h5"
     truncated_record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
     future = root / "future.h5"
@@ -65,7 +71,7 @@ def places(tmp_path_factory, embedded):
     existing = root / "existing.h5"
     existing.write_bytes(b"precious")
     return {"cifar": cifar, "cifar_missing": missing, "cifar_truncated": truncated,
-            "record": record, "truncated_record": truncated_record, "future": future,
+            "record": record, "weights_record": weights_record, "truncated_record": truncated_record, "future": future,
             "foreign": foreign, "text": text, "existing": existing,
             "missing_dir": root / "missing"}
 

@@ -9,6 +9,7 @@ from landscape.cli.plot import plot
 from landscape.cli.presets import presets
 from landscape.cli.record import record
 from landscape.cli.summary import summary
+from landscape.cli.surface import surface
 from landscape.version import __version__
 
 
@@ -22,6 +23,7 @@ def main() -> None:
     landscape info     show what a record holds
     landscape plot     draw figures and a BN vs no-BN comparison from records
     landscape summary  list a model's layers, output shapes, parameters and MACs
+    landscape surface  compute a loss surface around the weights a run kept at a step
     landscape presets  list the named setups of `landscape record --preset`
     """
 
@@ -31,3 +33,4 @@ main.add_command(info)
 main.add_command(plot)
 main.add_command(summary)
 main.add_command(presets)
+main.add_command(surface)

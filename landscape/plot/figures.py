@@ -13,6 +13,7 @@ from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plo
 from landscape.plot.distributions import plot_activation_histograms
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
+from landscape.plot.surfaces import plot_surface
 from landscape.plot.training import plot_training_curves
 from landscape.report import (
     LoadedRun,
@@ -26,6 +27,7 @@ from landscape.report import (
     ics_data,
     loss_envelopes,
     paper_data,
+    surface_groups,
     trajectory_beta_envelopes,
     trajectory_source,
 )
@@ -36,8 +38,9 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
     a run measured internal covariate shift), "activations" (if a run recorded activations), "activation_histograms" (if a run
     recorded activation histograms: the first layer that has them), "hessian" (if a run had the
-    Hessian probe: λ_max with 2/η and β, and the trace) and "hessian_density" (if a run
-    recorded Hessian densities).
+    Hessian probe: λ_max with 2/η and β, and the trace), "hessian_density" (if a run
+    recorded Hessian densities) and "surface_<name>" (one per loss surface name computed with
+    `landscape surface`: every run that has it, side by side).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
     Runs without a single recorded step are left out."""
     runs = [r for r in runs if r.last_step is not None]
@@ -76,4 +79,6 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     densities = hessian_densities(by_model)
     if densities:
         figures["hessian_density"] = plot_hessian_density(densities, colors=colors)
+    for name, panels in surface_groups(runs).items():
+        figures[f"surface_{name}"] = plot_surface(panels, colors=colors)
     return figures

@@ -13,6 +13,7 @@ and turned into plain data with the pure functions of `analyses`, one module per
   distribution across channels of a layer's per-channel activation mean and standard deviation;
 - `curvature`: the Hessian probe's λ_max and trace per run (with 2/η and the paper's β), and
   its spectral densities per model;
+- `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
 - `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
@@ -60,6 +61,7 @@ from landscape.report.layers import (
 )
 from landscape.report.paper import (EtaRange, PaperData, direction_text, eta_range, paper_data,
                                     probe_bands, probe_direction)
+from landscape.report.surfaces import SurfacePanel, surface_groups
 from landscape.report.runs import (
     LoadedRun,
     full_batch,
@@ -82,4 +84,5 @@ __all__ = [
     "summary_text", "trajectory_beta_envelopes", "trajectory_source",
     "HESSIAN_METRICS", "ModelDensity", "RunHessian", "hessian_data", "hessian_densities",
     "run_hessian",
+    "SurfacePanel", "surface_groups",
 ]

@@ -21,6 +21,7 @@ from landscape.store.read import (
     RunData,
     RunInfo,
     SavedWeights,
+    SurfaceData,
     StepData,
     TapData,
     open_record,
@@ -45,14 +46,17 @@ from landscape.store.schema import (
     tap_columns,
     table_path,
     weight_columns,
+    surface_columns,
+    surface_path,
 )
-from landscape.store.write import RecordWriter, RunWriter, Table
+from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
     "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",
     "ics_columns", "probe_columns", "step_columns", "tap_columns", "weight_columns",
+    "surface_columns", "surface_path", "SurfaceWriter", "SurfaceData",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "StepData", "TapData", "open_record",

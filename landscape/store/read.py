@@ -20,6 +20,7 @@ from landscape.errors import RecordError
 from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
                                    read_table_column)
 from landscape.store.schema import (
+    SURFACES,
     gradient_probe_distance,
     FINISHED_STATUSES,
     RunStatus,
@@ -232,6 +233,18 @@ class Record:
             names = [c for c in table.attrs["columns"] if c != "step"]
             return SavedWeights(int(steps[row]), {n: table[n][row] for n in names})
 
+    def surfaces(self, run_id: str) -> dict[str, SurfaceData]:
+        """Every loss surface computed around run `run_id`'s kept weights (`landscape
+        surface`), by name (empty if none)."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path).get(SURFACES, {})
+            return {name: SurfaceData(
+                name=name, run_id=run_id,
+                options={k: decode_attr(v) for k, v in surface.attrs.items()},
+                **{column: surface[column][()] for column in ("alpha", "loss", "accuracy",
+                                                               "done")})
+                for name, surface in group.items()}
+
     def tap(self, run_id: str, parameter: str) -> TapData:
         """The tapped gradient and weight-delta tensors of `parameter` in one run."""
         with open_for_reading(self.path) as file:
@@ -253,6 +266,32 @@ class SavedWeights:
 
     step: int
     state: Mapping[str, np.ndarray]  # state_dict entry -> array
+
+
+@dataclass(frozen=True)
+class SurfaceData:
+    """A loss surface around the weights a run kept at `options["step"]`: the loss (and
+    accuracy) at w + α·d₁ (+ β·d₂) for α, β on the grid `alpha` (docs/schema.md)."""
+
+    name: str
+    run_id: str
+    options: Mapping[str, Any]  # step, dims, low, high, points, seed, direction, bn_params, bn,
+    #                             batch, images (docs/schema.md)
+    alpha: np.ndarray  # float64 [P], the coordinates along every axis
+    loss: np.ndarray  # float64 [P] or [P, P] (first axis: α along d₁); NaN where not done
+    accuracy: np.ndarray  # the same shape; NaN without an accuracy (regression) or not done
+    done: np.ndarray  # bool, the same shape
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    @property
+    def centre(self) -> tuple[int, ...] | None:
+        """The grid index of the kept weights themselves (α = 0 on every axis), if on the
+        grid."""
+        zero = np.flatnonzero(self.alpha == 0)
+        return (int(zero[0]),) * self.loss.ndim if len(zero) else None
 
 
 def _weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:

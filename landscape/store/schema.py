@@ -206,6 +206,30 @@ def weight_columns(entries: Mapping[str, tuple[tuple[int, ...], str]]) -> dict[s
             **{name: Column(dtype, tuple(shape)) for name, (shape, dtype) in entries.items()}}
 
 
+# Loss surfaces around a run's kept weights (`landscape surface`): one group per surface under
+# runs/<id>/surfaces/<name>/, holding the options as attributes and fixed-shape grids that are
+# filled as points are computed (`done` marks them), so an interrupted surface resumes.
+SURFACES = "surfaces"
+SURFACE_ATTRS = ("step", "dims", "low", "high", "points", "seed", "direction", "bn_params",
+                 "bn", "batch", "images")
+
+
+def surface_path(name: str) -> str:
+    """A surface's path inside its run group."""
+    if not name or "/" in name:
+        raise ValueError(f"invalid surface name {name!r}")
+    return f"{SURFACES}/{name}"
+
+
+def surface_columns(dims: int, points: int) -> dict[str, Column]:
+    """The arrays of a surface of `points` per axis in `dims` (1 or 2) dimensions: the grid
+    coordinates α (the same on every axis), and per grid point the loss, the accuracy (NaN
+    without one) and whether it is computed."""
+    grid = (points,) * dims
+    return {"alpha": Column("float64", (points,)), "loss": Column("float64", grid),
+            "accuracy": Column("float64", grid), "done": Column("bool", grid)}
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """What one run will hold: its identity (attributes) and the shapes of what it records."""

@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.store._hdf5 import open_for_reading, read_string, read_table, write_error_reason
+from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
+                                   write_error_reason)
 from landscape.store.schema import (
     gradient_probe_distance,
     CHUNK_BYTES,
@@ -29,10 +30,14 @@ from landscape.store.schema import (
     STOP_REASONS,
     Column,
     RunLayout,
+    SURFACE_ATTRS,
+    SURFACES,
     RunStatus,
     StopReason,
     TableKind,
     activation_columns,
+    surface_columns,
+    surface_path,
     weight_columns,
     activation_hist_edges,
     eval_columns,
@@ -137,6 +142,32 @@ class RunWriter:
             self._group["seconds"][()] = seconds
 
 
+class SurfaceWriter:
+    """Fills one loss surface's grid, point by point (see `RecordWriter.surface`)."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self._loss, self._accuracy, self._done = group["loss"], group["accuracy"], group["done"]
+
+    @property
+    def done(self) -> np.ndarray:
+        """bool grid: the points already computed."""
+        return self._done[()]
+
+    def write(self, index: tuple[np.ndarray, ...], loss: np.ndarray, accuracy: np.ndarray
+              ) -> None:
+        """Store the values of the grid points at `index` (a tuple of index arrays, one per
+        axis, as `np.nonzero` gives them), values first and `done` last, so that a point marked
+        done always has its values."""
+        for dataset, values in ((self._loss, loss), (self._accuracy, accuracy)):
+            grid = dataset[()]
+            grid[index] = values
+            dataset[...] = grid
+        done = self._done[()]
+        done[index] = True
+        self._done[...] = done
+
+
 class RecordWriter:
     """A record open for writing. Create with `RecordWriter.create(...)`; use as a context manager."""
 
@@ -206,6 +237,33 @@ class RecordWriter:
 
     def run(self, run_id: str) -> RunWriter:
         return RunWriter(self._file["runs"][run_id])
+
+    def surface(self, run_id: str, name: str, attrs: Mapping[str, Any],
+                alpha: np.ndarray) -> "SurfaceWriter":
+        """The surface `name` of run `run_id`: created (NaN, nothing done) with `attrs` (the
+        options, `SURFACE_ATTRS`) and coordinates `alpha`, or the existing one when it was
+        made with the same options (RecordError naming the differences otherwise). Call before
+        `start_appending`: groups can only be created outside SWMR mode."""
+        group = self._file["runs"][run_id]
+        path = surface_path(name)
+        if path in group:
+            surface = group[path]
+            differ = [f"{k} {decode_attr(surface.attrs[k])} then, {attrs[k]} now"
+                      for k in SURFACE_ATTRS if decode_attr(surface.attrs[k]) != attrs[k]]
+            if differ:
+                raise RecordError(
+                    f"run {run_id!r} already has a surface {name!r} made with other options "
+                    f"({'; '.join(differ)}); give another --name to keep both")
+            return SurfaceWriter(surface)
+        surface = group.require_group(SURFACES).create_group(name)
+        for key in SURFACE_ATTRS:
+            surface.attrs[key] = attrs[key]
+        dims, points = int(attrs["dims"]), int(attrs["points"])
+        for col_name, col in surface_columns(dims, points).items():
+            surface.create_dataset(col_name, shape=col.row_shape, dtype=col.dtype,
+                                   fillvalue=False if col.dtype == "bool" else np.nan)
+        surface["alpha"][:] = alpha
+        return SurfaceWriter(surface)
 
     def flush(self) -> None:
         try:
