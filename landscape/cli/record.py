@@ -57,7 +57,8 @@ _DEFAULT = RecordConfig()
               help="Comma-separated learning rates; one run per model and learning rate.")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=_DEFAULT.optim.optimizer,
               show_default=True, help="torch's optimizer of that name, with its own defaults "
-                                      "(betas, eps, alpha) for what is not set here.")
+                                      "(betas, eps, alpha) for what is not set here; slbi and "
+                                      "slbi_adam: DessiLBI (docs/dessilbi.md).")
 @click.option("--momentum", type=float, default=_DEFAULT.optim.momentum, show_default=True,
               help="Momentum of sgd or rmsprop (adam and adamw have their own betas).")
 @click.option("--nesterov", is_flag=True,
@@ -65,6 +66,14 @@ _DEFAULT = RecordConfig()
 @click.option("--weight-decay", type=float, default=_DEFAULT.optim.weight_decay, show_default=True,
               help="The optimizer's weight decay (decoupled for adamw). Not part of the "
                    "recorded loss; see --l2 for a penalty that is.")
+@click.option("--slbi-kappa", type=float, default=_DEFAULT.optim.slbi_kappa, show_default=True,
+              help="slbi, slbi_adam: the damping kappa (W moves with step kappa*lr).")
+@click.option("--slbi-mu", type=float, default=_DEFAULT.optim.slbi_mu, show_default=True,
+              help="slbi, slbi_adam: the coupling mu of each weight W to its sparse Gamma "
+                   "(loss + |W - Gamma|^2 / (2 mu)).")
+@click.option("--slbi-layers", type=CommaList(), multiple=True,
+              help="slbi, slbi_adam: the layers given a sparse Gamma (conv or linear weights, "
+                   "e.g. conv3,fc1) [default: every conv and linear weight].")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_DEFAULT.optim.schedule,
               show_default=True,
               help="Learning-rate schedule, applied per step: constant; step (x --lr-gamma "
@@ -275,7 +284,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     probe_changes = {}
     for name in given:
         value = options[name]
-        if name in ("models", "taps", "ics_layers", "activation_layers"):
+        if name in ("models", "taps", "ics_layers", "activation_layers", "slbi_layers"):
             values[name] = flatten(value)
         elif name == "seed":
             if value is not None:

@@ -31,6 +31,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
                      "activation_every", "activation_layers", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
+    **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}

@@ -18,6 +18,7 @@ from landscape.store.read import (
     Record,
     RunData,
     RunInfo,
+    SparsityData,
     StepData,
     TapData,
     open_record,
@@ -49,5 +50,5 @@ __all__ = [
     "tap_columns",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
-    "StepData", "TapData", "open_record",
+    "SparsityData", "StepData", "TapData", "open_record",
 ]

@@ -62,10 +62,13 @@ class TableKind:
     ICS = "ics"
     ACTIVATIONS = "activations"  # key: the layer
     TAPS = "taps"  # key: the parameter
+    SPARSITY = "sparsity"  # DessiLBI runs: Γ's non-zero fraction and residue per layer
+    GAMMA = "gamma"  # DessiLBI runs, key: the parameter; Γ at the last planned step
 
 
-_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS)
-_KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
+_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
+                  TableKind.SPARSITY)
+_KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS, TableKind.GAMMA)
 
 
 def table_path(kind: str, key: str | None = None) -> str:
@@ -172,6 +175,18 @@ def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
     }
 
 
+def sparsity_columns(n_layers: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "nonzero_fraction": Column("float32", (n_layers,)),
+        "residue": Column("float32", (n_layers,)),
+    }
+
+
+def gamma_columns(shape: Sequence[int]) -> dict[str, Column]:
+    return {"step": Column("int64"), "gamma": Column("float32", tuple(shape))}
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """What one run will hold: its identity (attributes) and the shapes of what it records."""
@@ -183,3 +198,5 @@ class RunLayout:
     n_eta: int = 0  # step lengths per probe; 0: the run is not probed
     ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
+    # DessiLBI runs: the parameters coupled to a sparse Γ -> their shapes (in optimizer order).
+    sparse_layers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)

@@ -35,8 +35,10 @@ from landscape.store.schema import (
     activation_columns,
     activation_hist_edges,
     eval_columns,
+    gamma_columns,
     ics_columns,
     probe_columns,
+    sparsity_columns,
     step_columns,
     tap_columns,
     v1_stop_reason,
@@ -106,10 +108,10 @@ class RunWriter:
         steps), so that training can continue from a checkpoint taken before step
         `next_step`. Needs the file opened outside SWMR mode."""
         tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
-        for kind in (TableKind.PROBE, TableKind.ICS):
+        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.SPARSITY):
             if kind in self._group:
                 tables.append(self._group[kind])
-        for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
+        for kind in (TableKind.TAPS, TableKind.ACTIVATIONS, TableKind.GAMMA):
             tables.extend(self._group.get(kind, {}).values())
         for group in tables:
             table = Table(group)
@@ -280,6 +282,12 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
             activations[layer].attrs["hist_edges"] = activation_hist_edges()
+    if layout.sparse_layers:
+        _create_table(group, TableKind.SPARSITY, sparsity_columns(len(layout.sparse_layers)))
+        group[TableKind.SPARSITY].attrs["layers"] = json.dumps(list(layout.sparse_layers))
+        gammas = group.create_group(TableKind.GAMMA)
+        for param, shape in layout.sparse_layers.items():
+            _create_table(gammas, param, gamma_columns(shape))
 
 
 def _upgrade(file: h5py.File) -> None:
