@@ -130,6 +130,8 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
     """What every run will record; checks taps and probed layers against each model."""
     recording = config.recording
     models = {m: probe_model(config, m) for m in config.model.models}
+    for name, model in models.items():
+        check_input(model, name, example)
     shapes = {m: parameter_shapes(model) for m, model in models.items()}
     channels = {m: activation_channels(config, model, example) for m, model in models.items()}
     layouts = []
@@ -167,6 +169,21 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             sparse_layers={n: shapes[plan.model][n] for n in sparse},
         ))
     return layouts
+
+
+def check_input(model: nn.Module, model_name: str, example: torch.Tensor) -> None:
+    """Refuse, before the file exists, a model that cannot take the data's images (LeNet-5's
+    28x28 single-channel input and CIFAR-10's 3x32x32, say)."""
+    if example.dim() != 4:
+        return  # not images: the deep linear network's vectors
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            model.eval()(example)
+        except RuntimeError as exc:
+            shape = "x".join(map(str, example.shape[1:]))
+            raise ConfigError(f"model {model_name!r} cannot take the data's {shape} images "
+                              f"({str(exc).splitlines()[0]}); pick a model for this dataset "
+                              f"(lenet5 for mnist)") from None
 
 
 def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor

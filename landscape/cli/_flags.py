@@ -10,6 +10,7 @@ FLAGS: dict[str, str] = {
     "model.width": "--width",
     "model.dropout": "--dropout",
     "data.data_dir": "--data-dir",
+    "data.dataset": "--dataset",
     "data.download": "--download",
     "data.verify_md5": "--no-verify",
     "data.subset": "--subset",

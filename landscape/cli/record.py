@@ -122,10 +122,16 @@ _DEFAULT = RecordConfig()
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--tf32/--no-tf32", default=False, show_default=True,
               help="Allow TF32 matmuls/convolutions on CUDA (faster, less exact).")
+@click.option("--dataset", type=click.Choice(["cifar10", "mnist"]), default=_DEFAULT.data.dataset,
+              show_default=True,
+              help="cifar10, or mnist (official IDX files in --data-dir/MNIST/raw; without "
+                   "--data-dir an embedded split of the official MNIST *test* set: 8,000 "
+                   "training, 2,000 held-out images). Use the lenet5 models for mnist.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with CIFAR-10's cifar-10-batches-py. Without it, the embedded "
-                   "2,000-image subset of CIFAR-10 is used.")
-@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir if missing.")
+              help="Folder with CIFAR-10's cifar-10-batches-py (or, with --dataset mnist, "
+                   "MNIST/raw). Without it, the embedded subset is used (2,000 CIFAR-10 "
+                   "training images).")
+@click.option("--download", is_flag=True, help="Download the dataset into --data-dir if missing.")
 @click.option("--no-verify", is_flag=True,
               help="Read CIFAR-10 files even if their MD5 differs from the official release.")
 @click.option("--crop-padding", type=int, default=_DEFAULT.data.crop_padding, show_default=True,

@@ -32,6 +32,7 @@ _FLAT_KEYS: dict[str, str | None] = {
                      "activation_every", "activation_layers", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
     **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
+    "dataset": "data",
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}

@@ -14,6 +14,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models.dln import DeepLinear
+from landscape.models.lenet5 import LeNet5, lenet5
 from landscape.models.resnet import CifarResNet, ResNet, resnet18, resnet20
 from landscape.models.small import CNN3, LeNet, cnn3, lenet
 from landscape.models.vgg import VGG, vgg_a, vgg_light
@@ -72,6 +73,9 @@ _FAMILIES: list[tuple[str, Callable[..., nn.Module], dict[str, Any], str, str, s
     ("lenet", lenet, {}, "image-classification",
      "LeNet-style: 2 unpadded convs (8, 16), 576-120-84-10; no norm",
      "LeNet-style with BatchNorm after both convs and both hidden linears"),
+    ("lenet5", lenet5, {}, "image-classification",
+     "LeNet-5 for 28x28 MNIST: convs 6, 16, 120 (5x5), 120-84-10; no normalization",
+     "LeNet-5 (MNIST) with BatchNorm after every conv and fc1"),
     ("dln", DeepLinear, {}, "linear-regression",
      "Deep linear network: 25 bias-free 10x10 layers (paper, Sec. 3.2), no normalization",
      "Deep linear network with BatchNorm between layers"),
@@ -175,4 +179,4 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
            "norm_of", "family_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
-           "CifarResNet", "CNN3", "LeNet"]
+           "CifarResNet", "CNN3", "LeNet", "LeNet5"]
