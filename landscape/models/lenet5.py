@@ -57,5 +57,6 @@ class LeNet5(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def lenet5(**options) -> LeNet5:
-    return LeNet5(**options)
+def lenet5(*, norm: str = "none", width: float = 1.0, num_classes: int = 10,
+           in_channels: int = 1) -> LeNet5:
+    return LeNet5(norm=norm, width=width, num_classes=num_classes, in_channels=in_channels)
