@@ -19,6 +19,7 @@ from landscape.store.read import (
     RunData,
     RunInfo,
     SparsityData,
+    SavedWeights,
     StepData,
     TapData,
     open_record,
@@ -40,6 +41,7 @@ from landscape.store.schema import (
     step_columns,
     tap_columns,
     table_path,
+    weight_columns,
 )
 from landscape.store.write import RecordWriter, RunWriter, Table
 
@@ -47,8 +49,8 @@ __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
     "activation_columns", "eval_columns", "ics_columns", "probe_columns", "step_columns",
-    "tap_columns",
+    "tap_columns", "weight_columns",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
-    "SparsityData", "StepData", "TapData", "open_record",
+    "SavedWeights", "SparsityData", "StepData", "TapData", "open_record",
 ]

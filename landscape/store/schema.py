@@ -60,6 +60,7 @@ class TableKind:
     EVAL = "eval"
     PROBE = "probe"
     ICS = "ics"
+    WEIGHTS = "weights"  # one column per entry of the model's state_dict
     ACTIVATIONS = "activations"  # key: the layer
     TAPS = "taps"  # key: the parameter
     SPARSITY = "sparsity"  # DessiLBI runs: Γ's non-zero fraction and residue per layer
@@ -67,7 +68,7 @@ class TableKind:
 
 
 _SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
-                  TableKind.SPARSITY)
+                  TableKind.WEIGHTS, TableKind.SPARSITY)
 _KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS, TableKind.GAMMA)
 
 
@@ -187,6 +188,14 @@ def gamma_columns(shape: Sequence[int]) -> dict[str, Column]:
     return {"step": Column("int64"), "gamma": Column("float32", tuple(shape))}
 
 
+def weight_columns(entries: Mapping[str, tuple[tuple[int, ...], str]]) -> dict[str, Column]:
+    """The weights table: the step whose start the weights are from (the number of steps done
+    for the weights after the last step), and one column per state_dict entry, named as
+    `state_dict` names it (entry -> (shape, dtype))."""
+    return {"step": Column("int64"),
+            **{name: Column(dtype, tuple(shape)) for name, (shape, dtype) in entries.items()}}
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """What one run will hold: its identity (attributes) and the shapes of what it records."""
@@ -200,3 +209,5 @@ class RunLayout:
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
     # DessiLBI runs: the parameters coupled to a sparse Γ -> their shapes (in optimizer order).
     sparse_layers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # state_dict entry -> (shape, dtype) when the run keeps weights; empty: it does not
+    weights: Mapping[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)

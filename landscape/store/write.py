@@ -33,6 +33,7 @@ from landscape.store.schema import (
     StopReason,
     TableKind,
     activation_columns,
+    weight_columns,
     activation_hist_edges,
     eval_columns,
     gamma_columns,
@@ -108,7 +109,7 @@ class RunWriter:
         steps), so that training can continue from a checkpoint taken before step
         `next_step`. Needs the file opened outside SWMR mode."""
         tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
-        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.SPARSITY):
+        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.WEIGHTS, TableKind.SPARSITY):
             if kind in self._group:
                 tables.append(self._group[kind])
         for kind in (TableKind.TAPS, TableKind.ACTIVATIONS, TableKind.GAMMA):
@@ -288,6 +289,8 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         gammas = group.create_group(TableKind.GAMMA)
         for param, shape in layout.sparse_layers.items():
             _create_table(gammas, param, gamma_columns(shape))
+    if layout.weights:
+        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
 
 
 def _upgrade(file: h5py.File) -> None:
