@@ -7,6 +7,7 @@ import click
 from landscape.cli.info import info
 from landscape.cli.plot import plot
 from landscape.cli.presets import presets
+from landscape.cli.prune import prune
 from landscape.cli.record import record
 from landscape.cli.summary import summary
 from landscape.version import __version__
@@ -23,6 +24,7 @@ def main() -> None:
     landscape plot     draw figures and a BN vs no-BN comparison from records
     landscape summary  list a model's layers, output shapes, parameters and MACs
     landscape presets  list the named setups of `landscape record --preset`
+    landscape prune    held-out accuracy with a layer's weakest groups zeroed (DessiLBI)
     """
 
 
@@ -31,3 +33,4 @@ main.add_command(info)
 main.add_command(plot)
 main.add_command(summary)
 main.add_command(presets)
+main.add_command(prune)

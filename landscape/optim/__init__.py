@@ -17,11 +17,12 @@ SLBI_OPTIMIZERS = ("slbi", "slbi_adam")
 
 
 def resolve_sparse_layers(layers: Sequence[str], shapes: Mapping[str, tuple[int, ...]],
-                          model_name: str) -> list[str]:
+                          model_name: str, *, option: str | None = None) -> list[str]:
     """The parameter names of `layers` (each a parameter name, a module name meaning its
     weight, or a unique ending of either, e.g. "conv3" for features.conv3.weight); every conv
     and linear weight when `layers` is empty. Refuses a name that matches nothing, several
     things, or a parameter that is not a conv or linear weight."""
+    option = option or field_ref("optim.slbi_layers")  # the option named in the errors
     candidates = [n for n, s in shapes.items() if len(s) in SPARSE_NDIMS]
     if not layers:
         return candidates
@@ -35,18 +36,18 @@ def resolve_sparse_layers(layers: Sequence[str], shapes: Mapping[str, tuple[int,
             ends = [n for n in shapes if n.endswith("." + layer)
                     or n.endswith("." + layer + ".weight")]
             if len(ends) > 1:
-                raise ConfigError(f"{field_ref('optim.slbi_layers')} {layer!r} matches several "
+                raise ConfigError(f"{option} {layer!r} matches several "
                                   f"parameters of model {model_name!r}: {', '.join(ends)}; "
                                   f"give the full name")
             if not ends:
                 close = difflib.get_close_matches(layer, candidates, n=3, cutoff=0.4)
                 hint = (f"did you mean {', '.join(close)}?" if close else
                         f"its conv and linear weights: {', '.join(candidates[:6])}")
-                raise ConfigError(f"{field_ref('optim.slbi_layers')}: model {model_name!r} has "
+                raise ConfigError(f"{option}: model {model_name!r} has "
                                   f"no layer {layer!r}; {hint}")
             name = ends[0]
         if len(shapes[name]) not in SPARSE_NDIMS:
-            raise ConfigError(f"{field_ref('optim.slbi_layers')} {layer!r}: {name} has shape "
+            raise ConfigError(f"{option} {layer!r}: {name} has shape "
                               f"{shapes[name]}; Γ applies to conv and linear weights only")
         resolved.append(name)
     return list(dict.fromkeys(resolved))
