@@ -45,6 +45,8 @@ class ModelSpec:
     # with nothing.
     family: str = ""
     norm: str | None = None
+    # The images an image-classification model takes (channels, height, width).
+    input_shape: tuple[int, ...] = (3, 32, 32)
 
 
 # (family, builder, options, task, description of the plain network, of its BatchNorm variant)
@@ -80,6 +82,8 @@ _FAMILIES: list[tuple[str, Callable[..., nn.Module], dict[str, Any], str, str, s
      "Deep linear network: 25 bias-free 10x10 layers (paper, Sec. 3.2), no normalization",
      "Deep linear network with BatchNorm between layers"),
 ]
+# Families for other images than CIFAR-10's 3x32x32 (their dataset: `landscape record --dataset`).
+_INPUT_SHAPES = {"lenet5": (1, 28, 28)}
 # The paper's other normalization variants (Section 2.1 and Appendix), as models of their own
 # so that a record can hold them side by side with plain BN: vgg_noisy_bn, ..., dln_linf.
 _VARIANTS = {
@@ -95,10 +99,11 @@ _VARIANT_WORDS = {"noisy_bn": "noisy BatchNorm (Algorithm 1)",
 def _table() -> dict[str, ModelSpec]:
     models: dict[str, ModelSpec] = {}
     for family, builder, options, task, plain, with_bn in _FAMILIES:
-        models[family] = ModelSpec(builder, plain, dict(options), task, family, None)
+        shape = _INPUT_SHAPES.get(family, (3, 32, 32))
+        models[family] = ModelSpec(builder, plain, dict(options), task, family, None, shape)
         if with_bn is not None:
             models[f"{family}_bn"] = ModelSpec(builder, with_bn, {**options, "norm": "bn"},
-                                               task, family, "bn")
+                                               task, family, "bn", shape)
     for norm in NORMS[1:]:
         for family, describe in _VARIANTS.items():
             base = models[family]
