@@ -142,32 +142,39 @@ def test_support_grows_from_empty_along_the_path():
     assert set(order[:4]) == {0, 1, 2, 3}
 
 
-def test_adam_variant_matches_torch_adam_on_the_coupled_gradient():
-    """The Adam variant's W update is torch.optim.Adam (lr κ·lr) fed g + (W − Γ)/μ; without Γ
-    it is torch.optim.Adam fed g."""
+def test_adam_variant_is_torch_adam_plus_the_coupling_term():
+    """The Adam variant's W update is torch.optim.Adam's (lr κ·lr) on the gradient g, plus the
+    step κ·lr·(W − Γ)/μ of the coupling term; without Γ it is torch.optim.Adam's exactly."""
     torch.manual_seed(1)
-    w = nn.Parameter(torch.randn(4, 3))
-    bias = nn.Parameter(torch.randn(4))
+    w = nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    bias = nn.Parameter(torch.randn(4, dtype=torch.float64))
     ref_w = nn.Parameter(w.detach().clone())
     ref_b = nn.Parameter(bias.detach().clone())
+    lr, kappa, mu = 0.01, 2.0, 0.5
     opt = SLBI([{"params": [w], "sparse": True, "names": ["w"]}, {"params": [bias]}],
-               lr=0.01, kappa=2.0, mu=0.5, adam=True, weight_decay=1e-3)
-    ref = torch.optim.Adam([ref_w, ref_b], lr=0.02, weight_decay=1e-3, foreach=False)
+               lr=lr, kappa=kappa, mu=mu, adam=True, weight_decay=1e-3)
+    ref = torch.optim.Adam([ref_w, ref_b], lr=kappa * lr, weight_decay=1e-3, foreach=False)
     # Start part-way along a path, so that Γ ≠ 0 and the coupling term matters.
-    opt.state[w]["z"] = 3 * torch.randn(4, 3)
-    opt.state[w]["gamma"] = 2.0 * soft_threshold(opt.state[w]["z"])
+    opt.state[w]["z"] = 3 * torch.randn(4, 3, dtype=torch.float64)
+    opt.state[w]["gamma"] = kappa * soft_threshold(opt.state[w]["z"])
     assert (opt.gammas()["w"] != 0).sum() >= 3
     for _ in range(5):
-        g_w, g_b = torch.randn(4, 3), torch.randn(4)
-        gamma = opt.gammas()["w"].clone()
-        coupling = (ref_w.detach() - gamma) / 0.5
+        g_w, g_b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+        w_before, gamma = w.detach().clone(), opt.gammas()["w"].clone()
+        z_before = opt.state[w]["z"].clone()
+        with torch.no_grad():
+            ref_w.copy_(w_before)  # Adam's step from our W (its moments depend on g only)
         w.grad, bias.grad = g_w.clone(), g_b.clone()
-        ref_w.grad, ref_b.grad = g_w + coupling, g_b.clone()
+        ref_w.grad, ref_b.grad = g_w.clone(), g_b.clone()
         opt.step()
         ref.step()
-        assert torch.allclose(w, ref_w, rtol=0, atol=1e-6)
-        assert torch.allclose(bias, ref_b, rtol=0, atol=1e-6)
-    # z moved by (lr/μ)(W − Γ) every step, as in the SGD variant.
+        expected = ref_w.detach() - kappa * lr * (w_before - gamma) / mu
+        assert torch.allclose(w, expected, rtol=0, atol=1e-12)
+        assert torch.allclose(bias, ref_b, rtol=0, atol=1e-12)
+        # z and Γ as in the SGD variant.
+        z = z_before + lr / mu * (w_before - gamma)
+        assert torch.allclose(opt.state[w]["z"], z, rtol=0, atol=1e-12)
+        assert torch.equal(opt.gammas()["w"], kappa * soft_threshold(opt.state[w]["z"]))
 
 
 def test_param_groups_from_a_model_and_state_dict_round_trip():

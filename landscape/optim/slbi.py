@@ -21,10 +21,17 @@ paper's Algorithm 1 (the same W update without the coupling term). Weight decay 
 gradient of every parameter, as torch.optim.SGD does; momentum keeps torch.optim.SGD's buffer
 (b ← m·b + g, d = b) on the gradient only, not on the coupling term, as the authors' code does.
 
-The Adam variant (`adam=True`) replaces d_k + (W_k − Γ_k)/μ in the W update by Adam's step on
-that same gradient of L̄ (moments, bias correction and ε exactly as torch.optim.Adam computes
-them) with learning rate κα; z and Γ are updated as above. Parameters without a Γ then follow
-torch.optim.Adam with learning rate κα.
+The Adam variant (`adam=True`) replaces d_k by Adam's step direction on the gradient (moments,
+bias correction and ε exactly as torch.optim.Adam computes them):
+
+    W_{k+1} = W_k − κα (adam_k(g) + (W_k − Γ_k)/μ),
+
+z and Γ as above; parameters without a Γ follow torch.optim.Adam with learning rate κα. The
+coupling term stays outside Adam's normalization on purpose: it is an exact, deterministic
+gradient, and fed through Adam (whose steps have size ~α whatever the gradient's scale) it pulls
+every coupled weight towards Γ = 0 at ~α per step wherever the data gradient is small — a plain
+LeNet-5 collapsed to chance accuracy that way on MNIST (docs/dessilbi.md). Outside, it moves W
+and z on the same scale as in the SGD variant.
 
 Written from the paper and the authors' Apache-2.0 reference (DessiLBI2020/DessiLBI,
 code/slbi_opt.py); there is no maintained library implementation of it to use instead.
@@ -116,8 +123,10 @@ class SLBI(torch.optim.Optimizer):
                     grad = grad.add(p, alpha=group["weight_decay"])
                 coupling = p - state["gamma"] if group["sparse"] else None  # W_k − Γ_k
                 if group["adam"]:
-                    full = grad if coupling is None else grad + coupling / mu
-                    p.sub_(self._adam_direction(state, full, group), alpha=kappa * lr)
+                    direction = self._adam_direction(state, grad, group)
+                    if coupling is not None:
+                        direction.add_(coupling, alpha=1 / mu)
+                    p.sub_(direction, alpha=kappa * lr)
                 else:
                     if group["momentum"]:
                         buf = state.get("momentum_buffer")
