@@ -3,9 +3,10 @@
 The groups are Γ's: the output filters of a conv weight, the elements of a linear weight. For a
 DessiLBI run the weakest are those with the smallest Γ (‖Γ_g‖₂, the groups outside Γ's support
 first), ties — every group outside the support has Γ_g = 0 — broken by the weight's own
-magnitude ‖W_g‖₂; for any other run by ‖W_g‖₂ alone. Zeroing a filter zeroes its bias too, so
-the filter's output is zero before any normalization that follows it (the course's and the
-authors' `prune_bias`).
+magnitude ‖W_g‖₂; for any other run by ‖W_g‖₂ alone. Zeroing a filter zeroes its bias too
+(the authors' `prune_bias`) and, when a BatchNorm follows the conv, that channel's scale and
+shift: otherwise BN would turn the zeroed channel into the constant β − γ·mean/σ instead of
+removing it, and a BN network would be charged for a channel it still feeds forward.
 
 The weights are the last ones the run kept in the record (`landscape record
 --save-weights-at final`), Γ the one recorded at the run's last planned step; held-out accuracy
@@ -77,8 +78,27 @@ def zero_groups(model: nn.Module, parameter: str, groups: np.ndarray) -> None:
             bias = params.get(parameter.rsplit(".", 1)[0] + ".bias")
             if bias is not None:
                 bias[index] = 0
+            norm = following_batchnorm(model, parameter.rsplit(".", 1)[0])
+            if norm is not None:
+                norm.weight[index] = 0
+                norm.bias[index] = 0
         else:
             weight.view(-1)[torch.as_tensor(groups, dtype=torch.long)] = 0
+
+
+def following_batchnorm(model: nn.Module, conv: str) -> nn.modules.batchnorm._BatchNorm | None:
+    """The BatchNorm (with a scale and shift) that normalizes the output of module `conv`: the
+    next module in registration order (the forward order of the models in the table) when it
+    is one, before any other conv or linear layer."""
+    found = False
+    for name, module in model.named_modules():
+        if name == conv:
+            found = True
+        elif found and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return module if module.affine else None
+        elif found and isinstance(module, (nn.Conv2d, nn.Linear)):
+            return None
+    return None
 
 
 def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[float], *,

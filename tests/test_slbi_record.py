@@ -193,3 +193,18 @@ def _held_out_labels():
     from landscape.data.mnist import load_embedded_mnist
 
     return load_embedded_mnist().test_y
+
+
+def test_pruning_a_filter_before_batchnorm_removes_its_channel():
+    """Zeroing a conv filter of a BN network zeroes the channel after BN (scale and shift),
+    so the next layer sees 0 there, as without BN."""
+    from landscape.models import build_model
+    from landscape.prune import zero_groups
+
+    torch.manual_seed(0)
+    model = build_model("lenet5_bn").eval()
+    model.features.norm3.running_mean.uniform_(-1, 1)  # a BN that has seen data
+    zero_groups(model, "features.conv3.weight", np.array([3, 7]))
+    out = model.features(torch.randn(5, 1, 28, 28))
+    assert (out[:, [3, 7]] == 0).all() and (out[:, 0] != 0).any()
+    assert model.classifier.norm1.weight.ne(0).all()  # the BN after fc1 is left alone
