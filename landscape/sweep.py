@@ -20,10 +20,12 @@ from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, s
 from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
 from landscape.errors import ConfigError, RecordError, field_ref
 from landscape.models import build_model
+from landscape.optim import SLBI_OPTIMIZERS, make_slbi, resolve_sparse_layers
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
 from landscape.probes.hessian import hessian_probes
+from landscape.probes.sparsity import slbi_probes
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
@@ -129,6 +131,8 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
     """What every run will record; checks taps and probed layers against each model."""
     recording = config.recording
     models = {m: probe_model(config, m) for m in config.model.models}
+    for name, model in models.items():
+        check_input(model, name, example)
     shapes = {m: parameter_shapes(model) for m, model in models.items()}
     channels = {m: activation_channels(config, model, example) for m, model in models.items()}
     layouts = []
@@ -144,6 +148,8 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             if recording.probe.dtype == "float64":  # refused before the file exists
                 check_float64_probe(models[plan.model],
                                     penalties=bool(config.optim.l1 or config.optim.l2))
+        sparse = (resolve_sparse_layers(config.optim.slbi_layers, shapes[plan.model], plan.model)
+                  if config.optim.optimizer in SLBI_OPTIMIZERS else [])
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
@@ -166,8 +172,24 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             hessian_density_nodes=(recording.hessian.density_iters
                                    * recording.hessian.density_vectors
                                    if recording.hessian.density_at else 0),
+            sparse_layers={n: shapes[plan.model][n] for n in sparse},
         ))
     return layouts
+
+
+def check_input(model: nn.Module, model_name: str, example: torch.Tensor) -> None:
+    """Refuse, before the file exists, a model that cannot take the data's images (LeNet-5's
+    28x28 single-channel input and CIFAR-10's 3x32x32, say)."""
+    if example.dim() != 4:
+        return  # not images: the deep linear network's vectors
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            model.eval()(example)
+        except RuntimeError as exc:
+            shape = "x".join(map(str, example.shape[1:]))
+            raise ConfigError(f"model {model_name!r} cannot take the data's {shape} images "
+                              f"({str(exc).splitlines()[0]}); pick a model for this dataset "
+                              f"(lenet5 for mnist)") from None
 
 
 def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
@@ -205,12 +227,17 @@ def numerics(device: torch.device, allow_tf32: bool) -> Iterator[None]:
          torch.backends.cudnn.benchmark) = saved
 
 
-def make_optimizer(config: RecordConfig, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(config: RecordConfig, params, lr: float, *,
+                   model: nn.Module | None = None, model_name: str = "") -> torch.optim.Optimizer:
     """torch's optimizer with its own defaults for everything the config does not set (betas,
     eps, RMSprop's alpha). Weight decay is the optimizer's: L2 added to the gradient for sgd,
     adam and rmsprop, decoupled for adamw; it is not part of the recorded loss (--l2 is)."""
     optim = config.optim
     wd = optim.weight_decay
+    if optim.optimizer in SLBI_OPTIMIZERS:  # needs the parameters' names: the model
+        return make_slbi(model, model_name, adam=optim.optimizer == "slbi_adam", lr=lr,
+                         kappa=optim.slbi_kappa, mu=optim.slbi_mu, layers=optim.slbi_layers,
+                         momentum=optim.momentum, weight_decay=wd)
     if optim.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=optim.momentum,
                                nesterov=optim.nesterov, weight_decay=wd)
@@ -360,7 +387,8 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     torch.manual_seed(plan.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
     model = model.to(device=device, memory_format=task.memory_format)
-    optimizer = make_optimizer(config, model.parameters(), plan.lr)
+    optimizer = make_optimizer(config, model.parameters(), plan.lr, model=model,
+                               model_name=plan.model)
     stream = task.stream(plan.seed)
     if saved is not None:
         model.load_state_dict(saved.model)
@@ -375,7 +403,7 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     # The objective: the task's loss plus the penalties, over the parameters the loop trains.
     objective = penalized(task.loss_fn, [p for p in model.parameters() if p.requires_grad],
                           l1=config.optim.l1, l2=config.optim.l2)
-    probes = make_probes(config, model)
+    probes = make_probes(config, model) + slbi_probes(optimizer, total)
     taps = TapPlan(resolve_taps(recording.taps, model, plan.model), recording.tap_every,
                    torch.float16 if recording.tap_dtype == "float16" else torch.float32)
     ckpt_file = checkpoint_path(path)

@@ -76,7 +76,7 @@ class ImageClassification:
 
     def example_input(self) -> torch.Tensor:
         """Two images on the CPU, for shape inference."""
-        return torch.zeros(2, 3, *self.train.x.shape[2:])
+        return torch.zeros(2, *self.train.x.shape[1:])
 
     def stream(self, seed: int) -> BatchStream:
         return BatchStream(self.train, self.options, seed=seed, memory_format=self.memory_format)
@@ -158,13 +158,28 @@ def make_task(config: RecordConfig, device: torch.device,
         return LinearRegression(data, optim.batch_size, device)
     if data is None:
         data = load_dataset(data_config.data_dir, download=data_config.download,
-                            verify_md5=data_config.verify_md5, subset=data_config.subset)
+                            verify_md5=data_config.verify_md5, subset=data_config.subset,
+                            dataset=data_config.dataset)
     if data_config.val_split is not None:
         data = hold_out_validation(data, data_config.val_split, seed=config.seed)
-    options = BatchOptions(batch_size=optim.batch_size, mean=data_config.mean,
-                           std=data_config.std, crop_padding=data_config.crop_padding,
+    channels = data.train_x.shape[1]
+    options = BatchOptions(batch_size=optim.batch_size,
+                           mean=per_channel(data_config.mean, channels, "data.mean"),
+                           std=per_channel(data_config.std, channels, "data.std"),
+                           crop_padding=data_config.crop_padding,
                            flip=data_config.flip, erase_prob=data_config.erase_prob)
     return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing)
+
+
+def per_channel(values: tuple[float, ...], channels: int, field: str) -> tuple[float, ...]:
+    """Normalization values for `channels` channels: as given, or one value (or several equal
+    ones, like the default 0.5, 0.5, 0.5) repeated for a dataset with another channel count."""
+    if len(values) == channels:
+        return tuple(values)
+    if len(set(values)) == 1:
+        return (values[0],) * channels
+    raise ConfigError(f"{field_ref(field)} has {len(values)} values for images with {channels} "
+                      f"channel(s); give {channels}")
 
 
 def penalized(loss_fn: LossFn, params: Sequence[torch.Tensor], *, l1: float = 0.0,

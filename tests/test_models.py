@@ -27,7 +27,7 @@ def test_every_parameter_gets_a_gradient(name):
     if MODELS[name].task == "linear-regression":
         loss = model(torch.randn(4, 10)).pow(2).sum()
     else:
-        x = torch.randn(4, 3, 32, 32)
+        x = torch.randn(4, *MODELS[name].input_shape)
         loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3]))
     loss.backward()
     for pname, p in model.named_parameters():

@@ -82,15 +82,16 @@ def test_resnet20_counts_by_hand():
 @pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_output_shape(name):
     model = tiny(name)
-    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    shape = MODELS[name].input_shape
+    assert model(torch.randn(3, *shape)).shape == (3, 10)
     model.eval()
-    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    assert model(torch.randn(1, *shape)).shape == (1, 10)
 
 
-def _assert_every_parameter_gets_a_gradient(model):
+def _assert_every_parameter_gets_a_gradient(model, shape=(3, 32, 32)):
     torch.manual_seed(1)
     model.train()
-    x = torch.randn(4, 3, 32, 32)
+    x = torch.randn(4, *shape)
     loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3]))
     loss.backward()
     for pname, p in model.named_parameters():
@@ -101,7 +102,7 @@ def _assert_every_parameter_gets_a_gradient(model):
 @pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
-    _assert_every_parameter_gets_a_gradient(tiny(name))
+    _assert_every_parameter_gets_a_gradient(tiny(name), MODELS[name].input_shape)
 
 
 def test_deep_net_without_normalization_gets_gradients_at_full_width():
@@ -134,7 +135,7 @@ ARCHITECTURES = _architectures()
 def test_every_model_takes_every_normalization(name, kind):
     torch.manual_seed(0)
     model = tiny(name, norm=kind)
-    _assert_every_parameter_gets_a_gradient(model)
+    _assert_every_parameter_gets_a_gradient(model, MODELS[name].input_shape)
     # Non-normalization parameters are named as without normalization, and only those.
     plain = dict(tiny(name, norm="none").named_parameters())
     named = dict(model.named_parameters())

@@ -7,6 +7,7 @@ import click
 from landscape.cli.info import info
 from landscape.cli.plot import plot
 from landscape.cli.presets import presets
+from landscape.cli.prune import prune
 from landscape.cli.record import record
 from landscape.cli.summary import summary
 from landscape.cli.surface import surface
@@ -25,6 +26,7 @@ def main() -> None:
     landscape summary  list a model's layers, output shapes, parameters and MACs
     landscape surface  compute a loss surface around the weights a run kept at a step
     landscape presets  list the named setups of `landscape record --preset`
+    landscape prune    held-out accuracy with a layer's weakest groups zeroed (DessiLBI)
     """
 
 
@@ -34,3 +36,4 @@ main.add_command(plot)
 main.add_command(summary)
 main.add_command(presets)
 main.add_command(surface)
+main.add_command(prune)

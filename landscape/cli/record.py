@@ -58,7 +58,8 @@ _DEFAULT = RecordConfig()
               help="Comma-separated learning rates; one run per model and learning rate.")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=_DEFAULT.optim.optimizer,
               show_default=True, help="torch's optimizer of that name, with its own defaults "
-                                      "(betas, eps, alpha) for what is not set here.")
+                                      "(betas, eps, alpha) for what is not set here; slbi and "
+                                      "slbi_adam: DessiLBI (docs/dessilbi.md).")
 @click.option("--momentum", type=float, default=_DEFAULT.optim.momentum, show_default=True,
               help="Momentum of sgd or rmsprop (adam and adamw have their own betas).")
 @click.option("--nesterov", is_flag=True,
@@ -66,6 +67,14 @@ _DEFAULT = RecordConfig()
 @click.option("--weight-decay", type=float, default=_DEFAULT.optim.weight_decay, show_default=True,
               help="The optimizer's weight decay (decoupled for adamw). Not part of the "
                    "recorded loss; see --l2 for a penalty that is.")
+@click.option("--slbi-kappa", type=float, default=_DEFAULT.optim.slbi_kappa, show_default=True,
+              help="slbi, slbi_adam: the damping kappa (W moves with step kappa*lr).")
+@click.option("--slbi-mu", type=float, default=_DEFAULT.optim.slbi_mu, show_default=True,
+              help="slbi, slbi_adam: the coupling mu of each weight W to its sparse Gamma "
+                   "(loss + |W - Gamma|^2 / (2 mu)).")
+@click.option("--slbi-layers", type=CommaList(), multiple=True,
+              help="slbi, slbi_adam: the layers given a sparse Gamma (conv or linear weights, "
+                   "e.g. conv3,fc1) [default: every conv and linear weight].")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=_DEFAULT.optim.schedule,
               show_default=True,
               help="Learning-rate schedule, applied per step: constant; step (x --lr-gamma "
@@ -114,10 +123,16 @@ _DEFAULT = RecordConfig()
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--tf32/--no-tf32", default=False, show_default=True,
               help="Allow TF32 matmuls/convolutions on CUDA (faster, less exact).")
+@click.option("--dataset", type=click.Choice(["cifar10", "mnist"]), default=_DEFAULT.data.dataset,
+              show_default=True,
+              help="cifar10, or mnist (official IDX files in --data-dir/MNIST/raw; without "
+                   "--data-dir an embedded split of the official MNIST *test* set: 8,000 "
+                   "training, 2,000 held-out images). Use the lenet5 models for mnist.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with CIFAR-10's cifar-10-batches-py. Without it, the embedded "
-                   "2,000-image subset of CIFAR-10 is used.")
-@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir if missing.")
+              help="Folder with CIFAR-10's cifar-10-batches-py (or, with --dataset mnist, "
+                   "MNIST/raw). Without it, the embedded subset is used (2,000 CIFAR-10 "
+                   "training images).")
+@click.option("--download", is_flag=True, help="Download the dataset into --data-dir if missing.")
 @click.option("--no-verify", is_flag=True,
               help="Read CIFAR-10 files even if their MD5 differs from the official release.")
 @click.option("--crop-padding", type=int, default=_DEFAULT.data.crop_padding, show_default=True,
@@ -291,7 +306,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     probe_changes, hessian_changes = {}, {}
     for name in given:
         value = options[name]
-        if name in ("models", "taps", "ics_layers", "activation_layers"):
+        if name in ("models", "taps", "ics_layers", "activation_layers", "slbi_layers"):
             values[name] = flatten(value)
         elif name == "seed":
             if value is not None:

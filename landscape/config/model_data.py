@@ -8,6 +8,7 @@ from landscape.errors import ConfigError, field_ref as ref
 from landscape.models import check_model_name
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
+DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,18 @@ class DataConfig:
     erase_prob: float = 0.0  # random erasing: probability per image
     # Validation split held out of the training images (stratified, seeded by the seed).
     val_split: float | None = None
+    # Which images: CIFAR-10, or MNIST (embedded: a split of the official MNIST test set).
+    # A 1-channel dataset takes mean/std of one value (or three equal ones).
+    dataset: str = "cifar10"
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}",
+                              field="data.dataset")
         if self.subset is not None and self.subset < 1:
             raise ConfigError(
                 f"{ref('data.subset')} must be a positive number of images, got {self.subset}")

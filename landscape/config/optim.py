@@ -8,9 +8,10 @@ from typing import Literal
 
 from landscape.errors import ConfigError, field_ref as ref
 
-Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")  # the others have their own betas
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "slbi", "slbi_adam"]
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "slbi", "slbi_adam")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop", "slbi")  # the others have their own betas
+SLBI_OPTIMIZERS = ("slbi", "slbi_adam")  # DessiLBI and its Adam variant (landscape.optim)
 Schedule = Literal["constant", "step", "multistep", "cosine", "cyclic"]
 SCHEDULES = ("constant", "step", "multistep", "cosine", "cyclic")
 
@@ -43,9 +44,14 @@ class OptimConfig:
     eval_every: int | None = None  # evaluate every N steps (None: at the end of every epoch)
     # Early stopping on the validation loss after this many evaluations without improvement.
     early_stop: int | None = None
+    # DessiLBI (slbi, slbi_adam; see docs/dessilbi.md): the damping κ, the coupling μ of W to
+    # its sparse Γ, and the layers given a Γ (empty: every conv and linear weight).
+    slbi_kappa: float = 1.0
+    slbi_mu: float = 100.0
+    slbi_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("lrs", "lr_milestones"):
+        for name in ("lrs", "lr_milestones", "slbi_layers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> None:
@@ -58,6 +64,7 @@ class OptimConfig:
         if len(set(self.lrs)) != len(self.lrs):
             raise ConfigError(f"a learning rate is listed twice: {self.lrs}", field="optim.lrs")
         self._validate_optimizer()
+        self._validate_slbi()
         self._validate_schedule()
         self._validate_objective()
         self._validate_length()
@@ -78,6 +85,21 @@ class OptimConfig:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}",
                               field="optim.weight_decay")
+
+    def _validate_slbi(self) -> None:
+        """κ and μ positive; the options refused for other optimizers, which would ignore
+        them. The layers are checked against each model when the runs are planned."""
+        given = [name for name, value, default in (
+            ("slbi_kappa", self.slbi_kappa, 1.0), ("slbi_mu", self.slbi_mu, 100.0),
+            ("slbi_layers", self.slbi_layers, ())) if value != default]
+        if given and self.optimizer not in SLBI_OPTIMIZERS:
+            raise ConfigError(f"{ref('optim.' + given[0])} applies to {ref('optim.optimizer')} "
+                              f"slbi or slbi_adam, not {self.optimizer}")
+        for name in ("slbi_kappa", "slbi_mu"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{ref('optim.' + name)} must be a positive number, got "
+                                  f"{value}")
 
     def _validate_schedule(self) -> None:
         schedule = ref("optim.schedule")

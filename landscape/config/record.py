@@ -33,6 +33,8 @@ _FLAT_KEYS: dict[str, str | None] = {
                      "save_weights_at", "save_final_weights", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
     "hessian": "recording",
+    **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
+    "dataset": "data",
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}

@@ -40,7 +40,8 @@ class BatchOptions:
 
 
 class DeviceImages:
-    """uint8 images [N, 3, H, W] and int64 labels [N], resident on `device`."""
+    """uint8 images [N, C, H, W] (C = 3 for CIFAR-10, 1 for MNIST) and int64 labels [N], resident
+    on `device`."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device) -> None:
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
@@ -74,8 +75,8 @@ class BatchStream:
         self._consumed = 0
         self._skip = 0
         device = images.device
-        self._mean = torch.tensor(options.mean, device=device).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(options.std, device=device).view(1, 3, 1, 1) * 255
+        self._mean = torch.tensor(options.mean, device=device).view(1, -1, 1, 1) * 255
+        self._std = torch.tensor(options.std, device=device).view(1, -1, 1, 1) * 255
 
     @property
     def steps_per_epoch(self) -> int:
@@ -162,8 +163,8 @@ def eval_batches(images: DeviceImages, options: BatchOptions, *, batch_size: int
                  memory_format: torch.memory_format = torch.contiguous_format
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """All images in order, normalized, not augmented (for accuracy and loss evaluation)."""
-    mean = torch.tensor(options.mean, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(options.std, device=images.device).view(1, 3, 1, 1) * 255
+    mean = torch.tensor(options.mean, device=images.device).view(1, -1, 1, 1) * 255
+    std = torch.tensor(options.std, device=images.device).view(1, -1, 1, 1) * 255
     for start in range(0, len(images), batch_size):
         x = images.x[start:start + batch_size]
         x = ((x.float() - mean) / std).contiguous(memory_format=memory_format)

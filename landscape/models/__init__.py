@@ -14,6 +14,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models.dln import DeepLinear
+from landscape.models.lenet5 import LeNet5, lenet5
 from landscape.models.resnet import CifarResNet, ResNet, resnet18, resnet20
 from landscape.models.small import CNN3, LeNet, cnn3, lenet
 from landscape.models.vgg import VGG, vgg_a, vgg_light
@@ -44,6 +45,8 @@ class ModelSpec:
     # with nothing.
     family: str = ""
     norm: str | None = None
+    # The images an image-classification model takes (channels, height, width).
+    input_shape: tuple[int, ...] = (3, 32, 32)
 
 
 # (family, builder, options, task, description of the plain network, of its BatchNorm variant)
@@ -72,10 +75,15 @@ _FAMILIES: list[tuple[str, Callable[..., nn.Module], dict[str, Any], str, str, s
     ("lenet", lenet, {}, "image-classification",
      "LeNet-style: 2 unpadded convs (8, 16), 576-120-84-10; no norm",
      "LeNet-style with BatchNorm after both convs and both hidden linears"),
+    ("lenet5", lenet5, {}, "image-classification",
+     "LeNet-5 for 28x28 MNIST: convs 6, 16, 120 (5x5), 120-84-10; no normalization",
+     "LeNet-5 (MNIST) with BatchNorm after every conv and fc1"),
     ("dln", DeepLinear, {}, "linear-regression",
      "Deep linear network: 25 bias-free 10x10 layers (paper, Sec. 3.2), no normalization",
      "Deep linear network with BatchNorm between layers"),
 ]
+# Families for other images than CIFAR-10's 3x32x32 (their dataset: `landscape record --dataset`).
+_INPUT_SHAPES = {"lenet5": (1, 28, 28)}
 # The paper's other normalization variants (Section 2.1 and Appendix), as models of their own
 # so that a record can hold them side by side with plain BN: vgg_noisy_bn, ..., dln_linf.
 _VARIANTS = {
@@ -91,10 +99,11 @@ _VARIANT_WORDS = {"noisy_bn": "noisy BatchNorm (Algorithm 1)",
 def _table() -> dict[str, ModelSpec]:
     models: dict[str, ModelSpec] = {}
     for family, builder, options, task, plain, with_bn in _FAMILIES:
-        models[family] = ModelSpec(builder, plain, dict(options), task, family, None)
+        shape = _INPUT_SHAPES.get(family, (3, 32, 32))
+        models[family] = ModelSpec(builder, plain, dict(options), task, family, None, shape)
         if with_bn is not None:
             models[f"{family}_bn"] = ModelSpec(builder, with_bn, {**options, "norm": "bn"},
-                                               task, family, "bn")
+                                               task, family, "bn", shape)
     for norm in NORMS[1:]:
         for family, describe in _VARIANTS.items():
             base = models[family]
@@ -175,4 +184,4 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
            "norm_of", "family_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
-           "CifarResNet", "CNN3", "LeNet"]
+           "CifarResNet", "CNN3", "LeNet", "LeNet5"]

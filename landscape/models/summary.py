@@ -122,13 +122,14 @@ def summarize(model: nn.Module, *, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
 def summarize_model(name: str, **options) -> ModelSummary:
     """Build the model `name` from the table (with `options`) on the CPU and summarize it.
 
-    CIFAR-10 models see one 3x32x32 image; models of another task (the deep linear network's
-    regression) one vector as wide as their first linear layer.
+    Image models see one image of their input shape (3x32x32 for CIFAR-10, 1x28x28 for
+    LeNet-5's MNIST); models of another task (the deep linear network's regression) one vector
+    as wide as their first linear layer.
     """
     model = build_model(name, **options)
     task = getattr(MODELS[name], "task", "image-classification")
     if task == "image-classification":
-        return summarize(model)
+        return summarize(model, input_shape=MODELS[name].input_shape)
     first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
     if first is None:
         raise ConfigError(f"cannot tell the input of model {name!r} (task {task}) for a summary")

@@ -20,6 +20,7 @@ from landscape.store.read import (
     Record,
     RunData,
     RunInfo,
+    SparsityData,
     SavedWeights,
     SurfaceData,
     StepData,
@@ -59,5 +60,6 @@ __all__ = [
     "surface_columns", "surface_path", "SurfaceWriter", "SurfaceData",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
-    "Record", "RunData", "RunInfo", "SavedWeights", "StepData", "TapData", "open_record",
+    "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
+    "open_record",
 ]

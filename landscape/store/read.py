@@ -146,6 +146,16 @@ class HessianDensityData:
 
 
 @dataclass(frozen=True)
+class SparsityData:
+    """DessiLBI's path (landscape.probes.sparsity)."""
+
+    step: np.ndarray  # int64 [S]
+    layers: tuple[str, ...]  # the L parameters coupled to a Γ
+    nonzero_fraction: np.ndarray  # [S, L], fraction of Γ's groups (filters / elements) ≠ 0
+    residue: np.ndarray  # [S, L], ‖W − Γ‖²/(2μ)
+
+
+@dataclass(frozen=True)
 class TapData:
     step: np.ndarray  # int64 [T']
     grad: np.ndarray  # [T', *shape], g_t of the parameter
@@ -205,6 +215,28 @@ class Record:
                 hessian=hessian,
                 hessian_density=density,
             )
+
+    def sparsity(self, run_id: str) -> SparsityData | None:
+        """The DessiLBI path of one run; None for a run of another optimizer."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            if TableKind.SPARSITY not in group:
+                return None
+            table = group[TableKind.SPARSITY]
+            return SparsityData(layers=tuple(json.loads(table.attrs["layers"])),
+                                **read_table(table))
+
+    def gamma(self, run_id: str) -> dict[str, np.ndarray]:
+        """Γ of each coupled parameter at the run's last planned step (float32, the weight's
+        shape); empty for a run of another optimizer or one that stopped before that step."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            out = {}
+            for param, table in group.get(TableKind.GAMMA, {}).items():
+                rows = read_table(table)
+                if len(rows["step"]):
+                    out[param] = rows["gamma"][-1]
+            return out
 
     def weight_steps(self, run_id: str) -> np.ndarray:
         """The steps at which run `run_id` kept its weights (int64, ascending; empty if none)."""

@@ -65,11 +65,14 @@ class TableKind:
     TAPS = "taps"  # key: the parameter
     HESSIAN = "hessian"  # top eigenvalues and trace of the Hessian
     HESSIAN_DENSITY = "hessian_density"  # its spectral density at chosen steps
+    SPARSITY = "sparsity"  # DessiLBI runs: Γ's non-zero fraction and residue per layer
+    GAMMA = "gamma"  # DessiLBI runs, key: the parameter; Γ at the last planned step
 
 
 _SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
-                  TableKind.WEIGHTS, TableKind.HESSIAN, TableKind.HESSIAN_DENSITY)
-_KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
+                  TableKind.WEIGHTS, TableKind.HESSIAN, TableKind.HESSIAN_DENSITY,
+                  TableKind.SPARSITY)
+_KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS, TableKind.GAMMA)
 
 
 def table_path(kind: str, key: str | None = None) -> str:
@@ -198,6 +201,18 @@ def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
     }
 
 
+def sparsity_columns(n_layers: int) -> dict[str, Column]:
+    return {
+        "step": Column("int64"),
+        "nonzero_fraction": Column("float32", (n_layers,)),
+        "residue": Column("float32", (n_layers,)),
+    }
+
+
+def gamma_columns(shape: Sequence[int]) -> dict[str, Column]:
+    return {"step": Column("int64"), "gamma": Column("float32", tuple(shape))}
+
+
 def weight_columns(entries: Mapping[str, tuple[tuple[int, ...], str]]) -> dict[str, Column]:
     """The weights table: the step whose start the weights are from (the number of steps done
     for the weights after the last step), and one column per state_dict entry, named as
@@ -241,6 +256,8 @@ class RunLayout:
     n_eta: int = 0  # step lengths per probe; 0: the run is not probed
     ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
+    # DessiLBI runs: the parameters coupled to a sparse Γ -> their shapes (in optimizer order).
+    sparse_layers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     # state_dict entry -> (shape, dtype) when the run keeps weights; empty: it does not
     weights: Mapping[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     hessian_k: int = 0  # eigenvalues per Hessian probe; 0: no Hessian probe

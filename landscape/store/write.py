@@ -43,8 +43,10 @@ from landscape.store.schema import (
     eval_columns,
     hessian_columns,
     hessian_density_columns,
+    gamma_columns,
     ics_columns,
     probe_columns,
+    sparsity_columns,
     step_columns,
     tap_columns,
     v1_stop_reason,
@@ -115,10 +117,10 @@ class RunWriter:
         `next_step`. Needs the file opened outside SWMR mode."""
         tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
         for kind in (TableKind.PROBE, TableKind.ICS, TableKind.WEIGHTS, TableKind.HESSIAN,
-                     TableKind.HESSIAN_DENSITY):
+                     TableKind.HESSIAN_DENSITY, TableKind.SPARSITY):
             if kind in self._group:
                 tables.append(self._group[kind])
-        for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
+        for kind in (TableKind.TAPS, TableKind.ACTIVATIONS, TableKind.GAMMA):
             tables.extend(self._group.get(kind, {}).values())
         for group in tables:
             table = Table(group)
@@ -342,6 +344,12 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
             activations[layer].attrs["hist_edges"] = activation_hist_edges()
+    if layout.sparse_layers:
+        _create_table(group, TableKind.SPARSITY, sparsity_columns(len(layout.sparse_layers)))
+        group[TableKind.SPARSITY].attrs["layers"] = json.dumps(list(layout.sparse_layers))
+        gammas = group.create_group(TableKind.GAMMA)
+        for param, shape in layout.sparse_layers.items():
+            _create_table(gammas, param, gamma_columns(shape))
     if layout.weights:
         _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
     if layout.hessian_k:

@@ -1,0 +1,198 @@
+"""MNIST in its official IDX files (torchvision's `MNIST/raw/` layout), read without
+torchvision's Dataset, downloaded through torchvision when asked; and the embedded offline
+default, a split of the official *test* set (see embedded/mnist_t10k/README.md).
+
+IDX (LeCun's format): a big-endian header, magic 0x00000801 for a label file (then the count)
+or 0x00000803 for an image file (then count, rows, columns), followed by uint8 values.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.split import stratified_split
+from landscape.errors import DataError
+
+RAW_FOLDER = Path("MNIST") / "raw"
+TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+LABEL_MAGIC, IMAGE_MAGIC = 0x801, 0x803
+EMBEDDED_FOLDER = "mnist_t10k"
+HELD_OUT_FRACTION = 0.2
+# Fixed forever: the held-out images must be the same in every record made from this subset.
+SPLIT_SEED = 19981101
+
+
+def official_md5() -> dict[str, str]:
+    """MD5 sums of the official .gz files (torchvision's table, not a copy of it)."""
+    from torchvision.datasets import MNIST
+
+    return dict(MNIST.resources)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip-compressed if its name ends in .gz): uint8 labels [N] or images
+    [N, rows, cols]. Refuses a file whose header or length is not IDX's."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path} ({exc})") from exc
+    if len(raw) < 8:
+        raise DataError(f"{path} is not an MNIST IDX file (only {len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic == LABEL_MAGIC:
+        dims, offset = [int.from_bytes(raw[4:8], "big")], 8
+    elif magic == IMAGE_MAGIC and len(raw) >= 16:
+        dims = [int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12)]
+        offset = 16
+    else:
+        raise DataError(f"{path} is not an MNIST IDX file (magic number {magic:#010x}, "
+                        f"expected {LABEL_MAGIC:#010x} or {IMAGE_MAGIC:#010x})")
+    expected = int(np.prod(dims))
+    if len(raw) - offset != expected:
+        raise DataError(f"{path}: the header announces {'x'.join(map(str, dims))} values but "
+                        f"the file holds {len(raw) - offset}; it is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims).copy()
+
+
+def raw_folder(data_dir: Path) -> Path:
+    """Accept torchvision's root (holding MNIST/raw/) or the raw folder itself."""
+    data_dir = Path(data_dir)
+    nested = data_dir / RAW_FOLDER
+    return nested if nested.is_dir() else data_dir
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    """The .gz file (whose MD5 can be checked) if present, else the uncompressed one."""
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def download_mnist(data_dir: Path) -> None:
+    """Download the official files into `data_dir/MNIST/raw` (torchvision checks their MD5)."""
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(root=str(data_dir), train=True, download=True)
+    except Exception as exc:  # network errors come in many types; all mean the same here
+        raise DataError(
+            f"downloading MNIST into {data_dir} failed ({exc}). Without internet, put the four "
+            f"official files (train-/t10k- images and labels, .gz) into {data_dir / RAW_FOLDER}; "
+            f"without --data-dir, landscape uses its embedded subset of the MNIST test set."
+        ) from exc
+
+
+def _load_pair(folder: Path, names: tuple[str, str], verify_md5: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+    paths = [_find(folder, n) for n in names]
+    if verify_md5:
+        expected = official_md5()
+        for path in paths:
+            if path.suffix != ".gz":
+                raise DataError(f"{path} is uncompressed, so its MD5 cannot be checked against "
+                                f"the official .gz file's; add {path.name}.gz, or pass "
+                                f"--no-verify to read it anyway")
+            actual = _md5(path)
+            if actual != expected[path.name]:
+                raise DataError(
+                    f"{path} is not the official MNIST file (MD5 {actual}, expected "
+                    f"{expected[path.name]}); it may be truncated or modified. Re-download it, "
+                    f"or pass --no-verify to read it anyway (the record will say so).")
+    images, labels = (read_idx(p) for p in paths)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(f"{paths[0]} must hold images and {paths[1]} labels")
+    if len(images) != len(labels):
+        raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} "
+                        f"{len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise DataError(f"{paths[1]}: labels outside 0-9")
+    return images[:, None], labels.astype(np.int64)  # [N, 1, 28, 28]
+
+
+def load_mnist(data_dir: Path, *, download: bool = False, verify_md5: bool = True) -> ImageData:
+    """The 60,000 official training and 10,000 official test images from `data_dir` (torchvision's
+    root holding MNIST/raw/, or the raw folder), uint8 [N, 1, 28, 28]."""
+    folder = raw_folder(data_dir)
+    names = TRAIN_FILES + TEST_FILES
+    missing = [n for n in names if _find(folder, n) is None]
+    if missing and download:
+        download_mnist(Path(data_dir))
+        folder = raw_folder(data_dir)
+        missing = [n for n in names if _find(folder, n) is None]
+    if missing:
+        raise DataError(
+            f"MNIST not found: {folder} lacks {', '.join(n + '.gz' for n in missing)}. Add "
+            f"--download to fetch it (needs internet); without --data-dir, landscape uses its "
+            f"embedded subset of the MNIST test set.")
+    train_x, train_y = _load_pair(folder, TRAIN_FILES, verify_md5)
+    test_x, test_y = _load_pair(folder, TEST_FILES, verify_md5)
+    identity = DataIdentity(
+        name="mnist",
+        source=str(folder.resolve()),
+        train_split="official training files (train-*-idx*-ubyte)",
+        test_split="official test files (t10k-*-idx*-ubyte)",
+        n_train=len(train_y),
+        n_test=len(test_y),
+        train_sha256=pixels_sha256(train_x, train_y),
+        test_sha256=pixels_sha256(test_x, test_y),
+        md5_verified=verify_md5,
+        note="MNIST files in the official IDX format"
+        + ("" if verify_md5 else " (not checked against the official MD5 sums)") + ".",
+    )
+    return ImageData(train_x, train_y, test_x, test_y, identity)
+
+
+def load_embedded_mnist() -> ImageData:
+    """The official MNIST test set shipped with the package (MD5 checked), split 8,000 train /
+    2,000 held out (20% of each class, fixed seed): a subset of MNIST's test set, never MNIST."""
+    folder = resources.files("landscape.data").joinpath("embedded").joinpath(EMBEDDED_FOLDER)
+    with resources.as_file(folder) as path:
+        x, y = _load_pair(Path(path), TEST_FILES, verify_md5=True)
+    train_idx, test_idx = stratified_split(y, HELD_OUT_FRACTION, seed=SPLIT_SEED)
+    identity = DataIdentity(
+        name="mnist-t10k-embedded-subset",
+        source="embedded",
+        train_split=f"official MNIST test images minus the held-out {len(test_idx)}",
+        test_split=f"{len(test_idx)} of the official MNIST test images (20% of each class, "
+        f"seed {SPLIT_SEED})",
+        n_train=len(train_idx),
+        n_test=len(test_idx),
+        train_sha256=pixels_sha256(x[train_idx], y[train_idx]),
+        test_sha256=pixels_sha256(x[test_idx], y[test_idx]),
+        md5_verified=True,
+        note="A split of the 10,000-image official MNIST test set shipped with landscape "
+        "(MD5-verified); training and held-out images both come from MNIST's test set, so "
+        "results on it are not MNIST (test) results.",
+    )
+    return ImageData(x[train_idx], y[train_idx], x[test_idx], y[test_idx], identity)
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write uint8 labels [N] or images [N, rows, cols] as an IDX file (gzip if the name ends in
+    .gz): used by the tests to make files that the reader and torchvision both read."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = {1: LABEL_MAGIC, 3: IMAGE_MAGIC}[array.ndim]
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+    return Path(path)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
