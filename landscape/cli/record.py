@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._types import CommaList, flatten
-from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig, preset
+from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
+from landscape.config import preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
@@ -113,6 +114,10 @@ _DEFAULT = RecordConfig()
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--tf32/--no-tf32", default=False, show_default=True,
               help="Allow TF32 matmuls/convolutions on CUDA (faster, less exact).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="Training arithmetic: float32; tf32 (= --tf32; on a CPU the same as "
+                   "float32); bf16 (autocast forward, float32 weights and gradients). Probes "
+                   "always run in float32 (docs/measurements.md).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with CIFAR-10's cifar-10-batches-py. Without it, the embedded "
                    "2,000-image subset of CIFAR-10 is used.")
