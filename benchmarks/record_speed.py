@@ -112,6 +112,8 @@ def parse_args() -> argparse.Namespace:
                         "--tf32)")
     p.add_argument("--sweep", metavar="PRESET", default=None,
                    help="time a whole preset's record, steps per run cut at --steps")
+    p.add_argument("--probe-every", type=int, default=None,
+                   help="--sweep: probe every N steps instead of the preset's N")
     p.add_argument("--data-dir", default=None,
                    help="--sweep: CIFAR-10 folder (default: the embedded subset)")
     p.add_argument("--train-images", type=int, default=50_000,
