@@ -30,9 +30,24 @@ same TF32 setting (`--tf32`, off by default) so that both compute the same thing
 default would run the plain loop's convolutions in TF32 on recent GPUs. cuDNN autotuning is left
 at torch's default (off) in the plain loop, as course code leaves it; record turns it on.
 
+Memory format: record trains in the format landscape.tuning measured to be faster on this
+machine (cached); the header says which, and `fwd+bwd` uses the same one.
+
+Two more modes (benchmarks/README.md):
+  --sweep PRESET    times a whole preset's record (steps per run cut at --steps), counts its
+                    FLOPs with torch.utils.flop_counter and prints the physical limit (FLOPs /
+                    peak FLOP/s) beside the measured time, for the steps run and for the whole
+                    preset.
+  --concurrent N    launches N `landscape record` processes at once on the device, against one
+                    alone: the throughput of several runs sharing a GPU (the user-facing way to
+                    do that is the Ray executor's fractional GPUs, --gpus-per-run).
+
 Usage (from the repository root):
     .venv/bin/python benchmarks/record_speed.py                    # CUDA when available
     .venv/bin/python benchmarks/record_speed.py --device cpu --steps 3 --width 0.25
+    .venv/bin/python benchmarks/record_speed.py --model vgg,vgg_light
+    .venv/bin/python benchmarks/record_speed.py --sweep course --steps 50
+    .venv/bin/python benchmarks/record_speed.py --concurrent 4 --model vgg_light --steps 200
 """
 
 from __future__ import annotations
@@ -56,16 +71,21 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from landscape.config import DEFAULT_TAP, ProbeConfig, RecordConfig
+from landscape.config import DEFAULT_TAP, PRECISIONS, ProbeConfig, RecordConfig
 from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, load_embedded
 from landscape.data import write_batches
 from landscape.data.images import pixels_sha256
 from landscape.models import build_model
+from landscape.precision import is_reduced
 from landscape.store import RunStatus
-from landscape.sweep import numerics, record, resolve_device
+from landscape.sweep import memory_formats, numerics, record, resolve_device
 from landscape.tasks import make_task
+from landscape.tuning import FORMATS
 
-TARGET_SPEEDUP = 1.3  # record / plain images per second, at least
+# record / plain images per second, at least: on a GPU record's on-device batches should beat
+# the course loop's per-image pipeline clearly; on a CPU both spend >90% in the same
+# convolutions, and record must simply never be slower.
+TARGET_SPEEDUP = {"cuda": 1.3, "cpu": 1.0}
 TARGET_TAP_COST = 5.0  # (record + taps) over record, percent, below
 TARGET_PROBE_RATIO = 1.15  # probe overhead per probed step / (K x fwd+bwd), at most
 
@@ -75,7 +95,8 @@ TARGET_PROBE_RATIO = 1.15  # probe overhead per probed step / (K x fwd+bwd), at 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="vgg", help="model name (default: vgg)")
+    p.add_argument("--model", default="vgg",
+                   help="model name(s), comma-separated, each measured in turn (default: vgg)")
     p.add_argument("--steps", type=int, default=20, help="steps timed per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement")
     p.add_argument("--batch-size", type=int, default=128)
@@ -86,10 +107,37 @@ def parse_args() -> argparse.Namespace:
                    help="measurements per variant, interleaved; the median is reported")
     p.add_argument("--tf32", action="store_true",
                    help="allow TF32 on CUDA in every variant (default: full float32)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="record's --precision (the plain loop stays float32, or TF32 with "
+                        "--tf32)")
+    p.add_argument("--sweep", metavar="PRESET", default=None,
+                   help="time a whole preset's record, steps per run cut at --steps")
+    p.add_argument("--probe-every", type=int, default=None,
+                   help="--sweep: probe every N steps instead of the preset's N")
+    p.add_argument("--data-dir", default=None,
+                   help="--sweep: CIFAR-10 folder (default: the embedded subset)")
+    p.add_argument("--train-images", type=int, default=50_000,
+                   help="--sweep: training images of the full preset, for its projection "
+                        "(default: CIFAR-10's 50,000)")
+    p.add_argument("--test-images", type=int, default=10_000,
+                   help="--sweep: held-out images of the full preset (default: 10,000)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s for the physical limit (default: "
+                        "H100/H200 data-sheet values, else a measured matmul)")
+    p.add_argument("--concurrent", type=int, default=0, metavar="N",
+                   help="launch N `landscape record` processes at once (and one alone)")
+    p.add_argument("--threads-per-run", type=int, default=0, metavar="T",
+                   help="--concurrent: OMP_NUM_THREADS of each process (default: torch's, "
+                        "one per core: N processes then oversubscribe a CPU)")
     args = p.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.repeats < 1 or args.batch_size < 1:
         p.error("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
+    if args.concurrent < 0:
+        p.error("--concurrent must be >= 0")
+    if args.precision == "tf32":
+        args.tf32 = True
     args.device = resolve_device(args.device)
+    args.models = [m for m in args.model.split(",") if m]
     return args
 
 
@@ -235,7 +283,7 @@ def record_config(args: argparse.Namespace, *, taps: tuple[str, ...], probe: Pro
     return RecordConfig(
         models=(args.model,), lrs=(args.lr,), optimizer="adam", batch_size=args.batch_size,
         epochs=1, max_steps=steps, device=str(args.device), allow_tf32=args.tf32,
-        width=args.width, taps=taps, probe=probe,
+        width=args.width, taps=taps, probe=probe, precision=args.precision,
     )
 
 
@@ -266,17 +314,18 @@ def time_forward_backward(args: argparse.Namespace, data: ImageData) -> Timing:
     """zero_grad + forward + backward on one batch, as the probe runs them (train mode, record's
     numerics and memory format), without an optimizer step."""
     device = args.device
+    fmt = FORMATS[args.memory_format]
     with numerics(device, args.tf32):
         torch.manual_seed(0)
         model = build_model(args.model, **model_options(args.width))
-        model = model.to(device=device, memory_format=torch.channels_last).train()
+        model = model.to(device=device, memory_format=fmt).train()
         b = args.batch_size
         stream = BatchStream(DeviceImages(data.train_x[:b], data.train_y[:b], device),
-                             BatchOptions(batch_size=b), seed=0,
-                             memory_format=torch.channels_last)
+                             BatchOptions(batch_size=b), seed=0, memory_format=fmt)
         x, y = next(stream.epoch())
 
         def forward_backward() -> None:
+            # The probe's passes: float32, whatever the training precision.
             model.zero_grad(set_to_none=False)
             nn.functional.cross_entropy(model(x), y).backward()
 
@@ -338,9 +387,11 @@ def print_header(args: argparse.Namespace, data: ImageData) -> None:
           f"python {platform.python_version()}")
     print(f"threads     torch {torch.get_num_threads()} (interop "
           f"{torch.get_num_interop_threads()}), CPUs {os.cpu_count()}")
-    print(f"model       {args.model}, width {args.width:g}, {n_params:,} parameters")
+    print(f"model       {args.model}, width {args.width:g}, {n_params:,} parameters; record "
+          f"trains it {args.memory_format} ({args.format_source})")
     print(f"training    Adam lr {args.lr:g}, batch {args.batch_size}, "
-          f"{'TF32 allowed' if args.tf32 else 'float32 (no TF32)'}")
+          f"{'TF32 allowed' if args.tf32 else 'float32 (no TF32)'}, record precision "
+          f"{args.precision}")
     print(f"timing      {args.steps} steps after {args.warmup} warm-up steps, "
           f"{args.repeats} repeat(s), median reported")
     print(f"data        {data.identity.n_train:,} training images "
@@ -368,11 +419,13 @@ def print_results(timings: dict[str, list[Timing]], args: argparse.Namespace) ->
 
     speedup = step["plain"] / step["record"]
     tap_cost = 100 * (step["record + taps"] / step["record"] - 1)
-    k = ProbeConfig().count
+    # A probe costs K passes, and one more for its float32 reference under reduced precision.
+    k = ProbeConfig().count + int(is_reduced(args.precision, args.device))
     overhead = step["record + probe"] - step["record"]
     probe_ratio = overhead / (k * step["fwd+bwd"])
-    print(f"record / plain              {speedup:8.2f}x   target >= {TARGET_SPEEDUP}   "
-          f"{mark(speedup >= TARGET_SPEEDUP)}")
+    target = TARGET_SPEEDUP[args.device.type]
+    print(f"record / plain              {speedup:8.2f}x   target >= {target}   "
+          f"{mark(speedup >= target)}")
     print(f"taps cost over record       {tap_cost:+8.1f}%   target <  {TARGET_TAP_COST:g}%    "
           f"{mark(tap_cost < TARGET_TAP_COST)}")
     print(f"probe overhead / (K fwd+bwd) {probe_ratio:7.2f}    target <= {TARGET_PROBE_RATIO}  "
@@ -381,17 +434,43 @@ def print_results(timings: dict[str, list[Timing]], args: argparse.Namespace) ->
           f"one fwd+bwd {1e3 * step['fwd+bwd']:.2f} ms)")
 
 
-def main() -> None:
-    args = parse_args()
+def chosen_format(args: argparse.Namespace, data: ImageData) -> None:
+    """The memory format record will train `args.model` in (measured now, or cached)."""
+    config = record_config(args, taps=(), probe=ProbeConfig(), steps=1)
+    task = make_task(config, args.device, data)
+    args.memory_format = memory_formats(config, task, args.device)[args.model]
+    key = "env" if os.environ.get("LANDSCAPE_MEMORY_FORMAT", "auto") != "auto" else \
+        "measured or cached"
+    args.format_source = key
+
+
+def compare_with_plain(args: argparse.Namespace) -> None:
     # One epoch covers every measurement, so record never evaluates inside a timed window.
     data = benchmark_data((args.warmup + args.steps) * args.batch_size)
-    print_header(args, data)
-    with tempfile.TemporaryDirectory(prefix="record-speed-") as tmp:
-        workdir = Path(tmp)
-        write_batches(workdir / "cifar", (data.train_x, data.train_y), (data.test_x, data.test_y))
-        timings = run_all(variants(args, data, workdir / "cifar", workdir), args.repeats,
-                          args.batch_size)
-    print_results(timings, args)
+    for model in args.models:
+        args.model = model
+        chosen_format(args, data)
+        print_header(args, data)
+        with tempfile.TemporaryDirectory(prefix="record-speed-") as tmp:
+            workdir = Path(tmp)
+            write_batches(workdir / "cifar", (data.train_x, data.train_y),
+                          (data.test_x, data.test_y))
+            timings = run_all(variants(args, data, workdir / "cifar", workdir), args.repeats,
+                              args.batch_size)
+        print_results(timings, args)
+        print()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.sweep:
+        from sweep_speed import time_sweep  # noqa: PLC0415 (its own module: the sweep mode)
+        time_sweep(args)
+    elif args.concurrent:
+        from sweep_speed import time_concurrent  # noqa: PLC0415
+        time_concurrent(args)
+    else:
+        compare_with_plain(args)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,9 @@ class StepContext:
     rng_before_forward: RngState  # replaying it reproduces the step's dropout/noise draws
     grad_snapshot: list[torch.Tensor]  # g_t (p.grad may be changed by a probe; this may not)
     param_snapshot: list[torch.Tensor]  # w_t
+    # True when training ran in reduced precision (bf16, or TF32 on CUDA): g_t then carries
+    # that arithmetic's rounding, and a float32 probe recomputes its reference gradient.
+    reduced_precision: bool = False
 
 
 class Probe(Protocol):

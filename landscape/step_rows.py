@@ -17,16 +17,21 @@ from landscape.contracts import RunRecorder
 from landscape.tensors import global_norm
 
 
-def measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_index, nan):
-    """‖g_t‖, ‖g_t − g_{t−1}‖ and copies of the tapped gradients; leaves g_t in `prev_grads`
-    and w_t in `prev_params` (the snapshots the probes and the update norm need)."""
+def measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_index, nan, *,
+                      has_prev=None, copy_grads=True):
+    """‖g_t‖, ‖g_t − g_{t−1}‖ and copies of the tapped gradients; leaves w_t in `prev_params`
+    (the snapshot the probes and the update norm need) and, with `copy_grads`, g_t in
+    `prev_grads` (without it, `prev_grads` is left holding g_{t−1} − g_t: the caller keeps
+    `grads` themselves as the next step's g_{t−1}, which saves a copy of every gradient).
+    `has_prev` says whether `prev_grads` holds g_{t−1} (default: every step but the first)."""
     grad_norm = global_norm(grads)
-    if step == 0:
+    if not (step > 0 if has_prev is None else has_prev):
         grad_change = nan
     else:
         torch._foreach_sub_(prev_grads, grads)
         grad_change = global_norm(prev_grads)
-    torch._foreach_copy_(prev_grads, grads)
+    if copy_grads:
+        torch._foreach_copy_(prev_grads, grads)
     torch._foreach_copy_(prev_params, params)
     tapped = []
     if taps.due(step):

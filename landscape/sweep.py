@@ -6,7 +6,7 @@ import contextlib
 import difflib
 import math
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -23,14 +23,16 @@ from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, make_slbi, resolve_sparse_layers
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
+from landscape.precision import autocast_dtype, is_reduced
 from landscape.probes.gradient import check_float64_probe
 from landscape.probes.hessian import hessian_probes
 from landscape.probes.sparsity import slbi_probes
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
-from landscape.tasks import Task, make_task, penalized
+from landscape.tasks import IMAGE_CLASSIFICATION, Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
+from landscape.tuning import DEFAULT_FORMAT, FORMATS, choose_memory_format
 from landscape.version import __version__
 
 
@@ -274,11 +276,32 @@ def record(
     plans = plan_runs(config)
     check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
+    formats = memory_formats(config, task, device)  # after the checks: they fail fast
+    # Each run keeps the format it trains in, so that --resume continues in the same one.
+    layouts = [replace(layout, attrs={**layout.attrs, "memory_format": formats[plan.model]})
+               for layout, plan in zip(layouts, plans)]
     checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
     with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
                              runs=layouts, versions=versions(), overwrite=overwrite) as writer:
         return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
-                           resume_from=None)
+                           resume_from=None, formats=formats)
+
+
+def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
+    """The memory format each model trains in (landscape.tuning): for image models the faster
+    of channels-last and contiguous on this machine, measured or cached; NCHW otherwise."""
+    if task.name != IMAGE_CLASSIFICATION:
+        return {m: "contiguous" for m in config.model.models}
+    shape = (config.optim.batch_size, *task.example_input().shape[1:])
+    options = model_options(config)
+    formats = {}
+    with numerics(device, config.allow_tf32):
+        for model in config.model.models:
+            formats[model], _ = choose_memory_format(
+                partial(build_model, model, **options), model=model, options=options,
+                batch_shape=shape, device=device, precision=config.precision,
+                autocast_dtype=autocast_dtype(config.precision))
+    return formats
 
 
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
@@ -330,6 +353,9 @@ def resume(
     task = make_task(config, torch.device(config.device))
     check_resume_compatible(path, config, data_now=task.identity.to_dict(), data_then=rec.data)
     plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
+    # Continue in the format each run started in (records before the choice: channels-last).
+    formats = {p.model: str(rec.runs[p.run_id].attrs.get("memory_format", DEFAULT_FORMAT))
+               for p in plans}
     saved = load_checkpoint(checkpoint_path(path))
     with RecordWriter.reopen(path) as writer:
         for plan in plans:
@@ -337,20 +363,22 @@ def resume(
             writer.run(plan.run_id).truncate(start)
         writer.start_appending()
         return _train_runs(config, plans, task, writer, path, progress, should_stop,
-                           resume_from=saved)
+                           resume_from=saved, formats=formats)
 
 
 def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: RecordWriter,
                 path: Path, progress: ProgressFactory | None, should_stop: Callable[[], bool],
-                *, resume_from: Checkpoint | None) -> list[RunResult]:
+                *, resume_from: Checkpoint | None,
+                formats: Mapping[str, str] | None = None) -> list[RunResult]:
     device = torch.device(config.device)
     n_runs = len(plan_runs(config))
     results = []
     with numerics(device, config.allow_tf32):
         for plan in plans:
             saved = resume_from if resume_from and resume_from.run_id == plan.run_id else None
-            result = _train_one(config, plan, n_runs, task, writer, device, progress,
-                                should_stop, path, saved)
+            fmt = FORMATS[(formats or {}).get(plan.model, DEFAULT_FORMAT)]
+            result = _train_one(config, plan, n_runs, task.using(fmt), writer, device,
+                                progress, should_stop, path, saved)
             results.append(result)
             if result.outcome.status == RunStatus.INTERRUPTED:
                 return results
@@ -440,6 +468,8 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 checkpoint=checkpoint,
                 checkpoint_seconds=recording.checkpoint_seconds,
                 should_stop=should_stop,
+                autocast_dtype=autocast_dtype(config.precision),
+                reduced_precision=is_reduced(config.precision, device),
             )
     except KeyboardInterrupt:
         recorder.interrupted()

@@ -6,6 +6,7 @@ the held-out evaluation; the sweep asks the model table which task a model belon
 
 from __future__ import annotations
 
+import copy
 from functools import partial
 from typing import Callable, Iterator, Protocol, Sequence
 
@@ -47,6 +48,17 @@ class Task(Protocol):
 
     def evaluate(self, model: nn.Module) -> tuple[float, float]: ...
 
+    def using(self, memory_format: torch.memory_format) -> "Task": ...
+
+
+def _with_memory_format(task, memory_format: torch.memory_format):
+    """A shallow copy of `task` (the same device data) whose batches come in `memory_format`."""
+    if memory_format == task.memory_format:
+        return task
+    other = copy.copy(task)
+    other.memory_format = memory_format
+    return other
+
 
 class ImageClassification:
     """CIFAR-10 classification. The training loss is cross-entropy with `label_smoothing`
@@ -56,7 +68,8 @@ class ImageClassification:
 
     name = IMAGE_CLASSIFICATION
     correct_fn = staticmethod(classification_correct)
-    # NHWC is what the conv kernels are fastest with, on CPU (oneDNN) and GPU (cuDNN) alike.
+    # NHWC unless told otherwise: record trains in the format landscape.tuning measured to be
+    # faster on the machine (`using`); NHWC is usually faster on GPUs, not always on CPUs.
     memory_format = torch.channels_last
 
     def __init__(self, data: ImageData, options: BatchOptions, device: torch.device, *,
@@ -73,6 +86,8 @@ class ImageClassification:
         self.test = DeviceImages(data.test_x, data.test_y, device)
         self.val = None if data.val_x is None else DeviceImages(data.val_x, data.val_y, device)
         self.validate = None if self.val is None else self._validate
+
+    using = _with_memory_format
 
     def example_input(self) -> torch.Tensor:
         """Two images on the CPU, for shape inference."""
@@ -117,6 +132,9 @@ class LinearRegression:
         self.device = device
         self.test_x = torch.from_numpy(data.test_x).to(device)
         self.test_y = torch.from_numpy(data.test_y).to(device)
+
+    def using(self, memory_format: torch.memory_format) -> "LinearRegression":
+        return self  # vectors have one layout
 
     def example_input(self) -> torch.Tensor:
         return torch.zeros(2, self.data.train_x.shape[1])

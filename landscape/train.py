@@ -29,6 +29,7 @@ from landscape.contracts import (  # noqa: F401 (re-exported: `from landscape.tr
     STOP_NONE, STOP_PLANNED, CorrectFn, LoopState, LossFn, NoProgress, Probe, Progress,
     RunOutcome, RunRecorder, StepContext,
 )
+from landscape.precision import float32_math, training_autocast
 from landscape.step_rows import KeptRows, PendingRows, TrainAccumulator, measure_gradients
 from landscape.tensors import RngState, global_norm
 
@@ -112,6 +113,16 @@ class Measurements:
     sync_seconds: float = 0.5
 
 
+@dataclass(frozen=True)
+class Arithmetic:
+    """The training step's precision (landscape.precision): `autocast` is the dtype of the
+    forward pass's autocast (None: float32); `reduced` tells probes that g_t carries more
+    rounding than float32's. Probes themselves always run in float32."""
+
+    autocast: torch.dtype | None = None
+    reduced: bool = False
+
+
 def _never() -> bool:
     return False
 
@@ -155,8 +166,10 @@ class TrainingLoop:
         measurements: Measurements = Measurements(),
         reliability: Reliability = Reliability(),
         progress: Progress = NoProgress(),
+        arithmetic: Arithmetic = Arithmetic(),
     ) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.arithmetic = arithmetic
         self.total_steps = total_steps
         self.recorder, self.progress = recorder, progress
         self.evaluation, self.objective, self.lr_schedule = evaluation, objective, lr_schedule
@@ -167,7 +180,10 @@ class TrainingLoop:
         self.params = [p for _, p in named]
         self.tap_index = {n: self.names.index(n) for n in measurements.taps.names}
         self.device = self.params[0].device
-        self.prev_grads = [torch.zeros_like(p) for p in self.params]  # g_{t−1}, then g_t
+        # g_{t−1}, then g_t. Between probed steps these are the previous step's own gradient
+        # tensors (the loop swaps them with p.grad instead of copying: see `step`).
+        self.prev_grads = [torch.zeros_like(p) for p in self.params]
+        self.has_prev_grad = False  # whether prev_grads holds g_{t−1}
         self.prev_params = [torch.zeros_like(p) for p in self.params]  # w_t, then w_t − w_{t+1}
         self.nan = torch.tensor(float("nan"), device=self.device)
 
@@ -182,6 +198,7 @@ class TrainingLoop:
             with torch.no_grad():
                 torch._foreach_copy_(self.prev_grads,
                                      [g.to(self.device) for g in resume.prev_grads])
+            self.has_prev_grad = resume.next_step > 0
             self.since_eval = TrainAccumulator(**resume.since_eval)
             self.images_done, self.seconds_before = resume.images_done, resume.seconds
             self.val_losses = list(resume.val_losses)
@@ -235,25 +252,41 @@ class TrainingLoop:
             if probe.phase == "forward":
                 probe.arm()
 
-        output = model(x)  # (batch, classes) logits, or (batch, dim) for regression
-        loss = loss_fn(output, y)
+        with training_autocast(self.device, self.arithmetic.autocast):
+            output = model(x)  # (batch, classes) logits, or (batch, dim) for regression
+            loss = loss_fn(output, y)
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         grads = [p.grad for p in params]
+        # Probes change p.grad and read g_t from the snapshot, so on their steps g_t is copied
+        # out; on the others the snapshot is p.grad's tensors themselves, and after the update
+        # p.grad gets the spent g_{t−1} tensors (zeroed by the next zero_grad): no copy.
+        swap = not due
         with torch.no_grad():
             grad_norm, grad_change, tapped_grads = measure_gradients(
                 step, grads, self.prev_grads, params, self.prev_params, taps, self.tap_index,
-                self.nan)
+                self.nan, has_prev=self.has_prev_grad, copy_grads=not swap)
+        spent = self.prev_grads
+        if swap:
+            self.prev_grads = list(grads)
+        self.has_prev_grad = True
 
         for probe in due:
             if probe.phase != "after_update":
-                pending.add_probe(probe.name, step, probe.measure(self.context(step, x, y, rng)))
+                with float32_math():
+                    values = probe.measure(self.context(step, x, y, rng))
+                pending.add_probe(probe.name, step, values)
 
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
+        if swap:
+            for p, g in zip(params, spent):
+                p.grad = g
         for probe in due:
             if probe.phase == "after_update":
-                pending.add_probe(probe.name, step, probe.measure(self.context(step, x, y, rng)))
+                with float32_math():
+                    values = probe.measure(self.context(step, x, y, rng))
+                pending.add_probe(probe.name, step, values)
 
         with torch.no_grad():
             torch._foreach_sub_(self.prev_params, params)
@@ -274,7 +307,7 @@ class TrainingLoop:
         """What a probe sees at this moment of step `step` (the learning rate as now set)."""
         return StepContext(step, self.model, self.params, self.names, x, y,
                            self.objective.loss_fn, self.optimizer.param_groups[0]["lr"], rng,
-                           self.prev_grads, self.prev_params)
+                           self.prev_grads, self.prev_params, self.arithmetic.reduced)
 
     def sync(self) -> KeptRows:
         """Host sync: hand the pending rows to the recorder and tell the progress bar."""
@@ -368,6 +401,8 @@ def train_run(
     checkpoint: Callable[[LoopState], None] | None = None,
     checkpoint_seconds: float = 60.0,
     should_stop: Callable[[], bool] = lambda: False,
+    autocast_dtype: torch.dtype | None = None,
+    reduced_precision: bool = False,
 ) -> RunOutcome:
     """Train `model` for `total_steps` steps from `batches`, recording as it goes: the
     convenience entry point to `TrainingLoop`, with every setting as a keyword.
@@ -377,7 +412,8 @@ def train_run(
     `taps`, `probes`, `sync_every` and `sync_seconds` the `Measurements`; `resume_from`,
     `checkpoint`, `checkpoint_seconds` and `should_stop` the `Reliability`: see those for what
     each does. `lr_schedule(step)` is the learning rate of each step, set on every parameter
-    group before the step (None: the optimizer's own).
+    group before the step (None: the optimizer's own). `autocast_dtype` and
+    `reduced_precision` are the `Arithmetic`.
     """
     evaluation = EvaluationPlan(evaluate, eval_every or steps_per_epoch, steps_per_epoch,
                                 validate, early_stop)
@@ -391,4 +427,5 @@ def train_run(
         measurements=Measurements(taps, probes, sync_every, sync_seconds),
         reliability=Reliability(resume_from, checkpoint, checkpoint_seconds, should_stop),
         progress=progress,
+        arithmetic=Arithmetic(autocast_dtype, reduced_precision),
     ).run()

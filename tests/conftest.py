@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,19 @@ import pytest
 import torch
 
 from landscape.data import load_embedded, write_batches
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tuning_cache(tmp_path_factory):
+    """Records measure their memory format (landscape.tuning) and cache the answer: tests use a
+    cache of their own, empty at the start, never the user's."""
+    saved = os.environ.get("LANDSCAPE_CACHE_DIR")
+    os.environ["LANDSCAPE_CACHE_DIR"] = str(tmp_path_factory.mktemp("tuning-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("LANDSCAPE_CACHE_DIR", None)
+    else:
+        os.environ["LANDSCAPE_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="module")

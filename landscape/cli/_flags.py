@@ -72,6 +72,7 @@ FLAGS: dict[str, str] = {
     "seeds": "--seeds",
     "device": "--device",
     "allow_tf32": "--tf32",
+    "precision": "--precision",
     "resume": "--resume",  # not a field: resuming with other options is refused
 }
 

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._types import CommaList, flatten
-from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig, preset
+from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
+from landscape.config import preset
 from landscape.errors import ConfigError
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
@@ -128,6 +129,10 @@ _DEFAULT = RecordConfig()
               help="cifar10, or mnist (official IDX files in --data-dir/MNIST/raw; without "
                    "--data-dir an embedded split of the official MNIST *test* set: 8,000 "
                    "training, 2,000 held-out images). Use the lenet5 models for mnist.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="Training arithmetic: float32; tf32 (= --tf32; on a CPU the same as "
+                   "float32); bf16 (autocast forward, float32 weights and gradients). Probes "
+                   "always run in float32 (docs/measurements.md).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with CIFAR-10's cifar-10-batches-py (or, with --dataset mnist, "
                    "MNIST/raw). Without it, the embedded subset is used (2,000 CIFAR-10 "

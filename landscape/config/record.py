@@ -35,7 +35,10 @@ _FLAT_KEYS: dict[str, str | None] = {
     "hessian": "recording",
     **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
     "dataset": "data",
+    "precision": None,  # added after the others: older records lack it (float32)
 }
+# The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
+PRECISIONS = ("float32", "tf32", "bf16")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
 
@@ -61,11 +64,13 @@ class RecordConfig:
     seeds: tuple[int, ...] = (0,)
     device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
     allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
+    precision: str = "float32"  # float32, tf32 (= allow_tf32) or bf16 (autocast forward)
 
     def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
                  optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
                  seeds: tuple[int, ...] | None = None, seed: int | None = None,
-                 device: str = "cpu", allow_tf32: bool = False, **flat: Any) -> None:
+                 device: str = "cpu", allow_tf32: bool = False, precision: str = "float32",
+                 **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
         changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
         for key, value in flat.items():
@@ -84,6 +89,7 @@ class RecordConfig:
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "device", device)
         object.__setattr__(self, "allow_tf32", allow_tf32)
+        self._resolve_precision(precision)
         self._resolve_probe_direction()
         self.validate()
 
@@ -97,6 +103,17 @@ class RecordConfig:
         """SGD without momentum or weight decay: its update is exactly −lr·g_t."""
         o = self.optim
         return o.optimizer == "sgd" and o.momentum == 0 and o.weight_decay == 0
+
+    def _resolve_precision(self, precision: str) -> None:
+        """precision tf32 and allow_tf32 are one setting: each implies the other."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"{ref('precision')} must be one of {', '.join(PRECISIONS)}, "
+                              f"got {precision!r}")
+        if precision == "tf32":
+            object.__setattr__(self, "allow_tf32", True)
+        elif precision == "float32" and self.allow_tf32:
+            precision = "tf32"
+        object.__setattr__(self, "precision", precision)
 
     def _resolve_probe_direction(self) -> None:
         probe = self.recording.probe
@@ -173,7 +190,7 @@ class RecordConfig:
     def with_changes(self, **changes: Any) -> "RecordConfig":
         """A copy with parts or flat fields changed (validated again)."""
         parts = {name: getattr(self, name) for name in
-                 (*_PARTS, "seeds", "device", "allow_tf32")}
+                 (*_PARTS, "seeds", "device", "allow_tf32", "precision")}
         if "seed" in changes:
             parts.pop("seeds")
         return type(self)(**{**parts, **changes})
@@ -201,4 +218,4 @@ def run_id(model: str, lr: float, seed: int | None = None) -> str:
     return f"{model}_lr{lr:g}" + ("" if seed is None else f"_s{seed}")
 
 
-__all__ = ["RecordConfig", "ProbeConfig", "total_steps", "resume_differences", "run_id"]
+__all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "total_steps", "resume_differences", "run_id"]

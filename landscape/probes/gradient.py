@@ -118,7 +118,12 @@ class GradientProbe:
         if self.float64:
             losses, diffs = self._evaluate_float64(ctx, start, along, coefs)
         else:
-            losses, diffs = self._evaluate(ctx, model, params, start, along, coefs, g_t)
+            # Training in bf16 (or TF32) gives a g_t that differs from the float32 gradient at
+            # w_t by its own rounding; measured from it, every gradient change would include
+            # that difference. The reference is then ∇L(w_t; B_t) recomputed in float32.
+            g_ref = (reference_gradient(ctx, model, params) if ctx.reduced_precision
+                     else g_t)
+            losses, diffs = self._evaluate(ctx, model, params, start, along, coefs, g_ref)
 
         # Leave no trace: weights, gradients, running statistics and random state as before.
         saved.restore(ctx, w_end)
@@ -208,6 +213,17 @@ class GradientProbe:
                 module._forward_pre_hooks.clear()
             self._shadow = shadow.train()
         return self._shadow
+
+
+def reference_gradient(ctx: StepContext, model: nn.Module,
+                       params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """∇L(w_t; B_t) in the arithmetic the caller runs in (the loop runs probes in float32),
+    with the step's random draws; leaves the parameters at w_t and p.grad changed."""
+    with torch.no_grad():
+        torch._foreach_copy_(params, ctx.param_snapshot)
+    ctx.rng_before_forward.restore()
+    loss = ctx.loss_fn(model(ctx.x), ctx.y)
+    return [g.detach() for g in torch.autograd.grad(loss, list(params))]
 
 
 def check_float64_probe(model: nn.Module, *, penalties: bool) -> None:

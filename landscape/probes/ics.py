@@ -10,6 +10,7 @@ import torch
 
 from landscape.contracts import StepContext
 from landscape.errors import ConfigError
+from landscape.probes.gradient import reference_gradient
 from landscape.store.schema import TableKind
 from landscape.tensors import RngState, global_norm
 
@@ -54,6 +55,12 @@ class ICSProbe:
         w_next = [p.detach().clone() for p in params]  # w_{t+1}
         buffers = [b.clone() for b in model.buffers()]
         rng_after = RngState.capture(ctx.x.device)
+        g_t = ctx.grad_snapshot
+        if ctx.reduced_precision:
+            # As in the gradient probe: G in the probe's float32, not the training arithmetic's.
+            g_t = reference_gradient(ctx, model, params)
+            with torch.no_grad():
+                torch._foreach_copy_(params, w_next)
         distances, cosines = [], []
         for indices in self.indices:
             first = min(indices)
@@ -63,7 +70,7 @@ class ICSProbe:
             ctx.rng_before_forward.restore()
             loss = ctx.loss_fn(model(ctx.x), ctx.y)
             g_shifted = torch.autograd.grad(loss, [params[i] for i in indices])
-            g_plain = [ctx.grad_snapshot[i] for i in indices]
+            g_plain = [g_t[i] for i in indices]
             with torch.no_grad():
                 dot = sum((a.double() * b.double()).sum() for a, b in zip(g_plain, g_shifted))
                 norm_plain = global_norm(g_plain).double()

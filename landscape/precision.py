@@ -1,0 +1,58 @@
+"""The arithmetic training runs in (`--precision`), and the full float32 the measurements keep.
+
+- float32: every operation in float32 (TF32 off on CUDA). What all records were made with.
+- tf32: on CUDA, matmuls and convolutions may round their inputs to TF32 (10-bit mantissa,
+  float32 range and accumulation), as `RecordConfig.allow_tf32` always allowed. On a CPU torch
+  has no TF32 path for these flags: tf32 computes exactly what float32 does.
+- bf16: the training forward pass (model and loss) under `torch.autocast` with bfloat16 (8-bit
+  mantissa): convolutions and matmuls take bfloat16 inputs; weights, gradients, the optimizer
+  and every recorded norm stay float32. Works on CPU and GPU alike (no loss scaling is needed
+  with bfloat16's float32 range).
+
+Probes always run in float32 or better, whatever the training precision: the loop runs them
+outside autocast with TF32 switched off (`float32_math`), and when training was reduced
+(`is_reduced`) they recompute the gradient at w_t in float32 instead of taking the training
+step's gradient as the reference, which would otherwise put the training arithmetic's own
+rounding into every gradient change they measure (docs/measurements.md, "Precision").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+PRECISIONS = ("float32", "tf32", "bf16")
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The dtype the training forward is autocast to (None: no autocast)."""
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def is_reduced(precision: str, device: torch.device) -> bool:
+    """Whether training gradients on `device` carry more rounding than float32's."""
+    return precision == "bf16" or (precision == "tf32" and device.type == "cuda")
+
+
+@contextlib.contextmanager
+def training_autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """The training forward's autocast (nothing when `dtype` is None)."""
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device.type, dtype=dtype):
+        yield
+
+
+@contextlib.contextmanager
+def float32_math() -> Iterator[None]:
+    """Full float32 inside, whatever the training allows: TF32 off for CUDA matmuls and cuDNN
+    (restored afterwards). Flags only, no device work: free between training steps."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
