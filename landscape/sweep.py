@@ -19,6 +19,7 @@ from torch import nn
 from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
 from landscape.errors import ConfigError, RecordError, field_ref
+from landscape.limits import check_counts, check_sweep_resources
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import output_channels, select_parameters
@@ -29,6 +30,7 @@ from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
 from landscape.tasks import Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
 from landscape.version import __version__
+from landscape.writer_lock import writer_lock
 
 
 @dataclass(frozen=True)
@@ -235,16 +237,19 @@ def record(
     checkpointed and marked interrupted, and no further run starts (`resume` continues). On
     KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
     """
+    check_counts(config)
     device = torch.device(config.device)
     if task is None:
         task = make_task(config, device)
     plans = plan_runs(config)
     layouts = run_layouts(config, plans, task.example_input())
-    checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
-    with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
-                             runs=layouts, versions=versions(), overwrite=overwrite) as writer:
-        return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
-                           resume_from=None)
+    check_sweep_resources(config, task, layouts, Path(out))
+    with writer_lock(out):  # one writer per record (see landscape.writer_lock)
+        checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
+        with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
+                                 runs=layouts, versions=versions(), overwrite=overwrite) as writer:
+            return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
+                               resume_from=None)
 
 
 def check_resume_compatible(path: str | Path, recorded: RecordConfig, *,
@@ -279,6 +284,13 @@ def resume(
     (or from its start if it has none); finished runs are left as they are. On a CPU the result
     is identical to a record that was never interrupted. `device` overrides the record's."""
     path = Path(path)
+    open_record(path)  # a missing or foreign file is named before a lock file is made for it
+    with writer_lock(path):
+        return _resume_locked(path, device=device, progress=progress, should_stop=should_stop)
+
+
+def _resume_locked(path: Path, *, device: str | None, progress: ProgressFactory | None,
+                   should_stop: Callable[[], bool]) -> list[RunResult]:
     rec = open_record(path)
     config = RecordConfig.from_dict(rec.config)
     if device is not None:

@@ -15,6 +15,7 @@ from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._types import CommaList, flatten
 from landscape.config import OPTIMIZERS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig, preset
 from landscape.errors import ConfigError
+from landscape.limits import check_counts
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
@@ -200,6 +201,7 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
         _resume(ctx, resume_path, preset, options)
         return
     config = build_config(ctx, preset, options)
+    check_counts(config)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or "
                           f"--resume {out} to continue it")
