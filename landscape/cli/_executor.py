@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Mapping
 
 import click
@@ -75,8 +76,7 @@ class RayProgress:
         self._ended += 1
         o = result.outcome
         tqdm.write(f"[{self._ended}/{self._n_runs}] {result.plan.run_id}: {o.status}, "
-                   f"{o.steps_done} steps, last loss {o.final_loss:.4g}",
-                   file=click.get_text_stream("stderr"))
+                   f"{o.steps_done} steps, last loss {o.final_loss:.4g}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from landscape.store.schema import (
 )
 from landscape.store.write import RecordWriter, RunWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
+from landscape.store.shards import shards_in_progress
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -51,5 +52,5 @@ __all__ = [
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
     "StepData", "TapData", "open_record",
-    "copy_shard_into", "empty_run", "shard_folder", "shard_path",
+    "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
 ]

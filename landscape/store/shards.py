@@ -16,7 +16,9 @@ from pathlib import Path
 
 import h5py
 
+from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
+from landscape.store.read import RunInfo, open_record
 from landscape.store.schema import TableKind
 from landscape.store.write import RecordWriter, Table
 
@@ -68,3 +70,17 @@ def empty_run(writer: RecordWriter, run_id: str) -> None:
     run = writer._file["runs"][run_id]  # the store's own writer: its file is ours to reach
     for group in _table_groups(run).values():
         Table(group).truncate(0)
+
+
+def shards_in_progress(record_path: str | os.PathLike) -> dict[str, RunInfo | None]:
+    """The runs whose shards sit next to the record (being written by a Ray sweep, or left by
+    one that stopped): run id -> its state in the shard (None while the shard cannot be read,
+    e.g. in the instant it is created)."""
+    folder = shard_folder(record_path)
+    runs: dict[str, RunInfo | None] = {}
+    for shard in sorted(folder.glob("*.h5")) if folder.is_dir() else ():
+        try:
+            runs.update(open_record(shard).runs)
+        except RecordError:
+            runs[shard.stem] = None
+    return runs
