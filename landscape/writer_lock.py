@@ -74,12 +74,18 @@ def writer_lock(record_path: str | os.PathLike) -> Iterator[Path]:
             break
         os.close(fd)
     try:
-        holder = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "command": " ".join(Path(a).name if i == 0 else a
-                                      for i, a in enumerate(sys.argv[:12]))}
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command()}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(holder).encode())
         yield path
     finally:
         path.unlink(missing_ok=True)  # while still held: see the inode check above
         os.close(fd)
+
+
+def _command() -> str:
+    """This process's command line, short: `landscape record -o r.h5 ...`."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    name = program.parent.name if program.name == "__main__.py" else program.name
+    args = sys.argv[1:10]
+    return " ".join([name, *args, *(["..."] if len(sys.argv) > 10 else [])])
