@@ -205,6 +205,8 @@ def _connected(ray, options: RayOptions):
         yield
         return
     local = options.address == "local"
+    if not local:
+        _check_reachable(options.address)
     try:
         ray.init(address=options.address, num_cpus=options.num_cpus if local else None,
                  include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
@@ -216,6 +218,25 @@ def _connected(ray, options: RayOptions):
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address where no Ray cluster answers: Ray itself would retry for minutes."""
+    if address == "auto":  # the cluster started on this machine, where Ray notes it
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address:
+            try:
+                address = Path("/tmp/ray/ray_current_cluster").read_text().strip()
+            except OSError:
+                raise RecordError("--ray-address auto: no Ray cluster was started on this "
+                                  "machine; start one with `ray start --head`, or leave "
+                                  "--ray-address out for a local one") from None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError):
+        raise RecordError(f"no Ray cluster answers at {address}; start one with `ray start "
+                          f"--head`, or leave --ray-address out for a local one") from None
 
 
 def _can_see(probe: str, token: str) -> tuple[str, bool, str]:
