@@ -126,9 +126,9 @@ def record_bytes(config: RecordConfig, layouts: Sequence, total_steps: int) -> i
     probes = total_steps // recording.probe.every + 1 if recording.probe.every else 0
     total = 0
     for layout in layouts:
-        taps = sum(int(torch.Size(shape).numel()) for shape in layout.taps.values())
         total += total_steps * step_row
-        total += tapped * (8 + 2 * taps * tap_item)
+        for shape in layout.taps.values():  # a table per tap: step, gradient, weight delta
+            total += tapped * (8 + 2 * int(torch.Size(shape).numel()) * tap_item)
         total += probes * (8 + layout.n_eta * (8 + 4 + 4 + 8) + 8)
     return total
 
