@@ -19,7 +19,9 @@ Ray is an optional dependency, imported only here and only when this executor is
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -288,15 +290,15 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     folder = shard_folder(out)
     stop_file = folder / STOP_FILE
     stop_file.unlink(missing_ok=True)
-    board = ray.remote(num_cpus=0)(_Board).remote()
     train = ray.remote(_train_shard).options(
         num_cpus=options.cpus_per_run, num_gpus=options.gpus(config),
         max_retries=options.max_retries)
     threads = max(1, int(options.cpus_per_run))
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
-                            identity, board, str(stop_file), threads): plan for plan in plans}
+                            identity, str(stop_file), threads): plan for plan in plans}
     results: dict[str, RunResult] = {}
+    finished: dict[str, tuple[int, int, float]] = {}  # progress of the runs copied in
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -310,20 +312,22 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
                     copy_shard_into(writer, shard, plan.run_id)
                     shard.unlink()
                     checkpoint_path(shard).unlink(missing_ok=True)
+                    progress_path(shard).unlink(missing_ok=True)
                 results[plan.run_id] = result
+                finished[plan.run_id] = _read_progress(folder).get(plan.run_id, (
+                    result.outcome.steps_done, result.outcome.steps_done, math.nan))
                 if progress is not None:
                     progress.finished(result)
             if should_stop() and not stop_file.exists():
                 stop_file.touch()
             if progress is not None:
-                progress.update(ray.get(board.snapshot.remote()))
+                progress.update(finished | _read_progress(folder))
     except BaseException:
         for ref in pending:  # Ctrl-C twice, or an error: the tasks stop at once
             ray.cancel(ref)
         raise
     finally:
         stop_file.unlink(missing_ok=True)
-        ray.kill(board)
     if not any(folder.iterdir()):
         folder.rmdir()
     return [results[p.run_id] for p in plans if p.run_id in results]
@@ -350,28 +354,33 @@ class _WorkerError:
     message: str
 
 
-class _Board:
-    """A Ray actor that collects the tasks' progress for the driver."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, tuple[int, int, float]] = {}
-
-    def report(self, run_id: str, done: int, total: int, loss: float) -> None:
-        self.runs[run_id] = (done, total, loss)
-
-    def snapshot(self) -> dict[str, tuple[int, int, float]]:
-        return dict(self.runs)
+def progress_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + ".progress")
 
 
-class _BoardProgress:
-    """A run's Progress (see landscape.contracts) that reports to the board."""
+class _FileProgress:
+    """A run's Progress (see landscape.contracts) that the driver reads: a small file next to
+    the shard, replaced at every host sync (a Ray actor for this would be one more process
+    importing torch on every sweep)."""
 
-    def __init__(self, board, run_id: str, total: int) -> None:
-        self._board, self._run_id, self._total, self._done = board, run_id, total, 0
+    def __init__(self, shard: Path, total: int) -> None:
+        self._path, self._total, self._done = progress_path(shard), total, 0
 
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
         self._done += steps
-        self._board.report.remote(self._run_id, self._done, self._total, loss)
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        tmp.write_text(json.dumps([self._done, self._total, loss]))
+        os.replace(tmp, self._path)
+
+
+def _read_progress(folder: Path) -> dict[str, tuple[int, int, float]]:
+    runs = {}
+    for path in folder.glob("*.h5.progress"):
+        try:
+            runs[path.name.removesuffix(".h5.progress")] = tuple(json.loads(path.read_text()))
+        except (OSError, ValueError):  # removed as its run was copied in
+            continue
+    return runs
 
 
 class _StopFile:
@@ -406,7 +415,7 @@ def _worker_device(name: str) -> torch.device:
 
 
 def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, identity: dict,
-                 board, stop_file: str, threads: int) -> RunResult | _WorkerError | None:
+                 stop_file: str, threads: int) -> RunResult | _WorkerError | None:
     """A Ray task: train one run into its shard (continuing it from its checkpoint if the
     shard has one), and return how it ended. None if the driver asked to stop before it
     began; a _WorkerError for anything the user can fix."""
@@ -424,7 +433,7 @@ def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, iden
                                   f"the driver found ({key}); every node needs the same data "
                                   f"at the same path")
         with writer_lock(shard):
-            return _train_shard_locked(config, plan, n_runs, Path(shard), task, device, board,
+            return _train_shard_locked(config, plan, n_runs, Path(shard), task, device,
                                        _StopFile(stop_file))
     except LandscapeError as exc:
         return _WorkerError("ConfigError" if isinstance(exc, ConfigError) else "RecordError",
@@ -432,7 +441,7 @@ def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, iden
 
 
 def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard: Path,
-                        task: Task, device: torch.device, board,
+                        task: Task, device: torch.device,
                         should_stop: Callable[[], bool]) -> RunResult:
     saved = None
     info = None
@@ -460,7 +469,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
                                      versions=versions())
 
     def progress(plan: RunPlan, n_runs: int, total: int):
-        return contextlib.nullcontext(_BoardProgress(board, plan.run_id, total))
+        return contextlib.nullcontext(_FileProgress(shard, total))
 
     with writer, numerics(device, config.allow_tf32):
         result = _train_one(config, plan, n_runs, task, writer, device, progress, should_stop,
