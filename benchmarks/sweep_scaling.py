@@ -80,6 +80,9 @@ def cpu_mode(steps: int, folder: Path) -> None:
     stop = timed("ray: shut Ray down", ray.shutdown)
     with_start = start + sweep_only + stop
     print(f"{'ray: all of it (what one local `--executor ray` costs)':<58} {with_start:8.1f} s")
+    for name in ("local.h5", "local1.h5", "ray.h5"):  # the runs' own training seconds
+        runs = landscape.open_record(folder / name).runs.values()
+        print(f"{name:<10} sum of the runs' own seconds: {sum(r.seconds for r in runs):6.1f} s")
     same = identical(folder / "ray.h5", folder / "local1.h5")
     print(f"ray record identical to the 1-thread local record: {same}")
     for name, seconds in (("local (default threads)", local), ("local (1 thread)", local_1)):
