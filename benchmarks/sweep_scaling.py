@@ -19,6 +19,8 @@ onto the one GPU as 8 Ray tasks with `--gpus-per-run 0.125`.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +72,10 @@ def cpu_mode(steps: int, folder: Path) -> None:
     local_1 = timed("local executor, 1 torch thread",
                     lambda: record(config, folder / "local1.h5"))
     torch.set_num_threads(default_threads)
+    # The machine's own ceiling, without Ray: two independent processes with one thread each,
+    # one per seed (4 runs each), started together.
+    pair = timed("no Ray: 2 processes x 4 runs, 1 thread each, at once",
+                 lambda: two_processes(steps, folder))
     # Ray's start and stop are timed apart from the sweep: on a cluster (`ray start`) Ray is
     # already running, while `--ray-address local` (the default) pays both on every sweep.
     start = timed("ray: start a local Ray with 2 CPUs", lambda: ray.init(
@@ -85,11 +91,26 @@ def cpu_mode(steps: int, folder: Path) -> None:
         print(f"{name:<10} sum of the runs' own seconds: {sum(r.seconds for r in runs):6.1f} s")
     same = identical(folder / "ray.h5", folder / "local1.h5")
     print(f"ray record identical to the 1-thread local record: {same}")
+    print(f"the machine's parallel ceiling (2 plain processes vs local, 1 thread): "
+          f"{local_1 / pair:.2f}x")
     for name, seconds in (("local (default threads)", local), ("local (1 thread)", local_1)):
         for what, ray_seconds in (("sweep only", sweep_only), ("with start/stop", with_start)):
             ratio = seconds / ray_seconds
             print(f"speed-up of ray ({what}) over {name}: {ratio:.2f}x  "
                   f"{'PASS' if ratio >= 1.6 else 'MISS'} (target >= 1.6x)")
+
+
+def two_processes(steps: int, folder: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "landscape", "record", "--model", "vgg,vgg_bn", "--lrs",
+         "1e-3,3e-3", "--seeds", str(seed), "--width", "0.125", "--batch-size", "32",
+         "--max-steps", str(steps), "--device", "cpu", "--probe-every", "10", "--probe-count",
+         "4", "-o", str(folder / f"pair{seed}.h5")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for seed in (0, 1)]
+    for proc in procs:
+        if proc.wait():
+            raise SystemExit("a `landscape record` process failed")
 
 
 def gpu_mode(steps: int, folder: Path) -> None:

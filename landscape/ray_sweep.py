@@ -307,6 +307,8 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
                 result = _result_of(ray, ref, plan, options)
                 if result is None:  # asked to stop before it began
                     continue
+                finished[plan.run_id] = _read_progress(folder).get(plan.run_id, (
+                    result.outcome.steps_done, result.outcome.steps_done, math.nan))
                 if result.outcome.status != RunStatus.INTERRUPTED:
                     shard = shard_path(out, plan.run_id)
                     copy_shard_into(writer, shard, plan.run_id)
@@ -314,8 +316,6 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
                     checkpoint_path(shard).unlink(missing_ok=True)
                     progress_path(shard).unlink(missing_ok=True)
                 results[plan.run_id] = result
-                finished[plan.run_id] = _read_progress(folder).get(plan.run_id, (
-                    result.outcome.steps_done, result.outcome.steps_done, math.nan))
                 if progress is not None:
                     progress.finished(result)
             if should_stop() and not stop_file.exists():

@@ -1,7 +1,6 @@
 """Bounds on the options that size memory and disk: one line, before the record exists, and
 estimates that match what they estimate."""
 
-import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn

@@ -9,13 +9,9 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
 
-import numpy as np
 import pytest
 import ray
-import torch
 from click.testing import CliRunner
 
 import landscape
