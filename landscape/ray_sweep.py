@@ -148,11 +148,12 @@ def record_on_ray(
     check_sweep_resources(config, task, layouts, out)
     if out.exists() and not overwrite:
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
-    with writer_lock(out), _connected(ray, options):
+    with writer_lock(out), _connected(ray, options) as started_here:
         folder = shard_folder(out)
         shutil.rmtree(folder, ignore_errors=True)  # shards of an earlier record at this path
         folder.mkdir()
-        check_workers_see(ray, folder)
+        if not started_here:  # a Ray started here for the sweep has one node: this machine
+            check_workers_see(ray, folder)
         checkpoint_path(out).unlink(missing_ok=True)
         with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
                                  runs=layouts, versions=versions(),
@@ -186,10 +187,11 @@ def resume_on_ray(
                                 data_then=rec.data)
         all_plans = plan_runs(config)
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
-        with _connected(ray, options):
+        with _connected(ray, options) as started_here:
             folder = shard_folder(path)
             folder.mkdir(exist_ok=True)
-            check_workers_see(ray, folder)
+            if not started_here:
+                check_workers_see(ray, folder)
             with RecordWriter.reopen(path) as writer:
                 for plan in plans:
                     empty_run(writer, plan.run_id)
@@ -202,9 +204,9 @@ def resume_on_ray(
 @contextlib.contextmanager
 def _connected(ray, options: RayOptions):
     """Ray, connected as `options.address` says (an instance already connected in this
-    process is used as it is, and left running)."""
+    process is used as it is, and left running). Yields whether it started a local Ray."""
     if ray.is_initialized():
-        yield
+        yield False
         return
     local = options.address == "local"
     if not local:
@@ -217,7 +219,7 @@ def _connected(ray, options: RayOptions):
                           f"({str(exc).splitlines()[0]}); start one with `ray start --head`, "
                           f"or leave --ray-address out for a local one") from None
     try:
-        yield
+        yield local
     finally:
         ray.shutdown()
 
