@@ -22,7 +22,7 @@ from landscape.errors import ConfigError, RecordError, field_ref
 from landscape.limits import check_counts, check_sweep_resources
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
-from landscape.probes import output_channels, select_parameters
+from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
@@ -162,6 +162,7 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             n_eta=recording.probe.count if recording.probe.every else 0,
             ics_layers=recording.ics_layers if recording.ics_every else (),
             activations=channels[plan.model],
+            weights=weight_entries(models[plan.model]) if recording.saves_weights else {},
         ))
     return layouts
 
@@ -242,6 +243,7 @@ def record(
     if task is None:
         task = make_task(config, device)
     plans = plan_runs(config)
+    check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
     check_sweep_resources(config, task, layouts, Path(out))
     with writer_lock(out):  # one writer per record (see landscape.writer_lock)
@@ -250,6 +252,16 @@ def record(
                                  runs=layouts, versions=versions(), overwrite=overwrite) as writer:
             return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
                                resume_from=None)
+
+
+def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
+    """Refuse (before the file exists) weights asked for at steps the runs will not reach."""
+    total = config.optim.total_steps(steps_per_epoch)
+    late = [s for s in config.recording.save_weights_at if s >= total]
+    if late:
+        raise ConfigError(f"{field_ref('recording.save_weights_at')} {late[0]} is past the last "
+                          f"step of these runs (steps 0 to {total - 1}); 'final' keeps the "
+                          f"weights after the last step")
 
 
 def check_resume_compatible(path: str | Path, recorded: RecordConfig, *,
@@ -337,6 +349,10 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
                                names=names))
     for layer in recording.activation_layers if recording.activation_every else ():
         probes.append(ActivationProbe(model, layer, every=recording.activation_every))
+    if recording.saves_weights:
+        probes.append(WeightsProbe(model, every=recording.save_weights_every,
+                                   at=recording.save_weights_at,
+                                   final=recording.save_final_weights))
     return probes
 
 

@@ -332,6 +332,12 @@ class TrainingLoop:
                diverged_step: int | None = None) -> RunOutcome:
         """The one way out of a run: its final state to the recorder, and its outcome."""
         seconds = self.elapsed()
+        if status == RUN_COMPLETE:  # rows some probes keep of the finished model (its weights)
+            for probe in self.measurements.probes:
+                final = getattr(probe, "final_rows", None)
+                rows = final(steps_done) if final is not None else None
+                if rows is not None:
+                    self.recorder.probe(probe.name, rows)
         self.recorder.state(status, steps_done=steps_done, diverged_step=diverged_step,
                             seconds=seconds, stop_reason=stop_reason)
         return RunOutcome(status, steps_done, diverged_step, seconds,

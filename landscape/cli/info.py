@@ -47,6 +47,9 @@ def info(record_path: Path) -> None:
         click.echo(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
                    f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
                    f"{', float64' if probe.get('dtype') == 'float64' else ''}")
+    weights = _weights_text(cfg)
+    if weights:
+        click.echo(f"Weights kept: {weights} (for landscape surface / prune)")
     has_val = bool(data.get("n_val"))
     rows = []
     for run in rec.runs.values():
@@ -80,6 +83,18 @@ def _echo_shards(record_path: Path) -> None:
     click.echo(f"Shards in progress ({shard_folder(record_path)}):")
     echo_table([[run_id, run.status if run else "starting", str(run.steps_done) if run else "-"]
                 for run_id, run in shards.items()], ["run", "status", "steps"])
+
+
+def _weights_text(cfg: dict) -> str:
+    """When the runs keep their weights (records before --save-weights lack the keys)."""
+    parts = []
+    if cfg.get("save_weights_every"):
+        parts.append(f"every {cfg['save_weights_every']} steps")
+    if cfg.get("save_weights_at"):
+        parts.append(f"at steps {', '.join(map(str, cfg['save_weights_at']))}")
+    if cfg.get("save_final_weights"):
+        parts.append("after the last step")
+    return "; ".join(parts)
 
 
 def _training_options(cfg: dict) -> list[str]:

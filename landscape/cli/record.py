@@ -179,6 +179,12 @@ _DEFAULT = RecordConfig()
 @click.option("--activation-layer", "activation_layers", type=CommaList(), multiple=True,
               help="Layer whose output statistics are recorded (repeatable), "
                    "e.g. features.stage3.norm1.")
+@click.option("--save-weights-every", type=int, default=0, show_default=True,
+              help="Keep the model's weights at the start of every N-th step in the record "
+                   "(0: never), for `landscape surface` and `landscape prune`.")
+@click.option("--save-weights-at", type=CommaList(), multiple=True,
+              help="Keep the model's weights at these steps; 'final' keeps them after the last "
+                   "step of a finished run, e.g. 0,500,final.")
 @click.option("--flush-seconds", type=float, default=_DEFAULT.recording.flush_seconds,
               show_default=True, help="Write recorded rows to the file at least this often.")
 @click.option("--checkpoint-seconds", type=float, default=_DEFAULT.recording.checkpoint_seconds,
@@ -275,6 +281,14 @@ def _report(results, out: Path) -> None:
     click.echo(f"Wrote {out}. Inspect it with: landscape info {out}")
 
 
+def _weight_step(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--save-weights-at takes step numbers or 'final', got {text!r}") \
+            from None
+
+
 def build_config(ctx: click.Context, preset_name: str | None, options: dict,
                  base: RecordConfig | None = None) -> RecordConfig:
     """Defaults (or `base`), then the preset, then the options given on the command line.
@@ -301,6 +315,10 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
         elif name == "seeds":
             if options.get("seed") is None:
                 values["seeds"] = value
+        elif name == "save_weights_at":
+            steps = flatten(value)
+            values["save_final_weights"] = "final" in steps
+            values["save_weights_at"] = tuple(_weight_step(s) for s in steps if s != "final")
         elif name == "no_taps":
             if value:
                 values["taps"] = ()

@@ -29,7 +29,8 @@ _FLAT_KEYS: dict[str, str | None] = {
     "early_stop": "optim",
     "width": "model",
     **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
-                     "activation_every", "activation_layers", "flush_seconds",
+                     "activation_every", "activation_layers", "save_weights_every",
+                     "save_weights_at", "save_final_weights", "flush_seconds",
                      "checkpoint_seconds"), "recording"),
 }
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,

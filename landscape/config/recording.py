@@ -90,14 +90,24 @@ class RecordingConfig:
     # Per-channel mean/variance of these layers' outputs every N steps (0: never).
     activation_every: int = 0
     activation_layers: tuple[str, ...] = ()
+    # The model's weights (its whole state_dict: parameters and buffers) at the start of every
+    # N-th step (0: never), at the steps listed, and/or after the last step of a finished run,
+    # for loss surfaces and pruning afterwards (docs/schema.md, "weights").
+    save_weights_every: int = 0
+    save_weights_at: tuple[int, ...] = ()
+    save_final_weights: bool = False
     flush_seconds: float = 10.0  # rows reach the file at least this often
     checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
             object.__setattr__(self, "probe", ProbeConfig(**self.probe))
-        for name in ("taps", "ics_layers", "activation_layers"):
+        for name in ("taps", "ics_layers", "activation_layers", "save_weights_at"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def saves_weights(self) -> bool:
+        return bool(self.save_weights_every or self.save_weights_at or self.save_final_weights)
 
     def validate(self) -> None:
         if self.tap_every < 1:
@@ -114,6 +124,12 @@ class RecordingConfig:
             if value <= 0:
                 raise ConfigError(f"{ref('recording.' + name)} must be positive, got {value}")
         self.probe.validate()
+        if self.save_weights_every < 0:
+            raise ConfigError(f"{ref('recording.save_weights_every')} must be >= 0 (0: never), "
+                              f"got {self.save_weights_every}")
+        if any(step < 0 for step in self.save_weights_at):
+            raise ConfigError(f"{ref('recording.save_weights_at')} takes step numbers >= 0 "
+                              f"(or final), got {', '.join(map(str, self.save_weights_at))}")
         for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
                                     ("activation", self.activation_every,
                                      self.activation_layers)):

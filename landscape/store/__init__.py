@@ -18,6 +18,7 @@ from landscape.store.read import (
     Record,
     RunData,
     RunInfo,
+    SavedWeights,
     StepData,
     TapData,
     open_record,
@@ -39,6 +40,7 @@ from landscape.store.schema import (
     step_columns,
     tap_columns,
     table_path,
+    weight_columns,
 )
 from landscape.store.write import RecordWriter, RunWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
@@ -48,9 +50,9 @@ __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
     "activation_columns", "eval_columns", "ics_columns", "probe_columns", "step_columns",
-    "tap_columns",
+    "tap_columns", "weight_columns",
     "RecordWriter", "RunWriter", "Table", "write_error_reason",
     "ActivationData", "EvalData", "ICSData", "ProbeData", "Record", "RunData", "RunInfo",
-    "StepData", "TapData", "open_record",
+    "SavedWeights", "StepData", "TapData", "open_record",
     "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
 ]

@@ -118,6 +118,13 @@ def read_table(group: h5py.Group) -> dict[str, np.ndarray]:
     return {c: group[c][:n] for c in columns}
 
 
+def read_table_column(group: h5py.Group, column: str) -> np.ndarray:
+    """One column of the table in `group`, cut to the rows every column holds (as
+    `read_table`), without reading the others."""
+    n = min(group[c].shape[0] for c in group.attrs["columns"])
+    return group[column][:n]
+
+
 def read_string(dataset: h5py.Dataset) -> str:
     """A scalar S16 dataset (a run's status or stop reason) as text."""
     return dataset[()].decode()

@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError
-from landscape.store._hdf5 import decode_attr, open_for_reading, read_string, read_table
+from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
+                                   read_table_column)
 from landscape.store.schema import (
     gradient_probe_distance,
     FINISHED_STATUSES,
@@ -172,6 +173,33 @@ class Record:
                 activations=activations,
             )
 
+    def weight_steps(self, run_id: str) -> np.ndarray:
+        """The steps at which run `run_id` kept its weights (int64, ascending; empty if none)."""
+        with open_for_reading(self.path) as file:
+            group = _run_group(file, run_id, self.path)
+            if TableKind.WEIGHTS not in group:
+                return np.zeros(0, dtype=np.int64)
+            return read_table_column(group[TableKind.WEIGHTS], "step")
+
+    def weights(self, run_id: str, step: int | None = None) -> SavedWeights:
+        """The weights run `run_id` kept at `step` (None: the last ones it kept)."""
+        with open_for_reading(self.path) as file:
+            table = _weights_table(file, self.path, run_id)
+            steps = read_table_column(table, "step")
+            if not len(steps):
+                raise RecordError(f"run {run_id!r} of {self.path} has not kept any weights yet")
+            if step is None:
+                row = len(steps) - 1
+            else:
+                found = np.flatnonzero(steps == step)
+                if not len(found):
+                    raise RecordError(
+                        f"run {run_id!r} kept no weights at step {step}; it kept them at steps "
+                        f"{', '.join(map(str, steps[:20]))}{' ...' if len(steps) > 20 else ''}")
+                row = int(found[-1])
+            names = [c for c in table.attrs["columns"] if c != "step"]
+            return SavedWeights(int(steps[row]), {n: table[n][row] for n in names})
+
     def tap(self, run_id: str, parameter: str) -> TapData:
         """The tapped gradient and weight-delta tensors of `parameter` in one run."""
         with open_for_reading(self.path) as file:
@@ -184,6 +212,23 @@ class Record:
                     f"{', '.join(tapped) or 'nothing'}"
                 )
             return TapData(**read_table(taps[parameter]))
+
+
+@dataclass(frozen=True)
+class SavedWeights:
+    """A model's state_dict as kept in a record: at the start of `step` (before its update), or
+    after the last step when `step` is the run's number of steps done."""
+
+    step: int
+    state: Mapping[str, np.ndarray]  # state_dict entry -> array
+
+
+def _weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:
+    group = _run_group(file, run_id, path)
+    if TableKind.WEIGHTS not in group:
+        raise RecordError(f"run {run_id!r} of {path} kept no weights; record it with "
+                          f"--save-weights-every N or --save-weights-at STEPS,final")
+    return group[TableKind.WEIGHTS]
 
 
 def _probe_data(table: dict[str, np.ndarray]) -> ProbeData:

@@ -60,11 +60,13 @@ class TableKind:
     EVAL = "eval"
     PROBE = "probe"
     ICS = "ics"
+    WEIGHTS = "weights"  # one column per entry of the model's state_dict
     ACTIVATIONS = "activations"  # key: the layer
     TAPS = "taps"  # key: the parameter
 
 
-_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS)
+_SINGLE_TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS,
+                  TableKind.WEIGHTS)
 _KEYED_TABLES = (TableKind.ACTIVATIONS, TableKind.TAPS)
 
 
@@ -172,6 +174,14 @@ def tap_columns(shape: Sequence[int], dtype: str) -> dict[str, Column]:
     }
 
 
+def weight_columns(entries: Mapping[str, tuple[tuple[int, ...], str]]) -> dict[str, Column]:
+    """The weights table: the step whose start the weights are from (the number of steps done
+    for the weights after the last step), and one column per state_dict entry, named as
+    `state_dict` names it (entry -> (shape, dtype))."""
+    return {"step": Column("int64"),
+            **{name: Column(dtype, tuple(shape)) for name, (shape, dtype) in entries.items()}}
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """What one run will hold: its identity (attributes) and the shapes of what it records."""
@@ -183,3 +193,5 @@ class RunLayout:
     n_eta: int = 0  # step lengths per probe; 0: the run is not probed
     ics_layers: tuple[str, ...] = ()  # layers whose internal covariate shift is measured
     activations: Mapping[str, int] = field(default_factory=dict)  # layer -> output channels
+    # state_dict entry -> (shape, dtype) when the run keeps weights; empty: it does not
+    weights: Mapping[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)

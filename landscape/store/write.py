@@ -33,6 +33,7 @@ from landscape.store.schema import (
     StopReason,
     TableKind,
     activation_columns,
+    weight_columns,
     activation_hist_edges,
     eval_columns,
     ics_columns,
@@ -106,7 +107,7 @@ class RunWriter:
         steps), so that training can continue from a checkpoint taken before step
         `next_step`. Needs the file opened outside SWMR mode."""
         tables = [self._group[TableKind.STEPS], self._group[TableKind.EVAL]]
-        for kind in (TableKind.PROBE, TableKind.ICS):
+        for kind in (TableKind.PROBE, TableKind.ICS, TableKind.WEIGHTS):
             if kind in self._group:
                 tables.append(self._group[kind])
         for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
@@ -280,6 +281,8 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         for layer, channels in layout.activations.items():
             _create_table(activations, layer, activation_columns(channels))
             activations[layer].attrs["hist_edges"] = activation_hist_edges()
+    if layout.weights:
+        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
 
 
 def _upgrade(file: h5py.File) -> None:

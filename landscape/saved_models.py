@@ -1,0 +1,25 @@
+"""The models a record kept: a run's network rebuilt with the weights it saved at a step
+(`landscape record --save-weights-every/--save-weights-at`), for loss surfaces and pruning."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from landscape.config import RecordConfig
+from landscape.models import build_model
+from landscape.store import Record
+from landscape.sweep import model_options
+
+
+def load_model(record: Record, run_id: str, step: int | None = None,
+               device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
+    """Run `run_id`'s model with the weights it kept at `step` (None: the last ones kept), on
+    `device`, in training mode, and the step they are from. Raises RecordError (one line) when
+    the run kept no weights there."""
+    saved = record.weights(run_id, step)
+    config = RecordConfig.from_dict(record.config)
+    model = build_model(record.runs[run_id].model, **model_options(config))
+    model.load_state_dict({k: torch.from_numpy(v) if v.ndim else torch.tensor(v)
+                           for k, v in saved.state.items()})
+    return model.to(device), saved.step
