@@ -19,7 +19,6 @@ import h5py
 from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
 from landscape.store.read import RunInfo, open_record
-from landscape.store.schema import TableKind
 from landscape.store.write import RecordWriter, Table
 
 
@@ -33,14 +32,16 @@ def shard_path(record_path: str | os.PathLike, run_id: str) -> Path:
 
 
 def _table_groups(run: h5py.Group) -> dict[str, h5py.Group]:
-    """Every table of a run, by the path `RunWriter.table` takes."""
+    """Every table of a run (a group with a "columns" attribute), by the path
+    `RunWriter.table` takes: "steps", "taps/<parameter>", ... Found by walking the run rather
+    than by listing the kinds, so that a table kind added later is copied too."""
     tables = {}
-    for kind in (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS):
-        if kind in run:
-            tables[kind] = run[kind]
-    for kind in (TableKind.TAPS, TableKind.ACTIVATIONS):
-        for name, group in run.get(kind, {}).items():
-            tables[f"{kind}/{name}"] = group
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Group) and "columns" in obj.attrs:
+            tables[name] = obj
+
+    run.visititems(visit)
     return tables
 
 
