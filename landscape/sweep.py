@@ -19,6 +19,7 @@ from torch import nn
 from landscape.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
 from landscape.errors import ConfigError, RecordError, field_ref
+from landscape.limits import check_counts, check_sweep_resources
 from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, make_slbi, resolve_sparse_layers
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
@@ -34,6 +35,7 @@ from landscape.tasks import IMAGE_CLASSIFICATION, Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
 from landscape.tuning import DEFAULT_FORMAT, FORMATS, choose_memory_format
 from landscape.version import __version__
+from landscape.writer_lock import writer_lock
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ def record(
     checkpointed and marked interrupted, and no further run starts (`resume` continues). On
     KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
     """
+    check_counts(config)
     device = torch.device(config.device)
     if task is None:
         task = make_task(config, device)
@@ -277,14 +280,28 @@ def record(
     check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
     formats = memory_formats(config, task, device)  # after the checks: they fail fast
-    # Each run keeps the format it trains in, so that --resume continues in the same one.
-    layouts = [replace(layout, attrs={**layout.attrs, "memory_format": formats[plan.model]})
-               for layout, plan in zip(layouts, plans)]
-    checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
-    with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
-                             runs=layouts, versions=versions(), overwrite=overwrite) as writer:
-        return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
-                           resume_from=None, formats=formats)
+    layouts = with_memory_formats(layouts, plans, formats)
+    check_sweep_resources(config, task, layouts, Path(out))
+    with writer_lock(out):  # one writer per record (see landscape.writer_lock)
+        checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
+        with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
+                                 runs=layouts, versions=versions(), overwrite=overwrite) as writer:
+            return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
+                               resume_from=None, formats=formats)
+
+
+def with_memory_formats(layouts: list[RunLayout], plans: list[RunPlan],
+                        formats: Mapping[str, str]) -> list[RunLayout]:
+    """Each run keeps the format it trains in (a run attribute), so that --resume (and a
+    retried Ray task) continues in the same one."""
+    return [replace(layout, attrs={**layout.attrs, "memory_format": formats[plan.model]})
+            for layout, plan in zip(layouts, plans)]
+
+
+def recorded_memory_formats(rec, plans: list[RunPlan]) -> dict[str, str]:
+    """The format each run of a record started in (records before the choice: channels-last)."""
+    return {p.model: str(rec.runs[p.run_id].attrs.get("memory_format", DEFAULT_FORMAT))
+            for p in plans}
 
 
 def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
@@ -346,6 +363,13 @@ def resume(
     (or from its start if it has none); finished runs are left as they are. On a CPU the result
     is identical to a record that was never interrupted. `device` overrides the record's."""
     path = Path(path)
+    open_record(path)  # a missing or foreign file is named before a lock file is made for it
+    with writer_lock(path):
+        return _resume_locked(path, device=device, progress=progress, should_stop=should_stop)
+
+
+def _resume_locked(path: Path, *, device: str | None, progress: ProgressFactory | None,
+                   should_stop: Callable[[], bool]) -> list[RunResult]:
     rec = open_record(path)
     config = RecordConfig.from_dict(rec.config)
     if device is not None:
@@ -353,9 +377,7 @@ def resume(
     task = make_task(config, torch.device(config.device))
     check_resume_compatible(path, config, data_now=task.identity.to_dict(), data_then=rec.data)
     plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
-    # Continue in the format each run started in (records before the choice: channels-last).
-    formats = {p.model: str(rec.runs[p.run_id].attrs.get("memory_format", DEFAULT_FORMAT))
-               for p in plans}
+    formats = recorded_memory_formats(rec, plans)  # continue in the format each started in
     saved = load_checkpoint(checkpoint_path(path))
     with RecordWriter.reopen(path) as writer:
         for plan in plans:

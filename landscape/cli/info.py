@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import echo_table, user_errors
-from landscape.store import StopReason, open_record
+from landscape.store import StopReason, open_record, shard_folder, shards_in_progress
 
 
 def _seeds_text(cfg: dict) -> str:
@@ -83,6 +83,17 @@ def info(record_path: Path) -> None:
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
+    _echo_shards(record_path)
+
+
+def _echo_shards(record_path: Path) -> None:
+    """The runs a Ray sweep is writing (or left) in shards next to the record."""
+    shards = shards_in_progress(record_path)
+    if not shards:
+        return
+    click.echo(f"Shards in progress ({shard_folder(record_path)}):")
+    echo_table([[run_id, run.status if run else "starting", str(run.steps_done) if run else "-"]
+                for run_id, run in shards.items()], ["run", "status", "steps"])
 
 
 def _weights_text(cfg: dict) -> str:

@@ -13,10 +13,13 @@ from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
+from landscape.cli._executor import executor_options, pop_executor, record_with_ray
+from landscape.cli._executor import resume_with_ray
 from landscape.cli._types import CommaList, flatten
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
 from landscape.errors import ConfigError
+from landscape.limits import check_counts
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
@@ -215,6 +218,7 @@ _DEFAULT = RecordConfig()
 @click.option("--resume", "resume_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
               help="Continue the unfinished runs of this record with its own options.")
+@executor_options
 @click.pass_context
 @user_errors
 def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
@@ -224,10 +228,12 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     Ctrl-C (or SIGTERM) stops after the current step, leaving a valid record and a checkpoint;
     `landscape record --resume RECORD.h5` continues it.
     """
+    ray_options = pop_executor(ctx, options)  # None: the local executor
     if resume_path is not None:
-        _resume(ctx, resume_path, preset, options)
+        _resume(ctx, resume_path, preset, options, ray_options)
         return
     config = build_config(ctx, preset, options)
+    check_counts(config)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or "
                           f"--resume {out} to continue it")
@@ -240,8 +246,12 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
                err=True)
     with graceful_stop() as should_stop:
         try:
-            results = record_sweep(config, out, overwrite=overwrite, task=task,
-                                   progress=_progress, should_stop=should_stop)
+            if ray_options is not None:
+                results = record_with_ray(config, out, overwrite=overwrite, task=task,
+                                          options=ray_options, should_stop=should_stop)
+            else:
+                results = record_sweep(config, out, overwrite=overwrite, task=task,
+                                       progress=_progress, should_stop=should_stop)
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"stopped at once: the current run is marked 'interrupted' in {out}; "
@@ -249,7 +259,8 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     _report(results, out)
 
 
-def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -> None:
+def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict,
+            ray_options=None) -> None:
     given = sorted(name for name in options
                    if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
                    and name != "device")
@@ -264,8 +275,12 @@ def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict) -
     click.echo(f"Resuming {path}", err=True)
     with graceful_stop() as should_stop:
         try:
-            results = resume_sweep(path, device=device, progress=_progress,
-                                   should_stop=should_stop)
+            if ray_options is not None:
+                results = resume_with_ray(path, device=device, options=ray_options,
+                                          should_stop=should_stop)
+            else:
+                results = resume_sweep(path, device=device, progress=_progress,
+                                       should_stop=should_stop)
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"stopped at once; continue with: landscape record --resume {path}") from None

@@ -51,6 +51,8 @@ from landscape.store.schema import (
     surface_path,
 )
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
+from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
+from landscape.store.shards import shards_in_progress
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -62,4 +64,5 @@ __all__ = [
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
+    "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
 ]

@@ -1,0 +1,106 @@
+"""`landscape record --executor local|ray`: the options that say how the runs are scheduled
+(not what they measure), and the Ray sweep's progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Mapping
+
+import click
+from click.core import ParameterSource
+from tqdm import tqdm
+
+from landscape.errors import ConfigError
+
+EXECUTOR_OPTIONS = ("executor", "ray_address", "cpus_per_run", "gpus_per_run")
+
+
+def executor_options(command):
+    """The four options, added to a click command."""
+    options = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="local: the runs one after another in this process; ray: every run "
+                          "a Ray task, in parallel (pip install bn-landscape[ray]; see "
+                          "docs/scaling.md)."),
+        click.option("--ray-address", default="local", show_default=True,
+                     help="--executor ray: 'local' starts Ray on this machine for the sweep; "
+                          "'auto' joins the cluster started here with `ray start`; host:port "
+                          "joins that cluster."),
+        click.option("--cpus-per-run", type=float, default=1.0, show_default=True,
+                     help="--executor ray: CPUs each run reserves (and its torch threads)."),
+        click.option("--gpus-per-run", type=float, default=None,
+                     help="--executor ray: GPUs each run reserves; fractions pack several "
+                          "runs on one GPU (0.25: four) [default: 1 on CUDA, 0 on a CPU]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def pop_executor(ctx: click.Context, options: dict):
+    """Take the executor options out of `options`; None for the local executor, else the
+    RayOptions. Ray options given with the local executor are refused."""
+    values = {name: options.pop(name) for name in EXECUTOR_OPTIONS}
+    if values["executor"] == "local":
+        given = [name for name in EXECUTOR_OPTIONS[1:]
+                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{flag} applies to --executor ray")
+        return None
+    from landscape.ray_sweep import RayOptions, import_ray
+
+    import_ray()  # a missing Ray is said before anything else happens
+    return RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
+                      gpus_per_run=values["gpus_per_run"])
+
+
+class RayProgress:
+    """One bar for the whole sweep (steps of every run) and a line per run as it ends."""
+
+    def __init__(self, bar: tqdm, n_runs: int) -> None:
+        self._bar, self._n_runs, self._ended = bar, n_runs, 0
+
+    def update(self, runs: Mapping[str, tuple[int, int, float]]) -> None:
+        done = sum(d for d, _, _ in runs.values())
+        if runs and self._bar.total is None:  # every run of a record plans as many steps
+            self._bar.total = max(t for _, t, _ in runs.values()) * self._n_runs
+        running = sum(1 for d, t, _ in runs.values() if d < t)
+        self._bar.set_postfix_str(f"{running} running, {self._ended}/{self._n_runs} ended",
+                                  refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def finished(self, result) -> None:
+        self._ended += 1
+        o = result.outcome
+        tqdm.write(f"[{self._ended}/{self._n_runs}] {result.plan.run_id}: {o.status}, "
+                   f"{o.steps_done} steps, last loss {o.final_loss:.4g}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def ray_progress(n_runs: int, total_steps: int):
+    with tqdm(total=total_steps, desc=f"{n_runs} runs on Ray", unit="step",
+              dynamic_ncols=True, leave=True) as bar:
+        yield RayProgress(bar, n_runs)
+
+
+def record_with_ray(config, out, *, overwrite: bool, task, options, should_stop):
+    from landscape.ray_sweep import record_on_ray
+
+    n_runs = len(config.model.models) * len(config.optim.lrs) * len(config.seeds)
+    steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
+    with ray_progress(n_runs, n_runs * steps) as progress:
+        return record_on_ray(config, out, options=options, overwrite=overwrite, task=task,
+                             progress=progress, should_stop=should_stop)
+
+
+def resume_with_ray(path, *, device, options, should_stop):
+    from landscape.ray_sweep import resume_on_ray
+    from landscape.store import open_record
+
+    n_runs = sum(1 for r in open_record(path).runs.values() if not r.finished)
+    with ray_progress(n_runs, None) as progress:  # the total is known once a run reports
+        return resume_on_ray(path, options=options, device=device, progress=progress,
+                             should_stop=should_stop)

@@ -1,0 +1,174 @@
+"""Bounds on every option that sizes memory or disk, checked before anything is allocated.
+
+Two kinds of check, both raising ConfigError (one line naming the option):
+
+- `check_counts(config)`: documented limits on counts that size arrays directly (step lengths
+  per probe, learning rates, seeds, runs). They are far above any study the paper or the
+  course describes and far below what exhausts a machine. Another measurement that sizes
+  memory by a count (a loss surface's resolution, say) adds a row to `COUNT_LIMITS`.
+- `check_resources(...)`: estimates, from the model and the data, of the memory one training
+  step needs (which grows with the batch size) and of the disk the record will fill (steps ×
+  taps × runs), against what this machine has free.
+
+The limits are listed in docs/errors.md ("Limits").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from landscape.config import RecordConfig
+from landscape.errors import ConfigError, field_ref
+
+
+@dataclass(frozen=True)
+class CountLimit:
+    field: str  # the configuration field (named by its flag on the command line)
+    count: Callable[[RecordConfig], int]
+    limit: int
+    message: str  # with {flag}, {n} and {limit}
+
+
+COUNT_LIMITS: list[CountLimit] = [
+    CountLimit("recording.probe.count", lambda c: c.recording.probe.count, 1000,
+               "{flag} {n} is more than {limit:,}, the most step lengths one probe takes"),
+    CountLimit("optim.lrs", lambda c: len(c.optim.lrs), 100,
+               "{flag} lists {n:,} learning rates, more than {limit:,}, the most a record "
+               "holds; split the sweep into several records"),
+    CountLimit("seeds", lambda c: len(c.seeds), 100,
+               "{flag} lists {n:,} seeds, more than {limit:,}, the most a record holds; split "
+               "the sweep into several records"),
+]
+MAX_RUNS = 1000  # models x learning rates x seeds in one record
+
+
+def check_counts(config: RecordConfig) -> None:
+    """The documented limits (see the module docstring)."""
+    for rule in COUNT_LIMITS:
+        n = rule.count(config)
+        if n > rule.limit:
+            raise ConfigError(rule.message.format(flag=field_ref(rule.field), n=n,
+                                                  limit=rule.limit), field=rule.field)
+    runs = len(config.model.models) * len(config.optim.lrs) * len(config.seeds)
+    if runs > MAX_RUNS:
+        raise ConfigError(f"{runs:,} runs ({field_ref('model.models')} x {field_ref('optim.lrs')}"
+                          f" x {field_ref('seeds')}) is more than {MAX_RUNS:,}, the most runs a "
+                          f"record holds; split the sweep into several records")
+
+
+# One training step keeps every layer's output for the backward pass and builds a gradient of
+# the same size; the probe repeats forward and backward at its points, and BatchNorm and the
+# activation functions keep copies: four times the forward outputs, a generous estimate.
+ACTIVATION_FACTOR = 4
+# Parameters, their gradients, the previous step's copies, the optimizer's state (Adam: two)
+# and the probe's moved weights.
+PARAMETER_COPIES = 8
+
+
+def step_memory_bytes(model: nn.Module, example: torch.Tensor, batch_size: int) -> int:
+    """An estimate of the memory one training step of `model` takes at `batch_size`: the
+    outputs of every module on `example` (scaled to the batch) and copies of the parameters."""
+    outputs = 0
+
+    def count(module, inputs, output):
+        nonlocal outputs
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            outputs += output.numel() * output.element_size()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            was_training = model.training
+            model.eval()
+            model(example)
+            model.train(was_training)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    per_sample = outputs / len(example)
+    parameters = sum(p.numel() * p.element_size() for p in model.parameters())
+    return int(per_sample * batch_size * ACTIVATION_FACTOR + parameters * PARAMETER_COPIES)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a new allocation on `device` (CPU: the kernel's MemAvailable)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def free_disk(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def record_bytes(config: RecordConfig, layouts: Sequence, total_steps: int) -> int:
+    """An estimate of the bytes a record of these runs fills when every run takes all its
+    steps: the per-step rows, the tapped tensors, the probes, the evaluations."""
+    recording = config.recording
+    step_row = 8 + 4 * 4 + 8
+    tapped = total_steps if recording.tap_every == 1 else 2 * (total_steps // recording.tap_every
+                                                               + 1)
+    tap_item = 2 if recording.tap_dtype == "float16" else 4
+    probes = total_steps // recording.probe.every + 1 if recording.probe.every else 0
+    total = 0
+    for layout in layouts:
+        total += total_steps * step_row
+        for shape in layout.taps.values():  # a table per tap: step, gradient, weight delta
+            total += tapped * (8 + 2 * int(torch.Size(shape).numel()) * tap_item)
+        total += probes * (8 + layout.n_eta * (8 + 4 + 4 + 8) + 8)
+    return total
+
+
+def check_resources(config: RecordConfig, *, model: nn.Module, example: torch.Tensor,
+                    device: torch.device, layouts: Sequence, total_steps: int,
+                    out: Path) -> None:
+    """Refuse a batch size whose step would not fit in `device`'s free memory, and a record
+    that would not fit on the disk that holds `out`."""
+    batch = config.optim.batch_size
+    need = step_memory_bytes(model, example, batch)
+    have = available_memory(device)
+    if need > have:
+        raise ConfigError(f"{field_ref('optim.batch_size')} {batch} needs about "
+                          f"{_gib(need)} of memory per training step on {device}, and "
+                          f"{_gib(have)} is free; use a smaller {field_ref('optim.batch_size')}")
+    need = record_bytes(config, layouts, total_steps)
+    folder = Path(out).resolve().parent
+    have = free_disk(folder) if folder.is_dir() else need
+    if need > have:
+        raise ConfigError(
+            f"the record would need about {_gib(need)} ({len(layouts)} runs of {total_steps:,} "
+            f"steps with their taps and probes), and {folder} has {_gib(have)} free; record "
+            f"fewer steps, tap less ({field_ref('recording.tap_every')}, "
+            f"{field_ref('recording.taps')}) or make room")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Path) -> None:
+    """`check_resources` for the largest model of a sweep, on the task's data."""
+    from landscape.models import build_model  # models sit below; imported here to stay light
+
+    device = torch.device(config.device)
+    example = task.example_input()
+    with torch.random.fork_rng(devices=[]):  # the runs' random state is not touched
+        models = [build_model(name, **config.model.options()) for name in config.model.models]
+    total_steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
+    largest = max(models, key=lambda m: step_memory_bytes(m, example, config.optim.batch_size))
+    check_resources(config, model=largest, example=example, device=device, layouts=layouts,
+                    total_steps=total_steps, out=out)

@@ -1,0 +1,88 @@
+"""One writer per record: a second `landscape record` on a record that a live process writes
+(new, --overwrite or --resume) stops with one line naming that process; a killed writer
+leaves no stale lock."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import landscape
+from landscape.errors import RecordError
+from landscape.writer_lock import lock_path, writer_lock
+
+ARGS = ["--model", "vgg", "--lrs", "0.001", "--width", "0.125", "--batch-size", "32",
+        "--device", "cpu", "--no-verify", "--checkpoint-seconds", "0.2"]
+
+
+def landscape_record(cifar_dir, *args):
+    return [sys.executable, "-m", "landscape", "record", *ARGS, "--data-dir", str(cifar_dir),
+            *args]
+
+
+def start_writer(cifar_dir, out, steps):
+    """A real `landscape record` process, returned once it holds the lock."""
+    process = subprocess.Popen(landscape_record(cifar_dir, "--max-steps", str(steps), "-o",
+                                                str(out), "--overwrite"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and lock_path(out).exists()) and time.monotonic() < deadline:
+        assert process.poll() is None, "the first writer ended before it was checked"
+        time.sleep(0.02)
+    return process
+
+
+@pytest.mark.parametrize("second", [["--overwrite"], ["--resume"]])
+def test_a_second_writer_is_refused_naming_the_first(tmp_path, cifar_dir, second):
+    out = tmp_path / "same.h5"
+    first = start_writer(cifar_dir, out, steps=100000)
+    try:
+        args = ["--max-steps", "2", "-o", str(out), "--overwrite"] if second == ["--overwrite"] \
+            else []
+        command = landscape_record(cifar_dir, *args) if args else \
+            [sys.executable, "-m", "landscape", "record", "--resume", str(out)]
+        other = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert other.returncode == 1, other.stderr
+        errors = [line for line in other.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "Traceback" not in other.stderr, other.stderr
+        assert errors[0].startswith(f"Error: {out} is being written by process {first.pid} "
+                                    f"(")
+        assert "wait for it to finish or stop it" in errors[0]
+        assert first.poll() is None  # the first writer goes on
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path, cifar_dir):
+    """SIGKILL gives the writer no chance to clean up: its lock file stays, but the kernel has
+    released the lock, and --resume completes the record."""
+    out = tmp_path / "r.h5"
+    first = start_writer(cifar_dir, out, steps=60)
+    time.sleep(0.5)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert lock_path(out).exists()
+    assert json.loads(lock_path(out).read_text())["pid"] == first.pid
+    resumed = subprocess.run([sys.executable, "-m", "landscape", "record", "--resume",
+                              str(out)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert landscape.open_record(out).runs["vgg_lr0.001"].status == "complete"
+    assert not lock_path(out).exists()
+
+
+def test_the_lock_is_held_until_released(tmp_path):
+    """In one process too: a second holder is refused while the first holds the lock (flock
+    locks belong to open files), and takes it once the first let go."""
+    record = tmp_path / "r.h5"
+    with writer_lock(record):
+        with pytest.raises(RecordError, match=f"is being written by process {os.getpid()} "):
+            with writer_lock(record):
+                pass
+    with writer_lock(record):
+        assert lock_path(record).exists()
+    assert not lock_path(record).exists()
