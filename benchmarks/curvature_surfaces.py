@@ -69,8 +69,11 @@ def model_and_images(args, device: torch.device):
 def peer_surface(model, x, y, directions, alpha):
     """loss-landscapes' planar_interpolation on our grid: returns its [P, P] values placed at
     the grid points it evaluated (NaN where it evaluated off our grid or not at all)."""
-    import loss_landscapes
-    import loss_landscapes.metrics
+    try:
+        import loss_landscapes
+        import loss_landscapes.metrics
+    except ImportError:
+        raise SystemExit("the peer is not installed: pip install loss-landscapes") from None
 
     points = len(alpha)
     step = alpha[1] - alpha[0]
@@ -148,11 +151,13 @@ def main() -> None:
           f"{args.points}x{args.points} grid on [{args.range[0]:g}, {args.range[1]:g}]², "
           f"BN in training mode")
     print(f"{'':44s} {'seconds':>8s} {'ms/point':>9s} {'points/pass':>11s}")
+    per_pass = args.chunk or ("auto" if device.type == "cuda" else 1)
     print(f"{'landscape loss_surface':44s} {ours_s:8.2f} {1e3 * ours_s / n:9.2f} "
-          f"{'vmap ' if ours.vectorized else ''}{args.chunk or ('auto' if device.type == 'cuda' else 1)!s:>5}")
+          f"{'vmap ' if ours.vectorized else ''}{per_pass!s:>5}")
     print(f"{peer_name:44s} {peer_s:8.2f} {1e3 * peer_s / n:9.2f} {1:>11d}")
     ratio = ours_s / peer_s
-    print(f"time ratio ours/peer: {ratio:.3f}  (target <= 0.5: {'PASS' if ratio <= 0.5 else 'MISS'})")
+    verdict = "PASS" if ratio <= 0.5 else "MISS"
+    print(f"time ratio ours/peer: {ratio:.3f}  (target <= 0.5: {verdict})")
     print(f"values: {both.sum()} grid points evaluated by both; max |ours - peer| = "
           f"{diff.max():.3g} (max relative {rel.max():.3g}); loss at the centre "
           f"{ours.loss[args.points // 2, args.points // 2]:.6g}, range "

@@ -11,11 +11,13 @@ from torch import nn
 
 from landscape import open_record
 from landscape.cli import main
+from landscape.config import RecordConfig
 from landscape.errors import RecordError
 from landscape.models import build_model
 from landscape.saved_models import load_model
 from landscape.surfaces import GridEvaluator, loss_surface, random_directions
-from landscape.surfaces.from_record import SurfaceOptions, record_surface
+from landscape.surfaces.from_record import SurfaceOptions, record_surface, surface_batches
+from landscape.tasks import make_task
 from landscape.surfaces.grid import coordinates, grid_coefficients
 
 
@@ -59,10 +61,7 @@ def test_update_plane_passes_through_the_neighbouring_weights(recorded):
                                                  bn_params="all"), name="update")
     record = open_record(recorded)
     surface = record.surfaces(run)["update"]
-    from landscape.surfaces.from_record import step_batch, surface_batches  # noqa: F401
     options = SurfaceOptions(step=3)
-    from landscape.config import RecordConfig
-    from landscape.tasks import make_task
     config = RecordConfig.from_dict(record.config)
     task = make_task(config, torch.device("cpu"))
     (x, y), = surface_batches(task, record, run, options, config)

@@ -2,10 +2,11 @@
 
 `torch.func.functional_call` under `torch.vmap` runs K weight sets through the network in one
 batched pass (convolutions become one grouped convolution, matrix products one batched
-product), which is where a surface's time goes. Where vmap cannot run the model (a layer that
-updates a buffer in place during the forward pass, such as the ℓp normalizations' running
-statistics, or an operation without a batching rule) the evaluator falls back to one weight
-set at a time and says so in `vectorized`.
+product): on a GPU, where a small network's pass leaves most of the device idle, that is where
+a surface's time is won. On a CPU one weight set at a time is faster (see `default_chunk`).
+Where vmap cannot run the model (a layer that updates a buffer in place during the forward
+pass, such as the ℓp normalizations' running statistics, or an operation without a batching
+rule) the evaluator falls back to one weight set at a time and says so in `vectorized`.
 
 BatchNorm in training mode (`bn="train"`) normalizes with the statistics of the batch, as in
 training; its running statistics are then neither used nor updated, so the evaluator drops
@@ -224,9 +225,9 @@ def default_chunk(evaluator: GridEvaluator) -> int:
     """How many weight sets one pass can take: on a GPU the memory budget over what one weight
     set needs (its weights, and its activations on the largest batch, twice for the
     temporaries of the batched kernels), at most MAX_CHUNK. On a CPU 1: there a batched pass
-    is slower than one pass per weight set (measured on vgg_light with BN, 256 images, one
-    thread: 0.12 s per point under vmap with 8 points per pass, 0.033 s one by one in
-    channels-last), as the grouped convolutions vmap turns convolutions into have no fast CPU
+    is much slower than one pass per weight set (benchmarks/curvature_surfaces.py, vgg_light
+    with BN, 256 images, 2 threads: 68.6 ms per point with 8 points per vmap pass, 8.75 ms one
+    by one), as the grouped convolutions vmap turns convolutions into have no fast CPU
     kernels."""
     if evaluator.device.type != "cuda":
         return 1
