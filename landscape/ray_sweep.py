@@ -307,7 +307,7 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     threads = max(1, int(options.cpus_per_run))
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
-                            identity, str(stop_file), threads, formats[plan.model]): plan
+                            identity, str(stop_file), threads, formats.get(plan.model)): plan
                for plan in plans}
     results: dict[str, RunResult] = {}
     finished: dict[str, tuple[int, int, float]] = {}  # progress of the runs copied in
@@ -427,7 +427,7 @@ def _worker_device(name: str) -> torch.device:
 
 
 def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, identity: dict,
-                 stop_file: str, threads: int, memory_format: str
+                 stop_file: str, threads: int, memory_format: str | None
                  ) -> RunResult | _WorkerError | None:
     """A Ray task: train one run into its shard (continuing it from its checkpoint if the
     shard has one), and return how it ended. None if the driver asked to stop before it
@@ -455,7 +455,7 @@ def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, iden
 
 def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard: Path,
                         task: Task, device: torch.device,
-                        should_stop: Callable[[], bool], memory_format: str) -> RunResult:
+                        should_stop: Callable[[], bool], memory_format: str | None) -> RunResult:
     saved = None
     info = None
     if shard.exists():
@@ -476,8 +476,9 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         writer.start_appending()
     else:
         checkpoint_path(shard).unlink(missing_ok=True)
-        layout = with_memory_formats(run_layouts(config, [plan], task.example_input()), [plan],
-                                     {plan.model: memory_format})[0]
+        layout = run_layouts(config, [plan], task.example_input())[0]
+        if memory_format is not None:  # None: a run of a record made before the choice
+            layout = with_memory_formats([layout], [plan], {plan.model: memory_format})[0]
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],
                                      versions=versions())
@@ -486,7 +487,8 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         return contextlib.nullcontext(_FileProgress(shard, total))
 
     with writer, numerics(device, config.allow_tf32):
-        result = _train_one(config, plan, n_runs, task.using(FORMATS[memory_format]), writer,
+        run_task = task if memory_format is None else task.using(FORMATS[memory_format])
+        result = _train_one(config, plan, n_runs, run_task, writer,
                             device, progress, should_stop, shard, saved)
     if result.outcome.status != RunStatus.INTERRUPTED:
         checkpoint_path(shard).unlink(missing_ok=True)

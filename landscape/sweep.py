@@ -33,7 +33,7 @@ from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
 from landscape.tasks import IMAGE_CLASSIFICATION, Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
-from landscape.tuning import DEFAULT_FORMAT, FORMATS, choose_memory_format
+from landscape.tuning import FORMATS, choose_memory_format
 from landscape.version import __version__
 from landscape.writer_lock import writer_lock
 
@@ -299,9 +299,10 @@ def with_memory_formats(layouts: list[RunLayout], plans: list[RunPlan],
 
 
 def recorded_memory_formats(rec, plans: list[RunPlan]) -> dict[str, str]:
-    """The format each run of a record started in (records before the choice: channels-last)."""
-    return {p.model: str(rec.runs[p.run_id].attrs.get("memory_format", DEFAULT_FORMAT))
-            for p in plans}
+    """The format each run of a record started in, to continue in it. Records made before the
+    choice have none: their runs trained (and continue) in the task's own format."""
+    return {p.model: str(rec.runs[p.run_id].attrs["memory_format"]) for p in plans
+            if "memory_format" in rec.runs[p.run_id].attrs}
 
 
 def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
@@ -377,7 +378,7 @@ def _resume_locked(path: Path, *, device: str | None, progress: ProgressFactory 
     task = make_task(config, torch.device(config.device))
     check_resume_compatible(path, config, data_now=task.identity.to_dict(), data_then=rec.data)
     plans = [p for p in plan_runs(config) if not rec.runs[p.run_id].finished]
-    formats = recorded_memory_formats(rec, plans)  # continue in the format each started in
+    formats = recorded_memory_formats(rec, plans)
     saved = load_checkpoint(checkpoint_path(path))
     with RecordWriter.reopen(path) as writer:
         for plan in plans:
@@ -398,9 +399,10 @@ def _train_runs(config: RecordConfig, plans: list[RunPlan], task: Task, writer: 
     with numerics(device, config.allow_tf32):
         for plan in plans:
             saved = resume_from if resume_from and resume_from.run_id == plan.run_id else None
-            fmt = FORMATS[(formats or {}).get(plan.model, DEFAULT_FORMAT)]
-            result = _train_one(config, plan, n_runs, task.using(fmt), writer, device,
-                                progress, should_stop, path, saved)
+            fmt = (formats or {}).get(plan.model)
+            run_task = task if fmt is None else task.using(FORMATS[fmt])
+            result = _train_one(config, plan, n_runs, run_task, writer, device, progress,
+                                should_stop, path, saved)
             results.append(result)
             if result.outcome.status == RunStatus.INTERRUPTED:
                 return results
