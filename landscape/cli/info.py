@@ -128,6 +128,10 @@ def _training_options(cfg: dict) -> list[str]:
         out.append(f"momentum {cfg['momentum']:g}")
     if cfg.get("weight_decay"):
         out.append(f"weight decay {cfg['weight_decay']:g}")
+    if cfg.get("optimizer") in ("slbi", "slbi_adam"):
+        layers = ",".join(cfg.get("slbi_layers") or ()) or "every conv and linear weight"
+        out.append(f"DessiLBI kappa {cfg.get('slbi_kappa'):g}, mu {cfg.get('slbi_mu'):g}, "
+                   f"Gamma on {layers}")
     for key, label in (("label_smoothing", "label smoothing"), ("l1", "l1"), ("l2", "l2"),
                        ("dropout", "dropout"), ("erase_prob", "erase prob"),
                        ("val_split", "val split")):
