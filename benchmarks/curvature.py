@@ -1,6 +1,7 @@
 """Curvature instruments against the published peers, on the same model, batch and settings.
 
-Part "hessian" (this file's first part; `--part surface` is for the loss-surface instrument):
+Part "hessian" (`--part surface` runs benchmarks/curvature_surfaces.py, the loss-surface
+instrument against loss-landscapes; `--part all`, the default, both):
 `landscape.curvature` (the Hessian probe's Lanczos and Hutchinson) against PyHessian
 (Yao et al. 2020, `pip install pyhessian`, its `hessian` class on a single batch), for each model
 (default: vgg_light and vgg_light_bn), on one batch of embedded CIFAR-10 images after a short
@@ -30,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -276,7 +280,16 @@ def pyhessian_version() -> str:
         return "?"
 
 
-PARTS = {"hessian": hessian_part}  # the surface part adds itself here
+def surface_part(args) -> None:
+    """Part "surface": benchmarks/curvature_surfaces.py (our filter-normalized 2D surface against
+    loss-landscapes on the same directions and grid), run as it is with this device; run that
+    script directly to change its own options (grid, images, chunk)."""
+    script = Path(__file__).with_name("curvature_surfaces.py")
+    print(f"\nSurface: {script.name} --device {args.device}", flush=True)
+    subprocess.run([sys.executable, str(script), "--device", args.device], check=True)
+
+
+PARTS = {"hessian": hessian_part, "surface": surface_part}
 
 
 def main() -> None:
