@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,8 +118,9 @@ def free_disk(folder: Path) -> int:
 
 def record_bytes(config: RecordConfig, layouts: Sequence, total_steps: int) -> int:
     """An estimate of the bytes a record of these runs fills when every run takes all its
-    steps: the per-step rows, the tapped tensors, the probes, the evaluations."""
+    steps: the per-step rows, the tapped tensors, the probes, the kept weights, the evaluations."""
     recording = config.recording
+    kept = kept_weight_steps(recording, total_steps)
     step_row = 8 + 4 * 4 + 8
     tapped = total_steps if recording.tap_every == 1 else 2 * (total_steps // recording.tap_every
                                                                + 1)
@@ -130,7 +132,18 @@ def record_bytes(config: RecordConfig, layouts: Sequence, total_steps: int) -> i
         for shape in layout.taps.values():  # a table per tap: step, gradient, weight delta
             total += tapped * (8 + 2 * int(torch.Size(shape).numel()) * tap_item)
         total += probes * (8 + layout.n_eta * (8 + 4 + 4 + 8) + 8)
+        state = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                    for shape, dtype in layout.weights.values())
+        total += kept * (8 + state)  # a whole state_dict per kept step
     return total
+
+
+def kept_weight_steps(recording, total_steps: int) -> int:
+    """How many times a run keeps its weights (--save-weights-every/-at, final)."""
+    steps = set(recording.save_weights_at)
+    if recording.save_weights_every:
+        steps.update(range(0, total_steps, recording.save_weights_every))
+    return len({s for s in steps if s < total_steps}) + bool(recording.save_final_weights)
 
 
 def check_resources(config: RecordConfig, *, model: nn.Module, example: torch.Tensor,
@@ -151,9 +164,9 @@ def check_resources(config: RecordConfig, *, model: nn.Module, example: torch.Te
     if need > have:
         raise ConfigError(
             f"the record would need about {_gib(need)} ({len(layouts)} runs of {total_steps:,} "
-            f"steps with their taps and probes), and {folder} has {_gib(have)} free; record "
+            f"steps with their taps, probes and kept weights), and {folder} has {_gib(have)} free; record "
             f"fewer steps, tap less ({field_ref('recording.tap_every')}, "
-            f"{field_ref('recording.taps')}) or make room")
+            f"{field_ref('recording.taps')}), keep weights less often or make room")
 
 
 def _gib(n: int) -> str:

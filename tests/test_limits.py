@@ -58,14 +58,15 @@ def test_a_batch_that_does_not_fit_in_memory_is_refused(tmp_path, monkeypatch, c
 
 
 def test_record_size_estimate_bounds_a_real_record(tmp_path, cifar_dir, one_thread):
-    """The estimate of a record's size against a real one: the bytes of its per-step rows and
-    taps, exactly (HDF5 adds headers and whole chunks, so the file itself is larger; the few
+    """The estimate of a record's size against a real one: the bytes of its per-step rows,
+    taps and kept weights, exactly (HDF5 adds headers and whole chunks, so the file itself is larger; the few
     evaluation rows are left out of both)."""
     import h5py
 
     config = RecordConfig(models=("vgg",), lrs=(1e-3,), width=0.125, batch_size=32,
                           max_steps=40, device="cpu", data_dir=str(cifar_dir), verify_md5=False,
-                          taps=("final", "features.stage1.conv1.weight"))
+                          taps=("final", "features.stage1.conv1.weight"),
+                          save_weights_every=15, save_weights_at=(3,), save_final_weights=True)
     out = tmp_path / "r.h5"
     record(config, out)
     stored = 0
@@ -79,9 +80,13 @@ def test_record_size_estimate_bounds_a_real_record(tmp_path, cifar_dir, one_thre
         f.visititems(add)
         layout_taps = {p: f["runs/vgg_lr0.001/taps"][p]["grad"].shape[1:]
                        for p in f["runs/vgg_lr0.001/taps"]}
+        table = f["runs/vgg_lr0.001/weights"]
+        assert list(table["step"][:]) == [0, 3, 15, 30, 40]
+        layout_weights = {c: (table[c].shape[1:], table[c].dtype.name)
+                          for c in table.attrs["columns"] if c != "step"}
 
     class Layout:
-        taps, n_eta = layout_taps, 0
+        taps, n_eta, weights = layout_taps, 0, layout_weights
 
     estimate = record_bytes(config, [Layout()], total_steps=40)
     assert estimate == stored
