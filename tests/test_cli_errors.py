@@ -26,7 +26,7 @@ BAD_RECORD_OPTIONS = [
     (["--batch-size", "4000"], "batch size 4000 is larger than the 1599 training images"),
     (["--probe-every", "-1"], "--probe-every must be >= 0"),
     (["--probe-range", "4,0.5", "--probe-every", "1"], "probe range must satisfy 0 < low <= high"),
-    (["--momentum", "0.9"], "--momentum applies to sgd only"),
+    (["--momentum", "0.9"], "--momentum applies to sgd, rmsprop and slbi only"),
     (["--download"], "--download needs --data-dir"),
     (["--data-dir", "/nonexistent/cifar"], "CIFAR-10 not found: /nonexistent/cifar/"
                                            "cifar-10-batches-py lacks data_batch_1"),

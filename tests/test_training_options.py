@@ -101,7 +101,7 @@ def test_first_update_matches_torchs_optimizer(embedded, options, make):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(optimizer="adam", momentum=0.9), "--momentum applies to sgd only (or rmsprop)"),
+    (dict(optimizer="adam", momentum=0.9), "--momentum applies to sgd, rmsprop and slbi only"),
     (dict(optimizer="adamw", momentum=0.9), "adamw has its own betas"),
     (dict(optimizer="sgd", nesterov=True), "--nesterov needs --optimizer sgd with --momentum > 0"),
     (dict(optimizer="rmsprop", momentum=0.9, nesterov=True), "--nesterov needs --optimizer sgd"),

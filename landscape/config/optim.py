@@ -74,7 +74,7 @@ class OptimConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: "
                               f"{', '.join(OPTIMIZERS)}", field="optim.optimizer")
         if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
-            raise ConfigError(f"{ref('optim.momentum')} applies to sgd only (or rmsprop); "
+            raise ConfigError(f"{ref('optim.momentum')} applies to sgd, rmsprop and slbi only; "
                               f"{self.optimizer} has its own betas")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}",
