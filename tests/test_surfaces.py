@@ -183,3 +183,17 @@ def test_plot_draws_the_surfaces(recorded, tmp_path):
     result = CliRunner().invoke(main, ["plot", str(recorded), "--out", str(tmp_path / "f")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "f" / "surface_plane.png").exists()
+
+
+def test_info_lists_the_surfaces_and_how_far_they_are(recorded):
+    run = "vgg_lr0.05"
+    options = SurfaceOptions(step=1, dims=2, points=3, seed=5)
+    calls = []
+    record_surface(recorded, run, options, name="half", chunk=4,
+                   should_stop=lambda: calls.append(1) or len(calls) >= 1)
+    result = CliRunner().invoke(main, ["info", str(recorded)])
+    assert result.exit_code == 0, result.output
+    assert "Loss surfaces:" in result.output
+    line = next(l for l in result.output.splitlines() if " half " in l)
+    assert line.split()[:4] == [run, "half", "1", "2D"]
+    assert line.split()[-1] == "4/9"  # one chunk of 4 of the 3 x 3 points, then stopped

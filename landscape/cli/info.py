@@ -83,7 +83,23 @@ def info(record_path: Path) -> None:
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
+    _echo_surfaces(rec)
     _echo_shards(record_path)
+
+
+def _echo_surfaces(rec) -> None:
+    """The loss surfaces computed around the runs' kept weights (`landscape surface`)."""
+    rows = []
+    for run_id in rec.runs:
+        for name, surface in rec.surfaces(run_id).items():
+            o = surface.options
+            rows.append([run_id, name, str(o.get("step")), f"{o.get('dims')}D",
+                         f"{o.get('points')} x [{o.get('low'):g}, {o.get('high'):g}]",
+                         str(o.get("direction")), f"{int(surface.done.sum())}/{surface.done.size}"])
+    if rows:
+        click.echo("Loss surfaces:")
+        echo_table(rows, ["run", "surface", "step", "dims", "points x range", "directions",
+                          "done"])
 
 
 def _echo_shards(record_path: Path) -> None:
