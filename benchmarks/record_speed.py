@@ -78,7 +78,9 @@ from landscape.data.images import pixels_sha256
 from landscape.models import build_model
 from landscape.precision import is_reduced
 from landscape.store import RunStatus
-from landscape.sweep import memory_formats, numerics, record, resolve_device
+from landscape.formats import memory_formats
+from landscape.precision import numerics
+from landscape.sweep import record, resolve_device
 from landscape.tasks import make_task
 from landscape.tuning import FORMATS
 

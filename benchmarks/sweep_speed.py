@@ -30,7 +30,9 @@ from landscape.config import RecordConfig, preset
 from landscape.models import build_model
 from landscape.precision import autocast_dtype, is_reduced, training_autocast
 from landscape.store import open_record
-from landscape.sweep import memory_formats, numerics, plan_runs, record
+from landscape.formats import memory_formats
+from landscape.precision import numerics
+from landscape.sweep import plan_runs, record
 from landscape.tasks import make_task
 from landscape.tuning import FORMATS, machine_name
 

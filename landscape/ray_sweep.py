@@ -51,14 +51,12 @@ from landscape.sweep import (
     RunResult,
     _train_one,
     check_resume_compatible,
-    memory_formats,
-    numerics,
     plan_runs,
-    recorded_memory_formats,
     run_layouts,
     versions,
-    with_memory_formats,
 )
+from landscape.formats import memory_formats, recorded_memory_formats, with_memory_formats
+from landscape.precision import numerics
 from landscape.tuning import FORMATS
 from landscape.tasks import Task, make_task
 from landscape.train import RunOutcome

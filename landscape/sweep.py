@@ -6,10 +6,10 @@ import contextlib
 import difflib
 import math
 import platform
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import h5py
 import numpy as np
@@ -24,16 +24,17 @@ from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, make_slbi, resolve_sparse_layers
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
-from landscape.precision import autocast_dtype, is_reduced
+from landscape.formats import memory_formats, recorded_memory_formats, with_memory_formats
+from landscape.precision import autocast_dtype, is_reduced, numerics
 from landscape.probes.gradient import check_float64_probe
 from landscape.probes.hessian import hessian_probes
 from landscape.probes.sparsity import slbi_probes
 from landscape.recorder import HDF5Recorder
 from landscape.schedules import learning_rate
 from landscape.store import RecordWriter, RunLayout, RunStatus, open_record
-from landscape.tasks import IMAGE_CLASSIFICATION, Task, make_task, penalized
+from landscape.tasks import Task, make_task, penalized
 from landscape.train import LoopState, NoProgress, Progress, RunOutcome, TapPlan, train_run
-from landscape.tuning import FORMATS, choose_memory_format
+from landscape.tuning import FORMATS
 from landscape.version import __version__
 from landscape.writer_lock import writer_lock
 
@@ -216,21 +217,6 @@ def versions() -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def numerics(device: torch.device, allow_tf32: bool) -> Iterator[None]:
-    """Full float32 unless TF32 is asked for; restores torch's global flags afterwards."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark)
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    torch.backends.cudnn.benchmark = device.type == "cuda"
-    try:
-        yield
-    finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = saved
-
-
 def make_optimizer(config: RecordConfig, params, lr: float, *,
                    model: nn.Module | None = None, model_name: str = "") -> torch.optim.Optimizer:
     """torch's optimizer with its own defaults for everything the config does not set (betas,
@@ -288,38 +274,6 @@ def record(
                                  runs=layouts, versions=versions(), overwrite=overwrite) as writer:
             return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
                                resume_from=None, formats=formats)
-
-
-def with_memory_formats(layouts: list[RunLayout], plans: list[RunPlan],
-                        formats: Mapping[str, str]) -> list[RunLayout]:
-    """Each run keeps the format it trains in (a run attribute), so that --resume (and a
-    retried Ray task) continues in the same one."""
-    return [replace(layout, attrs={**layout.attrs, "memory_format": formats[plan.model]})
-            for layout, plan in zip(layouts, plans)]
-
-
-def recorded_memory_formats(rec, plans: list[RunPlan]) -> dict[str, str]:
-    """The format each run of a record started in, to continue in it. Records made before the
-    choice have none: their runs trained (and continue) in the task's own format."""
-    return {p.model: str(rec.runs[p.run_id].attrs["memory_format"]) for p in plans
-            if "memory_format" in rec.runs[p.run_id].attrs}
-
-
-def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
-    """The memory format each model trains in (landscape.tuning): for image models the faster
-    of channels-last and contiguous on this machine, measured or cached; NCHW otherwise."""
-    if task.name != IMAGE_CLASSIFICATION:
-        return {m: "contiguous" for m in config.model.models}
-    shape = (config.optim.batch_size, *task.example_input().shape[1:])
-    options = model_options(config)
-    formats = {}
-    with numerics(device, config.allow_tf32):
-        for model in config.model.models:
-            formats[model], _ = choose_memory_format(
-                partial(build_model, model, **options), model=model, options=options,
-                batch_shape=shape, device=device, precision=config.precision,
-                autocast_dtype=autocast_dtype(config.precision))
-    return formats
 
 
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:

@@ -1,0 +1,54 @@
+"""Which memory format each run of a record trains in: chosen once when the record starts
+(measured or cached per machine and model by `landscape.tuning`), kept as the run attribute
+`memory_format`, and continued by `--resume` and by retried Ray tasks. A choice of speed only:
+both formats compute the same numbers to float32 rounding.
+
+`plans` below are the sweep's run plans (anything with `.model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import Mapping, Sequence
+
+import torch
+
+from landscape.config import RecordConfig
+from landscape.models import build_model
+from landscape.precision import autocast_dtype, numerics
+from landscape.store import Record, RunLayout
+from landscape.tasks import IMAGE_CLASSIFICATION, Task
+from landscape.tuning import choose_memory_format
+
+
+def with_memory_formats(layouts: list[RunLayout], plans: Sequence,
+                        formats: Mapping[str, str]) -> list[RunLayout]:
+    """Each run keeps the format it trains in (a run attribute), so that --resume (and a
+    retried Ray task) continues in the same one."""
+    return [replace(layout, attrs={**layout.attrs, "memory_format": formats[plan.model]})
+            for layout, plan in zip(layouts, plans)]
+
+
+def recorded_memory_formats(rec: Record, plans: Sequence) -> dict[str, str]:
+    """The format each run of a record started in, to continue in it. Records made before the
+    choice have none: their runs trained (and continue) in the task's own format."""
+    return {p.model: str(rec.runs[p.run_id].attrs["memory_format"]) for p in plans
+            if "memory_format" in rec.runs[p.run_id].attrs}
+
+
+def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
+    """The memory format each model trains in (landscape.tuning): for image models the faster
+    of channels-last and contiguous on this machine, measured or cached; NCHW otherwise."""
+    if task.name != IMAGE_CLASSIFICATION:
+        return {m: "contiguous" for m in config.model.models}
+    shape = (config.optim.batch_size, *task.example_input().shape[1:])
+    options = config.model.options()
+    formats = {}
+    with numerics(device, config.allow_tf32):
+        for model in config.model.models:
+            formats[model], _ = choose_memory_format(
+                partial(build_model, model, **options), model=model, options=options,
+                batch_shape=shape, device=device, precision=config.precision,
+                autocast_dtype=autocast_dtype(config.precision))
+    return formats
