@@ -93,6 +93,11 @@ class Probe(Protocol):
     "before_update" probes run after the backward pass, at w_t; "after_update" probes run after
     the optimizer step, at w_{t+1}. `measure` returns device tensors; the loop moves them to the
     host at its next sync, as the rows of the probe's table `name`.
+
+    A probe may set `reads_only = True` when it only reads (the weights, the optimizer's state,
+    an activation): it neither changes `p.grad` nor replays the step's random state, so on its
+    steps the loop keeps its fast path (no copy of g_t, no capture of the random state, and
+    `StepContext.rng_before_forward` is None). Without it the loop assumes both are needed.
     """
 
     name: str

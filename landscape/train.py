@@ -247,7 +247,10 @@ class TrainingLoop:
                 group["lr"] = lr_t
         x, y = next(self.batches)
         due = [p for p in self.measurements.probes if p.due(step)]
-        rng = RngState.capture(self.device) if due else None
+        # Only probes that move the weights or replay the forward need g_t copied out and the
+        # random state captured; those that merely read leave the step on its fast path.
+        intrusive = any(not getattr(p, "reads_only", False) for p in due)
+        rng = RngState.capture(self.device) if intrusive else None
         for probe in due:
             if probe.phase == "forward":
                 probe.arm()
@@ -258,10 +261,10 @@ class TrainingLoop:
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         grads = [p.grad for p in params]
-        # Probes change p.grad and read g_t from the snapshot, so on their steps g_t is copied
-        # out; on the others the snapshot is p.grad's tensors themselves, and after the update
+        # Intrusive probes change p.grad and read g_t from the snapshot, so on their steps g_t
+        # is copied out; on the others the snapshot is p.grad's tensors themselves, and after the update
         # p.grad gets the spent g_{t−1} tensors (zeroed by the next zero_grad): no copy.
-        swap = not due
+        swap = not intrusive
         with torch.no_grad():
             grad_norm, grad_change, tapped_grads = measure_gradients(
                 step, grads, self.prev_grads, params, self.prev_params, taps, self.tap_index,

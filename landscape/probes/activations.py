@@ -23,6 +23,7 @@ class ActivationProbe:
     """
 
     phase = "forward"
+    reads_only = True  # observes the training forward pass
 
     def __init__(self, model: nn.Module, layer: str, *, every: int) -> None:
         self.name = table_path(TableKind.ACTIVATIONS, layer)  # the table it fills

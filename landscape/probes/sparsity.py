@@ -18,6 +18,7 @@ class SparsityProbe:
 
     name = TableKind.SPARSITY
     phase = "after_update"
+    reads_only = True  # reads the optimizer's Γ and the weights
 
     def __init__(self, optimizer: SLBI, *, every: int = 1) -> None:
         self.optimizer = optimizer
@@ -41,6 +42,7 @@ class GammaProbe:
     figure: `landscape prune`)."""
 
     phase = "after_update"
+    reads_only = True  # reads the optimizer's Γ and the weights
 
     def __init__(self, optimizer: SLBI, layer: str, *, last_step: int) -> None:
         self.gamma = optimizer.gammas  # read when measured: Γ is replaced every step

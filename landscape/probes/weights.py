@@ -21,6 +21,7 @@ class WeightsProbe:
     """
 
     phase = "forward"
+    reads_only = True  # copies the weights before the forward pass
     name = TableKind.WEIGHTS
 
     def __init__(self, model: nn.Module, *, every: int = 0, at: tuple[int, ...] = (),
