@@ -214,11 +214,18 @@ def penalized(loss_fn: LossFn, params: Sequence[torch.Tensor], *, l1: float = 0.
     params = list(params)
 
     def objective(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(output, y)
-        if l1:
-            loss = loss + l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
-        if l2:
-            loss = loss + 0.5 * l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
-        return loss
+        return add_penalty(loss_fn(output, y), params, l1=l1, l2=l2)
 
     return objective
+
+
+def add_penalty(total: torch.Tensor, params: Sequence[torch.Tensor], *, l1: float,
+                l2: float) -> torch.Tensor:
+    """`total` + l1·Σ|w| + (l2/2)·Σw² over `params`, added in that order (the order is part of
+    the recorded numbers): the penalty of the training objective, shared by training, probes
+    and loss surfaces."""
+    if l1:
+        total = total + l1 * torch.stack(torch._foreach_norm(params, 1)).sum()
+    if l2:
+        total = total + 0.5 * l2 * torch.stack(torch._foreach_norm(params, 2)).square().sum()
+    return total

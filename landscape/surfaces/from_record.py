@@ -28,7 +28,7 @@ from landscape.surfaces.directions import BN_PARAMS, random_directions, update_d
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
 from landscape.sweep import check_resume_compatible, resolve_device
-from landscape.tasks import ImageClassification, Task, make_task
+from landscape.tasks import ImageClassification, Task, add_penalty, make_task
 
 DIRECTIONS = ("random", "update")
 BATCHES = ("step", "images")
@@ -262,11 +262,6 @@ def penalty(l1: float, l2: float) -> Callable[[dict], torch.Tensor] | None:
 
     def value(params: dict[str, torch.Tensor]) -> torch.Tensor:
         tensors = list(params.values())
-        total = torch.zeros((), device=tensors[0].device)
-        if l1:
-            total = total + l1 * torch.stack(torch._foreach_norm(tensors, 1)).sum()
-        if l2:
-            total = total + 0.5 * l2 * torch.stack(torch._foreach_norm(tensors, 2)).square().sum()
-        return total
+        return add_penalty(torch.zeros((), device=tensors[0].device), tensors, l1=l1, l2=l2)
 
     return value
