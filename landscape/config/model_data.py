@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from landscape.errors import ConfigError, field_ref as ref
 from landscape.models import check_model_name
+from landscape.models._width import width_problem
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
@@ -30,8 +31,9 @@ class ModelConfig:
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"a model is listed twice: {', '.join(self.models)}",
                               field="model.models")
-        if self.width <= 0:
-            raise ConfigError(f"{ref('model.width')} must be positive, got {self.width}")
+        problem = width_problem(self.width)
+        if problem is not None:
+            raise ConfigError(f"{ref('model.width')} {problem}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"{ref('model.dropout')} must be in [0, 1), got {self.dropout}")
 
