@@ -108,6 +108,9 @@ def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[floa
     for p in percents:
         if not 0 <= p <= 100:
             raise ConfigError(f"--fractions are percentages in [0, 100], got {p:g}")
+    if len(set(percents)) != len(percents):
+        raise ConfigError(f"a percentage is listed twice in --fractions: "
+                          f"{', '.join(f'{p:g}' for p in percents)}")
     record = open_record(path)
     if run_id not in record.runs:
         raise RecordError(f"{path} has no run {run_id!r}; its runs: {', '.join(record.runs)}")
