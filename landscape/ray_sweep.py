@@ -89,10 +89,11 @@ class RayOptions:
         return 1.0 if config.device.startswith("cuda") else 0.0
 
     def validate(self, config: RecordConfig) -> None:
-        if not self.cpus_per_run > 0:
+        # Finite first: inf passes "> 0" and then fails int() far from here; nan passes all.
+        if not (math.isfinite(self.cpus_per_run) and self.cpus_per_run > 0):
             raise ConfigError(f"--cpus-per-run must be positive, got {self.cpus_per_run:g}")
         gpus = self.gpus(config)
-        if gpus < 0:
+        if not (math.isfinite(gpus) and gpus >= 0):
             raise ConfigError(f"--gpus-per-run must be >= 0, got {gpus:g}")
         if gpus > 1 and gpus != int(gpus):
             raise ConfigError(f"--gpus-per-run above 1 must be a whole number of GPUs, got "
