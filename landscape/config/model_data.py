@@ -10,6 +10,9 @@ from landscape.models._width import width_problem
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+# A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
+# every batch's padded copy exhaust memory.
+MAX_CROP_PADDING = 32
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,9 @@ class DataConfig:
         if self.subset is not None and self.subset < 1:
             raise ConfigError(
                 f"{ref('data.subset')} must be a positive number of images, got {self.subset}")
-        if self.crop_padding < 0:
-            raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}",
-                              field="data.crop_padding")
+        if not 0 <= self.crop_padding <= MAX_CROP_PADDING:
+            raise ConfigError(f"{ref('data.crop_padding')} must be from 0 to "
+                              f"{MAX_CROP_PADDING} pixels, got {self.crop_padding}")
         if not 0 <= self.erase_prob <= 1:
             raise ConfigError(f"{ref('data.erase_prob')} must be in [0, 1], got {self.erase_prob}")
         if self.val_split is not None and not 0 < self.val_split < 1:
