@@ -19,14 +19,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from landscape.checkpoint import load_checkpoint
+from landscape.training.checkpoint import load_checkpoint
 from landscape.cli import main
 from landscape.config import MAX_SEED, ModelConfig, RecordConfig, RecordingConfig
 from landscape.data.cifar10 import read_batch
 from landscape.data.mnist import IMAGE_MAGIC, read_idx, write_idx
 from landscape.errors import ConfigError, DataError, RecordError
 from landscape.models import build_model
-from landscape.prune import prune_run
+from landscape.kept.prune import prune_run
 from landscape.store import check_replaceable
 
 from conftest import TINY, huge_array_pickle

@@ -37,7 +37,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     "dataset": "data",
     "precision": None,  # added after the others: older records lack it (float32)
 }
-# The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
+# The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 # The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
 # 2**32 - 1, torch's and HDF5's int64 attributes at 2**63 - 1), and it is far more seeds than a

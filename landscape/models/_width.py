@@ -5,7 +5,7 @@ from landscape.errors import ConfigError
 # Below 1/64 every layer of every model here has one channel (VGG's narrowest has 64), so a
 # smaller width would be the same model under another name; above 8, VGG-A alone has 620 M
 # parameters (2.5 GB in float32) and its construction, not training, would exhaust a CPU's memory
-# long before the memory checks of landscape.limits see it. Documented in docs/errors.md.
+# long before the memory checks of landscape.sweep.limits see it. Documented in docs/errors.md.
 MIN_WIDTH = 1 / 64
 MAX_WIDTH = 8.0
 
