@@ -20,7 +20,7 @@ from landscape.config import preset
 from landscape.errors import ConfigError
 from landscape.sweep.limits import check_counts
 from landscape.models import MODELS
-from landscape.store import RunStatus, StopReason, check_replaceable, open_record
+from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
 from landscape.sweep import check_resume_compatible, resume as resume_sweep
 from landscape.training.tasks import make_task
@@ -236,7 +236,6 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or "
                           f"--resume {out} to continue it")
-    check_replaceable(out)  # before the data are loaded; RecordWriter checks it again
     task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
