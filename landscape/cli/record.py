@@ -41,9 +41,20 @@ class _Bar:
 
 @contextlib.contextmanager
 def _progress(plan: RunPlan, n_runs: int, total: int):
-    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g}"
+    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g} seed={plan.seed}"
     with tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True) as bar:
         yield _Bar(bar)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def runs_text(config: RecordConfig, n_runs: int) -> str:
+    """'4 runs (2 models x 1 lr x 2 seeds: vgg_light, vgg_light_bn)': seeds counted as seeds."""
+    return (f"{_count(n_runs, 'run')} ({_count(len(config.model.models), 'model')} x "
+            f"{_count(len(config.optim.lrs), 'lr')} x {_count(len(config.seeds), 'seed')}: "
+            f"{', '.join(config.model.models)})")
 
 
 _DEFAULT = RecordConfig()
@@ -119,8 +130,9 @@ _DEFAULT = RecordConfig()
 @click.option("--seeds", type=CommaList(int), default=",".join(map(str, _DEFAULT.seeds)),
               show_default=True,
               help="Comma-separated seeds: every (model, lr) is trained once per seed (its "
-                   "initialization, data order and augmentation); the BN vs no-BN comparison "
-                   "then gives 95%% intervals over seeds.")
+                   "initialization, data order and augmentation); the BN vs no-BN verdict "
+                   "then gives the per-seed range, and from 5 seeds on 95% bootstrap "
+                   "intervals over seeds.")
 @click.option("--seed", type=int, default=None,
               help="One seed (the same as --seeds N).")
 @click.option("--device", default="auto", show_default=True,
@@ -240,8 +252,7 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
-    click.echo(f"Device: {config.device}. {len(plans)} runs "
-               f"({', '.join(config.model.models)} x {len(config.optim.lrs)} learning rates), "
+    click.echo(f"Device: {config.device}. {runs_text(config, len(plans))}, "
                f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
                err=True)
     with graceful_stop() as should_stop:

@@ -90,11 +90,12 @@ def _negative_trace_note(ax: Axes, runs: Sequence[RunHessian]) -> None:
     negative = [(h, n) for h, n in negative if n]
     if not negative:
         return
-    which = "; ".join(f"{h.model} seed {h.seed}: {n} step{'s' if n > 1 else ''}"
+    which = "; ".join(f"{h.model} seed {h.seed} ({n} step{'s' if n > 1 else ''})"
                       for h, n in negative)
-    ax.text(0.01, 0.02, f"trace < 0 at {which}: the Hessian is indefinite there\n"
-            "(negative curvature outweighs positive), or the estimate's error exceeds it",
-            transform=ax.transAxes, fontsize=7.5, color="0.25", va="bottom", wrap=True)
+    ax.text(0.02, 0.97, f"trace < 0: {which}\nthe Hessian is indefinite there, or the "
+            "estimate's error exceeds it", transform=ax.transAxes, fontsize=7.5, color="0.2",
+            va="top", bbox=dict(boxstyle="round", facecolor="white", alpha=0.85,
+                                edgecolor="0.7"))
 
 
 def _course_handles(models: Sequence[str], colors: Mapping[str, str],
