@@ -139,3 +139,20 @@ def test_hessian_figure_notes_negative_traces_and_follows_a_schedule():
     assert set(np.round(threshold.get_ydata(), 9)) == {20.0, 40.0}
     positive = plot_hessian_course([_run_hessian(0, [5.0, 2.0, 4.0], [0.1] * 3)])
     assert not positive.axes[1].texts
+
+
+def test_record_says_what_the_hessian_probe_costs_and_shows_it_running(two_seeds, groups):
+    from landscape.config.hessian import HessianConfig
+    from landscape.probes.hessian_cost import probed_steps, products_per_probed_step
+    _, output = two_seeds
+    assert "Hessian probe: up to " in output
+    for model in ("vgg", "vgg_bn"):
+        line = next(ln for ln in output.splitlines() if ln.startswith(f"  {model}: one Hessian"))
+        assert "per run 3 probed steps x up to 9 products" in line and "over its 2 runs" in line
+    # The stated counts are those the record then holds: 3 probed steps of at most 9 products.
+    config = HessianConfig(every=2, iters=6, trace_samples=3)
+    assert probed_steps(config, 6) == (3, 0) and products_per_probed_step(config) == 9
+    for run in (r for rs in groups.values() for r in rs):
+        h = run.data.hessian
+        assert len(h.step) == 3 and 0 < h.hvps.max() <= 9
+    assert "running hessian (step 0)" in output  # the bar names the probe while it runs

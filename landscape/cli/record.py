@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import click
@@ -22,7 +25,9 @@ from landscape.errors import ConfigError
 from landscape.limits import check_counts
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
-from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
+from landscape.probes.hessian_cost import cost_text, estimate_costs
+from landscape.sweep import RunPlan, plan_runs, probe_model, record as record_sweep
+from landscape.sweep import resolve_device
 from landscape.sweep import check_resume_compatible, resume as resume_sweep
 from landscape.tasks import make_task
 
@@ -32,11 +37,35 @@ class _Bar:
 
     def __init__(self, bar: tqdm) -> None:
         self._bar = bar
+        self._postfix = ""
+        self._seconds: dict[str, float] = {}  # how long each probe took last time
+        self._running: tuple[str, float] | None = None
 
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
-        self._bar.set_postfix_str(f"loss {loss:.4g}, {images_per_second:,.0f} samples/s",
-                                  refresh=False)
+        self._postfix = f"loss {loss:.4g}, {images_per_second:,.0f} samples/s"
+        self._bar.set_postfix_str(self._postfix, refresh=False)
         self._bar.update(steps)
+
+    def probing(self, name: str | None, step: int) -> None:
+        """Which probe is running, so that a slow one (the Hessian's) does not look like a
+        hang. The bar is redrawn only around probes that took a while last time (and the
+        first time), so that a probe at every fast step costs no terminal writes."""
+        now = time.perf_counter()
+        if name is not None:
+            self._running = (name, now)
+            slow = self._seconds.get(name, math.inf) >= _SLOW_PROBE_SECONDS
+            text = f"{self._postfix + ', ' if self._postfix else ''}running {name} (step {step})"
+            self._bar.set_postfix_str(text, refresh=slow)
+            return
+        if self._running is not None:
+            running, start = self._running
+            self._seconds[running] = now - start
+            self._running = None
+            self._bar.set_postfix_str(self._postfix,
+                                      refresh=now - start >= _SLOW_PROBE_SECONDS)
+
+
+_SLOW_PROBE_SECONDS = 0.5
 
 
 @contextlib.contextmanager
@@ -255,6 +284,9 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     click.echo(f"Device: {config.device}. {runs_text(config, len(plans))}, "
                f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
                err=True)
+    if config.recording.hessian.enabled:  # what the probe will cost, before the wait
+        click.echo(cost_text(estimate_costs(config, task, plans,
+                                            partial(probe_model, config))), err=True)
     with graceful_stop() as should_stop:
         try:
             if ray_options is not None:
