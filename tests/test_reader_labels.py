@@ -156,3 +156,14 @@ def test_record_says_what_the_hessian_probe_costs_and_shows_it_running(two_seeds
         h = run.data.hessian
         assert len(h.step) == 3 and 0 < h.hvps.max() <= 9
     assert "running hessian (step 0)" in output  # the bar names the probe while it runs
+
+
+def test_surface_titles_name_the_seed_where_there_are_several():
+    from landscape.plot.surfaces import plot_surface_lines
+    from landscape.report.surfaces import SurfacePanel
+    alpha = np.linspace(-1, 1, 5)
+    panels = [SurfacePanel(f"vgg_s{s}", "vgg", 0.1, 3, 1, alpha, 1 + alpha ** 2 * (s + 1),
+                           "random", "train", 64, True, s) for s in (0, 1)]
+    labels = legend_texts(plot_surface_lines(panels))
+    assert labels == ["vgg, lr 0.1, seed 0", "vgg, lr 0.1, seed 1"]
+    assert legend_texts(plot_surface_lines(panels[:1])) == ["vgg, lr 0.1"]
