@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from landscape.config.hessian import HessianConfig
-from landscape.curvature import HessianOperator
-from landscape.precision import float32_math
+from landscape.probes.curvature import HessianOperator
+from landscape.training.precision import float32_math
 
 
 def products_per_probed_step(config: HessianConfig) -> int:
