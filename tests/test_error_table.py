@@ -55,7 +55,7 @@ def places(tmp_path_factory, embedded):
     assert result.exit_code == 0, result.output
     weights_record = root / "weights.h5"
     result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
-                                       "--max-steps", "2", "--save-weights-at", "0,1,final",
+                                       "--max-steps", "2", "--save-weights-at", "0,1,end",
                                        "-o", str(weights_record)])
     assert result.exit_code == 0, result.output
     truncated_record = root / "truncated.h5"

@@ -54,11 +54,11 @@ FLAGS: dict[str, str] = {
     "recording.probe.dtype": "--probe-dtype",
     "recording.ics_every": "--ics-every",
     "recording.ics_layers": "--ics-layer",
-    "recording.activation_every": "--activations-every",
+    "recording.activation_every": "--activation-every",
     "recording.activation_layers": "--activation-layer",
     "recording.save_weights_every": "--save-weights-every",
     "recording.save_weights_at": "--save-weights-at",
-    "recording.save_final_weights": "--save-weights-at final",
+    "recording.save_final_weights": "--save-weights-at end",
     "recording.flush_seconds": "--flush-seconds",
     "recording.checkpoint_seconds": "--checkpoint-seconds",
     "recording.hessian.every": "--hessian-every",
@@ -71,7 +71,7 @@ FLAGS: dict[str, str] = {
     "recording.hessian.density_vectors": "--hessian-density-vectors",
     "seeds": "--seeds",
     "device": "--device",
-    "allow_tf32": "--tf32",
+    "allow_tf32": "--precision tf32",
     "precision": "--precision",
     "resume": "--resume",  # not a field: resuming with other options is refused
 }

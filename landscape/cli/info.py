@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import echo_table, user_errors
-from landscape.store import StopReason, open_record, shard_folder, shards_in_progress
+from landscape.store import RunStatus, StopReason, open_record, shard_folder, shards_in_progress
 
 
 def _seeds_text(cfg: dict) -> str:
@@ -27,10 +27,8 @@ def info(record_path: Path) -> None:
     val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
     click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
                f"held-out samples; {data['note']}")
-    length = [f"{cfg['epochs']} epochs" if cfg["epochs"] else "",
-              f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
     click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {cfg['batch_size']}, {', '.join(x for x in length if x)}, "
+               f"batch {cfg['batch_size']}, {_length_text(cfg, rec.runs.values())}, "
                f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
@@ -110,6 +108,29 @@ def _echo_shards(record_path: Path) -> None:
     click.echo(f"Shards in progress ({shard_folder(record_path)}):")
     echo_table([[run_id, run.status if run else "starting", str(run.steps_done) if run else "-"]
                 for run_id, run in shards.items()], ["run", "status", "steps"])
+
+
+def _length_text(cfg: dict, runs) -> str:
+    """How long each run trains: '20 steps per run (--max-steps 20, before --epochs 20 end)',
+    not '20 epochs, at most 20 steps', which reads as both."""
+    epochs, max_steps = cfg.get("epochs"), cfg.get("max_steps")
+    if not max_steps:
+        return f"{_count(epochs, 'epoch')} per run"
+    if not epochs:
+        return f"{_count(max_steps, 'step')} per run"
+    done = {r.steps_done for r in runs
+            if r.status == RunStatus.COMPLETE and r.stop_reason == StopReason.PLANNED}
+    if done == {max_steps}:
+        return (f"{_count(max_steps, 'step')} per run (--max-steps {max_steps}, before "
+                f"--epochs {epochs} end)")
+    if len(done) == 1:
+        return (f"{_count(epochs, 'epoch')} = {_count(done.pop(), 'step')} per run "
+                f"(--max-steps {max_steps} not reached)")
+    return f"{_count(epochs, 'epoch')} or {_count(max_steps, 'step')} per run, whichever ends first"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
 def _weights_text(cfg: dict) -> str:

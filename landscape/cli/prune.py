@@ -11,6 +11,7 @@ from landscape.cli._types import CommaList, flatten
 from landscape.cli.common import echo_table, user_errors
 from landscape.plot.prune import plot_filters, plot_prune
 from landscape.kept.prune import BY_GAMMA, filters_and_support, prune_run
+from landscape.sweep.plans import resolve_device
 
 DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
 
@@ -27,20 +28,23 @@ DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
               show_default=True, help="Percentages of the layer's groups to zero.")
 @click.option("--filters", "filters_layer", default=None,
               help="Also draw this conv layer's filters, Γ's support framed (e.g. conv1).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The accuracy figure [default: RECORD-prune-LAYER.png].")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @user_errors
 def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | None,
           out: Path | None, device: str) -> None:
     """Zero the weakest groups of LAYER (filters of a conv, weights of a linear layer) and
     print the held-out accuracy: by Γ for DessiLBI runs, by weight magnitude otherwise.
 
-    Needs the run's final weights in the record (landscape record --save-weights-at final).
+    Needs the run's weights after its last step in the record (landscape record
+    --save-weights-at end).
     """
     runs = flatten(runs, unique="--run")
     out = out or record_path.with_name(f"{record_path.stem}-prune-{layer}.png")
     check_figure_path(out)
+    device = str(resolve_device(device))
     results = [prune_run(record_path, run, layer, fractions, device=device) for run in runs]
     for result in results:
         by = "Γ, then |W|" if result.criterion == BY_GAMMA else "|W|"

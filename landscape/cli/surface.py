@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from landscape.cli._names import LAST_KEPT, is_last_kept
 from landscape.cli._types import CommaList
 from landscape.cli.common import graceful_stop, user_errors
 from landscape.errors import ConfigError
@@ -19,24 +20,26 @@ from landscape.surfaces.from_record import BATCHES, DIRECTIONS, SurfaceOptions, 
 
 
 def _step(record_path: Path, run_id: str, text: str) -> int:
-    """A step number, or 'final': the last weights the run kept."""
-    if text == "final":
+    """A step number, or 'last': the last weights the run kept (the old 'final' too)."""
+    if is_last_kept(text):
         steps = open_record(record_path).weight_steps(run_id)
         if not len(steps):
-            raise ConfigError(f"--step final: run {run_id!r} kept no weights; record it with "
-                              f"--save-weights-every N or --save-weights-at STEPS,final")
+            raise ConfigError(f"--step {LAST_KEPT}: run {run_id!r} kept no weights; record it "
+                              f"with --save-weights-every N or --save-weights-at STEPS,end")
         return int(steps[-1])
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--step takes a step number or 'final', got {text!r}") from None
+        raise ConfigError(f"--step takes a step number or '{LAST_KEPT}', got {text!r}") \
+            from None
 
 
 @click.command()
 @click.argument("record_path", metavar="RECORD.h5", type=click.Path(path_type=Path))
 @click.option("--run", "run_id", required=True, help="The run (see `landscape info`).")
 @click.option("--step", required=True,
-              help="The step whose kept weights are the centre (or 'final').")
+              help=f"The step whose kept weights are the centre (or '{LAST_KEPT}': the last "
+                   "weights the run kept).")
 @click.option("--dims", type=int, default=2, show_default=True, help="1 (a line) or 2 (a plane).")
 @click.option("--points", "--resolution", "points", type=int, default=21, show_default=True,
               help="Grid points per axis.")
@@ -65,7 +68,8 @@ def _step(record_path: Path, run_id: str, text: str) -> int:
 @click.option("--chunk", type=int, default=None,
               help="Grid points per batched (vmap) forward pass; 1: one at a time.  "
                    "[default: from free GPU memory; 1 on a CPU]")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--data-dir", default=None,
               help="Where the record's CIFAR-10 is now, if not where it was recorded.")
 @user_errors

@@ -9,7 +9,7 @@ shift: otherwise BN would turn the zeroed channel into the constant β − γ·m
 removing it, and a BN network would be charged for a channel it still feeds forward.
 
 The weights are the last ones the run kept in the record (`landscape record
---save-weights-at final`), Γ the one recorded at the run's last planned step; held-out accuracy
+--save-weights-at end`), Γ the one recorded at the run's last planned step; held-out accuracy
 is measured on the record's own held-out images (rebuilt from its configuration and checked
 against the hashes it stored).
 """
@@ -132,7 +132,7 @@ def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[floa
         if step != info.steps_done:
             raise RecordError(f"run {run_id!r} kept its last weights at step {step}, not at its "
                               f"end ({info.steps_done} steps) where Γ was kept; record it with "
-                              f"--save-weights-at final")
+                              f"--save-weights-at end")
     config = RecordConfig.from_dict(record.config).with_changes(device=device)
     task = make_task(config, torch.device(device))
     if task.identity.test_sha256 != record.data.get("test_sha256"):

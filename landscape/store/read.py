@@ -330,7 +330,7 @@ def _weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:
     group = _run_group(file, run_id, path)
     if TableKind.WEIGHTS not in group:
         raise RecordError(f"run {run_id!r} of {path} kept no weights; record it with "
-                          f"--save-weights-every N or --save-weights-at STEPS,final")
+                          f"--save-weights-every N or --save-weights-at STEPS,end")
     return group[TableKind.WEIGHTS]
 
 

@@ -207,7 +207,7 @@ def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
     late = [s for s in config.recording.save_weights_at if s >= total]
     if late:
         raise ConfigError(f"{field_ref('recording.save_weights_at')} {late[0]} is past the last "
-                          f"step of these runs (steps 0 to {total - 1}); 'final' keeps the "
+                          f"step of these runs (steps 0 to {total - 1}); 'end' keeps the "
                           f"weights after the last step")
 
 

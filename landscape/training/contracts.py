@@ -51,7 +51,9 @@ class RunRecorder(Protocol):
 
 
 class Progress(Protocol):
-    """A live view of the run, told about every host sync."""
+    """A live view of the run, told about every host sync. It may also have
+    `probing(name: str | None, step: int)`: the loop then tells it when a probe starts (its
+    table's name) and ends (None)."""
 
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None: ...
 

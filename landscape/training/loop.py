@@ -276,9 +276,7 @@ class TrainingLoop:
 
         for probe in due:
             if probe.phase != "after_update":
-                with float32_math():
-                    values = probe.measure(self.context(step, x, y, rng))
-                pending.add_probe(probe.name, step, values)
+                pending.add_probe(probe.name, step, self.measure(probe, step, x, y, rng))
 
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
@@ -287,9 +285,7 @@ class TrainingLoop:
                 p.grad = g
         for probe in due:
             if probe.phase == "after_update":
-                with float32_math():
-                    values = probe.measure(self.context(step, x, y, rng))
-                pending.add_probe(probe.name, step, values)
+                pending.add_probe(probe.name, step, self.measure(probe, step, x, y, rng))
 
         with torch.no_grad():
             torch._foreach_sub_(self.prev_params, params)
@@ -304,6 +300,19 @@ class TrainingLoop:
         pending.steps.append(step)
         pending.lrs.append(lr)
         pending.batch_sizes.append(len(y))
+
+    def measure(self, probe: Probe, step: int, x: torch.Tensor, y: torch.Tensor,
+                rng: RngState | None) -> dict:
+        """One probe's values at step `step`; a progress view that has `probing` is told which
+        probe runs (a Hessian probe can take a minute per step on a CPU)."""
+        probing = getattr(self.progress, "probing", None)
+        if probing is not None:
+            probing(str(probe.name), step)
+        with float32_math():
+            values = probe.measure(self.context(step, x, y, rng))
+        if probing is not None:
+            probing(None, step)
+        return values
 
     def context(self, step: int, x: torch.Tensor, y: torch.Tensor,
                 rng: RngState | None) -> StepContext:
