@@ -17,6 +17,7 @@ COMMANDS = {
     "presets": "landscape.cli.presets.presets",
     "surface": "landscape.cli.surface.surface",
     "prune": "landscape.cli.prune.prune",
+    "export": "landscape.cli.export.export",
 }
 
 
@@ -34,4 +35,5 @@ def main() -> None:
     landscape surface  compute a loss surface around the weights a run kept at a step
     landscape presets  list the named setups of `landscape record --preset`
     landscape prune    held-out accuracy with a layer's weakest groups zeroed (DessiLBI)
+    landscape export   a record's tables as CSV or Parquet files (pandas, R, spreadsheets)
     """

@@ -7,6 +7,7 @@
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
 - `_format`: the HDF5 file-format version, chunks and compression records are written with.
 - `sizes`: how much of the file each kind of table takes.
+- `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
 
 Every public name is re-exported here; import from `landscape.store`.
 """
