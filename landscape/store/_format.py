@@ -14,15 +14,16 @@ from landscape.store.schema import CHUNK_BYTES
 
 # HDF5 1.10's file format, the oldest that SWMR writing needs. Both bounds are 1.10 so that the
 # library refuses to write any newer object version: with libver "latest", HDF5 2.0 writes the
-# boolean datatype (an enum) in a version that the tools of HDF5 1.10, still what Linux releases
-# ship (Debian 12: hdf5-tools 1.10.8), cannot read (h5dump stops, h5ls prints *ERROR*).
+# boolean datatype (an enum), among others, in a version that the tools of HDF5 1.10, still what
+# Linux releases ship (Debian 12: hdf5-tools 1.10.8), cannot read (h5dump stops, h5ls prints
+# *ERROR*).
 WRITE_LIBVER = ("v110", "v110")
 
 # The filter of the large arrays (kept weights, taps, DessiLBI's Γ, loss surfaces), chosen with
 # benchmarks/record_compression.py (benchmarks/README.md has the table): gzip level 1 after the
-# byte shuffle stores trained float32 weights in ~80% of their bytes at ~24 MB/s of one CPU core;
-# level 4 saves 3% more at 1.3x the time, level 9 1% more at 3x. lzf is faster but is h5py's own
-# filter: HDF5's tools (h5dump) and other languages cannot read it. gzip is in every HDF5 build.
+# byte shuffle stores trained float32 weights in ~82% of their bytes at ~24 MB/s of one CPU
+# core; level 4 saves 1% more for 1.3x the time, level 9 another 1% for 7x. lzf is faster but
+# is h5py's own filter: HDF5's tools (h5dump) and other languages cannot read it.
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
