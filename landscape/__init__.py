@@ -5,6 +5,7 @@ The Python API mirrors the command line:
     import landscape
     config = landscape.RecordConfig(models=("vgg", "vgg_bn"), lrs=(1e-3, 5e-4), max_steps=50)
     landscape.record(config, "record.h5")          # landscape record
+    landscape.resume("record.h5", executor=landscape.RayExecutor())  # --resume --executor ray
     rec = landscape.open_record("record.h5")        # landscape info
     rec.load("vgg_bn_lr0.001").steps.loss           # numpy arrays
 """
@@ -25,7 +26,11 @@ _LAZY = {
     "load_dataset": "landscape.data",
     "build_model": "landscape.models",
     "open_record": "landscape.store",
+    "LocalExecutor": "landscape.sweep",
+    "RayExecutor": "landscape.sweep",
+    "RayOptions": "landscape.sweep",
     "record": "landscape.sweep",
+    "resume": "landscape.sweep",
 }
 
 if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
@@ -33,11 +38,12 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from landscape.data import load_dataset
     from landscape.models import build_model
     from landscape.store import open_record
-    from landscape.sweep import record
+    from landscape.sweep import LocalExecutor, RayExecutor, RayOptions, record, resume
 
 __all__ = [
-    "ConfigError", "DataError", "LandscapeError", "ProbeConfig", "RecordConfig", "RecordError",
-    "__version__", "build_model", "load_dataset", "open_record", "record",
+    "ConfigError", "DataError", "LandscapeError", "LocalExecutor", "ProbeConfig", "RayExecutor",
+    "RayOptions", "RecordConfig", "RecordError", "__version__", "build_model", "load_dataset",
+    "open_record", "record", "resume",
 ]
 
 
