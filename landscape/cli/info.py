@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import echo_table, user_errors
-from landscape.store import RunStatus, StopReason, open_record, shard_folder, shards_in_progress
+from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
+                             shards_in_progress, storage_sizes)
 
 
 def _seeds_text(cfg: dict) -> str:
@@ -82,7 +83,25 @@ def info(record_path: Path) -> None:
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
     _echo_surfaces(rec)
+    _echo_sizes(record_path)
     _echo_shards(record_path)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 50_000 else f"{n / 1e3:.0f} kB"
+
+
+def _echo_sizes(record_path: Path) -> None:
+    """The file's size and each kind of table's share of it (largest first), with the size of
+    its values where compression (or unused chunk rows) makes the two differ."""
+    parts = sorted(storage_sizes(record_path).items(), key=lambda kv: -kv[1].stored)
+    total = record_path.stat().st_size
+    shown = [f"{kind} {_megabytes(size.stored)}"
+             + (f" ({_megabytes(size.data)} of values)"
+                if abs(size.stored - size.data) > 0.1 * max(size.data, 50_000) else "")
+             for kind, size in parts if size.stored >= 0.01 * total]
+    rest = total - sum(size.stored for kind, size in parts if size.stored >= 0.01 * total)
+    click.echo(f"File: {_megabytes(total)}: {', '.join(shown + [f'other {_megabytes(rest)}'])}")
 
 
 def _echo_surfaces(rec) -> None:

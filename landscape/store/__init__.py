@@ -5,6 +5,9 @@
 - `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
 - `read`: `open_record` and the dataclasses it returns.
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+- `_format`: the HDF5 file-format version, chunks and compression records are written with.
+- `sizes`: how much of the file each kind of table takes.
+- `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
 
 Every public name is re-exported here; import from `landscape.store`.
 """
@@ -53,6 +56,7 @@ from landscape.store.schema import (
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import shards_in_progress
+from landscape.store.sizes import PartSize, storage_sizes
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -65,4 +69,5 @@ __all__ = [
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
     "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
+    "PartSize", "storage_sizes",
 ]

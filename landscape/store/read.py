@@ -277,6 +277,14 @@ class Record:
                                                                "done")})
                 for name, surface in group.items()}
 
+    def to_pandas(self, table: str = TableKind.STEPS):
+        """One long pandas DataFrame of `table` ("steps", "eval", "probe", "ics", "hessian",
+        "hessian_density", "sparsity") over every run: run_id, model, lr, seed, step and every
+        column of the table (see `landscape.store.frames`; needs pandas)."""
+        from landscape.store.frames import record_frame  # pandas is optional
+
+        return record_frame(self, table)
+
     def tap(self, run_id: str, parameter: str) -> TapData:
         """The tapped gradient and weight-delta tensors of `parameter` in one run."""
         with open_for_reading(self.path) as file:

@@ -19,11 +19,11 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
+from landscape.store._format import COMPRESSION, WRITE_LIBVER, chunk_rows, copy_in_format
 from landscape.store._hdf5 import (check_replaceable, decode_attr, open_for_reading,
                                    read_string, read_table, write_error_reason)
 from landscape.store.schema import (
     gradient_probe_distance,
-    CHUNK_BYTES,
     FORMAT_NAME,
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -188,7 +188,7 @@ class RecordWriter:
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
         try:
-            file = h5py.File(path, "w", libver="latest")
+            file = h5py.File(path, "w", libver=WRITE_LIBVER)
         except OSError as exc:
             raise RecordError(f"cannot create {path}: {exc}") from exc
         try:
@@ -222,16 +222,16 @@ class RecordWriter:
         tmp = path.with_name(path.name + ".resume-tmp")
         with open_for_reading(path) as source:
             try:
-                with h5py.File(tmp, "w", libver="latest") as copy:
-                    for key, value in source.attrs.items():
-                        copy.attrs[key] = value
-                    source.copy(source["runs"], copy, name="runs")
+                with h5py.File(tmp, "w", libver=WRITE_LIBVER) as copy:
+                    # Rewritten in this version's file format (an older record may hold
+                    # objects HDF5 1.10 cannot read).
+                    copy_in_format(source, copy)
                     _upgrade(copy)
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # h5py's object copy raises RuntimeError
                 tmp.unlink(missing_ok=True)
                 raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
         os.replace(tmp, path)
-        return cls(h5py.File(path, "r+", libver="latest"))
+        return cls(h5py.File(path, "r+", libver=WRITE_LIBVER))
 
     def start_appending(self) -> None:
         """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
@@ -264,7 +264,8 @@ class RecordWriter:
         dims, points = int(attrs["dims"]), int(attrs["points"])
         for col_name, col in surface_columns(dims, points).items():
             surface.create_dataset(col_name, shape=col.row_shape, dtype=col.dtype,
-                                   fillvalue=False if col.dtype == "bool" else np.nan)
+                                   fillvalue=False if col.dtype == "bool" else np.nan,
+                                   **COMPRESSION)
         surface["alpha"][:] = alpha
         return SurfaceWriter(surface)
 
@@ -293,22 +294,26 @@ class RecordWriter:
         self.close()
 
 
-def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
+def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column],
+                  compress: bool = False, rows_per_chunk: int | None = None) -> None:
     group = parent.create_group(name)
     group.attrs["columns"] = list(columns)
     for col_name, col in columns.items():
-        _create_column(group, col_name, col)
+        _create_column(group, col_name, col, compress, rows_per_chunk)
 
 
-def _create_column(group: h5py.Group, name: str, col: Column) -> None:
-    row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
-    chunk_rows = int(max(1, min(4096, CHUNK_BYTES // max(row_bytes, 1))))
+def _create_column(group: h5py.Group, name: str, col: Column, compress: bool = False,
+                   rows_per_chunk: int | None = None) -> None:
+    """A resizable column; `compress`: a table of large arrays (kept weights, taps, Γ), stored
+    compressed (`_format.COMPRESSION`); `rows_per_chunk` (default: ~1 MiB of rows)."""
+    rows = rows_per_chunk or chunk_rows(col.dtype, col.row_shape)
     group.create_dataset(
         name,
         shape=(0, *col.row_shape),
         maxshape=(None, *col.row_shape),
-        chunks=(chunk_rows, *col.row_shape),
+        chunks=(rows, *col.row_shape),
         dtype=col.dtype,
+        **(COMPRESSION if compress else {}),
     )
 
 
@@ -338,7 +343,7 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
     if layout.taps:
         taps = group.create_group(TableKind.TAPS)
         for param, shape in layout.taps.items():
-            _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
+            _create_table(taps, param, tap_columns(shape, layout.tap_dtype), compress=True)
     if layout.activations:
         activations = group.create_group(TableKind.ACTIVATIONS)
         activations.attrs["layers"] = json.dumps(list(layout.activations))  # as asked for
@@ -350,9 +355,12 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         group[TableKind.SPARSITY].attrs["layers"] = json.dumps(list(layout.sparse_layers))
         gammas = group.create_group(TableKind.GAMMA)
         for param, shape in layout.sparse_layers.items():
-            _create_table(gammas, param, gamma_columns(shape))
+            _create_table(gammas, param, gamma_columns(shape), compress=True)
     if layout.weights:
-        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
+        # One kept state per chunk: it is written once and read whole (a chunk of ~1 MiB of a
+        # small tensor's rows would be allocated, and rewritten, for one row).
+        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights), compress=True,
+                      rows_per_chunk=1)
     if layout.hessian_k:
         _create_table(group, TableKind.HESSIAN, hessian_columns(layout.hessian_k))
     if layout.hessian_density_nodes:
