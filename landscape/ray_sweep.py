@@ -61,6 +61,7 @@ from landscape.tuning import FORMATS
 from landscape.tasks import Task, make_task
 from landscape.train import RunOutcome
 from landscape.version import __version__
+from landscape.side_files import create_new, refuse_link
 from landscape.writer_lock import writer_lock
 
 INSTALL_HINT = "pip install bn-landscape[ray]"
@@ -156,6 +157,7 @@ def record_on_ray(
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
     with writer_lock(out), _connected(ray, options) as started_here:
         folder = shard_folder(out)
+        refuse_link(folder, "the shard folder")  # never write shards through a planted link
         shutil.rmtree(folder, ignore_errors=True)  # shards of an earlier record at this path
         folder.mkdir()
         if not started_here:  # a Ray started here for the sweep has one node: this machine
@@ -195,6 +197,7 @@ def resume_on_ray(
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
         with _connected(ray, options) as started_here:
             folder = shard_folder(path)
+            refuse_link(folder, "the shard folder")
             folder.mkdir(exist_ok=True)
             if not started_here:
                 check_workers_see(ray, folder)
@@ -288,7 +291,8 @@ def check_workers_see(ray, folder: Path) -> None:
 
 
 def _write_probe(probe: Path, token: str) -> None:
-    probe.write_text(token)
+    with os.fdopen(create_new(probe, "the shared-folder probe"), "w") as file:
+        file.write(token)
 
 
 def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, task: Task,
@@ -379,7 +383,8 @@ class _FileProgress:
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
         self._done += steps
         tmp = self._path.with_name(self._path.name + ".tmp")
-        tmp.write_text(json.dumps([self._done, self._total, loss]))
+        with os.fdopen(create_new(tmp, "the progress file"), "w") as file:
+            file.write(json.dumps([self._done, self._total, loss]))
         os.replace(tmp, self._path)
 
 

@@ -9,6 +9,7 @@ killed at any point therefore leaves a file that opens, holding every row up to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime, timezone
@@ -19,8 +20,10 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
+from landscape.side_files import remove_entry, room_for
 from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
                                    write_error_reason)
+from landscape.store.failed_writes import repair_end_of_file
 from landscape.store.schema import (
     gradient_probe_distance,
     CHUNK_BYTES,
@@ -176,6 +179,8 @@ class RecordWriter:
     def __init__(self, file: h5py.File) -> None:
         self._file = file
         self.path = Path(file.filename)
+        self._failed = False  # a write failed: repair the file as it closes
+        self._replaces: Path | None = None  # the record a copy made by `beside` replaces
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
@@ -186,10 +191,7 @@ class RecordWriter:
             raise RecordError(f"{path} already exists; pass --overwrite to replace it")
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
-        try:
-            file = h5py.File(path, "w", libver="latest")
-        except OSError as exc:
-            raise RecordError(f"cannot create {path}: {exc}") from exc
+        file = _create_file(path)
         try:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["schema_version"] = SCHEMA_VERSION
@@ -219,18 +221,33 @@ class RecordWriter:
         """
         path = Path(path)
         tmp = path.with_name(path.name + ".resume-tmp")
-        with open_for_reading(path) as source:
-            try:
-                with h5py.File(tmp, "w", libver="latest") as copy:
-                    for key, value in source.attrs.items():
-                        copy.attrs[key] = value
-                    source.copy(source["runs"], copy, name="runs")
-                    _upgrade(copy)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
+        _copy_record(path, tmp, "to resume it")
         os.replace(tmp, path)
         return cls(h5py.File(path, "r+", libver="latest"))
+
+    @classmethod
+    def beside(cls, path: str | os.PathLike, *, extra_bytes: int = 0) -> "RecordWriter":
+        """A copy of the record at `path` (`RECORD.h5.add-tmp`), open for writing, for adding
+        to the record without endangering what is in it (a surface): `commit()` replaces the
+        record with it atomically, `discard()` (or a failed write) removes it. Refused before
+        anything is written when the disk (or the file-size limit) has no room for the copy
+        and `extra_bytes` more."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".add-tmp")
+        _copy_record(path, tmp, "to add to it", extra_bytes=extra_bytes)
+        writer = cls(h5py.File(tmp, "r+", libver="latest"))
+        writer._replaces = path
+        return writer
+
+    def commit(self) -> None:
+        """Close this copy (see `beside`) and put it in the record's place."""
+        self._file.close()
+        os.replace(self.path, self._replaces)
+
+    def discard(self) -> None:
+        """Close this copy (see `beside`) and remove it; the record is as it was."""
+        self.close()
+        self.path.unlink(missing_ok=True)
 
     def start_appending(self) -> None:
         """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
@@ -271,10 +288,16 @@ class RecordWriter:
         try:
             self._file.flush()
         except (OSError, RuntimeError) as exc:  # h5py's flush raises RuntimeError
-            raise RecordWriteError(
-                f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
-                f"last flush is in the file; make room and continue with: landscape record "
-                f"--resume {self.path}") from exc
+            raise self.write_failed(exc) from exc
+
+    def write_failed(self, exc: BaseException) -> RecordWriteError:
+        """The error to raise for a write to this record that failed with `exc`; the file is
+        repaired as it closes (see landscape.store.failed_writes)."""
+        self._failed = True
+        return RecordWriteError(
+            f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
+            f"last flush is in the file; make room and continue with: landscape record "
+            f"--resume {self.path}")
 
     def close(self) -> None:
         if self._file.id.valid:
@@ -284,12 +307,60 @@ class RecordWriter:
                 # After a failed write (full disk) closing fails the same way; what was
                 # flushed before is in the file, and the error was already raised.
                 pass
+        if self._failed:
+            # HDF5 wrote a header that counts the failed write's bytes: set it back to what
+            # the file holds, so that it opens with everything up to the last flush.
+            repair_end_of_file(self.path)
 
     def __enter__(self) -> "RecordWriter":
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _create_file(path: Path) -> h5py.File:
+    """A new HDF5 file at `path`, made with exclusive creation after removing what stood there
+    (an overwritten record, a stale temporary copy): never written through a symbolic link
+    planted at the name (see landscape.side_files)."""
+    remove_entry(path)
+    try:
+        return h5py.File(path, "x", libver="latest")
+    except OSError as exc:
+        raise RecordError(f"cannot create {path}: {exc}") from exc
+
+
+# Beyond the copy itself: HDF5's metadata and the chunks a first write allocates.
+_COPY_MARGIN = 16 << 20
+
+
+def _copy_record(path: Path, tmp: Path, why: str, *, extra_bytes: int = 0) -> None:
+    """Copy the record at `path`, group by group, into a new file `tmp` (upgrading its schema):
+    a clean file even when the record's writer was killed (which only SWMR-read mode opens).
+    A failure (no room, checked first; a write that fails anyway) removes `tmp`, leaves `path`
+    as it was, and raises one line."""
+    with open_for_reading(path) as source:
+        need = path.stat().st_size + extra_bytes + _COPY_MARGIN
+        room = room_for(tmp)
+        if room < need:
+            raise RecordError(
+                f"not enough room to copy {path} {why}: {need / 2**20:,.0f} MiB needed, "
+                f"{room / 2**20:,.0f} MiB can be written there (free space, file-size limit); "
+                f"{path} is unchanged: make room and try again")
+        copy = _create_file(tmp)
+        try:
+            for key, value in source.attrs.items():
+                copy.attrs[key] = value
+            source.copy(source["runs"], copy, name="runs")
+            _upgrade(copy)
+            copy.close()
+        except (OSError, RuntimeError) as exc:  # disk full, file size limit
+            with contextlib.suppress(OSError, RuntimeError):
+                copy.close()
+            tmp.unlink(missing_ok=True)
+            raise RecordWriteError(
+                f"cannot copy {path} {why}: {write_error_reason(exc)}; {path} is unchanged "
+                f"and the partial copy {tmp.name} was removed: make room and try again") from exc
 
 
 def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
