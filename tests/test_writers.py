@@ -6,7 +6,6 @@ surface, `record --resume` and `record --overwrite` of the same record, each in 
 it. Each planted link must leave its target unchanged and the record a regular file."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ from click.testing import CliRunner
 import landscape
 from landscape.checkpoint import checkpoint_path
 from landscape.cli import main
-from landscape.errors import RecordError
 from landscape.store import RecordWriter
 from landscape.writer_lock import lock_path
 

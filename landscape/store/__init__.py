@@ -5,6 +5,8 @@
 - `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
 - `read`: `open_record` and the dataclasses it returns.
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+- `copies`: new record files and the copies writers make next to a record (room checked first).
+- `failed_writes`: the header repair that keeps a record openable after a failed write.
 
 Every public name is re-exported here; import from `landscape.store`.
 """

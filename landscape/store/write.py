@@ -9,7 +9,6 @@ killed at any point therefore leaves a file that opens, holding every row up to 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from datetime import datetime, timezone
@@ -20,9 +19,9 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.side_files import remove_entry, room_for
-from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
+from landscape.store._hdf5 import (decode_attr, read_string, read_table,
                                    write_error_reason)
+from landscape.store.copies import copy_record, create_file
 from landscape.store.failed_writes import repair_end_of_file
 from landscape.store.schema import (
     gradient_probe_distance,
@@ -191,7 +190,7 @@ class RecordWriter:
             raise RecordError(f"{path} already exists; pass --overwrite to replace it")
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
-        file = _create_file(path)
+        file = create_file(path)
         try:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["schema_version"] = SCHEMA_VERSION
@@ -221,7 +220,7 @@ class RecordWriter:
         """
         path = Path(path)
         tmp = path.with_name(path.name + ".resume-tmp")
-        _copy_record(path, tmp, "to resume it")
+        copy_record(path, tmp, "to resume it", prepare=_upgrade)
         os.replace(tmp, path)
         return cls(h5py.File(path, "r+", libver="latest"))
 
@@ -234,7 +233,7 @@ class RecordWriter:
         and `extra_bytes` more."""
         path = Path(path)
         tmp = path.with_name(path.name + ".add-tmp")
-        _copy_record(path, tmp, "to add to it", extra_bytes=extra_bytes)
+        copy_record(path, tmp, "to add to it", prepare=_upgrade, extra_bytes=extra_bytes)
         writer = cls(h5py.File(tmp, "r+", libver="latest"))
         writer._replaces = path
         return writer
@@ -317,50 +316,6 @@ class RecordWriter:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def _create_file(path: Path) -> h5py.File:
-    """A new HDF5 file at `path`, made with exclusive creation after removing what stood there
-    (an overwritten record, a stale temporary copy): never written through a symbolic link
-    planted at the name (see landscape.side_files)."""
-    remove_entry(path)
-    try:
-        return h5py.File(path, "x", libver="latest")
-    except OSError as exc:
-        raise RecordError(f"cannot create {path}: {exc}") from exc
-
-
-# Beyond the copy itself: HDF5's metadata and the chunks a first write allocates.
-_COPY_MARGIN = 16 << 20
-
-
-def _copy_record(path: Path, tmp: Path, why: str, *, extra_bytes: int = 0) -> None:
-    """Copy the record at `path`, group by group, into a new file `tmp` (upgrading its schema):
-    a clean file even when the record's writer was killed (which only SWMR-read mode opens).
-    A failure (no room, checked first; a write that fails anyway) removes `tmp`, leaves `path`
-    as it was, and raises one line."""
-    with open_for_reading(path) as source:
-        need = path.stat().st_size + extra_bytes + _COPY_MARGIN
-        room = room_for(tmp)
-        if room < need:
-            raise RecordError(
-                f"not enough room to copy {path} {why}: {need / 2**20:,.0f} MiB needed, "
-                f"{room / 2**20:,.0f} MiB can be written there (free space, file-size limit); "
-                f"{path} is unchanged: make room and try again")
-        copy = _create_file(tmp)
-        try:
-            for key, value in source.attrs.items():
-                copy.attrs[key] = value
-            source.copy(source["runs"], copy, name="runs")
-            _upgrade(copy)
-            copy.close()
-        except (OSError, RuntimeError) as exc:  # disk full, file size limit
-            with contextlib.suppress(OSError, RuntimeError):
-                copy.close()
-            tmp.unlink(missing_ok=True)
-            raise RecordWriteError(
-                f"cannot copy {path} {why}: {write_error_reason(exc)}; {path} is unchanged "
-                f"and the partial copy {tmp.name} was removed: make room and try again") from exc
 
 
 def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
