@@ -105,21 +105,22 @@ def test_a_link_at_the_lock_is_refused(tmp_path):
     assert target.read_bytes() == SECRET and not out.exists()
 
 
-@pytest.mark.parametrize("side", ["resume-tmp", "add-tmp"])
-def test_a_link_at_a_temporary_copy_is_not_followed(kept, tmp_path, side):
-    """`--resume` (R.h5.resume-tmp) and `surface` (R.h5.add-tmp) copy the record next to it
-    and rename the copy over it: the link is replaced, its target untouched, and the record is
-    a regular file afterwards."""
+@pytest.mark.parametrize("command", ["resume", "surface"])
+def test_a_link_at_a_temporary_copy_is_not_followed(kept, tmp_path, command):
+    """`--resume` (R.h5.resume-tmp) and `surface` (R.h5.add-tmp; R.h5.resume-tmp before issue
+    24) copy the record next to it and rename the copy over it: a link at either name is
+    replaced, its target untouched, and the record is a regular file afterwards."""
     path = copy_of(kept, tmp_path)
-    target = tmp_path / "target"
-    plant(path.with_name(path.name + "." + side), target)
-    if side == "resume-tmp":
+    targets = [tmp_path / f"target-{side}" for side in ("resume-tmp", "add-tmp")]
+    for target, side in zip(targets, ("resume-tmp", "add-tmp")):
+        plant(path.with_name(path.name + "." + side), target)
+    if command == "resume":
         result = CliRunner().invoke(main, ["record", "--resume", str(path)])
     else:
         result = CliRunner().invoke(main, ["surface", str(path), "--run", "lenet5_lr0.01",
                                            "--step", "3", "--dims", "1", "--points", "3"])
     assert result.exit_code == 0, result.output
-    assert target.read_bytes() == SECRET
+    assert all(target.read_bytes() == SECRET for target in targets)
     assert not path.is_symlink() and path.is_file()
     assert landscape.open_record(path).runs["lenet5_lr0.01"].status == "complete"
 

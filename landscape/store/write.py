@@ -240,7 +240,10 @@ class RecordWriter:
 
     def commit(self) -> None:
         """Close this copy (see `beside`) and put it in the record's place."""
-        self._file.close()
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:  # the last metadata did not fit
+            raise self.write_failed(exc) from exc
         os.replace(self.path, self._replaces)
 
     def discard(self) -> None:

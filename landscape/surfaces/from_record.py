@@ -144,14 +144,16 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
     # to stop): a failed write (full disk) or a kill never touches what the record holds.
     writer = RecordWriter.beside(path, extra_bytes=surface_bytes(options))
     try:
-        surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+        try:
+            surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+        except (OSError, RuntimeError) as exc:  # h5py's write errors
+            raise writer.write_failed(exc) from exc
         writer.start_appending()
         _fill(surface, writer, evaluator, alpha, progress, should_stop)
         writer.commit()
-    except (OSError, RuntimeError, RecordWriteError) as exc:  # disk full, file-size limit
+    except RecordWriteError as exc:  # disk full, file-size limit: the copy is dropped
         writer.discard()
-        reason = write_error_reason(exc.__cause__ if isinstance(exc, RecordWriteError)
-                                    and exc.__cause__ else exc)
+        reason = write_error_reason(exc.__cause__ or exc)
         raise RecordWriteError(
             f"cannot add the surface {name!r} to {path}: {reason}; {path} is unchanged and "
             f"the partial copy was removed: make room and run the same command again") from exc
@@ -175,7 +177,10 @@ def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.nda
     for start in range(0, len(todo[0]), evaluator.chunk):
         index = tuple(i[start:start + evaluator.chunk] for i in todo)
         loss, accuracy = evaluator(grid_coefficients(alpha, index))
-        surface.write(index, loss.numpy(), accuracy.numpy())
+        try:
+            surface.write(index, loss.numpy(), accuracy.numpy())
+        except (OSError, RuntimeError) as exc:  # h5py's write errors
+            raise writer.write_failed(exc) from exc
         writer.flush()
         done += len(index[0])
         if progress is not None:
