@@ -29,7 +29,7 @@ ARGS = ["--dataset", "mnist", "--model", "lenet5,lenet5_bn", "--lrs", "0.01",
         "--batch-size", "32", "--max-steps", "40", "--device", "cpu", "--save-weights-at",
         "0,5", "--flush-seconds", "0.01", "--checkpoint-seconds", "0.01"]
 # Switches off the room checks (of the recorder and of the copies), in the process only.
-NO_CHECK = ("import landscape.recorder as r, landscape.store.copies as c; "
+NO_CHECK = ("import landscape.training.recorder as r, landscape.store.copies as c; "
             "r.free_bytes = c.room_for = lambda path: 1 << 50; ")
 
 

@@ -134,8 +134,9 @@ def test_a_failed_write_is_one_clear_line(tmp_path, cifar_dir, reference):
         # Writes past 400 kB fail with EFBIG, as they would on a full disk (ENOSPC).
         resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
-    unchecked = [sys.executable, "-c", "import landscape.recorder as r; r.free_bytes = lambda "
-                 "path: 1 << 50; from landscape.cli import main; main(prog_name='landscape')"]
+    unchecked = [sys.executable, "-c", "import landscape.training.recorder as r; "
+                 "r.free_bytes = lambda path: 1 << 50; from landscape.cli import main; "
+                 "main(prog_name='landscape')"]
     done = subprocess.run(unchecked + command(cifar_dir, out)[3:] + ["--no-taps"],
                           preexec_fn=small_disk, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1

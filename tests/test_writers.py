@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import landscape
-from landscape.checkpoint import checkpoint_path
+from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.store import RecordWriter
-from landscape.writer_lock import lock_path
+from landscape.sweep.lock import lock_path
 
 RECORD = ["--dataset", "mnist", "--model", "lenet5", "--lrs", "0.01", "--batch-size", "16",
           "--max-steps", "6", "--device", "cpu", "--save-weights-at", "0,3"]
@@ -157,7 +157,7 @@ def test_a_record_or_shard_is_never_created_through_a_link(kept, tmp_path):
 
 
 def test_progress_files_of_ray_workers_are_not_written_through_links(tmp_path):
-    from landscape.ray_sweep import _FileProgress, progress_path
+    from landscape.sweep.ray_executor import _FileProgress, progress_path
 
     shard = tmp_path / "run.h5"
     target = tmp_path / "target"

@@ -1,7 +1,7 @@
 """Copies of a record that a writer makes next to it, and new record files: made without
-following a symbolic link planted at their names (landscape.side_files), with room checked
-first, and removed when a write to them fails, so that the record itself is never touched by
-a failed copy."""
+following a symbolic link planted at their names (landscape.store.side_files), with room
+checked first, and removed when a write to them fails, so that the record itself is never
+touched by a failed copy."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Callable
 import h5py
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.side_files import remove_entry, room_for
+from landscape.store.side_files import remove_entry, room_for
 from landscape.store._hdf5 import open_for_reading, write_error_reason
 
 
 def create_file(path: Path) -> h5py.File:
     """A new HDF5 file at `path`, made with exclusive creation after removing what stood there
     (an overwritten record, a stale temporary copy): never written through a symbolic link
-    planted at the name (see landscape.side_files)."""
+    planted at the name (see landscape.store.side_files)."""
     remove_entry(path)
     try:
         return h5py.File(path, "x", libver="latest")

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from landscape.errors import RecordError
-from landscape.side_files import room_for
+from landscape.store.side_files import room_for
 from landscape.store import (
     RecordWriter,
     RunStatus,

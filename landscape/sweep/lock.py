@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from landscape.errors import RecordError
-from landscape.side_files import open_no_follow
+from landscape.store.side_files import open_no_follow
 
 
 def lock_path(record_path: str | os.PathLike) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from landscape.errors import RecordError
-from landscape.contracts import LoopState
-from landscape.side_files import create_new
+from landscape.training.contracts import LoopState
+from landscape.store.side_files import create_new
 
 
 def checkpoint_path(record_path: str | os.PathLike) -> Path:
@@ -46,7 +46,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "rng_cuda": checkpoint.rng_cuda,
         "stream": checkpoint.stream,
     }
-    # Made new (never through a link planted at its name: see landscape.side_files).
+    # Made new (never through a link planted at its name: see landscape.store.side_files).
     fd = create_new(tmp, "the checkpoint's temporary file")
     try:
         with os.fdopen(fd, "wb") as file:
