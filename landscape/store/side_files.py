@@ -78,8 +78,3 @@ def room_for(path: Path) -> int:
         room = min(room, max(limit - size, 0))
     return room
 
-
-def file_size_limit() -> int | None:
-    """The process's file-size limit in bytes (`ulimit -f`), None when there is none."""
-    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    return None if limit == resource.RLIM_INFINITY else limit
