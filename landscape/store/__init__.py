@@ -8,6 +8,8 @@
 - `_format`: the HDF5 file-format version, chunks and compression records are written with.
 - `sizes`: how much of the file each kind of table takes.
 - `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
+- `copies`: new record files and the copies writers make next to a record (room checked first).
+- `failed_writes`: the header repair that keeps a record openable after a failed write.
 
 Every public name is re-exported here; import from `landscape.store`.
 """
