@@ -22,6 +22,7 @@ from analyses.confidence import RatioEstimate
 from landscape.models import MODELS
 from landscape.report.compare import (_comparable_pairs, compare, metric_description,
                                       missing_metrics, verdict)
+from landscape.report.course import ALL_PARAMETERS, trajectory_source
 from landscape.report.paper import direction_text, eta_range, probe_direction
 from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
 from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, plateau_lines,
@@ -43,7 +44,8 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
     caption: str = ""
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # under the table
+    intro: tuple[str, ...] = ()  # above it (what its numbers are)
     kind: str = "table"
 
 
@@ -60,6 +62,7 @@ class Facts:
 class Notes:
     lines: tuple[str, ...]
     caption: str = ""
+    intro: str = ""  # a paragraph before the lines
     kind: str = "notes"
 
 
@@ -163,8 +166,10 @@ def _data_text(data: Mapping) -> str:
                                                     ("n_val", "validation"),
                                                     ("n_test", "held-out"))
               if isinstance(data.get(k), int) and data.get(k)]
-    subset = " (a subset: not results on the full dataset)" if data_subset(data) else ""
-    return f"{data.get('name', '?')}: {' / '.join(counts)} samples{subset}; {data.get('note', '')}"
+    note = str(data.get("note", ""))
+    subset = (" (a subset: not results on the full dataset)"
+              if data_subset(data) and "subset" not in note else "")
+    return f"{data.get('name', '?')}: {' / '.join(counts)} samples{subset}; {note}"
 
 
 def _wall_text(runs: Sequence[LoadedRun]) -> str:
@@ -193,7 +198,7 @@ def verdict_cells(v: PairVerdict) -> Table:
         rows.append((Cell(texts[0]), *_ratio_cells(row.per_step, texts[1:4]),
                      *_ratio_cells(row.matched, texts[4:7])))
     head = verdict_head(v)
-    return Table(verdict_columns(), tuple(rows), caption=head[0], notes=tuple(head[1:]))
+    return Table(verdict_columns(), tuple(rows), caption=head[0], intro=tuple(head[1:]))
 
 
 def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str) -> Section:
@@ -208,11 +213,22 @@ def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str
         caption="The medians behind the ratios, per phase (all seeds and lrs pooled)")
     missing = missing_metrics(by_model, a, b, comp)
     meaning = [f"{m}: {_describe(m)}" for m in metrics]
+    parameter = trajectory_source([*by_model[a], *by_model[b]])
+    meaning.append(f"Trajectory metrics are of {parameter or ALL_PARAMETERS}.")
     if missing:
         meaning.append(f"Not available for both models: {', '.join(missing)}.")
     return Section(f"verdict-{a}-{b}", f"{a} (no BN) vs {b} (BN)",
-                   (verdict_cells(v), Notes(tuple(plateau_lines(v)), "Initial plateaus"),
-                    medians, Notes(tuple(meaning), "What the metrics are")))
+                   (verdict_cells(v), _plateau_notes(v),
+                    Notes(tuple(meaning), "What the metrics are"), medians))
+
+
+def _plateau_notes(v: PairVerdict) -> Notes:
+    """The text summary's plateau lines: its explanation as one paragraph, then one line per
+    model and lr (the indented ones)."""
+    lines = plateau_lines(v)
+    return Notes(tuple(line.strip() for line in lines if line.startswith("  ")),
+                 "Initial plateaus",
+                 " ".join(line for line in lines if not line.startswith("  ")))
 
 
 def _describe(metric: str) -> str:
