@@ -259,7 +259,7 @@ def accuracy_section(by_model: Mapping[str, Sequence[LoadedRun]]) -> Section:
             train = np.array([_last(r.data.eval.train_acc) for r in group])
             loss = np.array([_last(r.data.eval.test_loss) for r in group])
             rows.append((Cell(model), Cell(f"{lr:g}", lr),
-                         Cell(", ".join(str(r.seed) for r in group), len(group)),
+                         Cell(", ".join(str(r.seed) for r in group)),
                          _median(test), _range(test), _median(train), _median(loss)))
     return Section("accuracy", "Accuracy", (Table(
         ("model", "lr", "seeds", "held-out accuracy (median)", "range over seeds",
