@@ -182,12 +182,11 @@ def _wall_text(runs: Sequence[LoadedRun]) -> str:
 
 def _ratio_cells(estimate: RatioEstimate | None, texts: Sequence[str]) -> list[Cell]:
     """The three cells (ratio, interval, verdict) of one estimate: the verdict module's own
-    text, with the ratio and the interval's ends behind them."""
+    text, with the exact ratio behind the first (an interval has no single number)."""
     if estimate is None:
         return [Cell(t) for t in texts]
-    # The interval's text is the verdict module's; its ends are in the estimate (a range has
-    # no single number to sort by).
-    return [Cell(texts[0], estimate.ratio), Cell(texts[1]),
+    ratio = float(estimate.ratio)
+    return [Cell(texts[0], ratio if math.isfinite(ratio) else None), Cell(texts[1]),
             Cell(texts[2])]
 
 
