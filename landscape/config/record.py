@@ -37,7 +37,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     "dataset": "data",
     "precision": None,  # added after the others: older records lack it (float32)
 }
-# The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
+# The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
