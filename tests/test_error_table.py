@@ -17,8 +17,9 @@ from conftest import TINY, write_cifar_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
-            "info", "`landscape plot`": "plot", "`landscape report`": "report", "`landscape summary`": "summary",
-            "`landscape surface`": "surface", "`landscape prune`": "prune"}
+            "info", "`landscape plot`": "plot", "`landscape report`": "report",
+            "`landscape summary`": "summary", "`landscape surface`": "surface",
+            "`landscape prune`": "prune"}
 
 
 def table_rows():
