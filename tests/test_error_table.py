@@ -18,9 +18,9 @@ from conftest import TINY, huge_array_pickle, write_cifar_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
-            "info", "`landscape plot`": "plot", "`landscape summary`": "summary",
-            "`landscape surface`": "surface", "`landscape prune`": "prune",
-            "`landscape export`": "export"}
+            "info", "`landscape plot`": "plot", "`landscape report`": "report",
+            "`landscape summary`": "summary", "`landscape surface`": "surface",
+            "`landscape prune`": "prune", "`landscape export`": "export"}
 
 
 def table_rows():

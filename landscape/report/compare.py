@@ -167,9 +167,7 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
                      + comp.to_text())
         metrics = list(dict.fromkeys(r.metric for r in comp.rows))
         used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
-        missing = [m for m in COMPARISON_METRICS if m not in metrics]
-        missing += _missing_ics(runs_by_model[a], runs_by_model[b])
-        missing += _missing_hessian(runs_by_model[a], runs_by_model[b])
+        missing = missing_metrics(runs_by_model, a, b, comp)
         parameter = trajectory_source([*runs_by_model[a], *runs_by_model[b]])
         lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}.",
                  "loss_envelope_width in the medians spans "
@@ -185,6 +183,18 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     if notes:
         parts.append("Runs that did not finish as planned:\n" + "\n".join(f"  {n}" for n in notes))
     return "\n\n".join(parts) + "\n"
+
+
+def missing_metrics(runs_by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str,
+                    comp: Comparison | None = None) -> list[str]:
+    """The metrics of the comparison that `a` or `b` lacks (`comp`: their `compare`, if at
+    hand)."""
+    comp = compare(runs_by_model, a, b) if comp is None else comp
+    metrics = {r.metric for r in comp.rows}
+    missing = [m for m in COMPARISON_METRICS if m not in metrics]
+    missing += _missing_ics(runs_by_model[a], runs_by_model[b])
+    missing += _missing_hessian(runs_by_model[a], runs_by_model[b])
+    return missing
 
 
 def _legend_name(metric: str) -> str:

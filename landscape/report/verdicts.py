@@ -182,14 +182,19 @@ def _scale(runs: Sequence[LoadedRun], model: str) -> str:
     description = MODELS[model].description if model in MODELS else model
     n_train = data.get("n_train")
     images = f"{n_train:,} training images" if isinstance(n_train, int) else "?"
+    return (f"data: {data.get('name', '?')}, {images}"
+            f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if data_subset(data) else ''}"
+            f"; network: {description}; up to {steps:,} steps per run")
+
+
+def data_subset(data: Mapping) -> bool:
+    """Whether a record's data (its `data` header) is a subset of its dataset."""
+    n_train = data.get("n_train")
     # The full training set has 50,000 images; anything less (or files other than the official
     # release) is a subset, and the line says so.
-    subset = "subset" in str(data.get("name")) or (
+    return "subset" in str(data.get("name")) or (
         str(data.get("name")).startswith("cifar10")
         and (not isinstance(n_train, int) or n_train + int(data.get("n_val") or 0) < 50_000))
-    return (f"data: {data.get('name', '?')}, {images}"
-            f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if subset else ''}"
-            f"; network: {description}; up to {steps:,} steps per run")
 
 
 def _setting(runs: Sequence[LoadedRun]) -> str:
@@ -200,26 +205,44 @@ def _setting(runs: Sequence[LoadedRun]) -> str:
 
 def verdict_text(v: PairVerdict) -> str:
     """The verdict table, what it means, and the plateaus, as plain text."""
+    table = [verdict_columns(len(v.seeds)), *verdict_table(v)]
+    widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+             for line in table]
+    return "\n".join([*verdict_head(v), "", *lines, "", *plateau_lines(v)])
+
+
+def verdict_head(v: PairVerdict) -> list[str]:
+    """The lines above the verdict table: the pair, setting and seeds; the scale; what a ratio
+    and its interval are."""
     seeds = (f"{len(v.seeds)} seeds ({', '.join(map(str, v.seeds))})" if len(v.seeds) > 1
              else f"1 seed ({v.seeds[0]}): no interval; record with --seeds 0,1,2 for one")
-    head = [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
+    return [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
             f"; {seeds}",
             v.scale,
             "ratio = median without BN / median with BN (above 1: rougher without BN, i.e. "
             f"smoother with BN); {interval_note(len(v.seeds))}"]
-    interval = interval_name(len(v.seeds))
-    table = [("metric", "ratio, all steps", interval, "verdict",
-              "ratio, matched loss", interval, "verdict")]
+
+
+def verdict_columns(n_seeds: int) -> tuple[str, ...]:
+    """The verdict table's column names for a pair of `n_seeds` seeds (the interval columns
+    say what they are: a bootstrap interval, or the per-seed range with few seeds)."""
+    interval = interval_name(n_seeds)
+    return ("metric", "ratio, all steps", interval, "verdict",
+            "ratio, matched loss", interval, "verdict")
+
+
+def verdict_table(v: PairVerdict) -> list[tuple[str, ...]]:
+    """The verdict table's rows as text cells, one per metric (`verdict_columns`); the text
+    summary and the HTML report show the same cells."""
+    table = []
     for row in v.rows:
         cells = [row.metric, *_estimate_cells(row.per_step)]
         cells += _estimate_cells(row.matched) if row.matched is not None else \
             ["-", "", "no common loss range" if row.metric not in _NO_LOSS_LEVEL
              else "(per seed, across its lrs: no single run's loss)"]
         table.append(tuple(cells))
-    widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-             for line in table]
-    return "\n".join([*head, "", *lines, "", *_plateau_lines(v)])
+    return table
 
 
 def _estimate_cells(e: RatioEstimate) -> list[str]:
@@ -232,7 +255,7 @@ def _estimate_cells(e: RatioEstimate) -> list[str]:
     return [f"{e.ratio:.3g}", interval, verdict_words(e)]
 
 
-def _plateau_lines(v: PairVerdict) -> list[str]:
+def plateau_lines(v: PairVerdict) -> list[str]:
     """Per model and lr: how many steps each seed's run spent on its initial plateau."""
     lines = ["Initial plateau: steps before the training loss (running mean over 10 steps) fell "
              "5% below its start",
