@@ -118,7 +118,7 @@ class LoopState:
     since_eval: dict  # training loss/accuracy accumulated since the last evaluation
     images_done: int
     seconds: float
-    val_losses: list[float] = field(default_factory=list)  # validation losses so far
+    val_losses: list[float] = field(default_factory=list)  # what early stopping watched so far
 
 
 @dataclass(frozen=True)

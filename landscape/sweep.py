@@ -231,10 +231,11 @@ def make_optimizer(config: RecordConfig, params, lr: float, *,
     if optim.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=optim.momentum,
                                nesterov=optim.nesterov, weight_decay=wd)
+    betas = {} if optim.betas is None else {"betas": optim.betas}
     if optim.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, **betas)
     if optim.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **betas)
     if optim.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=optim.momentum, weight_decay=wd)
     raise ConfigError(f"unknown optimizer {optim.optimizer!r}", field="optim.optimizer")
@@ -436,6 +437,8 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 evaluate=task.evaluate,
                 validate=task.validate,
                 early_stop=config.optim.early_stop,
+                early_stop_metric=config.optim.early_stop_metric,
+                early_stop_min_delta=config.optim.early_stop_min_delta,
                 lr_schedule=schedule,
                 loss_fn=objective,
                 correct_fn=task.correct_fn,

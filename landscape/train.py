@@ -34,12 +34,13 @@ from landscape.step_rows import KeptRows, PendingRows, TrainAccumulator, measure
 from landscape.tensors import RngState, global_norm
 
 
-def early_stop_due(val_losses: Sequence[float], patience: int) -> bool:
-    """True when none of the last `patience` validation losses improved on (was strictly lower
-    than) the best one before it. A NaN loss is no improvement."""
+def early_stop_due(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
+    """True when none of the last `patience` validation losses improved on (was lower by more
+    than `min_delta` than) the best one before it. A NaN loss is no improvement. (For early
+    stopping on accuracy the loop passes −accuracy: lower is better there too.)"""
     best, since_best = math.inf, 0
     for loss in val_losses:
-        if loss < best:
+        if loss < best - min_delta:
             best, since_best = loss, 0
         else:
             since_best += 1
@@ -84,7 +85,8 @@ class EvaluationPlan:
     the last step; `steps_per_epoch` converts steps to the recorded epoch. `validate(model)`
     (None: no validation data) returns (loss, accuracy) on the validation images at the same
     moments; with `early_stop` = N the run ends, complete with stop reason "early_stop", after an
-    evaluation when the validation loss has not improved for N evaluations.
+    evaluation when the validation loss (`early_stop_metric` "loss") or accuracy ("acc") has not
+    improved by more than `early_stop_min_delta` for N evaluations.
     """
 
     evaluate: Callable[[nn.Module], tuple[float, float]]
@@ -92,6 +94,8 @@ class EvaluationPlan:
     steps_per_epoch: int
     validate: Callable[[nn.Module], tuple[float, float]] | None = None
     early_stop: int | None = None
+    early_stop_metric: str = "loss"
+    early_stop_min_delta: float = 0.0
 
     def __post_init__(self) -> None:
         if self.early_stop is not None and self.validate is None:
@@ -342,10 +346,10 @@ class TrainingLoop:
             "val_acc": val_acc,
         })
         self.since_eval = TrainAccumulator()
-        if plan.validate is not None:
-            self.val_losses.append(val_loss)
+        if plan.validate is not None:  # what early stopping watches: lower is better
+            self.val_losses.append(-val_acc if plan.early_stop_metric == "acc" else val_loss)
         return (plan.early_stop is not None and step + 1 < self.total_steps
-                and early_stop_due(self.val_losses, plan.early_stop))
+                and early_stop_due(self.val_losses, plan.early_stop, plan.early_stop_min_delta))
 
     def checkpoint_due(self) -> bool:
         every = self.reliability.checkpoint_seconds
@@ -392,6 +396,8 @@ def train_run(
     eval_every: int | None = None,
     validate: Callable[[nn.Module], tuple[float, float]] | None = None,
     early_stop: int | None = None,
+    early_stop_metric: str = "loss",
+    early_stop_min_delta: float = 0.0,
     lr_schedule: Callable[[int], float] | None = None,
     loss_fn: LossFn = nn.functional.cross_entropy,
     correct_fn: CorrectFn | None = classification_correct,
@@ -410,8 +416,8 @@ def train_run(
     """Train `model` for `total_steps` steps from `batches`, recording as it goes: the
     convenience entry point to `TrainingLoop`, with every setting as a keyword.
 
-    `eval_every` (default: once per epoch of `steps_per_epoch` steps), `validate` and
-    `early_stop` are the `EvaluationPlan`; `loss_fn` and `correct_fn` the `Objective`;
+    `eval_every` (default: once per epoch of `steps_per_epoch` steps), `validate`,
+    `early_stop`, `early_stop_metric` and `early_stop_min_delta` are the `EvaluationPlan`; `loss_fn` and `correct_fn` the `Objective`;
     `taps`, `probes`, `sync_every` and `sync_seconds` the `Measurements`; `resume_from`,
     `checkpoint`, `checkpoint_seconds` and `should_stop` the `Reliability`: see those for what
     each does. `lr_schedule(step)` is the learning rate of each step, set on every parameter
@@ -419,7 +425,7 @@ def train_run(
     `reduced_precision` are the `Arithmetic`.
     """
     evaluation = EvaluationPlan(evaluate, eval_every or steps_per_epoch, steps_per_epoch,
-                                validate, early_stop)
+                                validate, early_stop, early_stop_metric, early_stop_min_delta)
     return TrainingLoop(
         model, optimizer, batches,
         total_steps=total_steps,

@@ -15,6 +15,7 @@ from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._executor import executor_options, pop_executor, record_with_ray
 from landscape.cli._executor import resume_with_ray
+from landscape.cli._practice import NORMALIZATION_OPTIONS, normalization_values, practice_options
 from landscape.cli._types import CommaList, flatten
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
@@ -212,6 +213,7 @@ _DEFAULT = RecordConfig()
               show_default=True,
               help="Checkpoint the run in progress (for --resume) at least this often.")
 @hessian_options
+@practice_options
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -324,9 +326,14 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     if preset_name is None and base is None:
         given = set(options)  # without a preset, every option's value (default or not) counts
     probe_changes, hessian_changes = {}, {}
+    values.update(normalization_values(options, given))
     for name in given:
         value = options[name]
-        if name in ("models", "taps", "ics_layers", "activation_layers", "slbi_layers"):
+        if name in NORMALIZATION_OPTIONS:
+            pass  # above
+        elif name in ("color_jitter", "erase_scale") and value is None:
+            pass  # not given: the base's
+        elif name in ("models", "taps", "ics_layers", "activation_layers", "slbi_layers"):
             values[name] = flatten(value)
         elif name == "seed":
             if value is not None:

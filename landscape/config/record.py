@@ -36,6 +36,11 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
     "dataset": "data",
     "precision": None,  # added after the others: older records lack it (float32)
+    # Issue 20's options, after the others (older records lack them: their defaults are the
+    # behaviour those records were measured with).
+    **dict.fromkeys(("norm_placement", "activation"), "model"),
+    **dict.fromkeys(("betas", "loss", "early_stop_metric", "early_stop_min_delta"), "optim"),
+    **dict.fromkeys(("autoaugment", "rotation", "color_jitter", "erase_scale"), "data"),
 }
 # The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
@@ -150,9 +155,14 @@ class RecordConfig:
         other = [m for m in self.model.models if MODELS[m].task != IMAGE_CLASSIFICATION]
         if not other:
             return
+        data = self.data
         for path, given in (("optim.label_smoothing", self.optim.label_smoothing > 0),
-                            ("data.erase_prob", self.data.erase_prob > 0),
-                            ("data.val_split", self.data.val_split is not None)):
+                            ("optim.loss", self.optim.loss != "cross_entropy"),
+                            ("data.erase_prob", data.erase_prob > 0),
+                            ("data.autoaugment", data.autoaugment),
+                            ("data.rotation", data.rotation > 0),
+                            ("data.color_jitter", any(data.color_jitter)),
+                            ("data.val_split", data.val_split is not None)):
             if given:
                 raise ConfigError(f"{ref(path)} applies to image classification; model "
                                   f"{other[0]!r} learns {MODELS[other[0]].task}")
