@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import MODELS, check_model_name
+from landscape.models import MODELS, check_model_name, model_options_of
 from landscape.models.activations import check_activation
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
@@ -61,6 +61,13 @@ class ModelConfig:
             if plain:
                 raise ConfigError(f"{ref('model.norm_placement')} places a normalization; model "
                                   f"{plain[0]!r} has none (use e.g. {plain[0]}_bn)")
+        # An option a model lacks would be ignored: refuse it. (width is checked when the model
+        # is built, after the task: the DLN has none, and mixing it with images is the error.)
+        for name in self.models:
+            accepted = model_options_of(name)
+            for option in self.options():
+                if option != "width" and option not in accepted:
+                    raise ConfigError(f"model {name!r} has no option {ref('model.' + option)}")
 
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
