@@ -102,9 +102,10 @@ def following_batchnorm(model: nn.Module, conv: str) -> nn.modules.batchnorm._Ba
 
 
 def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[float], *,
-              device: str = "cpu") -> PruneResult:
+              device: str = "cpu", step: int | None = None) -> PruneResult:
     """Held-out accuracy of run `run_id` of the record at `path` with the weakest `percents`
-    (0-100) of `layer`'s groups zeroed, one row per percentage."""
+    (0-100) of `layer`'s groups zeroed, one row per percentage; the weights kept at `step`
+    (None: the last ones kept)."""
     for p in percents:
         if not 0 <= p <= 100:
             raise ConfigError(f"--fractions are percentages in [0, 100], got {p:g}")
@@ -112,7 +113,7 @@ def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[floa
     if run_id not in record.runs:
         raise RecordError(f"{path} has no run {run_id!r}; its runs: {', '.join(record.runs)}")
     info = record.runs[run_id]
-    model, step = load_model(record, run_id, device=device)
+    model, step = load_model(record, run_id, step, device=device)
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     (parameter,) = resolve_sparse_layers([layer], shapes, info.model, option="--layer")
     is_slbi = record.sparsity(run_id) is not None

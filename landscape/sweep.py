@@ -379,7 +379,8 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
     if recording.saves_weights:
         probes.append(WeightsProbe(model, every=recording.save_weights_every,
                                    at=recording.save_weights_at,
-                                   final=recording.save_final_weights))
+                                   final=recording.save_final_weights,
+                                   best=recording.keep_best))
     probes.extend(hessian_probes(recording.hessian))
     return probes
 
@@ -439,6 +440,7 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 early_stop=config.optim.early_stop,
                 early_stop_metric=config.optim.early_stop_metric,
                 early_stop_min_delta=config.optim.early_stop_min_delta,
+                keep_best=recording.keep_best,
                 lr_schedule=schedule,
                 loss_fn=objective,
                 correct_fn=task.correct_fn,

@@ -267,7 +267,8 @@ def practice_config(cifar_dir, **changes):
                   autoaugment=True, rotation=10.0, color_jitter=(0.2, 0.2, 0.2), flip=True,
                   erase_prob=0.5, erase_scale=(0.05, 0.2), mean=NORMALIZATIONS["cifar10"][0],
                   std=NORMALIZATIONS["cifar10"][1], val_split=0.1, early_stop=10,
-                  early_stop_metric="acc", early_stop_min_delta=0.01, checkpoint_seconds=1e-9)
+                  early_stop_metric="acc", early_stop_min_delta=0.01, keep_best=True,
+                  checkpoint_seconds=1e-9)
     values.update(changes)
     return tiny(cifar_dir, **values)
 
@@ -326,3 +327,34 @@ def test_betas_reach_torchs_optimizer(cifar_dir, optimizer, cls):
     torch.testing.assert_close(ours, walk(lambda p: cls(p, lr=0.1, betas=(0.5, 0.9),
                                                         weight_decay=0.01)), rtol=0, atol=0)
     assert not torch.allclose(ours, walk(lambda p: cls(p, lr=0.1, weight_decay=0.01)))
+
+
+# ---- the best weights by validation accuracy ----------------------------------------------------
+
+def test_keep_best_keeps_each_new_best_and_step_best_finds_it(tmp_path, cifar_dir):
+    """Weights are kept exactly at the evaluations that raise the running maximum of the
+    validation accuracy; the model rebuilt from `--step best` scores that accuracy again."""
+    from landscape.saved_models import kept_step, load_model
+    from landscape.tasks import make_task
+
+    path = tmp_path / "b.h5"
+    cfg = tiny(cifar_dir, models=("cnn3_bn",), optimizer="adam", lrs=(0.01,), max_steps=12,
+               eval_every=2, val_split=0.1, keep_best=True, activation="silu")
+    record(cfg, path)
+    rec = landscape.open_record(path)
+    ev = rec.load("cnn3_bn_lr0.01").eval
+    running = np.maximum.accumulate(ev.val_acc)
+    new_best = ev.step[np.r_[True, running[1:] > running[:-1]]]
+    np.testing.assert_array_equal(rec.weight_steps("cnn3_bn_lr0.01"), new_best)
+    best = kept_step(rec, "cnn3_bn_lr0.01", "best")
+    assert best == new_best[-1] and ev.val_acc[list(ev.step).index(best)] == ev.val_acc.max()
+    model, step = load_model(rec, "cnn3_bn_lr0.01", best)
+    task = make_task(cfg, torch.device("cpu"))
+    assert step == best and task.validate(model)[1] == ev.val_acc.max()
+    shown = CliRunner().invoke(main, ["prune", str(path), "--run", "cnn3_bn_lr0.01",
+                                      "--layer", "fc", "--fractions", "0,50", "--step", "best",
+                                      "--out", str(tmp_path / "p.png")])
+    assert shown.exit_code == 0, shown.output
+    assert f"weights after step {best}" in shown.output
+    with pytest.raises(ConfigError, match="needs --val-split|needs data.val_split"):
+        tiny(cifar_dir, keep_best=True)

@@ -73,6 +73,7 @@ FLAGS: dict[str, str] = {
     "recording.save_final_weights": "--save-weights-at final",
     "recording.flush_seconds": "--flush-seconds",
     "recording.checkpoint_seconds": "--checkpoint-seconds",
+    "recording.keep_best": "--keep-best",
     "recording.hessian.every": "--hessian-every",
     "recording.hessian.k": "--hessian-k",
     "recording.hessian.iters": "--hessian-iters",

@@ -38,6 +38,9 @@ _OPTIONS = [
     click.option("--early-stop-min-delta", type=float,
                  default=_DEFAULT.optim.early_stop_min_delta, show_default=True,
                  help="The least change of the watched value that counts as an improvement."),
+    click.option("--keep-best", is_flag=True,
+                 help="Keep the weights at every evaluation that improves the validation "
+                      "accuracy (needs --val-split): `landscape surface/prune --step best`."),
     click.option("--normalize", "normalization", type=click.Choice(list(NORMALIZATIONS)),
                  default=None,
                  help="Named input mean/std: half (0.5, the default), cifar10 (the dataset's "

@@ -122,6 +122,8 @@ def _weights_text(cfg: dict) -> str:
         parts.append(f"at steps {', '.join(map(str, cfg['save_weights_at']))}")
     if cfg.get("save_final_weights"):
         parts.append("after the last step")
+    if cfg.get("keep_best"):
+        parts.append("at each new best validation accuracy (--step best)")
     return "; ".join(parts)
 
 

@@ -10,6 +10,8 @@ from landscape.cli._types import CommaList, flatten
 from landscape.cli.common import echo_table, user_errors
 from landscape.plot.prune import plot_filters, plot_prune
 from landscape.prune import BY_GAMMA, filters_and_support, prune_run
+from landscape.saved_models import kept_step
+from landscape.store import open_record
 
 DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
 
@@ -28,16 +30,21 @@ DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
               help="Also draw this conv layer's filters, Γ's support framed (e.g. conv1).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The accuracy figure [default: RECORD-prune-LAYER.png].")
+@click.option("--step", "which", default="final", show_default=True,
+              help="Whose weights: a step number, 'final' (the last kept) or 'best' (the best "
+                   "validation accuracy, recorded with --keep-best).")
 @click.option("--device", default="cpu", show_default=True)
 @user_errors
 def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | None,
-          out: Path | None, device: str) -> None:
+          out: Path | None, which: str, device: str) -> None:
     """Zero the weakest groups of LAYER (filters of a conv, weights of a linear layer) and
     print the held-out accuracy: by Γ for DessiLBI runs, by weight magnitude otherwise.
 
     Needs the run's final weights in the record (landscape record --save-weights-at final).
     """
-    results = [prune_run(record_path, run, layer, fractions, device=device)
+    record = open_record(record_path)
+    results = [prune_run(record_path, run, layer, fractions, device=device,
+                         step=None if which == "final" else kept_step(record, run, which))
                for run in flatten(runs)]
     for result in results:
         by = "Γ, then |W|" if result.criterion == BY_GAMMA else "|W|"

@@ -41,6 +41,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("norm_placement", "activation"), "model"),
     **dict.fromkeys(("betas", "loss", "early_stop_metric", "early_stop_min_delta"), "optim"),
     **dict.fromkeys(("autoaugment", "rotation", "color_jitter", "erase_scale"), "data"),
+    "keep_best": "recording",
 }
 # The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
@@ -144,6 +145,9 @@ class RecordConfig:
         self.model.validate()
         self.optim.validate()
         self.data.validate()
+        if self.recording.keep_best and self.data.val_split is None:
+            raise ConfigError(f"{ref('recording.keep_best')} needs {ref('data.val_split')} (the "
+                              f"best weights are those of the best validation accuracy)")
         if self.optim.early_stop is not None and self.data.val_split is None:
             raise ConfigError(f"{ref('optim.early_stop')} needs {ref('data.val_split')} (it "
                               f"watches the loss on the validation images)")
