@@ -358,3 +358,29 @@ def test_keep_best_keeps_each_new_best_and_step_best_finds_it(tmp_path, cifar_di
     assert f"weights after step {best}" in shown.output
     with pytest.raises(ConfigError, match="needs --val-split|needs data.val_split"):
         tiny(cifar_dir, keep_best=True)
+
+
+def test_several_layers_are_pruned_together(tmp_path, cifar_dir):
+    """conv and linear layer at once: each loses the percentage of its own groups; with all of
+    fc zeroed the logits are fc's bias, so the accuracy is the share of its argmax class."""
+    from landscape.prune import prune_run
+    from landscape.saved_models import load_model
+
+    path = tmp_path / "p.h5"
+    record(tiny(cifar_dir, max_steps=2, save_final_weights=True), path)
+    result = prune_run(path, "cnn3_lr0.01", "block1.conv,fc", [0, 50, 100])
+    model, _ = load_model(landscape.open_record(path), "cnn3_lr0.01")
+    filters, fc = model.features.block1.conv.weight.shape[0], model.classifier.fc.weight.numel()
+    assert result.layer == "features.block1.conv.weight, classifier.fc.weight"
+    assert result.groups == filters + fc and result.group_kind == "groups"
+    assert [r.zeroed for r in result.rows] == [0, round(filters / 2) + round(fc / 2),
+                                               filters + fc]
+    single = prune_run(path, "cnn3_lr0.01", "fc", [0])
+    assert result.rows[0].accuracy == single.rows[0].accuracy
+    labels = landscape.data.load_cifar10(cifar_dir, verify_md5=False).test_y
+    majority = int(model.classifier.fc.bias.argmax())
+    assert result.rows[2].accuracy == pytest.approx(np.mean(labels == majority))
+    shown = CliRunner().invoke(main, ["prune", str(path), "--run", "cnn3_lr0.01", "--layer",
+                                      "block1.conv,fc", "--fractions", "0,50"])
+    assert shown.exit_code == 0, shown.output
+    assert (tmp_path / "p-prune-block1.conv+fc.png").exists()

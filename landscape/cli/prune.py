@@ -23,7 +23,8 @@ DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
               help="Run id (repeat or comma-separate to compare runs, e.g. SGD and slbi).")
 @click.option("--layer", required=True,
               help="The conv or linear weight to prune, e.g. conv3, fc1 or "
-                   "features.conv3.weight.")
+                   "features.conv3.weight; several comma-separated (conv3,fc1) are pruned "
+                   "together, each by the same percentage of its own groups.")
 @click.option("--fractions", type=CommaList(float), default=DEFAULT_PERCENTS,
               show_default=True, help="Percentages of the layer's groups to zero.")
 @click.option("--filters", "filters_layer", default=None,
@@ -56,7 +57,7 @@ def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | N
         echo_table([[f"{r.percent:g}%", str(r.zeroed), f"{100 * r.accuracy:.2f}",
                      f"{r.loss:.4f}"] for r in result.rows],
                    ["zeroed", result.group_kind, "held-out acc %", "held-out loss"])
-    out = out or record_path.with_name(f"{record_path.stem}-prune-{layer}.png")
+    out = out or record_path.with_name(f"{record_path.stem}-prune-{layer.replace(',', '+')}.png")
     plot_prune(results).savefig(out, dpi=120)
     click.echo(f"Wrote {out}")
     if filters_layer:
