@@ -50,6 +50,7 @@ from landscape.sweep import (
     RunPlan,
     RunResult,
     _train_one,
+    check_init_from,
     check_resume_compatible,
     plan_runs,
     run_layouts,
@@ -147,6 +148,7 @@ def record_on_ray(
         task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     layouts = run_layouts(config, plans, task.example_input())
+    check_init_from(config)
     # Chosen (measured or cached) once, here: every task trains in its run's format, and the
     # record says which, as the local executor's does.
     formats = memory_formats(config, task, torch.device(config.device))

@@ -24,6 +24,7 @@ from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, make_slbi, resolve_sparse_layers
 from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, layer_indices
 from landscape.probes import WeightsProbe, output_channels, select_parameters, weight_entries
+from landscape.init_weights import InitFrom
 from landscape.formats import memory_formats, recorded_memory_formats, with_memory_formats
 from landscape.precision import autocast_dtype, is_reduced, numerics
 from landscape.probes.gradient import check_float64_probe
@@ -266,6 +267,7 @@ def record(
     plans = plan_runs(config)
     check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
+    check_init_from(config)
     formats = memory_formats(config, task, device)  # after the checks: they fail fast
     layouts = with_memory_formats(layouts, plans, formats)
     check_sweep_resources(config, task, layouts, Path(out))
@@ -275,6 +277,15 @@ def record(
                                  runs=layouts, versions=versions(), overwrite=overwrite) as writer:
             return _train_runs(config, plans, task, writer, Path(out), progress, should_stop,
                                resume_from=None, formats=formats)
+
+
+def check_init_from(config: RecordConfig) -> None:
+    """Refuse (before the file exists) --init-from weights that are missing or do not fit
+    one of the models."""
+    if config.model.init_from is not None:
+        source = InitFrom.parse(config.model.init_from)
+        for name in config.model.models:
+            source.load_into(probe_model(config, name), name)
 
 
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
@@ -394,6 +405,8 @@ def _train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                             steps_recorded=saved.loop.next_step if saved else 0)
     torch.manual_seed(plan.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
+    if config.model.init_from is not None:  # after the seeded init: the same random state
+        InitFrom.parse(config.model.init_from).load_into(model, plan.model)
     model = model.to(device=device, memory_format=task.memory_format)
     optimizer = make_optimizer(config, model.parameters(), plan.lr, model=model,
                                model_name=plan.model)

@@ -384,3 +384,34 @@ def test_several_layers_are_pruned_together(tmp_path, cifar_dir):
                                       "block1.conv,fc", "--fractions", "0,50"])
     assert shown.exit_code == 0, shown.output
     assert (tmp_path / "p-prune-block1.conv+fc.png").exists()
+
+
+# ---- starting from another record's weights -----------------------------------------------------
+
+def test_init_from_another_records_weights(tmp_path, cifar_dir):
+    """Pretrain with SGD, continue with DessiLBI: the second record's weights at step 0 are
+    the first record's final weights, whatever its seed; a misfit is refused before writing."""
+    first = tmp_path / "pre.h5"
+    record(tiny(cifar_dir, max_steps=3, save_final_weights=True), first)
+    pre = landscape.open_record(first).weights("cnn3_lr0.01")
+    second = tmp_path / "slbi.h5"
+    result = CliRunner().invoke(main, [
+        "record", "--model", "cnn3", "--lrs", "0.01", "--optimizer", "slbi", "--width",
+        "0.125", "--batch-size", "32", "--max-steps", "2", "--device", "cpu", "--seed", "5",
+        "--data-dir", str(cifar_dir), "--no-verify", "--save-weights-at", "0",
+        "--init-from", f"{first}:cnn3_lr0.01@final", "-o", str(second)])
+    assert result.exit_code == 0, result.output
+    rec = landscape.open_record(second)
+    kept = rec.weights("cnn3_lr0.01", 0)
+    assert pre.step == 3 and set(kept.state) == set(pre.state)
+    for name, value in pre.state.items():
+        np.testing.assert_array_equal(kept.state[name], value)
+    assert rec.config["init_from"] == f"{first.resolve()}:cnn3_lr0.01@final"
+    shown = CliRunner().invoke(main, ["info", str(second)])
+    assert "initialized from" in shown.output
+    bad = CliRunner().invoke(main, [
+        "record", "--model", "cnn3_bn", "--lrs", "0.01", "--width", "0.125", "--max-steps", "1",
+        "--device", "cpu", "--data-dir", str(cifar_dir), "--no-verify",
+        "--init-from", f"{first}:cnn3_lr0.01", "-o", str(tmp_path / "bad.h5")])
+    assert bad.exit_code == 1 and "do not fit model 'cnn3_bn' (it lacks" in bad.output
+    assert not (tmp_path / "bad.h5").exists()

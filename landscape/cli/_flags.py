@@ -10,6 +10,7 @@ FLAGS: dict[str, str] = {
     "model.width": "--width",
     "model.dropout": "--dropout",
     "model.activation": "--activation",
+    "model.init_from": "--init-from",
     "model.norm_placement": "--norm-placement",
     "data.mean": "--mean",
     "data.std": "--std",

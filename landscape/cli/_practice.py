@@ -38,6 +38,11 @@ _OPTIONS = [
     click.option("--early-stop-min-delta", type=float,
                  default=_DEFAULT.optim.early_stop_min_delta, show_default=True,
                  help="The least change of the watched value that counts as an improvement."),
+    click.option("--init-from", type=str, default=None,
+                 help="Start every run from the weights another record kept: RECORD.h5:RUN "
+                      "or RECORD.h5:RUN@STEP (STEP: a number, final or best) [default: the "
+                      "model's own seeded initialization]. E.g. pretrain with sgd, then "
+                      "continue with --optimizer slbi."),
     click.option("--keep-best", is_flag=True,
                  help="Keep the weights at every evaluation that improves the validation "
                       "accuracy (needs --val-split): `landscape surface/prune --step best`."),

@@ -170,7 +170,7 @@ def _practice_options(cfg: dict) -> list[str]:
     from before them lack the keys: they had the defaults)."""
     out = []
     for key, label in (("activation", "activation"), ("norm_placement", "norm placement"),
-                       ("loss", "loss")):
+                       ("loss", "loss"), ("init_from", "initialized from")):
         if cfg.get(key) not in (None, "cross_entropy"):
             out.append(f"{label} {cfg[key]}")
     if cfg.get("betas"):

@@ -359,6 +359,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             pass  # resolved below, always
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
+        elif name == "init_from" and value is not None:
+            path, _, run = value.rpartition(":")  # the record's path absolute, as data_dir's
+            values["init_from"] = f"{Path(path).resolve()}:{run}" if path else value
         elif name == "lr_milestones":
             values[name] = () if value is None else value
         elif name.startswith("probe_"):

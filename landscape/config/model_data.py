@@ -35,6 +35,10 @@ class ModelConfig:
     # model's default. Models without hidden linear layers have no such option.
     norm_placement: str | None = None
     activation: str | None = None  # None: the model's own (relu); see models.activations
+    # Start every run from the weights another record kept: "OTHER.h5:RUN" or
+    # "OTHER.h5:RUN@STEP" (STEP a number, final or best; landscape.init_weights). None: the
+    # model's own initialization (seeded).
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -53,6 +57,11 @@ class ModelConfig:
             raise ConfigError(f"{ref('model.dropout')} must be in [0, 1), got {self.dropout}")
         if self.activation is not None:
             check_activation(self.activation)
+        if self.init_from is not None:
+            path, sep, run = self.init_from.rpartition(":")
+            if not (sep and path and run and run.partition("@")[0]):
+                raise ConfigError(f"{ref('model.init_from')} takes RECORD.h5:RUN or "
+                                  f"RECORD.h5:RUN@STEP, got {self.init_from!r}")
         if self.norm_placement is not None:
             if self.norm_placement not in NORM_PLACEMENTS:
                 raise ConfigError(f"unknown {ref('model.norm_placement')} "

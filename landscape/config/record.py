@@ -42,6 +42,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("betas", "loss", "early_stop_metric", "early_stop_min_delta"), "optim"),
     **dict.fromkeys(("autoaugment", "rotation", "color_jitter", "erase_scale"), "data"),
     "keep_best": "recording",
+    "init_from": "model",
 }
 # The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
