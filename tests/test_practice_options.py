@@ -415,3 +415,10 @@ def test_init_from_another_records_weights(tmp_path, cifar_dir):
         "--init-from", f"{first}:cnn3_lr0.01", "-o", str(tmp_path / "bad.h5")])
     assert bad.exit_code == 1 and "do not fit model 'cnn3_bn' (it lacks" in bad.output
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_wall_time_is_shown_in_minutes_and_hours():
+    from landscape.cli.common import duration
+
+    assert [duration(s) for s in (4.26, 725, 11_220, float("nan"))] == \
+        ["4.3s", "12m05s", "3h07m", "-"]

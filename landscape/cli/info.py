@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.common import echo_table, user_errors
+from landscape.cli.common import duration, echo_table, user_errors
 from landscape.store import StopReason, open_record, shard_folder, shards_in_progress
 
 
@@ -76,7 +76,7 @@ def info(record_path: Path) -> None:
             f"{ev.test_acc[-1]:.3f}" if len(ev.step) else "-",
             *([f"{ev.val_acc[-1]:.3f}" if len(ev.step) else "-"] if has_val else []),
             str(len(data.probe.step)) if data.probe is not None else "-",
-            _duration(run.seconds),
+            duration(run.seconds),
             ", ".join(run.taps) or "-",
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
@@ -193,14 +193,3 @@ def _practice_options(cfg: dict) -> list[str]:
         out.append(f"color jitter {','.join(f'{v:g}' for v in cfg['color_jitter'])}")
     return out
 
-
-def _duration(seconds: float) -> str:
-    """A run's wall time, e.g. 42.1s, 12m05s, 3h07m."""
-    if not seconds == seconds:  # NaN: not recorded
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"

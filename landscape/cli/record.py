@@ -11,7 +11,7 @@ import torch
 from click.core import ParameterSource
 from tqdm import tqdm
 
-from landscape.cli.common import echo_table, graceful_stop, user_errors
+from landscape.cli.common import duration, echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._executor import executor_options, pop_executor, record_with_ray
 from landscape.cli._executor import resume_with_ray
@@ -293,10 +293,11 @@ def _report(results, out: Path) -> None:
     rows = [[r.plan.run_id, r.outcome.status + (" (early stop)" if r.outcome.stop_reason
                                                 == StopReason.EARLY_STOP else ""),
              str(r.outcome.steps_done),
-             f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
+             f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}",
+             duration(r.outcome.seconds)]
             for r in results]
     if rows:
-        echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
+        echo_table(rows, ["run", "status", "steps", "last loss", "samples/s", "time"])
     if any(r.outcome.status == RunStatus.INTERRUPTED for r in results):
         click.echo(f"Stopped: {out} is valid and the run in progress is checkpointed. "
                    f"Continue with: landscape record --resume {out}")
