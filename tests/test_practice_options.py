@@ -422,3 +422,32 @@ def test_wall_time_is_shown_in_minutes_and_hours():
 
     assert [duration(s) for s in (4.26, 725, 11_220, float("nan"))] == \
         ["4.3s", "12m05s", "3h07m", "-"]
+
+
+# ---- the band width and weight histogram figures ------------------------------------------------
+
+def test_band_width_and_weight_histograms(tmp_path, cifar_dir):
+    from landscape.plot import all_figures
+    from landscape.report import group_by_model, load_runs, loss_envelopes
+    from landscape.report.practice import band_widths, weight_histograms
+
+    path = tmp_path / "f.h5"
+    record(tiny(cifar_dir, lrs=(0.01, 0.05), max_steps=3, save_final_weights=True, l1=1e-4),
+           path)
+    runs = load_runs([path])
+    widths = band_widths(loss_envelopes(group_by_model(runs)))
+    losses = np.stack([r.data.steps.loss for r in runs])
+    np.testing.assert_array_equal(widths["cnn3"].width, losses.max(0) - losses.min(0))
+    histograms = weight_histograms(runs, bins=10)
+    rec = landscape.open_record(path)
+    assert {h.layer for h in histograms} == {"features.block1.conv.weight",
+                                             "features.block2.conv.weight",
+                                             "features.block3.conv.weight",
+                                             "classifier.fc.weight"}
+    for h in histograms:
+        w = rec.weights(h.run_id).state[h.layer].astype(np.float64).ravel()
+        np.testing.assert_array_equal(h.counts, np.histogram(w, bins=h.edges)[0])
+        assert h.counts.sum() == w.size and h.step == 3
+        assert h.l1 == pytest.approx(np.abs(w).sum()) and h.l2 == pytest.approx(np.linalg.norm(w))
+    figures = all_figures(runs)
+    assert {"loss_envelope_width", "weight_histograms"} <= set(figures)
