@@ -451,3 +451,30 @@ def test_band_width_and_weight_histograms(tmp_path, cifar_dir):
         assert h.l1 == pytest.approx(np.abs(w).sum()) and h.l2 == pytest.approx(np.linalg.norm(w))
     figures = all_figures(runs)
     assert {"loss_envelope_width", "weight_histograms"} <= set(figures)
+
+
+def test_cli_practice_options_reach_the_record(tmp_path, cifar_dir):
+    out = tmp_path / "r.h5"
+    result = CliRunner().invoke(main, [
+        "record", "--model", "vgg_bn", "--lrs", "0.01", "--optimizer", "adamw", "--betas",
+        "0.8,0.99", "--activation", "swish", "--norm-placement", "conv", "--loss", "nll",
+        "--val-split", "0.1", "--early-stop", "3", "--early-stop-on", "acc",
+        "--early-stop-min-delta", "0.01", "--keep-best", "--mean", "0.4,0.5,0.6", "--std",
+        "0.2,0.3,0.4", "--autoaugment", "--rotation", "5", "--color-jitter", "0.1,0.2,0.3",
+        "--erase-prob", "0.5", "--erase-scale", "0.1,0.2", "--width", "0.125",
+        "--batch-size", "32", "--max-steps", "1", "--device", "cpu",
+        "--data-dir", str(cifar_dir), "--no-verify", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    cfg = landscape.open_record(out).config
+    expected = dict(betas=[0.8, 0.99], activation="swish", norm_placement="conv", loss="nll",
+                    early_stop_metric="acc", early_stop_min_delta=0.01, keep_best=True,
+                    mean=[0.4, 0.5, 0.6], std=[0.2, 0.3, 0.4], autoaugment=True, rotation=5.0,
+                    color_jitter=[0.1, 0.2, 0.3], erase_scale=[0.1, 0.2])
+    assert {k: cfg[k] for k in expected} == expected
+    shown = CliRunner().invoke(main, ["info", str(out)]).output
+    for words in ("activation swish", "norm placement conv", "loss nll", "betas 0.8,0.99",
+                  "AutoAugment", "rotation +-5 deg", "color jitter 0.1,0.2,0.3",
+                  "erase scale 0.1,0.2", "new best validation accuracy"):
+        assert words in shown, words
+    again = CliRunner().invoke(main, ["record", "--resume", str(out), "--activation", "mish"])
+    assert again.exit_code == 1 and "activation ('mish' given, 'swish' recorded)" in again.output

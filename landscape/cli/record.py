@@ -149,7 +149,8 @@ _DEFAULT = RecordConfig()
 @click.option("--flip", is_flag=True, help="Random horizontal flip augmentation.")
 @click.option("--erase-prob", type=float, default=_DEFAULT.data.erase_prob, show_default=True,
               help="Random erasing: with this probability per image, set a rectangle of "
-                   "2-33% of the image (aspect 0.3-3.3) to 0 after normalization.")
+                   "2-33% of the image (--erase-scale; aspect 0.3-3.3) to 0 after "
+                   "normalization.")
 @click.option("--val-split", type=float, default=None,
               help="Hold out this fraction of the training images (stratified by class, "
                    "seeded by --seed) as a validation split, never trained on.")
