@@ -16,11 +16,11 @@ from landscape.config import RecordConfig
 from landscape.config.model_data import NORMALIZATIONS
 from landscape.data import BatchOptions, BatchStream, DeviceImages, load_cifar10
 from landscape.errors import ConfigError
-from landscape.losses import summed_loss, training_loss
+from landscape.training.losses import summed_loss, training_loss
 from landscape.models import build_model
 from landscape.models.activations import ACTIVATIONS
 from landscape.sweep import record, resume
-from landscape.train import early_stop_due
+from landscape.training.loop import early_stop_due
 
 from conftest import assert_records_equal
 
@@ -309,7 +309,7 @@ def test_older_records_read_with_the_old_behaviour(cifar_dir):
 def test_betas_reach_torchs_optimizer(cifar_dir, optimizer, cls):
     """Three steps on a quadratic (Adam's first step does not depend on its betas): the sweep's
     optimizer moves as torch's with those betas, and not as with torch's default betas."""
-    from landscape.sweep import make_optimizer
+    from landscape.sweep.run import make_optimizer
 
     cfg = tiny(cifar_dir, optimizer=optimizer, betas=(0.5, 0.9), weight_decay=0.01)
     target = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
@@ -334,8 +334,8 @@ def test_betas_reach_torchs_optimizer(cifar_dir, optimizer, cls):
 def test_keep_best_keeps_each_new_best_and_step_best_finds_it(tmp_path, cifar_dir):
     """Weights are kept exactly at the evaluations that raise the running maximum of the
     validation accuracy; the model rebuilt from `--step best` scores that accuracy again."""
-    from landscape.saved_models import kept_step, load_model
-    from landscape.tasks import make_task
+    from landscape.kept.models import kept_step, load_model
+    from landscape.training.tasks import make_task
 
     path = tmp_path / "b.h5"
     cfg = tiny(cifar_dir, models=("cnn3_bn",), optimizer="adam", lrs=(0.01,), max_steps=12,
@@ -363,8 +363,8 @@ def test_keep_best_keeps_each_new_best_and_step_best_finds_it(tmp_path, cifar_di
 def test_several_layers_are_pruned_together(tmp_path, cifar_dir):
     """conv and linear layer at once: each loses the percentage of its own groups; with all of
     fc zeroed the logits are fc's bias, so the accuracy is the share of its argmax class."""
-    from landscape.prune import prune_run
-    from landscape.saved_models import load_model
+    from landscape.kept.prune import prune_run
+    from landscape.kept.models import load_model
 
     path = tmp_path / "p.h5"
     record(tiny(cifar_dir, max_steps=2, save_final_weights=True), path)

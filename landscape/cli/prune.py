@@ -9,8 +9,8 @@ import click
 from landscape.cli._types import CommaList, flatten
 from landscape.cli.common import echo_table, user_errors
 from landscape.plot.prune import plot_filters, plot_prune
-from landscape.prune import BY_GAMMA, filters_and_support, prune_run
-from landscape.saved_models import kept_step
+from landscape.kept.models import kept_step
+from landscape.kept.prune import BY_GAMMA, filters_and_support, prune_run
 from landscape.store import open_record
 
 DEFAULT_PERCENTS = "0,10,20,30,40,50,60"

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from landscape.cli._types import CommaList
 from landscape.cli.common import graceful_stop, user_errors
 from landscape.errors import ConfigError
-from landscape.saved_models import kept_step
+from landscape.kept.models import kept_step
 from landscape.store import open_record
 from landscape.surfaces.directions import BN_PARAMS
 from landscape.surfaces.evaluate import BN_MODES

@@ -36,7 +36,7 @@ class ModelConfig:
     norm_placement: str | None = None
     activation: str | None = None  # None: the model's own (relu); see models.activations
     # Start every run from the weights another record kept: "OTHER.h5:RUN" or
-    # "OTHER.h5:RUN@STEP" (STEP a number, final or best; landscape.init_weights). None: the
+    # "OTHER.h5:RUN@STEP" (STEP a number, final or best; landscape.sweep.init_from). None: the
     # model's own initialization (seeded).
     init_from: str | None = None
 

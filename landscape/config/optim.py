@@ -15,9 +15,9 @@ SLBI_OPTIMIZERS = ("slbi", "slbi_adam")  # DessiLBI and its Adam variant (landsc
 Schedule = Literal["constant", "step", "multistep", "cosine", "cyclic"]
 SCHEDULES = ("constant", "step", "multistep", "cosine", "cyclic")
 BETAS_OPTIMIZERS = ("adam", "adamw")  # torch's optimizers that take betas from the config
-# The training loss of image classification (landscape.losses): cross-entropy, torch's nll on
+# The training loss of image classification (landscape.training.losses): cross-entropy, torch's nll on
 # log-softmax (the same number), or the mean squared error of the logits to one-hot targets.
-LOSSES = ("cross_entropy", "nll", "mse")  # = landscape.losses.LOSSES (config imports no torch)
+LOSSES = ("cross_entropy", "nll", "mse")  # as training/losses.py (config imports no torch)
 EARLY_STOP_METRICS = ("loss", "acc")  # of the validation split
 
 
@@ -30,7 +30,7 @@ class OptimConfig:
     momentum: float = 0.0  # sgd and rmsprop only
     nesterov: bool = False  # sgd with momentum only
     weight_decay: float = 0.0  # as the optimizer implements it (decoupled for adamw)
-    # Learning-rate schedule, applied per step (landscape.schedules.learning_rate reads these).
+    # Learning-rate schedule, applied per step (landscape.training.schedules.learning_rate reads these).
     schedule: Schedule = "constant"
     lr_min: float = 0.0  # cosine: the value annealed to; cyclic: the bottom of the triangle
     lr_step_epochs: int | None = None  # step: multiply by lr_gamma every this many epochs

@@ -44,7 +44,7 @@ _FLAT_KEYS: dict[str, str | None] = {
     "keep_best": "recording",
     "init_from": "model",
 }
-# The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
+# The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}

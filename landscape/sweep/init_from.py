@@ -1,5 +1,6 @@
 """Weights a record kept, named by the user: `kept_step` resolves "final", "best" or a step
-number of a run, and `InitFrom` starts the runs of a new record from a run's kept weights
+number of a run (also for `kept/`: surfaces and pruning), and `InitFrom` starts the runs of a
+new record from a run's kept weights
 (`landscape record --init-from OTHER.h5:RUN[@STEP]`: pretrain, then continue, e.g. with
 DessiLBI as the course report ran it)."""
 

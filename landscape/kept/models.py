@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig
-from landscape.init_weights import kept_step  # noqa: F401 (re-exported)
+from landscape.sweep.init_from import kept_step  # noqa: F401 (re-exported)
 from landscape.models import build_model
 from landscape.store import Record
-from landscape.sweep import model_options
+from landscape.sweep.plans import model_options
 
 
 def load_model(record: Record, run_id: str, step: int | None = None,

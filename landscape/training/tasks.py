@@ -18,10 +18,10 @@ from landscape.data import hold_out_validation, load_dataset
 from landscape.data.gaussian import RegressionData, VectorStream, make_linear_regression
 from landscape.data.images import DataIdentity
 from landscape.errors import ConfigError, field_ref
-from landscape.losses import summed_loss, training_loss
+from landscape.training.losses import summed_loss, training_loss
 from landscape.models import MODELS
 from landscape.models.dln import l2_loss
-from landscape.train import LossFn, classification_correct
+from landscape.training.loop import LossFn, classification_correct
 
 IMAGE_CLASSIFICATION = "image-classification"
 LINEAR_REGRESSION = "linear-regression"
@@ -61,14 +61,14 @@ def _with_memory_format(task, memory_format: torch.memory_format):
 
 
 class ImageClassification:
-    """CIFAR-10 classification. The training loss is `loss` (landscape.losses; by default
+    """CIFAR-10 classification. The training loss is `loss` (landscape.training.losses; by default
     cross-entropy) with `label_smoothing` (torch's definition: the target puts 1 − ε + ε/10 on
     the label and ε/10 on every other class); held-out and validation losses are the same loss
     without smoothing, comparable across records of that loss."""
 
     name = IMAGE_CLASSIFICATION
     correct_fn = staticmethod(classification_correct)
-    # NHWC unless told otherwise: record trains in the format landscape.tuning measured to be
+    # NHWC unless told otherwise: record trains in the format landscape.training.tuning measured to be
     # faster on the machine (`using`); NHWC is usually faster on GPUs, not always on CPUs.
     memory_format = torch.channels_last
 
