@@ -166,7 +166,7 @@ def test_diverged_run_is_marked_in_every_figure(records):
     figures = plot.all_figures(runs)
     assert set(figures) == {"loss_landscape", "paper_lr0.0005", "paper_lr0.001",
                             "paper_lr10000", "gradient_change", "trajectory_beta",
-                            "training_curves"}
+                            "training_curves", "loss_envelope_width"}
     for name in ("loss_landscape", "gradient_change", "trajectory_beta"):
         ax = figures[name].axes[0]
         assert len(markers(ax, "x")) == 1, name
@@ -208,7 +208,8 @@ def test_cli_writes_every_figure_and_the_summary(records, tmp_path):
     result = CliRunner().invoke(main, ["plot", str(records["probed"]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = ["loss_landscape.png", "paper_lr0.0005.png", "paper_lr0.001.png",
-             "gradient_change.png", "trajectory_beta.png", "training_curves.png", "summary.txt"]
+             "gradient_change.png", "trajectory_beta.png", "training_curves.png",
+             "loss_envelope_width.png", "summary.txt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     for name in names[:-1]:
         assert (out / name).read_bytes()[:8] == PNG, name

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.common import echo_table, user_errors
+from landscape.cli.common import duration, echo_table, user_errors
 from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
@@ -75,10 +75,11 @@ def info(record_path: Path) -> None:
             f"{ev.test_acc[-1]:.3f}" if len(ev.step) else "-",
             *([f"{ev.val_acc[-1]:.3f}" if len(ev.step) else "-"] if has_val else []),
             str(len(data.probe.step)) if data.probe is not None else "-",
+            duration(run.seconds),
             ", ".join(run.taps) or "-",
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
-                      *(["val acc"] if has_val else []), "probes", "taps"])
+                      *(["val acc"] if has_val else []), "probes", "time", "taps"])
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
@@ -161,6 +162,8 @@ def _weights_text(cfg: dict) -> str:
         parts.append(f"at steps {', '.join(map(str, cfg['save_weights_at']))}")
     if cfg.get("save_final_weights"):
         parts.append("after the last step")
+    if cfg.get("keep_best"):
+        parts.append("at each new best validation accuracy (--step best)")
     return "; ".join(parts)
 
 
@@ -194,5 +197,39 @@ def _training_options(cfg: dict) -> list[str]:
         if cfg.get(key):
             out.append(f"{label} {cfg[key]:g}")
     if cfg.get("early_stop"):
-        out.append(f"early stop after {cfg['early_stop']} evaluations without improvement")
+        watched = "accuracy" if cfg.get("early_stop_metric") == "acc" else "loss"
+        gain = (f" of more than {cfg['early_stop_min_delta']:g}"
+                if cfg.get("early_stop_min_delta") else "")
+        out.append(f"early stop after {cfg['early_stop']} evaluations without a validation "
+                   f"{watched} improvement{gain}")
+    return out + _practice_options(cfg)
+
+
+def _practice_options(cfg: dict) -> list[str]:
+    """Model, loss, input and augmentation options that differ from the defaults (records
+    from before them lack the keys: they had the defaults)."""
+    out = []
+    for key, label in (("activation", "activation"), ("norm_placement", "norm placement"),
+                       ("loss", "loss"), ("init_from", "initialized from")):
+        if cfg.get(key) not in (None, "cross_entropy"):
+            out.append(f"{label} {cfg[key]}")
+    if cfg.get("betas"):
+        out.append(f"betas {','.join(f'{b:g}' for b in cfg['betas'])}")
+    mean, std = cfg.get("mean", [0.5] * 3), cfg.get("std", [0.5] * 3)
+    if set(mean) != {0.5} or set(std) != {0.5}:
+        out.append(f"input mean {','.join(f'{m:g}' for m in mean)}, std "
+                   f"{','.join(f'{s:g}' for s in std)}")
+    if cfg.get("crop_padding"):
+        out.append(f"random crop (padding {cfg['crop_padding']})")
+    if cfg.get("flip"):
+        out.append("horizontal flip")
+    if cfg.get("erase_prob") and list(cfg.get("erase_scale", [0.02, 0.33])) != [0.02, 0.33]:
+        out.append(f"erase scale {','.join(f'{v:g}' for v in cfg['erase_scale'])}")
+    if cfg.get("autoaugment"):
+        out.append("AutoAugment (CIFAR-10 policy)")
+    if cfg.get("rotation"):
+        out.append(f"rotation +-{cfg['rotation']:g} deg")
+    if any(cfg.get("color_jitter") or ()):
+        out.append(f"color jitter {','.join(f'{v:g}' for v in cfg['color_jitter'])}")
     return out
+

@@ -14,11 +14,12 @@ import torch
 from click.core import ParameterSource
 from tqdm import tqdm
 
-from landscape.cli.common import echo_table, graceful_stop, user_errors
+from landscape.cli.common import duration, echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._executor import executor_for, executor_options, pop_executor
 from landscape.cli._names import END, LAST_LINEAR, is_end, taps_from_cli, taps_to_cli
 from landscape.cli._names import warn_if_given
+from landscape.cli._practice import NORMALIZATION_OPTIONS, normalization_values, practice_options
 from landscape.cli._record_help import RECORD_SECTIONS
 from landscape.cli._sections import sectioned
 from landscape.cli._types import CommaList, flatten
@@ -197,7 +198,8 @@ _DEFAULT = RecordConfig()
 @click.option("--flip", is_flag=True, help="Random horizontal flip augmentation.")
 @click.option("--erase-prob", type=float, default=_DEFAULT.data.erase_prob, show_default=True,
               help="Random erasing: with this probability per image, set a rectangle of "
-                   "2-33% of the image (aspect 0.3-3.3) to 0 after normalization.")
+                   "2-33% of the image (--erase-scale; aspect 0.3-3.3) to 0 after "
+                   "normalization.")
 @click.option("--val-split", type=float, default=None,
               help="Hold out this fraction of the training images (stratified by class, "
                    "seeded by --seed) as a validation split, never trained on.")
@@ -270,6 +272,7 @@ _DEFAULT = RecordConfig()
               show_default=True,
               help="Checkpoint the run in progress (for --resume) at least this often.")
 @hessian_options
+@practice_options
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -347,10 +350,11 @@ def _report(results, out: Path) -> None:
     rows = [[r.plan.run_id, r.outcome.status + (" (early stop)" if r.outcome.stop_reason
                                                 == StopReason.EARLY_STOP else ""),
              str(r.outcome.steps_done),
-             f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}"]
+             f"{r.outcome.final_loss:.4g}", f"{r.outcome.images_per_second:,.0f}",
+             duration(r.outcome.seconds)]
             for r in results]
     if rows:
-        echo_table(rows, ["run", "status", "steps", "last loss", "samples/s"])
+        echo_table(rows, ["run", "status", "steps", "last loss", "samples/s", "time"])
     if any(r.outcome.status == RunStatus.INTERRUPTED for r in results):
         click.echo(f"Stopped: {out} is valid and the run in progress is checkpointed. "
                    f"Continue with: landscape record --resume {out}")
@@ -380,9 +384,14 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     if preset_name is None and base is None:
         given = set(options)  # without a preset, every option's value (default or not) counts
     probe_changes, hessian_changes = {}, {}
+    values.update(normalization_values(options, given))
     for name in given:
         value = options[name]
-        if name == "taps":
+        if name in NORMALIZATION_OPTIONS:
+            pass  # above
+        elif name in ("color_jitter", "erase_scale") and value is None:
+            pass  # not given: the base's
+        elif name == "taps":
             values[name] = taps_from_cli(flatten(value))
         elif name in ("models", "ics_layers", "activation_layers", "slbi_layers"):
             values[name] = flatten(value)
@@ -414,6 +423,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             pass  # resolved below, always
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
+        elif name == "init_from" and value is not None:
+            path, _, run = value.rpartition(":")  # the record's path absolute, as data_dir's
+            values["init_from"] = f"{Path(path).resolve()}:{run}" if path else value
         elif name == "lr_milestones":
             values[name] = () if value is None else value
         elif name.startswith("probe_"):

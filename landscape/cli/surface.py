@@ -13,6 +13,7 @@ from landscape.cli._names import LAST_KEPT, is_last_kept
 from landscape.cli._types import CommaList
 from landscape.cli.common import graceful_stop, user_errors
 from landscape.errors import ConfigError
+from landscape.kept.models import kept_step
 from landscape.store import open_record
 from landscape.surfaces.directions import BN_PARAMS
 from landscape.surfaces.evaluate import BN_MODES
@@ -20,26 +21,17 @@ from landscape.surfaces.from_record import BATCHES, DIRECTIONS, SurfaceOptions, 
 
 
 def _step(record_path: Path, run_id: str, text: str) -> int:
-    """A step number, or 'last': the last weights the run kept (the old 'final' too)."""
-    if is_last_kept(text):
-        steps = open_record(record_path).weight_steps(run_id)
-        if not len(steps):
-            raise ConfigError(f"--step {LAST_KEPT}: run {run_id!r} kept no weights; record it "
-                              f"with --save-weights-every N or --save-weights-at STEPS,end")
-        return int(steps[-1])
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--step takes a step number or '{LAST_KEPT}', got {text!r}") \
-            from None
+    """A step number, 'last' (the last weights the run kept; the old 'final' too) or 'best'
+    (--keep-best)."""
+    return kept_step(open_record(record_path), run_id, LAST_KEPT if is_last_kept(text) else text)
 
 
 @click.command()
 @click.argument("record_path", metavar="RECORD.h5", type=click.Path(path_type=Path))
 @click.option("--run", "run_id", required=True, help="The run (see `landscape info`).")
 @click.option("--step", required=True,
-              help=f"The step whose kept weights are the centre (or '{LAST_KEPT}': the last "
-                   "weights the run kept).")
+              help=f"The step whose kept weights are the centre ('{LAST_KEPT}': the last "
+                   "kept; 'best': those of the best validation accuracy, --keep-best).")
 @click.option("--dims", type=int, default=2, show_default=True, help="1 (a line) or 2 (a plane).")
 @click.option("--points", "--resolution", "points", type=int, default=21, show_default=True,
               help="Grid points per axis.")

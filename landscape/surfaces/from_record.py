@@ -11,7 +11,6 @@ batches of the run's batch size (`batch="images"`, unaugmented).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal

@@ -22,6 +22,7 @@ from landscape.probes import layer_indices
 from landscape.probes import output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
+from landscape.sweep.init_from import InitFrom
 from landscape.training.loop import RunOutcome
 from landscape.version import __version__
 
@@ -199,6 +200,15 @@ def versions() -> dict[str, str]:
         "hdf5": h5py.version.hdf5_version,
         "python": platform.python_version(),
     }
+
+
+def check_init_from(config: RecordConfig) -> None:
+    """Refuse (before the file exists) --init-from weights that are missing or do not fit
+    one of the models."""
+    if config.model.init_from is not None:
+        source = InitFrom.parse(config.model.init_from)
+        for name in config.model.models:
+            source.load_into(probe_model(config, name), name)
 
 
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:

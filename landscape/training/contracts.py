@@ -8,6 +8,7 @@ loop itself (`landscape.training.loop`), which only calls them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping, Protocol
 
@@ -120,7 +121,8 @@ class LoopState:
     since_eval: dict  # training loss/accuracy accumulated since the last evaluation
     images_done: int
     seconds: float
-    val_losses: list[float] = field(default_factory=list)  # validation losses so far
+    val_losses: list[float] = field(default_factory=list)  # what early stopping watched so far
+    best_val_acc: float = -math.inf  # the best validation accuracy so far (for keep_best)
 
 
 @dataclass(frozen=True)
