@@ -13,6 +13,7 @@ COMMANDS = {
     "record": "landscape.cli.record.record",
     "info": "landscape.cli.info.info",
     "plot": "landscape.cli.plot.plot",
+    "report": "landscape.cli.report.report",
     "summary": "landscape.cli.summary.summary",
     "presets": "landscape.cli.presets.presets",
     "surface": "landscape.cli.surface.surface",
@@ -31,6 +32,7 @@ def main() -> None:
     landscape record   train models at several learning rates into one HDF5 record
     landscape info     show what a record holds
     landscape plot     draw figures and a BN vs no-BN comparison from records
+    landscape report   one self-contained HTML page of records: verdicts, figures, runs
     landscape summary  list a model's layers, output shapes, parameters and MACs
     landscape surface  compute a loss surface around the weights a run kept at a step
     landscape presets  list the named setups of `landscape record --preset`

@@ -8,11 +8,13 @@
 - `_format`: the HDF5 file-format version, chunks and compression records are written with.
 - `sizes`: how much of the file each kind of table takes.
 - `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
+- `copies`: new record files and the copies writers make next to a record (room checked first).
+- `failed_writes`: the header repair that keeps a record openable after a failed write.
 
 Every public name is re-exported here; import from `landscape.store`.
 """
 
-from landscape.store._hdf5 import write_error_reason
+from landscape.store._hdf5 import check_replaceable, write_error_reason
 from landscape.store.read import (
     ActivationData,
     EvalData,
@@ -64,7 +66,7 @@ __all__ = [
     "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",
     "ics_columns", "probe_columns", "step_columns", "tap_columns", "weight_columns",
     "surface_columns", "surface_path", "SurfaceWriter", "SurfaceData",
-    "RecordWriter", "RunWriter", "Table", "write_error_reason",
+    "RecordWriter", "RunWriter", "Table", "write_error_reason", "check_replaceable",
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",

@@ -19,9 +19,12 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.store._format import COMPRESSION, WRITE_LIBVER, chunk_rows, copy_in_format
-from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
+from landscape.store._format import COMPRESSION, chunk_rows
+from landscape.store._format import WRITE_LIBVER
+from landscape.store._hdf5 import (check_replaceable, decode_attr, read_string, read_table,
                                    write_error_reason)
+from landscape.store.copies import copy_record, create_file
+from landscape.store.failed_writes import repair_end_of_file
 from landscape.store.schema import (
     gradient_probe_distance,
     FORMAT_NAME,
@@ -176,6 +179,8 @@ class RecordWriter:
     def __init__(self, file: h5py.File) -> None:
         self._file = file
         self.path = Path(file.filename)
+        self._failed = False  # a write failed: repair the file as it closes
+        self._replaces: Path | None = None  # the record a copy made by `beside` replaces
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
@@ -184,12 +189,10 @@ class RecordWriter:
         path = Path(path)
         if path.exists() and not overwrite:
             raise RecordError(f"{path} already exists; pass --overwrite to replace it")
+        check_replaceable(path)
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
-        try:
-            file = h5py.File(path, "w", libver=WRITE_LIBVER)
-        except OSError as exc:
-            raise RecordError(f"cannot create {path}: {exc}") from exc
+        file = create_file(path)
         try:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["schema_version"] = SCHEMA_VERSION
@@ -219,18 +222,36 @@ class RecordWriter:
         """
         path = Path(path)
         tmp = path.with_name(path.name + ".resume-tmp")
-        with open_for_reading(path) as source:
-            try:
-                with h5py.File(tmp, "w", libver=WRITE_LIBVER) as copy:
-                    # Rewritten in this version's file format (an older record may hold
-                    # objects HDF5 1.10 cannot read).
-                    copy_in_format(source, copy)
-                    _upgrade(copy)
-            except (OSError, RuntimeError) as exc:  # h5py's object copy raises RuntimeError
-                tmp.unlink(missing_ok=True)
-                raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
+        copy_record(path, tmp, "to resume it", prepare=_upgrade)
         os.replace(tmp, path)
         return cls(h5py.File(path, "r+", libver=WRITE_LIBVER))
+
+    @classmethod
+    def beside(cls, path: str | os.PathLike, *, extra_bytes: int = 0) -> "RecordWriter":
+        """A copy of the record at `path` (`RECORD.h5.add-tmp`), open for writing, for adding
+        to the record without endangering what is in it (a surface): `commit()` replaces the
+        record with it atomically, `discard()` (or a failed write) removes it. Refused before
+        anything is written when the disk (or the file-size limit) has no room for the copy
+        and `extra_bytes` more."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".add-tmp")
+        copy_record(path, tmp, "to add to it", prepare=_upgrade, extra_bytes=extra_bytes)
+        writer = cls(h5py.File(tmp, "r+", libver=WRITE_LIBVER))
+        writer._replaces = path
+        return writer
+
+    def commit(self) -> None:
+        """Close this copy (see `beside`) and put it in the record's place."""
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:  # the last metadata did not fit
+            raise self.write_failed(exc) from exc
+        os.replace(self.path, self._replaces)
+
+    def discard(self) -> None:
+        """Close this copy (see `beside`) and remove it; the record is as it was."""
+        self.close()
+        self.path.unlink(missing_ok=True)
 
     def start_appending(self) -> None:
         """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
@@ -272,10 +293,16 @@ class RecordWriter:
         try:
             self._file.flush()
         except (OSError, RuntimeError) as exc:  # h5py's flush raises RuntimeError
-            raise RecordWriteError(
-                f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
-                f"last flush is in the file; make room and continue with: landscape record "
-                f"--resume {self.path}") from exc
+            raise self.write_failed(exc) from exc
+
+    def write_failed(self, exc: BaseException) -> RecordWriteError:
+        """The error to raise for a write to this record that failed with `exc`; the file is
+        repaired as it closes (see landscape.store.failed_writes)."""
+        self._failed = True
+        return RecordWriteError(
+            f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
+            f"last flush is in the file; make room and continue with: landscape record "
+            f"--resume {self.path}")
 
     def close(self) -> None:
         if self._file.id.valid:
@@ -285,6 +312,10 @@ class RecordWriter:
                 # After a failed write (full disk) closing fails the same way; what was
                 # flushed before is in the file, and the error was already raised.
                 pass
+        if self._failed:
+            # HDF5 wrote a header that counts the failed write's bytes: set it back to what
+            # the file holds, so that it opens with everything up to the last flush.
+            repair_end_of_file(self.path)
 
     def __enter__(self) -> "RecordWriter":
         return self
