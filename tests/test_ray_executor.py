@@ -24,7 +24,7 @@ from landscape.errors import RecordError
 from landscape.sweep import RayExecutor, RayOptions
 from landscape.store import shard_folder
 from landscape.sweep import record, resume
-from landscape.sweep.lock import lock_path
+from landscape.store.lock import lock_path
 
 from conftest import assert_records_equal
 

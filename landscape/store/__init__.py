@@ -4,7 +4,10 @@
   layouts. No h5py: the training loop and the recorders use these names.
 - `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
 - `read`: `open_record` and the dataclasses it returns.
-- `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+- `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes, a
+  dead writer's status flags).
+- `lock`: one writer per record (`writer_lock`), which readers consult before they clear a
+  dead writer's flags.
 
 Every public name is re-exported here; import from `landscape.store`.
 """

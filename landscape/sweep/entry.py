@@ -20,7 +20,7 @@ from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import memory_formats, recorded_memory_formats, with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
-from landscape.sweep.lock import writer_lock
+from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunResult, check_resume_compatible, check_weight_steps
 from landscape.sweep.plans import plan_runs, run_layouts, versions
 from landscape.sweep.run import ProgressFactory

@@ -45,7 +45,7 @@ from landscape.store import (
 )
 from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
-from landscape.sweep.lock import writer_lock
+from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunPlan, RunResult, run_layouts, versions
 from landscape.sweep.ray_cluster import RayOptions, check_workers_see, connected, import_ray
 from landscape.sweep.run import train_one
