@@ -2,8 +2,8 @@
 equals the local executor's run for run, a worker killed mid-run is retried from its shard's
 checkpoint, a stopped Ray sweep resumes, and the start-up checks say what is wrong in one line.
 
-Bit-identity on a CPU needs the same number of torch threads per run: the Ray tasks use one
-(--cpus-per-run 1), so the local reference is recorded with one thread too."""
+Bit-identity on a CPU needs the same number of torch threads per run: the Ray tasks use the
+driver's count (one here, in the tests that record the local reference with one thread)."""
 
 import json
 import os
@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import ray
+import torch
 from click.testing import CliRunner
 
 import landscape
@@ -218,3 +219,24 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, cifar_dir, monke
     assert errors == ["Error: --executor ray needs Ray, which is not installed: "
                       "pip install bn-landscape[ray]"]
     assert "Traceback" not in result.output and not (tmp_path / "r.h5").exists()
+
+
+def test_ray_runs_default_to_the_local_thread_count(tmp_path, cifar_dir, local_ray):
+    """A CPU's float reductions depend on the thread count: at two torch threads in the driver
+    the Ray record equals a local two-thread record (not a one-thread one, which differs),
+    although each run reserves one CPU."""
+    config = sweep_config(cifar_dir, models=("vgg_bn",), lrs=(0.01,), optimizer="sgd",
+                          max_steps=8)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        record(config, tmp_path / "local2.h5")
+        record(config, tmp_path / "ray.h5", executor=RayExecutor(RayOptions(cpus_per_run=1)))
+        torch.set_num_threads(1)
+        record(config, tmp_path / "local1.h5")
+    finally:
+        torch.set_num_threads(saved)
+    local1, local2 = (landscape.open_record(tmp_path / f"local{n}.h5") for n in (1, 2))
+    assert not np.array_equal(local1.load("vgg_bn_lr0.01").steps.loss,
+                              local2.load("vgg_bn_lr0.01").steps.loss)  # the test can fail
+    assert_same_record(landscape.open_record(tmp_path / "ray.h5"), local2)

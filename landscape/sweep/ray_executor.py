@@ -45,6 +45,7 @@ from landscape.store import (
 )
 from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
+from landscape.sweep.limits import check_run_resources
 from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunPlan, RunResult, run_layouts, versions
 from landscape.sweep.ray_cluster import RayOptions, check_workers_see, connected, import_ray
@@ -118,9 +119,9 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     stop_file = folder / STOP_FILE
     stop_file.unlink(missing_ok=True)
     train = ray.remote(_train_shard).options(
-        num_cpus=options.cpus_per_run, num_gpus=options.gpus(config),
+        num_cpus=options.cpus(config), num_gpus=options.gpus(config),
         max_retries=options.max_retries)
-    threads = max(1, int(options.cpus_per_run))
+    threads = options.threads()
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
                             identity, str(stop_file), threads, formats.get(plan.model)): plan
@@ -265,8 +266,20 @@ def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, iden
             return _train_shard_locked(config, plan, n_runs, Path(shard), task, device,
                                        _StopFile(stop_file), memory_format)
     except LandscapeError as exc:
-        return _WorkerError("ConfigError" if isinstance(exc, ConfigError) else "RecordError",
-                            str(exc))
+        if isinstance(exc, ConfigError):  # its fields marked, for the driver to name as flags
+            return _WorkerError("ConfigError", exc.message)
+        return _WorkerError("RecordError", str(exc))
+
+
+def check_room_here(config: RecordConfig, task: Task, plan: RunPlan, layout, shard: Path,
+                    device: torch.device) -> None:
+    """The driver checked memory and disk on its own machine; a worker has its own GPU (or
+    RAM) and may see another disk: one clear line when this one lacks room for the run."""
+    try:
+        check_run_resources(config, task, plan.model, layout, shard, device)
+    except ConfigError as exc:
+        raise ConfigError(f"the Ray worker on {socket.gethostname()} has no room for run "
+                          f"{plan.run_id}: {exc.message}", field=exc.field) from None
 
 
 def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard: Path,
@@ -295,6 +308,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         layout = run_layouts(config, [plan], task.example_input())[0]
         if memory_format is not None:  # None: a run of a record made before the choice
             layout = with_memory_formats([layout], [plan], {plan.model: memory_format})[0]
+        check_room_here(config, task, plan, layout, shard, device)
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],
                                      versions=versions())
