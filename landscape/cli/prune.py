@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from landscape.cli._figures import check_figure_path, save_figure
 from landscape.cli._types import CommaList, flatten
 from landscape.cli.common import echo_table, user_errors
 from landscape.plot.prune import plot_filters, plot_prune
@@ -22,7 +23,7 @@ DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
 @click.option("--layer", required=True,
               help="The conv or linear weight to prune, e.g. conv3, fc1 or "
                    "features.conv3.weight.")
-@click.option("--fractions", type=CommaList(float), default=DEFAULT_PERCENTS,
+@click.option("--fractions", type=CommaList(float, unique=True), default=DEFAULT_PERCENTS,
               show_default=True, help="Percentages of the layer's groups to zero.")
 @click.option("--filters", "filters_layer", default=None,
               help="Also draw this conv layer's filters, Γ's support framed (e.g. conv1).")
@@ -37,8 +38,10 @@ def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | N
 
     Needs the run's final weights in the record (landscape record --save-weights-at final).
     """
-    results = [prune_run(record_path, run, layer, fractions, device=device)
-               for run in flatten(runs)]
+    runs = flatten(runs, unique="--run")
+    out = out or record_path.with_name(f"{record_path.stem}-prune-{layer}.png")
+    check_figure_path(out)
+    results = [prune_run(record_path, run, layer, fractions, device=device) for run in runs]
     for result in results:
         by = "Γ, then |W|" if result.criterion == BY_GAMMA else "|W|"
         support = (f"; Γ's support: {result.support} of {result.groups} {result.group_kind}"
@@ -49,12 +52,12 @@ def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | N
         echo_table([[f"{r.percent:g}%", str(r.zeroed), f"{100 * r.accuracy:.2f}",
                      f"{r.loss:.4f}"] for r in result.rows],
                    ["zeroed", result.group_kind, "held-out acc %", "held-out loss"])
-    out = out or record_path.with_name(f"{record_path.stem}-prune-{layer}.png")
-    plot_prune(results).savefig(out, dpi=120)
+    save_figure(plot_prune(results), out, dpi=120)
     click.echo(f"Wrote {out}")
     if filters_layer:
-        for run in flatten(runs):
+        for run in runs:
             parameter, weight, support = filters_and_support(record_path, run, filters_layer)
             path = record_path.with_name(f"{record_path.stem}-filters-{run}-{filters_layer}.png")
-            plot_filters(weight, support, layer=f"{run}: {parameter}").savefig(path, dpi=120)
+            save_figure(plot_filters(weight, support, layer=f"{run}: {parameter}"), path,
+                        dpi=120)
             click.echo(f"Wrote {path}")

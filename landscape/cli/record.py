@@ -333,7 +333,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             if options.get("seed") is None:
                 values["seeds"] = value
         elif name == "save_weights_at":
-            steps = flatten(value)
+            steps = flatten(value, unique="--save-weights-at")
             values["save_final_weights"] = "final" in steps
             values["save_weights_at"] = tuple(_weight_step(s) for s in steps if s != "final")
         elif name == "no_taps":

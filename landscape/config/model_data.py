@@ -6,9 +6,13 @@ from dataclasses import dataclass
 
 from landscape.errors import ConfigError, field_ref as ref
 from landscape.models import check_model_name
+from landscape.models._width import width_problem
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+# A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
+# every batch's padded copy exhaust memory.
+MAX_CROP_PADDING = 32
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,9 @@ class ModelConfig:
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"a model is listed twice: {', '.join(self.models)}",
                               field="model.models")
-        if self.width <= 0:
-            raise ConfigError(f"{ref('model.width')} must be positive, got {self.width}")
+        problem = width_problem(self.width)
+        if problem is not None:
+            raise ConfigError(f"{ref('model.width')} {problem}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"{ref('model.dropout')} must be in [0, 1), got {self.dropout}")
 
@@ -76,9 +81,9 @@ class DataConfig:
         if self.subset is not None and self.subset < 1:
             raise ConfigError(
                 f"{ref('data.subset')} must be a positive number of images, got {self.subset}")
-        if self.crop_padding < 0:
-            raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}",
-                              field="data.crop_padding")
+        if not 0 <= self.crop_padding <= MAX_CROP_PADDING:
+            raise ConfigError(f"{ref('data.crop_padding')} must be from 0 to "
+                              f"{MAX_CROP_PADDING} pixels, got {self.crop_padding}")
         if not 0 <= self.erase_prob <= 1:
             raise ConfigError(f"{ref('data.erase_prob')} must be in [0, 1], got {self.erase_prob}")
         if self.val_split is not None and not 0 < self.val_split < 1:

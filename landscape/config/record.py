@@ -39,6 +39,10 @@ _FLAT_KEYS: dict[str, str | None] = {
 }
 # The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
+# The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
+# 2**32 - 1, torch's and HDF5's int64 attributes at 2**63 - 1), and it is far more seeds than a
+# study needs (docs/errors.md).
+MAX_SEED = 2**32 - 1
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
 
@@ -136,6 +140,9 @@ class RecordConfig:
                               f"{', '.join(map(str, self.seeds))}")
         if any(not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ConfigError(f"{ref('seeds')} must be whole numbers >= 0, got {self.seeds}")
+        if any(s > MAX_SEED for s in self.seeds):
+            raise ConfigError(f"{ref('seeds')} must be at most {MAX_SEED:,} (2**32 - 1), got "
+                              f"{max(self.seeds)}")
         self.model.validate()
         self.optim.validate()
         self.data.validate()

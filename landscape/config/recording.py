@@ -126,8 +126,11 @@ class RecordingConfig:
                               field="recording.taps")
         for name in ("flush_seconds", "checkpoint_seconds"):
             value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"{ref('recording.' + name)} must be positive, got {value}")
+            # nan and inf would switch flushing or checkpoints off without a word: a kill
+            # would then lose every step.
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{ref('recording.' + name)} must be positive and finite "
+                                  f"(seconds), got {value}")
         self.probe.validate()
         if self.save_weights_every < 0:
             raise ConfigError(f"{ref('recording.save_weights_every')} must be >= 0 (0: never), "
@@ -135,6 +138,9 @@ class RecordingConfig:
         if any(step < 0 for step in self.save_weights_at):
             raise ConfigError(f"{ref('recording.save_weights_at')} takes step numbers >= 0 "
                               f"(or final), got {', '.join(map(str, self.save_weights_at))}")
+        if len(set(self.save_weights_at)) != len(self.save_weights_at):
+            raise ConfigError(f"a step is listed twice in {ref('recording.save_weights_at')}: "
+                              f"{', '.join(map(str, self.save_weights_at))}")
         self.hessian.validate()
         for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
                                     ("activation", self.activation_every,

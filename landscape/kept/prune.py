@@ -30,6 +30,7 @@ from landscape.errors import ConfigError, RecordError
 from landscape.optim import group_norms, resolve_sparse_layers
 from landscape.kept.models import load_model
 from landscape.store import open_record
+from landscape.sweep.plans import resolve_device
 from landscape.training.tasks import make_task
 
 BY_GAMMA = "gamma"  # the weakest groups by |Γ| (DessiLBI runs), ties by |W|
@@ -108,6 +109,10 @@ def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[floa
     for p in percents:
         if not 0 <= p <= 100:
             raise ConfigError(f"--fractions are percentages in [0, 100], got {p:g}")
+    device = str(resolve_device(device))  # one line for a device this machine lacks
+    if len(set(percents)) != len(percents):
+        raise ConfigError(f"a percentage is listed twice in --fractions: "
+                          f"{', '.join(f'{p:g}' for p in percents)}")
     record = open_record(path)
     if run_id not in record.runs:
         raise RecordError(f"{path} has no run {run_id!r}; its runs: {', '.join(record.runs)}")

@@ -12,7 +12,7 @@
 Every public name is re-exported here; import from `landscape.store`.
 """
 
-from landscape.store._hdf5 import write_error_reason
+from landscape.store._hdf5 import check_replaceable, write_error_reason
 from landscape.store.read import (
     ActivationData,
     EvalData,
@@ -63,7 +63,7 @@ __all__ = [
     "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",
     "ics_columns", "probe_columns", "step_columns", "tap_columns", "weight_columns",
     "surface_columns", "surface_path", "SurfaceWriter", "SurfaceData",
-    "RecordWriter", "RunWriter", "Table", "write_error_reason",
+    "RecordWriter", "RunWriter", "Table", "write_error_reason", "check_replaceable",
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",

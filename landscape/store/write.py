@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
-                                   write_error_reason)
+from landscape.store._hdf5 import (check_replaceable, decode_attr, open_for_reading,
+                                   read_string, read_table, write_error_reason)
 from landscape.store.schema import (
     gradient_probe_distance,
     CHUNK_BYTES,
@@ -201,6 +201,7 @@ class RecordWriter:
         path = Path(path)
         if path.exists() and not overwrite:
             raise RecordError(f"{path} already exists; pass --overwrite to replace it")
+        check_replaceable(path)
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
         building = _building_path(path)

@@ -19,7 +19,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from landscape.config import RecordConfig
+from landscape.config import MAX_SEED, RecordConfig
 from landscape.data import BatchStream, eval_batches
 from landscape.errors import ConfigError, RecordError
 from landscape.kept.models import load_model
@@ -73,6 +73,9 @@ class SurfaceOptions:
                               "step's own batch")
         if self.images is not None and self.images < 1:
             raise ConfigError(f"--images must be at least 1, got {self.images}")
+        if not 0 <= self.seed <= MAX_SEED:  # the bound of a record's seeds
+            raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED:,}, got "
+                              f"{self.seed}")
 
     @property
     def default_name(self) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
-from landscape.store import RecordWriter, open_record
+from landscape.store import RecordWriter, check_replaceable, open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import memory_formats, recorded_memory_formats, with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
@@ -73,12 +73,17 @@ def record(
     check_sweep_resources(config, task, layouts, out)
     if out.exists() and not overwrite:  # said before a cluster is joined for nothing
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
-    with writer_lock(out), executor.session(out, new=True):  # one writer per record
-        checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
-        with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
-                                 runs=layouts, versions=versions(), overwrite=overwrite) as writer:
-            return executor.run(Sweep(config, plans, len(plans), task, writer, out, formats,
-                                      should_stop))
+    with writer_lock(out):  # one writer per record
+        # Under the lock, where a record being written is seen as one, and before anything
+        # beside `out` (checkpoint, shards) is removed: --overwrite replaces records only.
+        check_replaceable(out)
+        with executor.session(out, new=True):
+            checkpoint_path(out).unlink(missing_ok=True)  # a stale one: another record's
+            with RecordWriter.create(out, config=config.to_dict(),
+                                     data=task.identity.to_dict(), runs=layouts,
+                                     versions=versions(), overwrite=overwrite) as writer:
+                return executor.run(Sweep(config, plans, len(plans), task, writer, out,
+                                          formats, should_stop))
 
 
 def resume(

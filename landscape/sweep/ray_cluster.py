@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -62,12 +63,14 @@ class RayOptions:
         return 1.0 if config.device.startswith("cuda") else 0.0
 
     def validate(self, config: RecordConfig) -> None:
-        if not self.cpus(config) > 0:
-            raise ConfigError(f"--cpus-per-run must be positive, got {self.cpus(config):g}")
+        # Finite first: inf passes "> 0" and then fails int() far from here; nan passes all.
+        cpus = self.cpus(config)
+        if not (math.isfinite(cpus) and cpus > 0):
+            raise ConfigError(f"--cpus-per-run must be positive, got {cpus:g}")
         if self.threads() < 1:
             raise ConfigError(f"--threads-per-run must be at least 1, got {self.threads()}")
         gpus = self.gpus(config)
-        if gpus < 0:
+        if not (math.isfinite(gpus) and gpus >= 0):
             raise ConfigError(f"--gpus-per-run must be >= 0, got {gpus:g}")
         if gpus > 1 and gpus != int(gpus):
             raise ConfigError(f"--gpus-per-run above 1 must be a whole number of GPUs, got "

@@ -61,14 +61,23 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
         # weights_only: a checkpoint holds tensors, numbers and strings, nothing to execute.
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise RecordError(f"the checkpoint {path} is damaged ({exc}); delete it to restart "
-                          f"the unfinished run from its beginning") from exc
-    return Checkpoint(
-        run_id=payload["run_id"],
-        loop=LoopState(**payload["loop"]),
-        model=payload["model"],
-        optimizer=payload["optimizer"],
-        rng_cpu=payload["rng_cpu"],
-        rng_cuda=payload["rng_cuda"],
-        stream=payload["stream"],
-    )
+        # Not torch's message: it runs to many lines and advises weights_only=False, which is
+        # the wrong advice for a file that may have been tampered with.
+        raise _damaged(path, f"torch cannot read it as tensors ({type(exc).__name__})") from exc
+    try:
+        return Checkpoint(
+            run_id=payload["run_id"],
+            loop=LoopState(**payload["loop"]),
+            model=payload["model"],
+            optimizer=payload["optimizer"],
+            rng_cpu=payload["rng_cpu"],
+            rng_cuda=payload["rng_cuda"],
+            stream=payload["stream"],
+        )
+    except (KeyError, TypeError) as exc:  # readable, but not what save_checkpoint writes
+        raise _damaged(path, "it does not hold a landscape checkpoint") from exc
+
+
+def _damaged(path: Path, why: str) -> RecordError:
+    return RecordError(f"the checkpoint {path} is damaged or was not written by landscape "
+                       f"({why}); delete it to restart the unfinished run from its beginning")
