@@ -60,9 +60,11 @@ def pop_executor(ctx: click.Context, options: dict):
             raise ConfigError(f"{flag} applies to --executor ray")
         return None
     import_ray()  # a missing Ray is said before anything else happens
-    return RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
-                      gpus_per_run=values["gpus_per_run"],
-                      threads_per_run=values["threads_per_run"])
+    options = RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
+                         gpus_per_run=values["gpus_per_run"],
+                         threads_per_run=values["threads_per_run"])
+    options.check_threads()  # before the line that names the count
+    return options
 
 
 class RayProgress:

@@ -22,6 +22,7 @@ from landscape.errors import ConfigError, RecordError
 from landscape.version import __version__
 
 INSTALL_HINT = "pip install bn-landscape[ray]"
+MAX_THREADS = 1024  # torch threads per run
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class RayOptions:
             return self.threads_per_run
         return torch.get_num_threads()  # what the local executor's runs use in this process
 
+    def check_threads(self) -> None:
+        if self.threads() < 1:
+            raise ConfigError(f"--threads-per-run must be at least 1, got {self.threads()}")
+        if self.threads() > MAX_THREADS:  # torch would try to start them all
+            raise ConfigError(f"--threads-per-run {self.threads():,} is more than "
+                              f"{MAX_THREADS:,}, the most threads a run uses")
+
     def cpus(self, config: RecordConfig) -> float:
         if self.cpus_per_run is not None:
             return self.cpus_per_run
@@ -63,12 +71,11 @@ class RayOptions:
         return 1.0 if config.device.startswith("cuda") else 0.0
 
     def validate(self, config: RecordConfig) -> None:
+        self.check_threads()
         # Finite first: inf passes "> 0" and then fails int() far from here; nan passes all.
         cpus = self.cpus(config)
         if not (math.isfinite(cpus) and cpus > 0):
             raise ConfigError(f"--cpus-per-run must be positive, got {cpus:g}")
-        if self.threads() < 1:
-            raise ConfigError(f"--threads-per-run must be at least 1, got {self.threads()}")
         gpus = self.gpus(config)
         if not (math.isfinite(gpus) and gpus >= 0):
             raise ConfigError(f"--gpus-per-run must be >= 0, got {gpus:g}")
