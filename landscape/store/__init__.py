@@ -55,7 +55,7 @@ from landscape.store.schema import (
 )
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
-from landscape.store.shards import shards_in_progress
+from landscape.store.shards import run_into_shard, shards_in_progress
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -67,5 +67,6 @@ __all__ = [
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
-    "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
+    "copy_shard_into", "empty_run", "run_into_shard", "shard_folder", "shard_path",
+    "shards_in_progress",
 ]

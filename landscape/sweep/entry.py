@@ -114,7 +114,7 @@ def resume(
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
         formats = recorded_memory_formats(rec, plans)
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
-            saved = executor.continue_runs(writer, plans, path)
+            plans, saved = executor.continue_runs(writer, plans, path)
             writer.start_appending()
             return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
                                       formats, should_stop, resume_from=saved))

@@ -40,6 +40,7 @@ from landscape.store import (
     copy_shard_into,
     empty_run,
     open_record,
+    run_into_shard,
     shard_folder,
     shard_path,
 )
@@ -97,12 +98,21 @@ class RayExecutor:
                 check_workers_see(self._ray, folder)
             yield
 
-    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan],
-                      path: Path) -> Checkpoint | None:
+    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan], path: Path
+                      ) -> tuple[list[RunPlan], dict[str, Checkpoint]]:
+        """Every unfinished run is emptied in the record: its shard is copied in when it
+        finishes. The run the local executor had in progress (the record's checkpoint)
+        becomes a shard with its rows up to that checkpoint, and the checkpoint its shard's,
+        so that its task continues it."""
+        saved = load_checkpoint(checkpoint_path(path))
         for plan in plans:
+            if saved is not None and saved.run_id == plan.run_id:
+                shard = shard_path(path, plan.run_id)
+                run_into_shard(writer, plan.run_id, shard, saved.loop.next_step)
+                os.replace(checkpoint_path(path), checkpoint_path(shard))
             empty_run(writer, plan.run_id)  # its shard is copied in again when it finishes
-        checkpoint_path(path).unlink(missing_ok=True)  # the local executor's, if any
-        return None
+        checkpoint_path(path).unlink(missing_ok=True)  # another record's, if any left
+        return plans, {}
 
     def run(self, sweep: Sweep) -> list[RunResult]:
         return _run_tasks(self._ray, sweep.config, sweep.plans, sweep.n_runs, sweep.task,
