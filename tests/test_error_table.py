@@ -18,8 +18,9 @@ from conftest import TINY, huge_array_pickle, write_cifar_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
-            "info", "`landscape plot`": "plot", "`landscape summary`": "summary",
-            "`landscape surface`": "surface", "`landscape prune`": "prune"}
+            "info", "`landscape plot`": "plot", "`landscape report`": "report",
+            "`landscape summary`": "summary", "`landscape surface`": "surface",
+            "`landscape prune`": "prune", "`landscape export`": "export"}
 
 
 def table_rows():
@@ -55,7 +56,7 @@ def places(tmp_path_factory, embedded):
     assert result.exit_code == 0, result.output
     weights_record = root / "weights.h5"
     result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
-                                       "--max-steps", "2", "--save-weights-at", "0,1,final",
+                                       "--max-steps", "2", "--save-weights-at", "0,1,end",
                                        "-o", str(weights_record)])
     assert result.exit_code == 0, result.output
     truncated_record = root / "truncated.h5"

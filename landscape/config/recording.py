@@ -101,6 +101,9 @@ class RecordingConfig:
     checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
     # Top eigenvalues, trace and spectral density of the Hessian (landscape.probes.hessian).
     hessian: HessianConfig = field(default_factory=HessianConfig)
+    # Keep the weights at every evaluation that improves the validation accuracy (needs a
+    # validation split): the last of them are the best (`--step best` of surface and prune).
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
@@ -112,7 +115,8 @@ class RecordingConfig:
 
     @property
     def saves_weights(self) -> bool:
-        return bool(self.save_weights_every or self.save_weights_at or self.save_final_weights)
+        return bool(self.save_weights_every or self.save_weights_at or self.save_final_weights
+                    or self.keep_best)
 
     def validate(self) -> None:
         if self.tap_every < 1:

@@ -14,7 +14,9 @@ and turned into plain data with the pure functions of `analyses`, one module per
 - `curvature`: the Hessian probe's λ_max and trace per run (with 2/η and the paper's β), and
   its spectral densities per model;
 - `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
-- `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
+- `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text;
+- `study`: the sections of `landscape report`'s page (what was run, verdicts, accuracy, runs,
+  warnings) as tables of cells that carry their numbers.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
 carries the run's status and divergence step so that a figure can mark them.
@@ -62,6 +64,7 @@ from landscape.report.layers import (
 from landscape.report.paper import (EtaRange, PaperData, direction_text, eta_range, paper_data,
                                     probe_bands, probe_direction)
 from landscape.report.surfaces import SurfacePanel, surface_groups
+from landscape.report.study import Cell, Facts, Notes, Section, StudyReport, Table, study_report
 from landscape.report.runs import (
     LoadedRun,
     full_batch,
@@ -85,4 +88,5 @@ __all__ = [
     "HESSIAN_METRICS", "ModelDensity", "RunHessian", "hessian_data", "hessian_densities",
     "run_hessian",
     "SurfacePanel", "surface_groups",
+    "Cell", "Facts", "Notes", "Section", "StudyReport", "Table", "study_report",
 ]

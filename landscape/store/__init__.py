@@ -8,6 +8,11 @@
   dead writer's status flags).
 - `lock`: one writer per record (`writer_lock`), which readers consult before they clear a
   dead writer's flags.
+- `_format`: the HDF5 file-format version, chunks and compression records are written with.
+- `sizes`: how much of the file each kind of table takes.
+- `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
+- `copies`: new record files and the copies writers make next to a record (room checked first).
+- `failed_writes`: the header repair that keeps a record openable after a failed write.
 
 Every public name is re-exported here; import from `landscape.store`.
 """
@@ -56,6 +61,7 @@ from landscape.store.schema import (
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import run_into_shard, shards_in_progress
+from landscape.store.sizes import PartSize, storage_sizes
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -68,5 +74,5 @@ __all__ = [
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
     "copy_shard_into", "empty_run", "run_into_shard", "shard_folder", "shard_path",
-    "shards_in_progress",
+    "shards_in_progress", "PartSize", "storage_sizes",
 ]

@@ -210,7 +210,7 @@ def check_not_truncated(path: Path) -> None:
     """
     with open(path, "rb") as f:
         head = f.read(48)
-    # Superblock versions 2 and 3 (what libver="latest" writes), without a user block:
+    # Superblock versions 2 and 3 (what libver v110 and later write), without a user block:
     # signature (8), version, offset size, length size, flags, base address (8),
     # extension address (8), end-of-file address (8), root object header address (8).
     if head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3) or head[9] != 8:

@@ -277,6 +277,14 @@ class Record:
                                                                "done")})
                 for name, surface in group.items()}
 
+    def to_pandas(self, table: str = TableKind.STEPS):
+        """One long pandas DataFrame of `table` ("steps", "eval", "probe", "ics", "hessian",
+        "hessian_density", "sparsity") over every run: run_id, model, lr, seed, step and every
+        column of the table (see `landscape.store.frames`; needs pandas)."""
+        from landscape.store.frames import record_frame  # pandas is optional
+
+        return record_frame(self, table)
+
     def tap(self, run_id: str, parameter: str) -> TapData:
         """The tapped gradient and weight-delta tensors of `parameter` in one run."""
         with open_for_reading(self.path) as file:
@@ -330,7 +338,7 @@ def _weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:
     group = _run_group(file, run_id, path)
     if TableKind.WEIGHTS not in group:
         raise RecordError(f"run {run_id!r} of {path} kept no weights; record it with "
-                          f"--save-weights-every N or --save-weights-at STEPS,final")
+                          f"--save-weights-every N or --save-weights-at STEPS,end")
     return group[TableKind.WEIGHTS]
 
 

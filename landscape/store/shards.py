@@ -19,6 +19,7 @@ import h5py
 
 from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
+from landscape.store.copies import create_file
 from landscape.store.read import RunInfo, open_record
 from landscape.store.write import RecordWriter, RunWriter, Table
 
@@ -96,7 +97,7 @@ def run_into_shard(writer: RecordWriter, run_id: str, shard: str | os.PathLike,
     shard = Path(shard)
     building = shard.with_name(shard.name + ".creating")
     source = writer._file  # the store's own writer: its file is ours to reach
-    with h5py.File(building, "w", libver="latest") as file:
+    with create_file(building) as file:
         for key, value in source.attrs.items():
             file.attrs[key] = value
         file.attrs["run_ids"] = json.dumps([run_id])

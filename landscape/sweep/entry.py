@@ -21,7 +21,8 @@ from landscape.sweep.formats import memory_formats, recorded_memory_formats, wit
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
 from landscape.store.lock import writer_lock
-from landscape.sweep.plans import RunResult, check_resume_compatible, check_weight_steps
+from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
+from landscape.sweep.plans import check_weight_steps
 from landscape.sweep.plans import plan_runs, run_layouts, versions
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
@@ -68,6 +69,7 @@ def record(
     plans = plan_runs(config)
     check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
+    check_init_from(config)
     formats = memory_formats(config, task, device)  # after the checks: they fail fast
     layouts = with_memory_formats(layouts, plans, formats)
     check_sweep_resources(config, task, layouts, out)

@@ -19,6 +19,7 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError, RecordError
+from landscape.store.side_files import create_new
 from landscape.version import __version__
 
 INSTALL_HINT = "pip install bn-landscape[ray]"
@@ -181,4 +182,5 @@ def check_workers_see(ray, folder: Path) -> None:
 
 
 def _write_probe(probe: Path, token: str) -> None:
-    probe.write_text(token)
+    with os.fdopen(create_new(probe, "the shared-folder probe"), "w") as file:
+        file.write(token)

@@ -16,6 +16,7 @@ import torch
 
 from landscape.errors import RecordError
 from landscape.training.contracts import LoopState
+from landscape.store.side_files import create_new
 
 
 def checkpoint_path(record_path: str | os.PathLike) -> Path:
@@ -45,8 +46,11 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "rng_cuda": checkpoint.rng_cuda,
         "stream": checkpoint.stream,
     }
+    # Made new (never through a link planted at its name: see landscape.store.side_files).
+    fd = create_new(tmp, "the checkpoint's temporary file")
     try:
-        torch.save(payload, tmp)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(payload, file)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
