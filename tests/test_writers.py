@@ -18,7 +18,7 @@ import landscape
 from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.store import RecordWriter
-from landscape.sweep.lock import lock_path
+from landscape.store.lock import lock_path
 
 RECORD = ["--dataset", "mnist", "--model", "lenet5", "--lrs", "0.01", "--batch-size", "16",
           "--max-steps", "6", "--device", "cpu", "--save-weights-at", "0,3"]
