@@ -197,7 +197,7 @@ def verdict_cells(v: PairVerdict) -> Table:
         rows.append((Cell(texts[0]), *_ratio_cells(row.per_step, texts[1:4]),
                      *_ratio_cells(row.matched, texts[4:7])))
     head = verdict_head(v)
-    return Table(verdict_columns(), tuple(rows), caption=head[0], intro=tuple(head[1:]))
+    return Table(verdict_columns(len(v.seeds)), tuple(rows), caption=head[0], intro=tuple(head[1:]))
 
 
 def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str) -> Section:
