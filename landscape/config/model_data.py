@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import check_model_name
+from landscape.models import MODELS, check_model_name
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+NORM_PLACEMENTS = ("all", "conv")
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,10 @@ class ModelConfig:
     models: tuple[str, ...] = ("vgg", "vgg_bn")
     width: float = 1.0  # channel-width multiplier of the models (1: as published)
     dropout: float | None = None  # None: the model's own default
+    # Where a normalized model normalizes: "all" (conv and hidden linear layers, vgg_bn's
+    # default, the reports' strategy 2) or "conv" (conv layers only, strategy 1); None: the
+    # model's default. Models without hidden linear layers have no such option.
+    norm_placement: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -34,6 +39,14 @@ class ModelConfig:
             raise ConfigError(f"{ref('model.width')} must be positive, got {self.width}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"{ref('model.dropout')} must be in [0, 1), got {self.dropout}")
+        if self.norm_placement is not None:
+            if self.norm_placement not in NORM_PLACEMENTS:
+                raise ConfigError(f"unknown {ref('model.norm_placement')} "
+                                  f"{self.norm_placement!r}; valid: {', '.join(NORM_PLACEMENTS)}")
+            plain = [m for m in self.models if MODELS[m].norm is None]
+            if plain:
+                raise ConfigError(f"{ref('model.norm_placement')} places a normalization; model "
+                                  f"{plain[0]!r} has none (use e.g. {plain[0]}_bn)")
 
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
@@ -41,6 +54,9 @@ class ModelConfig:
         options = {} if self.width == 1.0 else {"width": self.width}
         if self.dropout is not None:
             options["dropout"] = self.dropout
+        for name in ("norm_placement",):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
         return options
 
 
