@@ -16,6 +16,7 @@ from landscape.cli._hessian import hessian_config, hessian_options
 from landscape.cli._executor import executor_options, pop_executor, record_with_ray
 from landscape.cli._executor import resume_with_ray
 from landscape.cli._types import CommaList, flatten
+from landscape.cli._vary import VARY_HELP, parse_vary
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
 from landscape.errors import ConfigError
@@ -212,6 +213,7 @@ _DEFAULT = RecordConfig()
               show_default=True,
               help="Checkpoint the run in progress (for --resume) at least this often.")
 @hessian_options
+@click.option("--vary", multiple=True, metavar="NAME=V1,V2", help=VARY_HELP)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -240,8 +242,10 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
+    axes = "".join(f" x {len(a.values)} {a.name}" for a in config.axes)
     click.echo(f"Device: {config.device}. {len(plans)} runs "
-               f"({', '.join(config.model.models)} x {len(config.optim.lrs)} learning rates), "
+               f"({', '.join(config.model.models)} x {len(config.optim.lrs)} learning rates"
+               f"{axes} x {len(config.seeds)} seeds), "
                f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
                err=True)
     with graceful_stop() as should_stop:
@@ -350,6 +354,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values["allow_tf32"] = value
         elif name == "device":
             pass  # resolved below, always
+        elif name == "vary":
+            if value:  # a preset's axis of the same name is replaced, the others kept
+                values["axes"] = {**_axes_dict(values.get("axes")), **parse_vary(value)}
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
         elif name == "lr_milestones":
@@ -364,6 +371,13 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     values["probe"] = _probe_config(values["probe"], probe_changes)
     values["hessian"] = hessian_config(values["hessian"], hessian_changes)
     return RecordConfig(**values)
+
+
+def _axes_dict(axes) -> dict:
+    """Axes as {name: values}, from a configuration's Axis tuple or a preset's mapping."""
+    if not axes:
+        return {}
+    return dict(axes) if isinstance(axes, dict) else {a.name: a.values for a in axes}
 
 
 def _probe_config(base: ProbeConfig, changes: dict) -> ProbeConfig:

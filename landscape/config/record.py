@@ -3,6 +3,7 @@ record stores as JSON (`to_dict`, `from_dict`)."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -276,6 +277,19 @@ class RecordConfig:
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.optim.total_steps(steps_per_epoch)
+
+
+def flat_field_type(key: str) -> Any:
+    """The type of the flat configuration key `key` (e.g. int | None for "epochs"), for
+    parsing text into it (the command line's --vary); KeyError for an unknown key."""
+    part = _FLAT_KEYS[key]
+    cls = RecordConfig if part is None else _PARTS[part]
+    return typing.get_type_hints(cls)[key]
+
+
+def flat_keys() -> tuple[str, ...]:
+    """The flat configuration keys, in the record's order."""
+    return tuple(_FLAT_KEYS)
 
 
 def total_steps(config: RecordConfig, steps_per_epoch: int) -> int:

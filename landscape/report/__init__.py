@@ -1,6 +1,6 @@
 """From records to the numbers the figures and the comparison table show (no plotting, no files).
 
-Runs are loaded from one or more records (run ids must be unique across them), grouped by model,
+Runs are loaded from one or more records (clashing run ids are qualified by record), grouped by model,
 and turned into plain data with the pure functions of `analyses`, one module per figure family:
 
 - `runs`: loading, grouping by model, notes on runs that did not finish, record differences;
@@ -14,7 +14,11 @@ and turned into plain data with the pure functions of `analyses`, one module per
 - `curvature`: the Hessian probe's λ_max and trace per run (with 2/η and the paper's β), and
   its spectral densities per model;
 - `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
-- `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text.
+- `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text;
+- `factors`: runs split into cells by the levels of their axes (records with `--vary`, or
+  records combined), the verdict within each cell and where it changes between levels;
+- `ablation`: one row per run group (accuracy, time, losses, landscape metrics with intervals
+  over seeds) as dicts, a numpy structured array or a pandas DataFrame.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
 carries the run's status and divergence step so that a figure can mark them.
@@ -34,6 +38,10 @@ from landscape.report.compare import (
     verdict,
 )
 from landscape.report.verdicts import MetricVerdict, PairVerdict
+from landscape.report.ablation import (LANDSCAPE_METRICS, RUN_VALUES, ablation_array,
+                                       ablation_frame, ablation_rows, ablation_text)
+from landscape.report.factors import (Cell, LevelVerdict, axes_text, cells, factor_summary,
+                                      level_verdicts, report_axes, verdict_changes)
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -85,4 +93,7 @@ __all__ = [
     "HESSIAN_METRICS", "ModelDensity", "RunHessian", "hessian_data", "hessian_densities",
     "run_hessian",
     "SurfacePanel", "surface_groups",
+    "LANDSCAPE_METRICS", "RUN_VALUES", "ablation_array", "ablation_frame", "ablation_rows",
+    "ablation_text", "Cell", "LevelVerdict", "axes_text", "cells", "factor_summary",
+    "level_verdicts", "report_axes", "verdict_changes",
 ]

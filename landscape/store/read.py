@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +27,7 @@ from landscape.store.schema import (
     TableKind,
     eval_columns,
     v1_stop_reason,
+    v3_run_config,
 )
 
 
@@ -47,6 +48,11 @@ class RunInfo:
     # Why the run stopped once finished: "planned" (every planned step), "early_stop" (the
     # validation loss stopped improving) or "diverged"; None while it has not finished.
     stop_reason: str | None = None
+    # The levels of the record's axes this run was trained at (axis -> value, in the axes'
+    # order; empty without axes) and its full effective configuration (the flat dict of
+    # RecordConfig.to_dict: the record's, with the run's model, lr and levels).
+    factors: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -346,14 +352,15 @@ def open_record(path: str | os.PathLike) -> Record:
     with open_for_reading(path) as file:
         schema = int(file.attrs["schema_version"])
         runs = {}
+        config = json.loads(file.attrs["config"])
         for run_id in json.loads(file.attrs["run_ids"]):
-            runs[run_id] = _read_run_info(_run_group(file, run_id, path))
+            runs[run_id] = _read_run_info(_run_group(file, run_id, path), config)
         return Record(
             path=path,
             schema_version=schema,
             created=str(file.attrs["created"]),
             versions=json.loads(file.attrs["versions"]),
-            config=json.loads(file.attrs["config"]),
+            config=config,
             data=json.loads(file.attrs["data"]),
             runs=runs,
         )
@@ -376,8 +383,10 @@ def _read_eval(group: h5py.Group) -> dict[str, np.ndarray]:
     return table
 
 
-def _read_run_info(group: h5py.Group) -> RunInfo:
+def _read_run_info(group: h5py.Group, record_config: Mapping[str, Any]) -> RunInfo:
     attrs = {k: decode_attr(v) for k, v in group.attrs.items()}
+    # Version 4 added the levels and the effective configuration; older runs had neither axes
+    # nor a configuration of their own (read as measured: the record's).
     diverged = int(group["diverged_step"][()])
     status = read_string(group["status"])
     # Version 1 had no stop_reason; a record is upgraded only when resumed.
@@ -395,4 +404,7 @@ def _read_run_info(group: h5py.Group) -> RunInfo:
         probed=TableKind.PROBE in group,
         attrs=attrs,
         stop_reason=stop_reason or None,
+        factors=attrs.get("factors", {}),
+        config=attrs.get("config") or v3_run_config(record_config, attrs["model"],
+                                                     float(attrs["lr"])),
     )
