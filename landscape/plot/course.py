@@ -41,8 +41,10 @@ def _model_label(series: ModelSeries, models: Sequence[str]) -> str:
         extra.append(f"{series.n_diverged} diverged")
     if series.n_incomplete:
         extra.append(f"{series.n_incomplete} incomplete")
+    unique = tuple(dict.fromkeys(series.lrs))  # several seeds: runs share their lr
     runs = f"1 run (lr {series.lrs[0]:g}): no band" if _single_run(series) else \
-        _lrs_text(series.lrs)
+        _lrs_text(series.lrs) if len(unique) == len(series.lrs) else \
+        f"{len(series.lrs)} runs (seeds), {_lrs_text(unique)}"
     return f"{model_name(series.model, models)}, {runs}" + \
         (f", {', '.join(extra)}" if extra else "")
 

@@ -100,6 +100,8 @@ def plot_paper_facets(cells_data: Sequence[tuple[Cell, object]], *,
             legend = ax.get_legend()
             if legend is not None:
                 legend.remove()
+    for column in zip(*grid):  # each quantity on one y range down the rows
+        _share_y(column)
     if rows:
         fig.suptitle(f"Paper's measurement per level, lr = {lr:g}: loss band, gradient "
                      f"predictiveness and effective β (median over seeds)", fontsize=11)
