@@ -172,9 +172,9 @@ class RecordConfig:
                                   f"{other[0]!r} learns {MODELS[other[0]].task}")
 
     def _check_axes(self) -> None:
-        """Which models each axis applies to (an axis no value of which a model accepts does
-        not: its runs keep the record's value), and every run's configuration valid, with
-        distinct run ids."""
+        """Which models each axis applies to, and every run's configuration valid, with
+        distinct run ids. An axis no value of which a model accepts (with the other fields at
+        the record's values) does not apply to it: its runs keep the record's value."""
         scope = {}
         for axis in self.axes:
             errors = {m: [_refusal(self, m, {axis.name: v}) for v in axis.values]
@@ -184,12 +184,7 @@ class RecordConfig:
                 first = next(e for errs in errors.values() for e in errs if e)
                 raise ConfigError(f"no model takes --vary {axis.name}: {first.message}",
                                   field=first.field)
-            for m in applies:
-                for value, error in zip(axis.values, errors[m]):
-                    if error is not None:
-                        raise ConfigError(f"{axis.name}={format_value(value)} for model {m}: "
-                                          f"{error.message}", field=error.field)
-            scope[axis.name] = applies
+            scope[axis.name] = applies  # a value refused here may suit other axes' levels
         object.__setattr__(self, "_axis_scope", scope)
         for model in self.model.models:
             for factors in self.model_levels(model):
