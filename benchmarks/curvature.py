@@ -2,7 +2,7 @@
 
 Part "hessian" (`--part surface` runs benchmarks/curvature_surfaces.py, the loss-surface
 instrument against loss-landscapes; `--part all`, the default, both):
-`landscape.curvature` (the Hessian probe's Lanczos and Hutchinson) against PyHessian
+`landscape.probes.curvature` (the Hessian probe's Lanczos and Hutchinson) against PyHessian
 (Yao et al. 2020, `pip install pyhessian`, its `hessian` class on a single batch), for each model
 (default: vgg_light and vgg_light_bn), on one batch of embedded CIFAR-10 images after a short
 SGD warm start (so that the spectrum is not that of the initialization):
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.curvature import HessianOperator, hutchinson, lanczos, rademacher
+from landscape.probes.curvature import HessianOperator, hutchinson, lanczos, rademacher
 from landscape.data import load_embedded
 from landscape.models import build_model
 
@@ -226,7 +226,7 @@ def hessian_part(args) -> None:
 
 
 def print_hessian_table(rows, args) -> None:
-    print(f"Hessian: landscape.curvature vs PyHessian {pyhessian_version()}; device "
+    print(f"Hessian: landscape.probes.curvature vs PyHessian {pyhessian_version()}; device "
           f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"batch {args.batch} embedded CIFAR-10 images, after {args.warm_steps} SGD steps; "
           f"BatchNorm in training mode in both; fastest of {args.repeats} timings")

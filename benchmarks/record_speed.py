@@ -30,7 +30,7 @@ same TF32 setting (`--tf32`, off by default) so that both compute the same thing
 default would run the plain loop's convolutions in TF32 on recent GPUs. cuDNN autotuning is left
 at torch's default (off) in the plain loop, as course code leaves it; record turns it on.
 
-Memory format: record trains in the format landscape.tuning measured to be faster on this
+Memory format: record trains in the format landscape.training.tuning measured to be faster on this
 machine (cached); the header says which, and `fwd+bwd` uses the same one.
 
 Two more modes (benchmarks/README.md):
@@ -76,13 +76,13 @@ from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, l
 from landscape.data import write_batches
 from landscape.data.images import pixels_sha256
 from landscape.models import build_model
-from landscape.precision import is_reduced
+from landscape.training.precision import is_reduced
 from landscape.store import RunStatus
-from landscape.formats import memory_formats
-from landscape.precision import numerics
+from landscape.sweep.formats import memory_formats
+from landscape.training.precision import numerics
 from landscape.sweep import record, resolve_device
-from landscape.tasks import make_task
-from landscape.tuning import FORMATS
+from landscape.training.tasks import make_task
+from landscape.training.tuning import FORMATS
 
 # record / plain images per second, at least: on a GPU record's on-device batches should beat
 # the course loop's per-image pipeline clearly; on a CPU both spend >90% in the same

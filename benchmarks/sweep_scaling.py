@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import landscape  # noqa: E402
 from landscape.config import RecordConfig  # noqa: E402
-from landscape.ray_sweep import RayOptions, record_on_ray  # noqa: E402
+from landscape.sweep import RayExecutor, RayOptions  # noqa: E402
 from landscape.sweep import record  # noqa: E402
 
 
@@ -81,8 +81,8 @@ def cpu_mode(steps: int, folder: Path) -> None:
     start = timed("ray: start a local Ray with 2 CPUs", lambda: ray.init(
         num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False))
     sweep_only = timed("ray: the sweep, --cpus-per-run 1 (1 torch thread per run)",
-                       lambda: record_on_ray(config, folder / "ray.h5",
-                                             options=RayOptions(cpus_per_run=1)))
+                       lambda: record(config, folder / "ray.h5",
+                                      executor=RayExecutor(RayOptions(cpus_per_run=1))))
     stop = timed("ray: shut Ray down", ray.shutdown)
     with_start = start + sweep_only + stop
     print(f"{'ray: all of it (what one local `--executor ray` costs)':<58} {with_start:8.1f} s")
@@ -124,9 +124,9 @@ def gpu_mode(steps: int, folder: Path) -> None:
                        lambda: record(config, folder / "gpu-local.h5"))
     ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     packed = timed("ray, 8 runs packed on one GPU (--gpus-per-run 0.125)",
-                   lambda: record_on_ray(config, folder / "gpu-ray.h5",
-                                         options=RayOptions(cpus_per_run=1,
-                                                            gpus_per_run=0.125)))
+                   lambda: record(config, folder / "gpu-ray.h5",
+                                  executor=RayExecutor(RayOptions(cpus_per_run=1,
+                                                                  gpus_per_run=0.125))))
     ray.shutdown()
     print(f"speed-up of packing (Ray's start and stop not included): "
           f"{one_by_one / packed:.2f}x")

@@ -28,13 +28,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from landscape.config import RecordConfig, preset
 from landscape.models import build_model
-from landscape.precision import autocast_dtype, is_reduced, training_autocast
+from landscape.training.precision import autocast_dtype, is_reduced, training_autocast
 from landscape.store import open_record
-from landscape.formats import memory_formats
-from landscape.precision import numerics
+from landscape.sweep.formats import memory_formats
+from landscape.training.precision import numerics
 from landscape.sweep import plan_runs, record
-from landscape.tasks import make_task
-from landscape.tuning import FORMATS, machine_name
+from landscape.training.tasks import make_task
+from landscape.training.tuning import FORMATS, machine_name
 
 # Dense peak TFLOP/s from NVIDIA's data sheets (SXM; "PCIe" parts are slower). H200 has the
 # H100 SXM's compute (more and faster memory). float32 = CUDA cores; tf32/bf16 = tensor cores.

@@ -14,7 +14,7 @@ from landscape.data import load_embedded, write_batches
 
 @pytest.fixture(scope="session", autouse=True)
 def tuning_cache(tmp_path_factory):
-    """Records measure their memory format (landscape.tuning) and cache the answer: tests use a
+    """Records measure their memory format (landscape.training.tuning) and cache the answer: tests use a
     cache of their own, empty at the start, never the user's."""
     saved = os.environ.get("LANDSCAPE_CACHE_DIR")
     os.environ["LANDSCAPE_CACHE_DIR"] = str(tmp_path_factory.mktemp("tuning-cache"))

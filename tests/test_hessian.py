@@ -14,15 +14,15 @@ from torch.func import functional_call
 
 from landscape.cli import main
 from landscape.config import HessianConfig, ProbeConfig
-from landscape.curvature import hutchinson, lanczos, rademacher, slq_density, top_eigenvalues
+from landscape.probes.curvature import hutchinson, lanczos, rademacher, slq_density, top_eigenvalues
 from landscape.data import BatchOptions, BatchStream, DeviceImages
 from landscape.models import build_model
 from landscape.probes import GradientProbe
 from landscape.probes.hessian import HessianDensityProbe, HessianProbe
-from landscape.recorder import MemoryRecorder
+from landscape.training.recorder import MemoryRecorder
 from landscape.store import open_record
-from landscape.tensors import RngState
-from landscape.train import StepContext, train_run
+from landscape.training.tensors import RngState
+from landscape.training.loop import StepContext, train_run
 
 F64 = dict(dtype=torch.float64, device=torch.device("cpu"))
 

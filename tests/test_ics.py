@@ -11,8 +11,8 @@ from torch import nn
 from landscape.data import BatchOptions, BatchStream, DeviceImages
 from landscape.models import build_model
 from landscape.probes import ActivationProbe, ICSProbe
-from landscape.recorder import MemoryRecorder
-from landscape.train import train_run
+from landscape.training.recorder import MemoryRecorder
+from landscape.training.loop import train_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from torch import nn
 
 from landscape.cli import main
-import landscape.limits as limits
+import landscape.sweep.limits as limits
 from landscape.config import RecordConfig
-from landscape.limits import record_bytes, step_memory_bytes
+from landscape.sweep.limits import record_bytes, step_memory_bytes
 from landscape.sweep import record
 
 from conftest import TINY

@@ -12,8 +12,8 @@ from landscape.data import BatchOptions, BatchStream, DeviceImages
 from landscape.errors import ConfigError
 from landscape.models import build_model
 from landscape.probes import GradientProbe
-from landscape.recorder import MemoryRecorder
-from landscape.train import train_run
+from landscape.training.recorder import MemoryRecorder
+from landscape.training.loop import train_run
 
 
 def _train(embedded, *, optimizer, probe=None, steps=6, model_name="vgg_light_bn"):

@@ -13,9 +13,9 @@ from landscape.data import BatchOptions, BatchStream, DeviceImages
 from landscape.errors import ConfigError
 from landscape.models import build_model
 from landscape.probes import GradientProbe, eta_grid, select_parameters
-from landscape.recorder import MemoryRecorder
-from landscape.tensors import RngState
-from landscape.train import StepContext, TapPlan, train_run
+from landscape.training.recorder import MemoryRecorder
+from landscape.training.tensors import RngState
+from landscape.training.loop import StepContext, TapPlan, train_run
 
 
 class Quadratic(nn.Module):

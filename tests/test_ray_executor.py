@@ -17,14 +17,14 @@ import ray
 from click.testing import CliRunner
 
 import landscape
-from landscape.checkpoint import checkpoint_path
+from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.errors import RecordError
-from landscape.ray_sweep import RayOptions, record_on_ray, resume_on_ray
+from landscape.sweep import RayExecutor, RayOptions
 from landscape.store import shard_folder
-from landscape.sweep import record
-from landscape.writer_lock import lock_path
+from landscape.sweep import record, resume
+from landscape.sweep.lock import lock_path
 
 from conftest import assert_records_equal
 
@@ -94,7 +94,8 @@ def reference(tmp_path_factory, cifar_dir, one_thread):
 
 def test_ray_sweep_equals_the_local_record(tmp_path, cifar_dir, reference, local_ray):
     out = tmp_path / "ray.h5"
-    results = record_on_ray(sweep_config(cifar_dir), out, options=RayOptions(cpus_per_run=1))
+    results = record(sweep_config(cifar_dir), out,
+                     executor=RayExecutor(RayOptions(cpus_per_run=1)))
     assert [r.plan.run_id for r in results] == list(reference.runs)
     assert all(r.outcome.status == "complete" for r in results)
     assert_same_record(landscape.open_record(out), reference)
@@ -133,8 +134,8 @@ def test_a_killed_worker_is_retried_and_the_record_is_identical(tmp_path, cifar_
     record(config, local)
     out = tmp_path / "ray.h5"
     killer = KillOneWorker(out)
-    results = record_on_ray(config, out, options=RayOptions(cpus_per_run=1),
-                            should_stop=killer)
+    results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
+                     should_stop=killer)
     assert killer.killed is not None, "no worker was killed: the test did not test anything"
     run_id, pid = killer.killed
     with pytest.raises(ProcessLookupError):
@@ -159,8 +160,8 @@ def test_a_stopped_ray_sweep_resumes_to_the_same_record(tmp_path, cifar_dir, one
     local = tmp_path / "local.h5"
     record(config, local)
     out = tmp_path / "ray.h5"
-    results = record_on_ray(config, out, options=RayOptions(cpus_per_run=1),
-                            should_stop=StopWhenCheckpointed(out, 2))
+    results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
+                     should_stop=StopWhenCheckpointed(out, 2))
     stopped = [r for r in results if r.outcome.status == "interrupted"]
     assert stopped, [r.outcome for r in results]
     rec = landscape.open_record(out)
@@ -171,7 +172,7 @@ def test_a_stopped_ray_sweep_resumes_to_the_same_record(tmp_path, cifar_dir, one
         assert 0 < r.outcome.steps_done < 120
     info = CliRunner().invoke(main, ["info", str(out)])
     assert "Shards in progress" in info.output and "interrupted" in info.output
-    resumed = resume_on_ray(out, options=RayOptions(cpus_per_run=1))
+    resumed = resume(out, executor=RayExecutor(RayOptions(cpus_per_run=1)))
     assert {r.plan.run_id for r in resumed} == {r.plan.run_id for r in stopped}
     assert_same_record(landscape.open_record(out), landscape.open_record(local))
     assert not shard_folder(out).exists()
@@ -182,13 +183,13 @@ def test_a_worker_that_cannot_see_the_folder_stops_the_sweep(tmp_path, cifar_dir
     """The driver writes a file into the shards folder that every node must read back; here it
     writes other content than it tells the workers to expect, as a node that sees another
     file system would read."""
-    import landscape.ray_sweep as ray_sweep
+    import landscape.sweep.ray_cluster as ray_cluster
 
-    monkeypatch.setattr(ray_sweep, "_write_probe", lambda probe, token: probe.write_text("x"))
+    monkeypatch.setattr(ray_cluster, "_write_probe", lambda probe, token: probe.write_text("x"))
     out = tmp_path / "r.h5"
     with pytest.raises(RecordError, match=r"a Ray worker on .* cannot see .*: the record's "
                                           r"folder must be on a file system that every node"):
-        record_on_ray(sweep_config(cifar_dir), out)
+        record(sweep_config(cifar_dir), out, executor=RayExecutor())
     assert not out.exists()
 
 

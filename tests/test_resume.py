@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 import landscape
-from landscape.checkpoint import checkpoint_path
+from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.sweep import record, resume
@@ -142,7 +142,7 @@ def test_a_full_disk_is_refused_before_writing_and_resume_completes(tmp_path, ci
                                                                     reference, monkeypatch):
     """When the disk is about to fill up, the recorder refuses to write (one clear line), the
     record stays as it was at its last flush, and once there is room, --resume completes it."""
-    import landscape.recorder as recorder_module
+    import landscape.training.recorder as recorder_module
 
     path = tmp_path / "r.h5"
     calls = {"n": 0}

@@ -10,7 +10,7 @@ from landscape import open_record
 from landscape.cli import main
 from landscape.errors import RecordError
 from landscape.models import build_model
-from landscape.saved_models import load_model
+from landscape.kept.models import load_model
 
 from conftest import assert_records_equal
 

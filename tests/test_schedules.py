@@ -12,7 +12,7 @@ import landscape
 from landscape.cli._flags import flag_message
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.errors import ConfigError
-from landscape.schedules import learning_rate
+from landscape.training.schedules import learning_rate
 from landscape.sweep import record
 
 

@@ -15,11 +15,11 @@ from landscape.cli import main
 from landscape.config import RecordConfig
 from landscape.optim import make_slbi
 from landscape.probes.sparsity import slbi_probes
-from landscape.prune import prune_order, prune_run
-from landscape.recorder import MemoryRecorder
+from landscape.kept.prune import prune_order, prune_run
+from landscape.training.recorder import MemoryRecorder
 from landscape.store import open_record
 from landscape.sweep import record
-from landscape.train import train_run
+from landscape.training.loop import train_run
 
 from conftest import assert_records_equal
 
@@ -199,7 +199,7 @@ def test_pruning_a_filter_before_batchnorm_removes_its_channel():
     """Zeroing a conv filter of a BN network zeroes the channel after BN (scale and shift),
     so the next layer sees 0 there, as without BN."""
     from landscape.models import build_model
-    from landscape.prune import zero_groups
+    from landscape.kept.prune import zero_groups
 
     torch.manual_seed(0)
     model = build_model("lenet5_bn").eval()

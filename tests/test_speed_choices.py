@@ -1,5 +1,5 @@
 """What was changed for speed changes nothing that is measured (beyond float32 rounding): the
-memory format chosen by measuring (landscape.tuning), the gradients swapped instead of copied
+memory format chosen by measuring (landscape.training.tuning), the gradients swapped instead of copied
 between unprobed steps, and the training precision (--precision), whose probes stay float32."""
 
 import json
@@ -11,15 +11,15 @@ from click.testing import CliRunner
 from torch import nn
 
 import landscape
-import landscape.sweep
+import landscape.sweep.run
 from landscape import tuning
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.errors import ConfigError
 from landscape.models import build_model
-from landscape.recorder import MemoryRecorder
+from landscape.training.recorder import MemoryRecorder
 from landscape.sweep import record, resume
-from landscape.train import Measurements, TrainingLoop, EvaluationPlan
+from landscape.training.loop import Measurements, TrainingLoop, EvaluationPlan
 
 from conftest import assert_records_equal
 from test_resume import StopAfter
@@ -279,7 +279,7 @@ def test_bf16_training_is_probed_in_float32(tmp_path, monkeypatch):
     np.testing.assert_allclose(b16.probe.grad_diff[0, 0], f32.probe.grad_diff[0, 0], rtol=0.1)
     np.testing.assert_allclose(b16.ics.distance, f32.ics.distance, rtol=0.1)
 
-    monkeypatch.setattr(landscape.sweep, "is_reduced", lambda precision, device: False)
+    monkeypatch.setattr(landscape.sweep.run, "is_reduced", lambda precision, device: False)
     _, unfixed = first_probe(tmp_path, "b16-training-reference", probe_config(precision="bf16"))
     assert unfixed.probe.grad_diff[0, 0] > 10 * f32.probe.grad_diff[0, 0]
 

@@ -14,10 +14,10 @@ from landscape.cli import main
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
 from landscape.models import build_model
-from landscape.saved_models import load_model
+from landscape.kept.models import load_model
 from landscape.surfaces import GridEvaluator, loss_surface, random_directions
 from landscape.surfaces.from_record import SurfaceOptions, record_surface, surface_batches
-from landscape.tasks import make_task
+from landscape.training.tasks import make_task
 from landscape.surfaces.grid import coordinates, grid_coefficients
 
 

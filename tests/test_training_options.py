@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import landscape
-from landscape.checkpoint import checkpoint_path
+from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.cli._flags import flag_message
 from landscape.config import ProbeConfig, RecordConfig
@@ -19,11 +19,13 @@ from landscape.data import load_cifar10
 from landscape.data.augment import ERASE_ASPECT, ERASE_AREA, erase_boxes
 from landscape.errors import ConfigError
 from landscape.models import build_model
-from landscape.recorder import MemoryRecorder
-from landscape.schedules import learning_rate
-from landscape.sweep import make_optimizer, model_options, record, resume
-from landscape.tasks import make_task
-from landscape.train import early_stop_due, train_run
+from landscape.training.recorder import MemoryRecorder
+from landscape.training.schedules import learning_rate
+from landscape.sweep import record, resume
+from landscape.sweep.plans import model_options
+from landscape.sweep.run import make_optimizer
+from landscape.training.tasks import make_task
+from landscape.training.loop import early_stop_due, train_run
 
 from conftest import assert_records_equal
 

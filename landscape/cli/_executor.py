@@ -12,6 +12,8 @@ from click.core import ParameterSource
 from tqdm import tqdm
 
 from landscape.errors import ConfigError
+from landscape.sweep import LocalExecutor, RayExecutor, RayOptions
+from landscape.sweep.ray_cluster import import_ray
 
 EXECUTOR_OPTIONS = ("executor", "ray_address", "cpus_per_run", "gpus_per_run")
 
@@ -50,8 +52,6 @@ def pop_executor(ctx: click.Context, options: dict):
             flag = "--" + given[0].replace("_", "-")
             raise ConfigError(f"{flag} applies to --executor ray")
         return None
-    from landscape.ray_sweep import RayOptions, import_ray
-
     import_ray()  # a missing Ray is said before anything else happens
     return RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
                       gpus_per_run=values["gpus_per_run"])
@@ -86,21 +86,13 @@ def ray_progress(n_runs: int, total_steps: int):
         yield RayProgress(bar, n_runs)
 
 
-def record_with_ray(config, out, *, overwrite: bool, task, options, should_stop):
-    from landscape.ray_sweep import record_on_ray
-
-    n_runs = len(config.model.models) * len(config.optim.lrs) * len(config.seeds)
-    steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
-    with ray_progress(n_runs, n_runs * steps) as progress:
-        return record_on_ray(config, out, options=options, overwrite=overwrite, task=task,
-                             progress=progress, should_stop=should_stop)
-
-
-def resume_with_ray(path, *, device, options, should_stop):
-    from landscape.ray_sweep import resume_on_ray
-    from landscape.store import open_record
-
-    n_runs = sum(1 for r in open_record(path).runs.values() if not r.finished)
-    with ray_progress(n_runs, None) as progress:  # the total is known once a run reports
-        return resume_on_ray(path, options=options, device=device, progress=progress,
-                             should_stop=should_stop)
+@contextlib.contextmanager
+def executor_for(ray_options, local_progress, n_runs: int, total_steps: int | None):
+    """The executor `landscape.record`/`landscape.resume` hand the runs to, with its progress
+    display: a bar per run (`local_progress`) locally, one bar for the sweep on Ray (its total
+    is known at once for a new record, once a run reports when resuming)."""
+    if ray_options is None:
+        yield LocalExecutor(local_progress)
+        return
+    with ray_progress(n_runs, total_steps) as progress:
+        yield RayExecutor(ray_options, progress)

@@ -9,7 +9,7 @@ import click
 from landscape.cli._types import CommaList, flatten
 from landscape.cli.common import echo_table, user_errors
 from landscape.plot.prune import plot_filters, plot_prune
-from landscape.prune import BY_GAMMA, filters_and_support, prune_run
+from landscape.kept.prune import BY_GAMMA, filters_and_support, prune_run
 
 DEFAULT_PERCENTS = "0,10,20,30,40,50,60"
 

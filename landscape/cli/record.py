@@ -13,19 +13,18 @@ from tqdm import tqdm
 
 from landscape.cli.common import echo_table, graceful_stop, user_errors
 from landscape.cli._hessian import hessian_config, hessian_options
-from landscape.cli._executor import executor_options, pop_executor, record_with_ray
-from landscape.cli._executor import resume_with_ray
+from landscape.cli._executor import executor_for, executor_options, pop_executor
 from landscape.cli._types import CommaList, flatten
 from landscape.cli._vary import VARY_HELP, parse_vary
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
 from landscape.errors import ConfigError
-from landscape.limits import check_counts
+from landscape.sweep.limits import check_counts
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
 from landscape.sweep import check_resume_compatible, resume as resume_sweep
-from landscape.tasks import make_task
+from landscape.training.tasks import make_task
 
 
 class _Bar:
@@ -248,14 +247,12 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
                f"{axes} x {len(config.seeds)} seeds), "
                f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
                err=True)
+    steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
     with graceful_stop() as should_stop:
         try:
-            if ray_options is not None:
-                results = record_with_ray(config, out, overwrite=overwrite, task=task,
-                                          options=ray_options, should_stop=should_stop)
-            else:
-                results = record_sweep(config, out, overwrite=overwrite, task=task,
-                                       progress=_progress, should_stop=should_stop)
+            with executor_for(ray_options, _progress, len(plans), len(plans) * steps) as executor:
+                results = record_sweep(config, out, executor=executor, overwrite=overwrite,
+                                       task=task, should_stop=should_stop)
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"stopped at once: the current run is marked 'interrupted' in {out}; "
@@ -277,13 +274,11 @@ def _resume(ctx: click.Context, path: Path, preset: str | None, options: dict,
     if ctx.get_parameter_source("device") is not ParameterSource.DEFAULT:
         device = str(resolve_device(options["device"]))
     click.echo(f"Resuming {path}", err=True)
+    unfinished = sum(1 for r in open_record(path).runs.values() if not r.finished)
     with graceful_stop() as should_stop:
         try:
-            if ray_options is not None:
-                results = resume_with_ray(path, device=device, options=ray_options,
-                                          should_stop=should_stop)
-            else:
-                results = resume_sweep(path, device=device, progress=_progress,
+            with executor_for(ray_options, _progress, unfinished, None) as executor:
+                results = resume_sweep(path, executor=executor, device=device,
                                        should_stop=should_stop)
         except KeyboardInterrupt:
             raise click.ClickException(

@@ -25,7 +25,7 @@ class OptimConfig:
     momentum: float = 0.0  # sgd and rmsprop only
     nesterov: bool = False  # sgd with momentum only
     weight_decay: float = 0.0  # as the optimizer implements it (decoupled for adamw)
-    # Learning-rate schedule, applied per step (landscape.schedules.learning_rate reads these).
+    # Learning-rate schedule, applied per step (landscape.training.schedules.learning_rate reads these).
     schedule: Schedule = "constant"
     lr_min: float = 0.0  # cosine: the value annealed to; cyclic: the bottom of the triangle
     lr_step_epochs: int | None = None  # step: multiply by lr_gamma every this many epochs

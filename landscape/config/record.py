@@ -43,7 +43,7 @@ _FLAT_KEYS: dict[str, str | None] = {
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
-# The arithmetic of training (landscape.precision): tf32 is allow_tf32 by another name.
+# The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}

@@ -1,4 +1,4 @@
-"""Figures of pruning (landscape.prune): held-out accuracy against the share of a layer's
+"""Figures of pruning (landscape.kept.prune): held-out accuracy against the share of a layer's
 groups zeroed, and a conv layer's filters with Γ's support marked."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One module per probe: `gradient` (the paper's loss and gradient along the gradient or the update),
 `ics` (internal covariate shift of chosen layers), `activations` (per-channel statistics of a
-layer's output) and `weights` (the model's weights at chosen steps). Each implements `landscape.contracts.Probe`.
+layer's output) and `weights` (the model's weights at chosen steps). Each implements `landscape.training.contracts.Probe`.
 """
 
 from landscape.probes.activations import ActivationProbe, find_layer, output_channels

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import torch
 
-from landscape.contracts import StepContext
-from landscape.tensors import RngState
+from landscape.training.contracts import StepContext
+from landscape.training.tensors import RngState
 
 
 class StepState:

@@ -7,7 +7,7 @@ import difflib
 import torch
 from torch import nn
 
-from landscape.contracts import StepContext
+from landscape.training.contracts import StepContext
 from landscape.errors import ConfigError
 from landscape.store.schema import TableKind, activation_hist_edges, table_path
 

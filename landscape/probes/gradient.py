@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from landscape.config import ProbeConfig
-from landscape.contracts import StepContext
+from landscape.training.contracts import StepContext
 from landscape.errors import ConfigError
 from landscape.probes._restore import StepState
 from landscape.store.schema import TableKind
-from landscape.tensors import global_norm
+from landscape.training.tensors import global_norm
 
 def unit_grid(config: ProbeConfig) -> np.ndarray:
     """The grid (float64 [K]) between `low` and `high`: multiples of the step's learning rate

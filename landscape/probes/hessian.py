@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 
 from landscape.config.hessian import HessianConfig
-from landscape.contracts import StepContext
-from landscape.curvature import HessianOperator, hutchinson, slq_density, top_eigenvalues
+from landscape.training.contracts import StepContext
+from landscape.probes.curvature import HessianOperator, hutchinson, slq_density, top_eigenvalues
 from landscape.probes._restore import StepState
 from landscape.store.schema import TableKind
 
@@ -87,7 +87,7 @@ class HessianProbe:
 class HessianDensityProbe:
     """The spectral density of ∇²L(w_t; B_t) at the steps `config.density_at`, by stochastic
     Lanczos quadrature: `nodes` and `weights` float64 [density_vectors × density_iters] (the
-    weights sum to 1; see `landscape.curvature.slq_density`), and `hvps`."""
+    weights sum to 1; see `landscape.probes.curvature.slq_density`), and `hvps`."""
 
     name = TableKind.HESSIAN_DENSITY
     phase = "before_update"

@@ -8,11 +8,11 @@ from typing import Sequence
 
 import torch
 
-from landscape.contracts import StepContext
+from landscape.training.contracts import StepContext
 from landscape.errors import ConfigError
 from landscape.probes.gradient import reference_gradient
 from landscape.store.schema import TableKind
-from landscape.tensors import RngState, global_norm
+from landscape.training.tensors import RngState, global_norm
 
 
 def layer_indices(names: Sequence[str], layer: str) -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.contracts import StepContext
+from landscape.training.contracts import StepContext
 from landscape.optim import SLBI, group_norms
 from landscape.store.schema import TableKind, table_path
 

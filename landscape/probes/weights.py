@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.contracts import StepContext
+from landscape.training.contracts import StepContext
 from landscape.store.schema import TableKind
 
 

@@ -2,7 +2,7 @@
 and stored in the record as it is computed (what `landscape surface` runs).
 
 The record is rebuilt as it trained: the run's model with the weights kept at the start of
-step S (`landscape.saved_models.load_model`), the task from the record's configuration (its
+step S (`landscape.kept.models.load_model`), the task from the record's configuration (its
 data checked against the identity the record keeps), and either the step's own batch B_S
 (`batch="step"`: the stream of the run's seed replayed to step S, so that with `bn="train"` the
 centre of the surface is the recorded loss L(w_S; B_S)) or the first N training images in
@@ -22,13 +22,13 @@ import torch
 from landscape.config import RecordConfig
 from landscape.data import BatchStream, eval_batches
 from landscape.errors import ConfigError, RecordError
-from landscape.saved_models import load_model
+from landscape.kept.models import load_model
 from landscape.store import Record, RecordWriter, RunStatus, SurfaceData, open_record
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
-from landscape.sweep import check_resume_compatible, resolve_device
-from landscape.tasks import ImageClassification, Task, add_penalty, make_task
+from landscape.sweep.plans import check_resume_compatible, resolve_device
+from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
 
 DIRECTIONS = ("random", "update")
 BATCHES = ("step", "images")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from landscape.errors import RecordError
-from landscape.contracts import LoopState
+from landscape.training.contracts import LoopState
 
 
 def checkpoint_path(record_path: str | os.PathLike) -> Path:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from landscape.contracts import RunRecorder
-from landscape.tensors import global_norm
+from landscape.training.contracts import RunRecorder
+from landscape.training.tensors import global_norm
 
 
 def measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_index, nan, *,

@@ -11,7 +11,7 @@ before each step) and stops early when a validation loss stops improving (`early
 
 `TrainingLoop` is the loop; `train_run` is its convenience entry point with every setting as a
 keyword. What the loop calls and returns (probes, recorders, progress, loop state, outcome) is
-defined in `landscape.contracts` and re-exported here.
+defined in `landscape.training.contracts` and re-exported here.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from landscape.contracts import (  # noqa: F401 (re-exported: `from landscape.train import ...`)
+from landscape.training.contracts import (  # noqa: F401 (re-exported: `from landscape.training.loop import ...`)
     RUN_COMPLETE, RUN_DIVERGED, RUN_INTERRUPTED, RUN_RUNNING, STOP_DIVERGED, STOP_EARLY,
     STOP_NONE, STOP_PLANNED, CorrectFn, LoopState, LossFn, NoProgress, Probe, Progress,
     RunOutcome, RunRecorder, StepContext,
 )
-from landscape.precision import float32_math, training_autocast
-from landscape.step_rows import KeptRows, PendingRows, TrainAccumulator, measure_gradients
-from landscape.tensors import RngState, global_norm
+from landscape.training.precision import float32_math, training_autocast
+from landscape.training.step_rows import KeptRows, PendingRows, TrainAccumulator, measure_gradients
+from landscape.training.tensors import RngState, global_norm
 
 
 def early_stop_due(val_losses: Sequence[float], patience: int) -> bool:
@@ -115,7 +115,7 @@ class Measurements:
 
 @dataclass(frozen=True)
 class Arithmetic:
-    """The training step's precision (landscape.precision): `autocast` is the dtype of the
+    """The training step's precision (landscape.training.precision): `autocast` is the dtype of the
     forward pass's autocast (None: float32); `reduced` tells probes that g_t carries more
     rounding than float32's. Probes themselves always run in float32."""
 

@@ -9,7 +9,7 @@ from torch import nn
 from landscape.config import RecordConfig
 from landscape.models import build_model
 from landscape.store import Record
-from landscape.sweep import model_options
+from landscape.sweep.plans import model_options
 
 
 def load_model(record: Record, run_id: str, step: int | None = None,

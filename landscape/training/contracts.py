@@ -1,9 +1,9 @@
 """What the training loop calls and what it hands back: the contracts that probes, recorders,
 checkpoints and progress bars implement.
 
-A module of its own so that the implementations (`landscape.probes`, `landscape.recorder`,
-`landscape.checkpoint`, the CLI's progress bar) depend on these few definitions and not on the
-loop itself (`landscape.train`), which only calls them.
+A module of its own so that the implementations (`landscape.probes`, `landscape.training.recorder`,
+`landscape.training.checkpoint`, the CLI's progress bar) depend on these few definitions and not on the
+loop itself (`landscape.training.loop`), which only calls them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from landscape.store.schema import RunStatus, StopReason
-from landscape.tensors import RngState
+from landscape.training.tensors import RngState
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> scalar loss
 CorrectFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, y) -> count
@@ -35,7 +35,7 @@ STOP_DIVERGED = StopReason.DIVERGED  # the training loss became non-finite
 
 
 class RunRecorder(Protocol):
-    """Where the loop puts what it measures (landscape.recorder has the implementations)."""
+    """Where the loop puts what it measures (landscape.training.recorder has the implementations)."""
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None: ...
 

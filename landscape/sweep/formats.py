@@ -1,5 +1,5 @@
 """Which memory format each run of a record trains in: chosen once when the record starts
-(measured or cached per machine and model by `landscape.tuning`), kept as the run attribute
+(measured or cached per machine and model by `landscape.training.tuning`), kept as the run attribute
 `memory_format`, and continued by `--resume` and by retried Ray tasks. A choice of speed only:
 both formats compute the same numbers to float32 rounding.
 
@@ -16,10 +16,10 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.models import build_model
-from landscape.precision import autocast_dtype, numerics
+from landscape.training.precision import autocast_dtype, numerics
 from landscape.store import Record, RunLayout
-from landscape.tasks import IMAGE_CLASSIFICATION, Task
-from landscape.tuning import choose_memory_format
+from landscape.training.tasks import IMAGE_CLASSIFICATION, Task
+from landscape.training.tuning import choose_memory_format
 
 
 def with_memory_formats(layouts: list[RunLayout], plans: Sequence,
@@ -38,7 +38,7 @@ def recorded_memory_formats(rec: Record, plans: Sequence) -> dict[str, str]:
 
 
 def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
-    """The memory format each model trains in (landscape.tuning): for image models the faster
+    """The memory format each model trains in (landscape.training.tuning): for image models the faster
     of channels-last and contiguous on this machine, measured or cached; NCHW otherwise."""
     if task.name != IMAGE_CLASSIFICATION:
         return {m: "contiguous" for m in config.model.models}

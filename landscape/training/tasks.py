@@ -21,7 +21,7 @@ from landscape.data.images import DataIdentity
 from landscape.errors import ConfigError, field_ref
 from landscape.models import MODELS
 from landscape.models.dln import l2_loss
-from landscape.train import LossFn, classification_correct
+from landscape.training.loop import LossFn, classification_correct
 
 IMAGE_CLASSIFICATION = "image-classification"
 LINEAR_REGRESSION = "linear-regression"
@@ -68,7 +68,7 @@ class ImageClassification:
 
     name = IMAGE_CLASSIFICATION
     correct_fn = staticmethod(classification_correct)
-    # NHWC unless told otherwise: record trains in the format landscape.tuning measured to be
+    # NHWC unless told otherwise: record trains in the format landscape.training.tuning measured to be
     # faster on the machine (`using`); NHWC is usually faster on GPUs, not always on CPUs.
     memory_format = torch.channels_last
 

@@ -28,9 +28,9 @@ from torch import nn
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError, RecordError
 from landscape.optim import group_norms, resolve_sparse_layers
-from landscape.saved_models import load_model
+from landscape.kept.models import load_model
 from landscape.store import open_record
-from landscape.tasks import make_task
+from landscape.training.tasks import make_task
 
 BY_GAMMA = "gamma"  # the weakest groups by |Γ| (DessiLBI runs), ties by |W|
 BY_WEIGHT = "weight"  # by |W| (runs of any other optimizer)

@@ -1,0 +1,115 @@
+"""The one library entry of a record: `landscape.record` and `landscape.resume`.
+
+Both plan the runs, check the options, the limits and the machine before the file exists,
+take the writer lock, create (or reopen) the record, and hand the runs to an executor
+(`landscape.sweep.executor`): the local one by default, the Ray one when asked. The command
+line (`landscape record`) parses its options and makes this one call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from landscape.config import RecordConfig
+from landscape.errors import RecordError
+from landscape.store import RecordWriter, open_record
+from landscape.sweep.executor import Executor, Sweep
+from landscape.sweep.formats import memory_formats, recorded_memory_formats, with_memory_formats
+from landscape.sweep.limits import check_counts, check_sweep_resources
+from landscape.sweep.local import LocalExecutor
+from landscape.sweep.lock import writer_lock
+from landscape.sweep.plans import RunResult, check_resume_compatible, check_weight_steps
+from landscape.sweep.plans import plan_runs, run_layouts, versions
+from landscape.sweep.run import ProgressFactory
+from landscape.training.checkpoint import checkpoint_path
+from landscape.training.tasks import Task, make_task
+
+
+def _executor(executor: Executor | None, progress: ProgressFactory | None) -> Executor:
+    if executor is None:
+        return LocalExecutor(progress)
+    if progress is not None:
+        raise TypeError("progress is for the default (local) executor; give the executor its "
+                        "own progress reporter instead")
+    return executor
+
+
+def record(
+    config: RecordConfig,
+    out: str | Path,
+    *,
+    executor: Executor | None = None,
+    overwrite: bool = False,
+    task: Task | None = None,
+    progress: ProgressFactory | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[RunResult]:
+    """Train every (model, lr, seed) run of `config` and write the record to `out`.
+
+    `executor`: who trains the runs (`LocalExecutor(progress)`, the default, or
+    `RayExecutor(options, progress)`); `progress` is the default executor's. `task` (see
+    landscape.training.tasks.make_task) holds the data on the device; by default it is made
+    from `config`. Everything that can be wrong with the options or the data is checked before
+    the file is created. A run whose loss becomes non-finite is recorded as diverged and the
+    sweep goes on. When `should_stop()` says yes, the runs in progress stop after their step,
+    are checkpointed and marked interrupted, and no further run starts (`resume` continues).
+    On KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
+    """
+    executor = _executor(executor, progress)
+    out = Path(out)
+    check_counts(config)
+    executor.check(config)
+    device = torch.device(config.device)
+    if task is None:
+        task = make_task(config, device)
+    plans = plan_runs(config)
+    check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
+    layouts = run_layouts(config, plans, task.example_input())
+    formats = memory_formats(config, task, device)  # after the checks: they fail fast
+    layouts = with_memory_formats(layouts, plans, formats)
+    check_sweep_resources(config, task, layouts, out)
+    if out.exists() and not overwrite:  # said before a cluster is joined for nothing
+        raise RecordError(f"{out} already exists; pass --overwrite to replace it")
+    with writer_lock(out), executor.session(out, new=True):  # one writer per record
+        checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
+        with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
+                                 runs=layouts, versions=versions(), overwrite=overwrite) as writer:
+            return executor.run(Sweep(config, plans, len(plans), task, writer, out, formats,
+                                      should_stop))
+
+
+def resume(
+    path: str | Path,
+    *,
+    executor: Executor | None = None,
+    device: str | None = None,
+    progress: ProgressFactory | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[RunResult]:
+    """Continue every run of the record at `path` that is not finished, from its checkpoint
+    (or from its start if it has none); finished runs are left as they are. On a CPU the result
+    is identical to a record that was never interrupted. `device` overrides the record's;
+    `executor` and `progress` are as for `record`."""
+    executor = _executor(executor, progress)
+    path = Path(path)
+    open_record(path)  # a missing or foreign file is named before a lock file is made for it
+    with writer_lock(path):
+        rec = open_record(path)
+        config = RecordConfig.from_dict(rec.config)
+        if device is not None:
+            config = config.with_changes(device=device)
+        executor.check(config)
+        task = make_task(config, torch.device(config.device))
+        check_resume_compatible(path, config, data_now=task.identity.to_dict(),
+                                data_then=rec.data)
+        all_plans = plan_runs(config)
+        plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
+        formats = recorded_memory_formats(rec, plans)
+        with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
+            saved = executor.continue_runs(writer, plans, path)
+            writer.start_appending()
+            return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
+                                      formats, should_stop, resume_from=saved))

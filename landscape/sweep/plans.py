@@ -1,0 +1,232 @@
+"""The grid of runs of a record: one training run per (model, learning rate, seed), planned
+and checked (taps, layers, inputs) before the file exists."""
+
+from __future__ import annotations
+
+import difflib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
+from landscape.errors import ConfigError, RecordError, field_ref
+from landscape.models import build_model
+from landscape.optim import SLBI_OPTIMIZERS, resolve_sparse_layers
+from landscape.probes import layer_indices
+from landscape.probes import output_channels, select_parameters, weight_entries
+from landscape.probes.gradient import check_float64_probe
+from landscape.store import RunLayout
+from landscape.training.loop import RunOutcome
+from landscape.version import __version__
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    model: str
+    lr: float
+    index: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    plan: RunPlan
+    outcome: RunOutcome
+
+
+def plan_runs(config: RecordConfig) -> list[RunPlan]:
+    """Seeds in the order given; for each, the models in the order given, each at every
+    learning rate in the order given (so a sweep cut short has whole seeds of every model).
+    Run ids carry the seed when the record has several."""
+    several = len(config.seeds) > 1
+    plans = []
+    for seed in config.seeds:
+        for model in config.model.models:
+            for lr in config.optim.lrs:
+                plans.append(RunPlan(run_id(model, lr, seed if several else None), model, lr,
+                                     len(plans), seed))
+    return plans
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; anything else must exist on this machine."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{field_ref('device')} {name}: no CUDA device is available on "
+                              f"this machine; use {field_ref('device')} cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{field_ref('device')} {name}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def model_options(config: RecordConfig) -> dict:
+    """The build_model options the config asks for beyond the model's own defaults (a model
+    without such an option refuses it with a clear error)."""
+    return config.model.options()
+
+
+def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {n: tuple(p.shape) for n, p in model.named_parameters()}
+
+
+def resolve_taps(taps: tuple[str, ...], model: nn.Module, model_name: str) -> tuple[str, ...]:
+    """The parameters a run taps: "final" stands for the weight of the model's last linear
+    layer (classifier.fc3.weight in VGG-A, fc.weight in the ResNets, layers.fc25.weight in the
+    deep linear network)."""
+    if FINAL_TAP not in taps:
+        return taps
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ConfigError(f"model {model_name!r} has no linear layer for "
+                          f"{field_ref('recording.taps')} {FINAL_TAP}; name a parameter instead")
+    return tuple(dict.fromkeys(f"{linear[-1]}.weight" if t == FINAL_TAP else t for t in taps))
+
+
+def probe_model(config: RecordConfig, model_name: str) -> nn.Module:
+    """A model to read names and shapes from, built without touching the global random state
+    (which the runs' initialization, dropout and noise draw from)."""
+    with torch.random.fork_rng(devices=[]):
+        return build_model(model_name, **model_options(config))
+
+
+def check_taps(taps: tuple[str, ...], shapes: dict[str, tuple[int, ...]],
+               model_name: str) -> None:
+    for tap in taps:
+        if tap not in shapes:
+            close = difflib.get_close_matches(tap, list(shapes), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else \
+                f"e.g. {', '.join(list(shapes)[-4:])}"
+            raise ConfigError(f"unknown tap {tap!r} for model {model_name!r}; {hint}")
+
+
+def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
+                ) -> list[RunLayout]:
+    """What every run will record; checks taps and probed layers against each model."""
+    recording = config.recording
+    models = {m: probe_model(config, m) for m in config.model.models}
+    for name, model in models.items():
+        check_input(model, name, example)
+    shapes = {m: parameter_shapes(model) for m, model in models.items()}
+    channels = {m: activation_channels(config, model, example) for m, model in models.items()}
+    layouts = []
+    for plan in plans:
+        taps = resolve_taps(recording.taps, models[plan.model], plan.model)
+        check_taps(taps, shapes[plan.model], plan.model)
+        # Layers are checked only for measurements that are on (a preset's ICS layers need
+        # not exist in a model that is recorded with --ics-every 0).
+        for layer in recording.ics_layers if recording.ics_every else ():
+            layer_indices(list(shapes[plan.model]), layer)
+        if recording.probe.every:
+            select_parameters(list(shapes[plan.model]), recording.probe.params)
+            if recording.probe.dtype == "float64":  # refused before the file exists
+                check_float64_probe(models[plan.model],
+                                    penalties=bool(config.optim.l1 or config.optim.l2))
+        sparse = (resolve_sparse_layers(config.optim.slbi_layers, shapes[plan.model], plan.model)
+                  if config.optim.optimizer in SLBI_OPTIMIZERS else [])
+        layouts.append(RunLayout(
+            run_id=plan.run_id,
+            attrs={
+                "model": plan.model,
+                "lr": plan.lr,
+                "optimizer": config.optim.optimizer,
+                "seed": plan.seed,
+                "index": plan.index,
+                "parameter_count": int(sum(np.prod(s) for s in shapes[plan.model].values())),
+                **({"probe_direction": recording.probe.direction,
+                    "probe_dtype": recording.probe.dtype} if recording.probe.every else {}),
+            },
+            taps={t: shapes[plan.model][t] for t in taps},
+            tap_dtype=recording.tap_dtype,
+            n_eta=recording.probe.count if recording.probe.every else 0,
+            ics_layers=recording.ics_layers if recording.ics_every else (),
+            activations=channels[plan.model],
+            weights=weight_entries(models[plan.model]) if recording.saves_weights else {},
+            hessian_k=recording.hessian.k if recording.hessian.every else 0,
+            hessian_density_nodes=(recording.hessian.density_iters
+                                   * recording.hessian.density_vectors
+                                   if recording.hessian.density_at else 0),
+            sparse_layers={n: shapes[plan.model][n] for n in sparse},
+        ))
+    return layouts
+
+
+def check_input(model: nn.Module, model_name: str, example: torch.Tensor) -> None:
+    """Refuse, before the file exists, a model that cannot take the data's images (LeNet-5's
+    28x28 single-channel input and CIFAR-10's 3x32x32, say)."""
+    if example.dim() != 4:
+        return  # not images: the deep linear network's vectors
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            model.eval()(example)
+        except RuntimeError as exc:
+            shape = "x".join(map(str, example.shape[1:]))
+            raise ConfigError(f"model {model_name!r} cannot take the data's {shape} images "
+                              f"({str(exc).splitlines()[0]}); pick a model for this dataset "
+                              f"(lenet5 for mnist)") from None
+
+
+def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
+                        ) -> dict[str, int]:
+    if not config.recording.activation_every:
+        return {}
+    with torch.random.fork_rng(devices=[]):
+        return {layer: output_channels(model, layer, example)
+                for layer in config.recording.activation_layers}
+
+
+def versions() -> dict[str, str]:
+    return {
+        "landscape": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "python": platform.python_version(),
+    }
+
+
+def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
+    """Refuse (before the file exists) weights asked for at steps the runs will not reach."""
+    total = config.optim.total_steps(steps_per_epoch)
+    late = [s for s in config.recording.save_weights_at if s >= total]
+    if late:
+        raise ConfigError(f"{field_ref('recording.save_weights_at')} {late[0]} is past the last "
+                          f"step of these runs (steps 0 to {total - 1}); 'final' keeps the "
+                          f"weights after the last step")
+
+
+def check_resume_compatible(path: str | Path, recorded: RecordConfig, *,
+                            asked: RecordConfig | None = None,
+                            data_now: Mapping | None = None,
+                            data_then: Mapping | None = None) -> None:
+    """Refuse to continue the record at `path` (configured as `recorded`) with other options
+    (`asked`: ConfigError naming every difference; the device may differ) or with other data
+    than it was recorded with (`data_now` and `data_then`, identity dicts: RecordError)."""
+    if asked is not None:
+        differences = resume_differences(recorded, asked)
+        if differences:
+            raise ConfigError(f"{field_ref('resume')} continues {path} with its own options; "
+                              f"these differ: " + "; ".join(differences))
+    if data_now is not None:
+        for key in ("name", "n_train", "n_test", "train_sha256", "test_sha256", "val_sha256"):
+            now, then = data_now[key], (data_then or {}).get(key, "")
+            if now != then:
+                raise RecordError(
+                    f"the data found now differ from the data {path} was recorded with "
+                    f"({key}: {now} now, {then} then)")
