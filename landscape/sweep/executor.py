@@ -41,7 +41,7 @@ class Sweep:
     task: Task  # the data, loaded once by the driver
     writer: RecordWriter
     path: Path
-    formats: Mapping[str, str]  # model -> memory format (see landscape.sweep.formats)
+    formats: Mapping[str, str]  # run id -> memory format (see landscape.sweep.formats)
     should_stop: Callable[[], bool]
     resume_from: Checkpoint | None = None  # what continue_runs found to continue from
 

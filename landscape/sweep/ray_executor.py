@@ -123,7 +123,7 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     threads = max(1, int(options.cpus_per_run))
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
-                            identity, str(stop_file), threads, formats.get(plan.model)): plan
+                            identity, str(stop_file), threads, formats.get(plan.run_id)): plan
                for plan in plans}
     results: dict[str, RunResult] = {}
     finished: dict[str, tuple[int, int, float]] = {}  # progress of the runs copied in
@@ -294,7 +294,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         checkpoint_path(shard).unlink(missing_ok=True)
         layout = run_layouts(config, [plan], task.example_input())[0]
         if memory_format is not None:  # None: a run of a record made before the choice
-            layout = with_memory_formats([layout], [plan], {plan.model: memory_format})[0]
+            layout = with_memory_formats([layout], [plan], {plan.run_id: memory_format})[0]
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],
                                      versions=versions())

@@ -79,9 +79,8 @@ class ImageClassification:
                               f"{len(data.train_y)} training images")
         self.identity = data.identity
         self.options = options
-        self.loss_fn: LossFn = (partial(nn.functional.cross_entropy,
-                                        label_smoothing=label_smoothing)
-                                if label_smoothing else nn.functional.cross_entropy)
+        self.label_smoothing = label_smoothing
+        self.loss_fn: LossFn = _cross_entropy(label_smoothing)
         self.train = DeviceImages(data.train_x, data.train_y, device)
         self.test = DeviceImages(data.test_x, data.test_y, device)
         self.val = None if data.val_x is None else DeviceImages(data.val_x, data.val_y, device)
@@ -180,13 +179,46 @@ def make_task(config: RecordConfig, device: torch.device,
                             dataset=data_config.dataset)
     if data_config.val_split is not None:
         data = hold_out_validation(data, data_config.val_split, seed=config.seed)
-    channels = data.train_x.shape[1]
-    options = BatchOptions(batch_size=optim.batch_size,
-                           mean=per_channel(data_config.mean, channels, "data.mean"),
-                           std=per_channel(data_config.std, channels, "data.std"),
-                           crop_padding=data_config.crop_padding,
-                           flip=data_config.flip, erase_prob=data_config.erase_prob)
+    options = batch_options(config, data.train_x.shape[1])
     return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing)
+
+
+def batch_options(config: RecordConfig, channels: int) -> BatchOptions:
+    """How `config` draws, augments and normalizes its batches of `channels`-channel images."""
+    data_config = config.data
+    return BatchOptions(batch_size=config.optim.batch_size,
+                        mean=per_channel(data_config.mean, channels, "data.mean"),
+                        std=per_channel(data_config.std, channels, "data.std"),
+                        crop_padding=data_config.crop_padding,
+                        flip=data_config.flip, erase_prob=data_config.erase_prob)
+
+
+def _cross_entropy(label_smoothing: float) -> LossFn:
+    return (partial(nn.functional.cross_entropy, label_smoothing=label_smoothing)
+            if label_smoothing else nn.functional.cross_entropy)
+
+
+def for_run(task: Task, config: RecordConfig) -> Task:
+    """`task` as the run configured by `config` trains on it (a run of a record with axes may
+    differ from the record in its batch size, augmentation, normalization or label smoothing):
+    a shallow copy sharing the data on the device, or `task` itself where nothing differs."""
+    if isinstance(task, LinearRegression):
+        if task.batch_size == config.optim.batch_size:
+            return task
+        other = copy.copy(task)
+        other.batch_size = config.optim.batch_size
+        return other
+    options = batch_options(config, task.train.x.shape[1])
+    smoothing = config.optim.label_smoothing
+    if options == task.options and smoothing == task.label_smoothing:
+        return task
+    if len(task.train) < options.batch_size:
+        raise ConfigError(f"batch size {options.batch_size} is larger than the "
+                          f"{len(task.train)} training images")
+    other = copy.copy(task)
+    other.options, other.label_smoothing = options, smoothing
+    other.loss_fn = _cross_entropy(smoothing)
+    return other
 
 
 def per_channel(values: tuple[float, ...], channels: int, field: str) -> tuple[float, ...]:
