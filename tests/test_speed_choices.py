@@ -12,7 +12,7 @@ from torch import nn
 
 import landscape
 import landscape.sweep.run
-from landscape import tuning
+from landscape.training import tuning
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.errors import ConfigError

@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import echo_table, user_errors
+from landscape.config.axes import format_value
 from landscape.store import StopReason, open_record, shard_folder, shards_in_progress
+
+
+def _value(value) -> str:
+    return format_value(tuple(value) if isinstance(value, list) else value)
 
 
 def _seeds_text(cfg: dict) -> str:
@@ -29,12 +34,19 @@ def info(record_path: Path) -> None:
                f"held-out samples; {data['note']}")
     length = [f"{cfg['epochs']} epochs" if cfg["epochs"] else "",
               f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
-    click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {cfg['batch_size']}, {', '.join(x for x in length if x)}, "
+    axes = cfg.get("axes") or {}  # records before axes have none
+    optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
+    batch = "varied" if "batch_size" in axes else cfg["batch_size"]
+    click.echo(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
+               f"batch {batch}, {', '.join(x for x in length if x)}, "
                f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
         click.echo(f"Options: {'; '.join(extras)}")
+    if axes:
+        click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
+                                        for name, values in axes.items())
+                   + f" ({len(rec.runs)} runs; each run's levels are in its id)")
     probe = cfg["probe"]
     if probe["every"]:
         direction = probe.get("direction", "gradient")  # records before directions: gradient

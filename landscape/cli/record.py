@@ -18,12 +18,14 @@ from landscape.cli._types import CommaList, flatten
 from landscape.cli._vary import VARY_HELP, parse_vary
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
+from landscape.config.axes import levels_text
 from landscape.errors import ConfigError
 from landscape.sweep.limits import check_counts
 from landscape.models import MODELS
 from landscape.store import RunStatus, StopReason, open_record
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
 from landscape.sweep import check_resume_compatible, resume as resume_sweep
+from landscape.sweep.plans import planned_steps
 from landscape.training.tasks import make_task
 
 
@@ -41,7 +43,8 @@ class _Bar:
 
 @contextlib.contextmanager
 def _progress(plan: RunPlan, n_runs: int, total: int):
-    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g}"
+    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g}" + \
+        (f" {levels_text(plan.factors)}" if plan.levels else "")
     with tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True) as bar:
         yield _Bar(bar)
 
@@ -245,12 +248,14 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     click.echo(f"Device: {config.device}. {len(plans)} runs "
                f"({', '.join(config.model.models)} x {len(config.optim.lrs)} learning rates"
                f"{axes} x {len(config.seeds)} seeds), "
-               f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
+               f"{config.optim.optimizer}, batch "
+               f"{'varied' if 'batch_size' in [a.name for a in config.axes] else config.optim.batch_size}"
+               f". Writing {out}",
                err=True)
-    steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
     with graceful_stop() as should_stop:
         try:
-            with executor_for(ray_options, _progress, len(plans), len(plans) * steps) as executor:
+            with executor_for(ray_options, _progress, len(plans),
+                              planned_steps(config, task, plans)) as executor:
                 results = record_sweep(config, out, executor=executor, overwrite=overwrite,
                                        task=task, should_stop=should_stop)
         except KeyboardInterrupt:

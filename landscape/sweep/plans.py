@@ -23,6 +23,7 @@ from landscape.probes import output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
 from landscape.training.loop import RunOutcome
+from landscape.training.tasks import for_run
 from landscape.version import __version__
 
 
@@ -78,6 +79,16 @@ def distinct_run_configs(config: RecordConfig, plans: list[RunPlan]
             groups[key] = (plan_config(config, plan), [])
         groups[key][1].append(plan)
     return list(groups.values())
+
+
+def planned_steps(config: RecordConfig, task, plans: list[RunPlan]) -> int:
+    """The training steps of all `plans` together (runs of a record with axes may differ in
+    their length: epochs at another batch size, another max_steps)."""
+    total = 0
+    for run_config, group in distinct_run_configs(config, plans):
+        stream = for_run(task, run_config).stream(config.seeds[0])
+        total += len(group) * run_config.optim.total_steps(stream.steps_per_epoch)
+    return total
 
 
 def resolve_device(name: str) -> torch.device:
