@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from landscape.config.axes import flat_name
+from landscape.config.axes import check_variable, flat_name
 from landscape.config.record import flat_field_type, flat_keys
 from landscape.errors import ConfigError
 
@@ -31,6 +31,7 @@ def parse_vary(texts: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
             raise click.ClickException(f"--vary takes NAME=V1,V2 (e.g. batch_size=128,256), "
                                        f"got {text!r}")
         key = flat_name(name.strip(), flat_keys())
+        check_variable(key)  # before its values are read as the field's type
         if key in axes:
             raise ConfigError(f"{key} is varied twice; give all its values in one --vary "
                               f"{key}=A,B")

@@ -64,6 +64,12 @@ def flat_name(name: str, known: Iterable[str]) -> str:
     raise ConfigError(f"cannot vary {name!r}: no configuration field has that name{hint}")
 
 
+def check_variable(key: str) -> None:
+    """ConfigError in one line for a flat key that cannot vary within one record."""
+    if key in FIXED_FIELDS:
+        raise ConfigError(f"cannot vary {key} within one record: {FIXED_FIELDS[key]}")
+
+
 def normalize_axes(axes: Mapping[str, Sequence[Any]] | Sequence[Axis | tuple[str, Sequence]]
                    | None, known: Iterable[str]) -> tuple[Axis, ...]:
     """Axes from a mapping {name: values}, a sequence of Axis or (name, values) pairs; names
@@ -76,8 +82,7 @@ def normalize_axes(axes: Mapping[str, Sequence[Any]] | Sequence[Axis | tuple[str
     out: list[Axis] = []
     for name, values in items:
         key = flat_name(str(name), known)
-        if key in FIXED_FIELDS:
-            raise ConfigError(f"cannot vary {key} within one record: {FIXED_FIELDS[key]}")
+        check_variable(key)
         if any(a.name == key for a in out):
             raise ConfigError(f"{key} is varied twice; give all its values in one --vary "
                               f"{key}=A,B")
@@ -136,5 +141,5 @@ def to_json(axes: Sequence[Axis]) -> dict[str, list]:
     return {a.name: [list(v) if isinstance(v, tuple) else v for v in a.values] for a in axes}
 
 
-__all__ = ["Axis", "FIXED_FIELDS", "flat_name", "normalize_axes", "levels", "format_value",
+__all__ = ["Axis", "FIXED_FIELDS", "check_variable", "flat_name", "normalize_axes", "levels", "format_value",
            "levels_text", "to_json"]
