@@ -105,3 +105,17 @@ def test_an_axis_value_refused_at_the_records_setting_may_suit_another_axis():
                      axes={"optimizer": ("sgd", "rmsprop"), "momentum": (0.0, 0.9)})
     assert [f for _, m, _, f in c.grid() if m == "vgg_light"] == [
         {"optimizer": o, "momentum": mo} for o in ("sgd", "rmsprop") for mo in (0.0, 0.9)]
+
+
+def test_a_preset_declares_axes_and_presets_lists_them():
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+    from landscape.config import PRESETS
+
+    c = RecordConfig(**PRESETS["demo-placement"])
+    assert [(a.name, a.values) for a in c.axes] == [("norm_placement", ("conv", "all")),
+                                                    ("batch_size", (128, 256))]
+    assert len(c.grid()) == 18  # 3 seeds x (the plain model at 2 batch sizes + BN at 2 x 2)
+    out = CliRunner().invoke(main, ["presets"]).output
+    assert "axes          norm_placement = conv, all; batch_size = 128, 256" in out
