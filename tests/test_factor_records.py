@@ -55,7 +55,7 @@ def one_memory_format():
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, cifar_dir, one_thread):
     out = tmp_path_factory.mktemp("axes") / "reference.h5"
-    result = CliRunner().invoke(main, axes_args(cifar_dir, out, max_steps=10))
+    result = CliRunner().invoke(main, axes_args(cifar_dir, out, max_steps=8))
     assert result.exit_code == 0, result.output
     return landscape.open_record(out)
 
@@ -76,9 +76,11 @@ def test_the_runs_are_the_product_of_the_axes(reference):
     assert info.config["models"] == ["vgg_light_bn"] and info.config["axes"] == {}
     assert runs["vgg_light_lr0.05_batch_size=16_s0"].factors == {"batch_size": 16}
     assert reference.config["axes"] == {"batch_size": [16, 32], "norm_placement": ["conv", "all"]}
-    # 10 steps at either batch size; an epoch of the 320 images is 20 or 10 steps.
+    # 8 steps at either batch size; an epoch of the 320 images is 20 or 10 steps.
     data = reference.load("vgg_light_bn_lr0.05_batch_size=32_norm_placement=all_s0")
-    assert len(data.steps.step) == 10 and data.eval.epoch[-1] == pytest.approx(1.0)
+    assert len(data.steps.step) == 8 and data.eval.epoch[-1] == pytest.approx(0.8)
+    small = reference.load("vgg_light_bn_lr0.05_batch_size=16_norm_placement=all_s0")
+    assert small.eval.epoch[-1] == pytest.approx(0.4)
 
 
 def test_a_killed_record_with_axes_resumes_to_the_uninterrupted_one(tmp_path, cifar_dir,
@@ -86,7 +88,7 @@ def test_a_killed_record_with_axes_resumes_to_the_uninterrupted_one(tmp_path, ci
     out = tmp_path / "killed.h5"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "landscape",
-                                *axes_args(cifar_dir, out, max_steps=10)], env=env,
+                                *axes_args(cifar_dir, out, max_steps=8)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen, deadline = 0, time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
@@ -94,14 +96,14 @@ def test_a_killed_record_with_axes_resumes_to_the_uninterrupted_one(tmp_path, ci
             seen = sum(r.steps_done for r in landscape.open_record(out).runs.values())
         except landscape.RecordError:
             pass  # not created yet, or caught before its first flush
-        if seen >= 45:  # in the fifth of the twelve runs
+        if seen >= 36:  # in the fifth of the twelve runs
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the record finished before the kill"
     partial = landscape.open_record(out)
-    assert 0 < sum(r.steps_done for r in partial.runs.values()) < 120
+    assert 0 < sum(r.steps_done for r in partial.runs.values()) < 96
     resume(out)
     assert_same_runs(reference, landscape.open_record(out))
 
@@ -110,7 +112,7 @@ def test_each_levels_verdict_is_that_of_a_record_of_that_level_alone(tmp_path, c
                                                                       reference, one_thread):
     alone = tmp_path / "alone.h5"
     # batch 16 with the BN model's default placement (after every layer: "all").
-    result = CliRunner().invoke(main, [a for a in axes_args(cifar_dir, alone, max_steps=10)
+    result = CliRunner().invoke(main, [a for a in axes_args(cifar_dir, alone, max_steps=8)
                                        if a not in AXES] + ["--batch-size", "16"])
     assert result.exit_code == 0, result.output
     verdicts = report.level_verdicts(report.load_runs([reference.path]))

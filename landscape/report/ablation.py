@@ -19,7 +19,7 @@ from landscape.config.axes import format_value
 from landscape.errors import ConfigError
 from landscape.report.compare import _metric_curves
 from landscape.report.course import trajectory_source
-from landscape.report.runs import LoadedRun
+from landscape.report.runs import LoadedRun, report_axes
 
 # Per-run numbers of the table (one value per seed), then the landscape metrics (per run: the
 # values at every probed or recorded step, pooled over seeds as the verdict pools them).
@@ -85,7 +85,7 @@ def ablation_rows(runs: Sequence[LoadedRun]) -> list[dict[str, Any]]:
     table NAME, NAME_low and NAME_high (the median over seeds and its 95% interval; NaN
     interval with one seed). Landscape metrics a group lacks (no probe, no Hessian) are NaN."""
     runs = [r for r in runs if r.last_step is not None]
-    axes = list(dict.fromkeys(k for r in runs for k in r.factors))
+    axes = [a.name for a in report_axes(runs)]
     parameter = trajectory_source(runs)
     rows = []
     for (model, levels, lr), group in _groups(runs, axes).items():

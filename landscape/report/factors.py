@@ -16,10 +16,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from landscape.config.axes import Axis, format_value, levels_text
+from landscape.config.axes import format_value, levels_text
 from landscape.report.ablation import ablation_rows, ablation_text
 from landscape.report.compare import _comparable_pairs, summary_text, verdict
-from landscape.report.runs import LoadedRun, group_by_model, run_notes
+from landscape.report.runs import LoadedRun, group_by_model, report_axes, run_notes
 from landscape.report.verdicts import PairVerdict, verdict_words
 
 
@@ -45,18 +45,6 @@ class LevelVerdict:
 
     def to_text(self) -> str:
         return f"At {levels_text(self.levels)}:\n{self.verdict.to_text()}"
-
-
-def report_axes(runs: Sequence[LoadedRun]) -> list[Axis]:
-    """The axes of `runs`' factors: names and values in the order they first appear (the
-    order the runs were planned in, i.e. as the axes were declared)."""
-    values: dict[str, list] = {}
-    for run in runs:
-        for name, value in run.factors.items():
-            seen = values.setdefault(name, [])
-            if value not in seen:
-                seen.append(value)
-    return [Axis(name, tuple(vals)) for name, vals in values.items()]
 
 
 def cells(runs: Sequence[LoadedRun]) -> list[Cell]:

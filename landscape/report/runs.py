@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from landscape.config.axes import FIXED_FIELDS
+from landscape.config.axes import FIXED_FIELDS, Axis
 from landscape.errors import ConfigError, RecordError
 from landscape.store import Record, RunData, RunInfo, TapData, open_record
 
@@ -156,6 +156,22 @@ def _record_labels(paths: Sequence[Path]) -> list[str]:
 
 def _hashable(value: Any) -> Any:
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def report_axes(runs: Sequence[LoadedRun]) -> list[Axis]:
+    """The axes of `runs`' factors: first the records' own axes, as they were declared (names
+    and values), then the settings combined records differ in, in the order they appear."""
+    values: dict[str, list] = {}
+    for record in {id(r.record): r.record for r in runs}.values():
+        for name, declared in (record.config.get("axes") or {}).items():
+            seen = values.setdefault(name, [])
+            seen += [v for v in map(_hashable, declared) if v not in seen]
+    for run in runs:
+        for name, value in run.factors.items():
+            seen = values.setdefault(name, [])
+            if value not in seen:
+                seen.append(value)
+    return [Axis(name, tuple(vals)) for name, vals in values.items()]
 
 
 def group_by_model(runs: Sequence[LoadedRun]) -> dict[str, list[LoadedRun]]:
