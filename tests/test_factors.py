@@ -119,3 +119,15 @@ def test_a_preset_declares_axes_and_presets_lists_them():
     assert len(c.grid()) == 18  # 3 seeds x (the plain model at 2 batch sizes + BN at 2 x 2)
     out = CliRunner().invoke(main, ["presets"]).output
     assert "axes          norm_placement = conv, all; batch_size = 128, 256" in out
+
+
+def test_the_run_limit_counts_the_levels():
+    from landscape.sweep.limits import MAX_RUNS, check_counts
+
+    lrs = tuple(0.001 * (i + 1) for i in range(50))
+    small = RecordConfig(models=MODELS, lrs=lrs, seeds=tuple(range(10)))
+    check_counts(small)  # 1,000 runs: the most a record holds
+    assert len(small.grid()) == MAX_RUNS
+    varied = small.with_changes(axes={"batch_size": (64, 128)})
+    with pytest.raises(ConfigError, match=r"2,000 runs \(.* x --vary batch_size\)"):
+        check_counts(varied)
