@@ -20,13 +20,16 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 # 1. the paper's setting (plain SGD, lr 0.1) with and without BatchNorm, three seeds: the
 #    verdict with 95% intervals over seeds;
 # 2. the course's four-lr Adam sweep beside it, probed along the update Adam takes.
-# Each prints its BN vs no-BN summary and writes its figures.
+# Each prints its BN vs no-BN summary, writes its figures and one HTML report beside its record
+# (the last lines print the reports' paths).
 demo: setup
 	mkdir -p $(dir $(OUT))
 	$(BIN)/landscape record --preset demo-paper --device cpu -o $(OUT)-paper.h5 --overwrite
 	$(BIN)/landscape plot $(OUT)-paper.h5 --out $(OUT)-paper-figures
 	$(BIN)/landscape record --preset demo-course --device cpu -o $(OUT)-course.h5 --overwrite
 	$(BIN)/landscape plot $(OUT)-course.h5 --out $(OUT)-course-figures
+	$(BIN)/landscape report $(OUT)-paper.h5 -o $(OUT)-paper.html
+	$(BIN)/landscape report $(OUT)-course.h5 -o $(OUT)-course.html
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,12 @@ per seed, and the two models of a seed share the initialization seed, data order
 So the bootstrap resamples whole seeds (both models of a seed together) and recomputes the
 statistic on the resampled seeds. One seed gives a number and no interval; the verdict then says
 so instead of pretending.
+
+Below MIN_BOOTSTRAP_SEEDS seeds a bootstrap interval is not one: over 2 seeds a percentile
+bootstrap has 3 distinct resamples and its "95% interval" is just the two seeds' values. There
+the estimate reports the per-seed range (smallest to largest single-seed ratio) and calls it
+that, and its verdict is "greater" or "less" only when every seed's ratio lies on the same side
+of 1. Why 5: docs/measurements.md §4.
 """
 
 from __future__ import annotations
@@ -19,15 +25,40 @@ import numpy as np
 from scipy import stats
 
 Verdict = Literal["greater", "less", "unclear", "no interval"]
+Basis = Literal["bootstrap", "seed range", "none"]
+
+# Fewest seeds for which the interval is a bootstrap; below it, the per-seed range (see above).
+MIN_BOOTSTRAP_SEEDS = 5
+
+
+def interval_basis(n_seeds: int, min_bootstrap_seeds: int = MIN_BOOTSTRAP_SEEDS) -> Basis:
+    """What an estimate over `n_seeds` seeds reports as its interval: "bootstrap" (a percentile
+    bootstrap over seeds), "seed range" (the smallest to the largest single-seed value, with
+    2 … min_bootstrap_seeds − 1 seeds) or "none" (one seed)."""
+    if n_seeds >= max(2, min_bootstrap_seeds):
+        return "bootstrap"
+    return "seed range" if n_seeds >= 2 else "none"
+
+
+def interval_name(n_seeds: int, confidence: float = 0.95,
+                  min_bootstrap_seeds: int = MIN_BOOTSTRAP_SEEDS) -> str:
+    """A column heading for the interval of estimates over `n_seeds` seeds: '95% interval',
+    'per-seed range' or 'interval'."""
+    basis = interval_basis(n_seeds, min_bootstrap_seeds)
+    if basis == "bootstrap":
+        return f"{confidence:.0%} interval"
+    return "per-seed range" if basis == "seed range" else "interval"
 
 
 @dataclass(frozen=True)
 class RatioEstimate:
-    """A ratio a/b from all seeds, the same ratio per seed, and its bootstrap interval.
+    """A ratio a/b from all seeds, the same ratio per seed, and its interval.
 
-    low, high: the `confidence` percentile interval over seeds (NaN with fewer than 2 seeds).
+    low, high: with `basis` "bootstrap", the `confidence` percentile interval over seeds; with
+        "seed range", the smallest and largest of `per_seed`; NaN with one seed.
     verdict: "greater" if the interval lies above 1 (a's value is larger), "less" if below,
-        "unclear" if it contains 1, "no interval" with a single seed or a NaN ratio.
+        "unclear" if it contains 1, "no interval" with a single seed or a NaN ratio. With a
+        seed range, "greater" and "less" thus mean that every seed agrees.
     """
 
     ratio: float
@@ -35,6 +66,7 @@ class RatioEstimate:
     high: float
     per_seed: tuple[float, ...]
     confidence: float
+    basis: Basis = "bootstrap"
 
     @property
     def n_seeds(self) -> int:
@@ -50,19 +82,30 @@ class RatioEstimate:
             return "less"
         return "unclear"
 
+    @property
+    def all_seeds_agree(self) -> bool:
+        """Every seed's ratio is finite and on the same side of 1."""
+        v = np.asarray(self.per_seed, dtype=np.float64)
+        return bool(v.size and np.isfinite(v).all() and ((v > 1).all() or (v < 1).all()))
+
     def interval_text(self) -> str:
-        """'[0.81, 3.2]', or 'no interval (1 seed)'."""
+        """'[0.81, 3.2]' (a bootstrap interval), '0.81 to 3.2 (per-seed range, 3 seeds)', or
+        'no interval (1 seed)'."""
         if self.n_seeds < 2:
             return f"no interval ({self.n_seeds} seed)"
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             return "no interval"
+        if self.basis == "seed range":
+            return f"{self.low:.3g} to {self.high:.3g} (per-seed range, {self.n_seeds} seeds)"
         return f"[{self.low:.3g}, {self.high:.3g}]"
 
 
 def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
                     confidence: float = 0.95, n_resamples: int = 2000,
-                    random_state: int = 0) -> RatioEstimate:
-    """Bootstrap over seeds of a ratio statistic.
+                    random_state: int = 0,
+                    min_bootstrap_seeds: int = MIN_BOOTSTRAP_SEEDS) -> RatioEstimate:
+    """Bootstrap over seeds of a ratio statistic (with fewer than `min_bootstrap_seeds` seeds,
+    the per-seed range instead: see the module's docstring).
 
     `statistic(seeds)` gets an int array of seed positions (0 … n_seeds − 1, with repeats when
     resampled) and returns the ratio computed from those seeds' data pooled together; it is
@@ -79,7 +122,12 @@ def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
     ratio = float(statistic(everything))
     per_seed = tuple(float(statistic(np.array([i]))) for i in range(n_seeds))
     low = high = math.nan
-    if n_seeds >= 2 and math.isfinite(ratio):
+    basis = interval_basis(n_seeds, min_bootstrap_seeds)
+    if basis == "seed range":
+        finite = [v for v in per_seed if math.isfinite(v)]
+        if math.isfinite(ratio) and len(finite) == n_seeds:
+            low, high = min(finite), max(finite)
+    elif basis == "bootstrap" and math.isfinite(ratio):
         with warnings.catch_warnings():
             # All resamples equal (identical seeds) is a legitimate zero-width interval.
             warnings.simplefilter("ignore", category=stats.DegenerateDataWarning)
@@ -88,7 +136,7 @@ def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
                                   confidence_level=confidence, method="percentile",
                                   random_state=np.random.default_rng(random_state))
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return RatioEstimate(ratio, low, high, per_seed, confidence)
+    return RatioEstimate(ratio, low, high, per_seed, confidence, basis)
 
 
 def pooled_median_ratio(values_a: Sequence[np.ndarray], values_b: Sequence[np.ndarray]

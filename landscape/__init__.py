@@ -10,16 +10,50 @@ The Python API mirrors the command line:
     rec.load("vgg_bn_lr0.001").steps.loss           # numpy arrays
 """
 
-from landscape.config import ProbeConfig, RecordConfig
-from landscape.data import load_dataset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from landscape.errors import ConfigError, DataError, LandscapeError, RecordError
-from landscape.models import build_model
-from landscape.store import open_record
-from landscape.sweep import LocalExecutor, RayExecutor, RayOptions, record, resume
 from landscape.version import __version__
+
+# The public names below are imported on first use (PEP 562): importing torch takes seconds,
+# and commands that only read a record (`landscape info`, `--version`) never need it.
+_LAZY = {
+    "ProbeConfig": "landscape.config",
+    "RecordConfig": "landscape.config",
+    "load_dataset": "landscape.data",
+    "build_model": "landscape.models",
+    "open_record": "landscape.store",
+    "LocalExecutor": "landscape.sweep",
+    "RayExecutor": "landscape.sweep",
+    "RayOptions": "landscape.sweep",
+    "record": "landscape.sweep",
+    "resume": "landscape.sweep",
+}
+
+if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
+    from landscape.config import ProbeConfig, RecordConfig
+    from landscape.data import load_dataset
+    from landscape.models import build_model
+    from landscape.store import open_record
+    from landscape.sweep import LocalExecutor, RayExecutor, RayOptions, record, resume
 
 __all__ = [
     "ConfigError", "DataError", "LandscapeError", "LocalExecutor", "ProbeConfig", "RayExecutor",
     "RayOptions", "RecordConfig", "RecordError", "__version__", "build_model", "load_dataset",
     "open_record", "record", "resume",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'landscape' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later look-ups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,18 @@ def write_cifar_folder(root: Path, embedded, n_train: int = 320, n_test: int = 6
     write_batches(root, (embedded.train_x[:n_train], embedded.train_y[:n_train]),
                   (embedded.test_x[:n_test], embedded.test_y[:n_test]))
     return root
+
+
+def huge_array_pickle(images: int = 10**13) -> bytes:
+    """A CIFAR-10 batch pickle whose 'data' array declares `images` images (numpy allocates an
+    array of the declared shape before it reads the data), holding none of them."""
+    reconstruct = np.empty(0).__reduce__()[0]  # numpy's _reconstruct, wherever numpy keeps it
+
+    class Declared:
+        def __reduce__(self):
+            return reconstruct, (np.ndarray, (images, 3072), b"b")  # as numpy pickles it
+
+    return pickle.dumps({"data": Declared(), "labels": [0]}, protocol=2)
 
 
 @pytest.fixture(scope="session")

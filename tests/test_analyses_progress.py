@@ -82,17 +82,33 @@ def test_matched_progress_removes_a_plateau_that_per_step_medians_mistake_for_sm
 
 def test_bootstrap_over_seeds():
     rng = np.random.default_rng(4)
-    # Seed i of model a: values around 3·(1 + 0.1 i); model b: around 1. True ratios 3, 3.3, 3.6.
-    a = [3 * (1 + 0.1 * i) * np.exp(0.01 * rng.standard_normal(200)) for i in range(3)]
-    b = [np.exp(0.01 * rng.standard_normal(200)) for _ in range(3)]
+    # Seed i of model a: values around 3·(1 + 0.1 i); model b: around 1. True ratios 3, …, 4.2.
+    a = [3 * (1 + 0.1 * i) * np.exp(0.01 * rng.standard_normal(200)) for i in range(5)]
+    b = [np.exp(0.01 * rng.standard_normal(200)) for _ in range(5)]
     stat = pooled_median_ratio(a, b)
-    est = bootstrap_ratio(3, stat)
+    est = bootstrap_ratio(5, stat)
+    assert est.basis == "bootstrap"
     assert est.ratio == pytest.approx(np.median(np.concatenate(a)) / np.median(np.concatenate(b)))
-    assert est.per_seed == pytest.approx((3.0, 3.3, 3.6), rel=0.01)
-    assert min(est.per_seed) - 0.01 <= est.low <= est.ratio <= est.high <= max(est.per_seed) + 0.01
+    assert est.per_seed == pytest.approx((3.0, 3.3, 3.6, 3.9, 4.2), rel=0.01)
+    # With 5 seeds the percentile interval lies strictly inside the per-seed range.
+    assert min(est.per_seed) < est.low <= est.ratio <= est.high < max(est.per_seed)
     assert est.verdict == "greater" and est.interval_text().startswith("[")
-    again = bootstrap_ratio(3, stat)
+    again = bootstrap_ratio(5, stat)
     assert (again.low, again.high) == (est.low, est.high)  # seeded: a report is reproducible
+
+
+def test_few_seeds_give_the_per_seed_range_not_a_bootstrap():
+    # 3 seeds: ratios 3, 3.3, 3.6 (exactly: constant values)
+    a = [np.full(20, 3 * (1 + 0.1 * i)) for i in range(3)]
+    b = [np.ones(20)] * 3
+    est = bootstrap_ratio(3, pooled_median_ratio(a, b))
+    assert est.basis == "seed range" and (est.low, est.high) == pytest.approx((3.0, 3.6))
+    assert est.verdict == "greater" and est.all_seeds_agree
+    assert est.interval_text() == "3 to 3.6 (per-seed range, 3 seeds)"
+    # The same seeds with a bootstrap forced on (the old behaviour): its 95% "interval" is
+    # exactly the extreme seeds, i.e. the range under another name.
+    forced = bootstrap_ratio(3, pooled_median_ratio(a, b), min_bootstrap_seeds=2)
+    assert forced.basis == "bootstrap" and (forced.low, forced.high) == pytest.approx((3.0, 3.6))
 
 
 def test_an_interval_that_contains_one_is_unclear_and_one_seed_has_none():
@@ -100,9 +116,9 @@ def test_an_interval_that_contains_one_is_unclear_and_one_seed_has_none():
     b = [np.ones(10), np.ones(10)]
     est = bootstrap_ratio(2, pooled_median_ratio(a, b))
     assert est.low == pytest.approx(0.5) and est.high == pytest.approx(2.0)
-    assert est.verdict == "unclear"
+    assert est.verdict == "unclear" and not est.all_seeds_agree and est.basis == "seed range"
     single = bootstrap_ratio(1, pooled_median_ratio(a[:1], b[:1]))
     assert single.ratio == 0.5 and math.isnan(single.low) and single.verdict == "no interval"
-    assert single.interval_text() == "no interval (1 seed)"
+    assert single.interval_text() == "no interval (1 seed)" and single.basis == "none"
     lower = bootstrap_ratio(2, pooled_median_ratio([np.full(5, 0.2)] * 2, [np.ones(5)] * 2))
     assert lower.verdict == "less" and lower.low == lower.high == pytest.approx(0.2)

@@ -12,13 +12,15 @@ import torch
 from click.testing import CliRunner
 
 from landscape.cli import main
+from landscape.store import FORMAT_NAME, SCHEMA_VERSION
 
-from conftest import TINY, write_cifar_folder
+from conftest import TINY, huge_array_pickle, write_cifar_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 COMMANDS = {"`landscape record`": "record", "`landscape info` (and every reader of records)":
-            "info", "`landscape plot`": "plot", "`landscape summary`": "summary",
-            "`landscape surface`": "surface", "`landscape prune`": "prune"}
+            "info", "`landscape plot`": "plot", "`landscape report`": "report",
+            "`landscape summary`": "summary", "`landscape surface`": "surface",
+            "`landscape prune`": "prune", "`landscape export`": "export"}
 
 
 def table_rows():
@@ -54,7 +56,7 @@ def places(tmp_path_factory, embedded):
     assert result.exit_code == 0, result.output
     weights_record = root / "weights.h5"
     result = CliRunner().invoke(main, ["record", *TINY, "--model", "vgg", "--lrs", "0.01",
-                                       "--max-steps", "2", "--save-weights-at", "0,1,final",
+                                       "--max-steps", "2", "--save-weights-at", "0,1,end",
                                        "-o", str(weights_record)])
     assert result.exit_code == 0, result.output
     truncated_record = root / "truncated.h5"
@@ -66,6 +68,23 @@ def places(tmp_path_factory, embedded):
     foreign = root / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = [1, 2, 3]
+    # Files that claim to be records but are not quite: a header without run_ids, a schema
+    # version that is no number, a configuration that is no JSON.
+    foreign_header = root / "foreign_header.h5"
+    with h5py.File(foreign_header, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["schema_version"] = SCHEMA_VERSION
+    bad_schema = root / "bad_schema.h5"
+    bad_schema.write_bytes(record.read_bytes())
+    with h5py.File(bad_schema, "r+") as f:
+        f.attrs["schema_version"] = "three"
+    bad_config = root / "bad_config.h5"
+    bad_config.write_bytes(record.read_bytes())
+    with h5py.File(bad_config, "r+") as f:
+        f.attrs["config"] = '{"models": ["vgg",'
+    # A CIFAR-10 batch whose pickle declares 10**13 images (9 TiB) in a file of a few KiB.
+    cifar_huge = write_cifar_folder(root / "cifar_huge", embedded, n_train=100, n_test=20)
+    (cifar_huge / "cifar-10-batches-py" / "data_batch_1").write_bytes(huge_array_pickle())
     text = root / "notes.txt"
     text.write_text("not a record\n")
     existing = root / "existing.h5"
@@ -73,6 +92,8 @@ def places(tmp_path_factory, embedded):
     return {"cifar": cifar, "cifar_missing": missing, "cifar_truncated": truncated,
             "record": record, "weights_record": weights_record, "truncated_record": truncated_record, "future": future,
             "foreign": foreign, "text": text, "existing": existing,
+            "foreign_header": foreign_header, "bad_schema": bad_schema, "bad_config": bad_config,
+            "cifar_huge": cifar_huge,
             "missing_dir": root / "missing"}
 
 

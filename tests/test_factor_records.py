@@ -206,7 +206,7 @@ def test_a_version_3_record_reads_as_measured_and_resumes_into_version_4(tmp_pat
     for run_id, info in old.runs.items():
         assert info.factors == {} and info.config == fresh.runs[run_id].config
         assert info.config["models"] == [info.model] and info.config["lrs"] == [info.lr]
-    assert [c.levels for c in report.cells(report.load_runs([path]))] == [{}]
+    assert [c.levels for c in report.factor_cells(report.load_runs([path]))] == [{}]
     resume(path)  # the interrupted run restarts and the record is upgraded
     new = landscape.open_record(path)
     assert new.schema_version == 4 and all(r.complete for r in new.runs.values())

@@ -124,24 +124,24 @@ def test_sigterm_stops_cleanly_and_resume_completes(tmp_path, cifar_dir, referen
 
 
 def test_a_failed_write_is_one_clear_line(tmp_path, cifar_dir, reference):
-    """A write that fails although the free-space check passed (here a file-size limit; a disk
-    quota would do the same): one clear line and exit code 1, no traceback, no crash, and the
-    record is either readable or refused with a clear message, never a hang."""
+    """A write that fails although the free-space check passed (here a file-size limit with
+    the check switched off, as a disk quota would slip past it): one clear line and exit code
+    1, no traceback, no crash, and the record opens (tests/test_failed_writes.py: at several
+    sizes, and resumed)."""
     out = tmp_path / "full.h5"
 
     def small_disk():
         # Writes past 400 kB fail with EFBIG, as they would on a full disk (ENOSPC).
         resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
-    done = subprocess.run(command(cifar_dir, out) + ["--no-taps"], preexec_fn=small_disk,
-                          capture_output=True, text=True, timeout=300)
+    unchecked = [sys.executable, "-c", "import landscape.training.recorder as r; "
+                 "r.free_bytes = lambda path: 1 << 50; from landscape.cli import main; "
+                 "main(prog_name='landscape')"]
+    done = subprocess.run(unchecked + command(cifar_dir, out)[3:] + ["--no-taps"],
+                          preexec_fn=small_disk, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and f"cannot write to {out}: File too large" in errors[0]
     assert "Traceback" not in done.stderr
-    try:
-        partial = landscape.open_record(out)
-    except landscape.RecordError as exc:
-        assert "truncated" in str(exc)
-    else:
-        assert any(r.status == "running" for r in partial.runs.values())
+    partial = landscape.open_record(out)
+    assert any(r.status == "running" for r in partial.runs.values())

@@ -17,6 +17,7 @@ LAYERS = [
     ("config",),
     ("training", "report"),
     ("probes", "plot"),
+    ("page",),  # landscape report's HTML: report's sections and plot's figures
     ("sweep",),
     ("kept",),
     ("surfaces",),

@@ -77,8 +77,8 @@ def test_loss_landscape_shades_one_region_per_model(probed):
     assert "training-batch loss" in ax.get_ylabel()
     assert "min to max" in ax.get_title() and "raw values" in ax.get_title()
     assert len(shaded(ax)) == 2
-    assert legend_texts(ax) == ["vgg (no BatchNorm), 2 lrs: 0.0005, 0.001",
-                                "vgg_bn (BatchNorm), 2 lrs: 0.0005, 0.001"]
+    assert legend_texts(ax) == ["vgg (no BatchNorm), 2 lrs (0.0005, 0.001), seed 0",
+                                "vgg_bn (BatchNorm), 2 lrs (0.0005, 0.001), seed 0"]
     # The shaded polygon of vgg spans exactly the envelope.
     low = envs["vgg"].envelope.low
     ys = shaded(ax)[0].get_paths()[0].vertices[:, 1]
@@ -156,7 +156,7 @@ def test_single_run_without_probe_or_taps(records):
     ax = figures["gradient_change"].axes[0]
     assert "all parameters" in ax.get_title()
     ax = figures["loss_landscape"].axes[0]
-    assert legend_texts(ax) == ["vgg_bn (BatchNorm), 1 run (lr 0.002): no band"]
+    assert legend_texts(ax) == ["vgg_bn (BatchNorm), 1 run (lr 0.002, seed 0): no band"]
     assert len(shaded(ax)) == 0 and len(ax.lines) == 1  # a single run is its line, no band
     assert "one run per model" in ax.get_title()
 
@@ -173,7 +173,7 @@ def test_diverged_run_is_marked_in_every_figure(records):
         assert (adam.get_title(), sgd.get_title()) == ("optimizer=adam", "optimizer=sgd")
         assert len(markers(adam, "x")) == 0 and len(markers(sgd, "x")) == 1, name
         texts = legend_texts(sgd)
-        assert "vgg, 1 run (lr 10000): no band, 1 diverged" in texts
+        assert "vgg, 1 run (lr 10000, seed 0): no band, 1 diverged" in texts
         assert "diverged: first non-finite loss at this step" in texts
         assert "vgg (no BatchNorm), 2 lrs: 0.0005, 0.001" in legend_texts(adam)
     ax = figures["training_curves"].axes[0]
@@ -211,7 +211,8 @@ def test_cli_writes_every_figure_and_the_summary(records, tmp_path):
     result = CliRunner().invoke(main, ["plot", str(records["probed"]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = ["loss_landscape.png", "paper_lr0.0005.png", "paper_lr0.001.png",
-             "gradient_change.png", "trajectory_beta.png", "training_curves.png", "summary.txt"]
+             "gradient_change.png", "trajectory_beta.png", "training_curves.png",
+             "loss_envelope_width.png", "summary.txt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     for name in names[:-1]:
         assert (out / name).read_bytes()[:8] == PNG, name

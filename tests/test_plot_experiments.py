@@ -295,8 +295,8 @@ def test_dln_paper_and_single_lr_loss_landscape(dln):
     fig = plot.plot_loss_landscape(report.loss_envelopes(groups))
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "dln (no BatchNorm), 1 run (lr 1e-06): no band",
-        "dln_bn (BatchNorm), 1 run (lr 1e-06): no band"]
+        "dln (no BatchNorm), 1 run (lr 1e-06, seed 0): no band",
+        "dln_bn (BatchNorm), 1 run (lr 1e-06, seed 0): no band"]
     assert not shaded(ax) and len(ax.lines) == 2
     assert "one run per model" in ax.get_title()
     assert ax.get_yscale() == "linear"

@@ -69,7 +69,7 @@ def test_clashing_run_ids_are_qualified_by_record(records, tmp_path):
     # The same settings twice: the record is the factor that tells the runs apart.
     assert [r.run_id for r in runs] == ["plain:vgg_bn_lr0.002", "copy:vgg_bn_lr0.002"]
     assert [dict(r.factors) for r in runs] == [{"record": "plain"}, {"record": "copy"}]
-    assert [len(c.runs) for c in report.cells(runs)] == [1, 1]
+    assert [len(c.runs) for c in report.factor_cells(runs)] == [1, 1]
     np.testing.assert_array_equal(runs[0].data.steps.loss, runs[1].data.steps.loss)
     with pytest.raises(RecordError, match="given twice"):
         report.load_runs([records["plain"], records["plain"]])

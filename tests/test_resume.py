@@ -156,7 +156,9 @@ def test_a_full_disk_is_refused_before_writing_and_resume_completes(tmp_path, ci
                                                     r"\(1 MiB free.*--resume"):
         record(busy_config(cifar_dir), path)
     partial = landscape.open_record(path)
-    assert any(r.status == "running" for r in partial.runs.values())
+    # The refused run says so (issue 24: it used to stay 'running').
+    assert any(r.status == "interrupted" for r in partial.runs.values())
+    assert not any(r.status == "running" for r in partial.runs.values())
     monkeypatch.undo()
     resume(path)
     assert_records_equal(landscape.open_record(path), reference)

@@ -30,9 +30,9 @@ def records(tmp_path_factory, cifar_dir, one_thread):
     root = tmp_path_factory.mktemp("weights")
     plain = record(root / "plain.h5", tiny)
     kept = record(root / "kept.h5", tiny, "--save-weights-every", "2", "--save-weights-at",
-                  "3,final")
+                  "3,end")
     short = [a if a != "6" else "3" for a in tiny]  # --max-steps 3
-    three = record(root / "three.h5", short, "--save-weights-at", "final")
+    three = record(root / "three.h5", short, "--save-weights-at", "end")
     return plain, kept, three
 
 
@@ -94,12 +94,12 @@ def test_weights_past_the_last_step_are_refused_before_the_file_exists(tmp_path,
     result = CliRunner().invoke(main, ["record", "--model", "vgg_bn", "--lrs", "0.05",
                                        *tiny_args, "--save-weights-at", "6", "-o", str(out)])
     assert result.exit_code != 0
-    assert "--save-weights-at 6 is past the last step of these runs (steps 0 to 5); 'final'" \
+    assert "--save-weights-at 6 is past the last step of these runs (steps 0 to 5); 'end'" \
         in result.output
     assert not out.exists()
     result = CliRunner().invoke(main, ["record", "--model", "vgg_bn", *tiny_args,
                                        "--save-weights-at", "3,last", "-o", str(out)])
-    assert "--save-weights-at takes step numbers or 'final', got 'last'" in result.output
+    assert "--save-weights-at takes step numbers or 'end', got 'last'" in result.output
 
 
 def test_info_says_when_weights_are_kept(records):

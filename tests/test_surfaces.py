@@ -29,7 +29,7 @@ def recorded(tmp_path_factory, cifar_dir, one_thread):
     result = CliRunner().invoke(main, [
         "record", "--model", "vgg,vgg_bn", "--lrs", "0.05", "--optimizer", "sgd",
         "--momentum", "0.9", *TINY, "--data-dir", str(cifar_dir), "--no-verify",
-        "--save-weights-every", "1", "--save-weights-at", "final", "-o", str(out)])
+        "--save-weights-every", "1", "--save-weights-at", "end", "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out
 

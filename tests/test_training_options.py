@@ -188,8 +188,8 @@ def test_dropout_reaches_the_model(cifar_dir):
 
 
 def test_a_model_without_dropout_refuses_it(tmp_path, cifar_dir):
-    with pytest.raises(ConfigError, match="model 'resnet20' has no option dropout"):
-        record(tiny(cifar_dir, models=("resnet20",), dropout=0.3, taps=()), tmp_path / "r.h5")
+    with pytest.raises(ConfigError, match="model 'lenet' has no option model.dropout"):
+        record(tiny(cifar_dir, models=("lenet",), dropout=0.3, taps=()), tmp_path / "r.h5")
     assert not (tmp_path / "r.h5").exists()
 
 

@@ -19,10 +19,11 @@ class CommaList(click.ParamType):
     name = "text"  # the metavar stays TEXT in --help
 
     def __init__(self, item: Callable = str, length: int | None = None,
-                 length_hint: str = "") -> None:
+                 length_hint: str = "", *, unique: bool = False) -> None:
         self.item = item
         self.length = length
         self.length_hint = length_hint
+        self.unique = unique  # refuse an item listed twice (as --lrs and --seeds do)
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -48,12 +49,27 @@ class CommaList(click.ParamType):
             values = tuple(values)
         if self.length is not None and len(values) != self.length:
             raise click.ClickException(f"{flag} takes {self.length_hint}, got {text!r}")
+        if self.unique:
+            _refuse_repeats(values, flag)
         return values
 
 
-def flatten(lists) -> tuple:
-    """The items of a `multiple=True` CommaList option: ('a,b', 'c') -> ('a', 'b', 'c')."""
-    return tuple(item for values in lists for item in values)
+def flatten(lists, *, unique: str | None = None) -> tuple:
+    """The items of a `multiple=True` CommaList option: ('a,b', 'c') -> ('a', 'b', 'c'). With
+    `unique` (the flag), an item given twice, in one list or in two, is refused."""
+    items = tuple(item for values in lists for item in values)
+    if unique is not None:
+        _refuse_repeats(items, unique)
+    return items
+
+
+def _refuse_repeats(values: tuple, flag: str) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            raise click.ClickException(f"{flag} lists {shown} twice")
+        seen.add(value)
 
 
 def _flag(param: click.Parameter | None) -> str:

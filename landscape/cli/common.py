@@ -68,3 +68,15 @@ def graceful_stop() -> Iterator[Callable[[], bool]]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def duration(seconds: float) -> str:
+    """A run's wall time, e.g. 42.1s, 12m05s, 3h07m ("-" when not recorded)."""
+    if not seconds == seconds:  # NaN
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"

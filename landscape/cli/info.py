@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.common import echo_table, user_errors
+from landscape.cli.common import duration, echo_table, user_errors
 from landscape.config.axes import format_value
-from landscape.store import StopReason, open_record, shard_folder, shards_in_progress
+from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
+                             shards_in_progress, storage_sizes)
 
 
 def _value(value) -> str:
@@ -32,13 +33,11 @@ def info(record_path: Path) -> None:
     val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
     click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
                f"held-out samples; {data['note']}")
-    length = [f"{cfg['epochs']} epochs" if cfg["epochs"] else "",
-              f"at most {cfg['max_steps']} steps" if cfg["max_steps"] else ""]
     axes = cfg.get("axes") or {}  # records before axes have none
     optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
     batch = "varied" if "batch_size" in axes else cfg["batch_size"]
     click.echo(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {batch}, {', '.join(x for x in length if x)}, "
+               f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
                f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
@@ -88,15 +87,34 @@ def info(record_path: Path) -> None:
             f"{ev.test_acc[-1]:.3f}" if len(ev.step) else "-",
             *([f"{ev.val_acc[-1]:.3f}" if len(ev.step) else "-"] if has_val else []),
             str(len(data.probe.step)) if data.probe is not None else "-",
+            duration(run.seconds),
             ", ".join(run.taps) or "-",
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
-                      *(["val acc"] if has_val else []), "probes", "taps"])
+                      *(["val acc"] if has_val else []), "probes", "time", "taps"])
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
     _echo_surfaces(rec)
+    _echo_sizes(record_path)
     _echo_shards(record_path)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 50_000 else f"{n / 1e3:.0f} kB"
+
+
+def _echo_sizes(record_path: Path) -> None:
+    """The file's size and each kind of table's share of it (largest first), with the size of
+    its values where compression (or unused chunk rows) makes the two differ."""
+    parts = sorted(storage_sizes(record_path).items(), key=lambda kv: -kv[1].stored)
+    total = record_path.stat().st_size
+    shown = [f"{kind} {_megabytes(size.stored)}"
+             + (f" ({_megabytes(size.data)} of values)"
+                if abs(size.stored - size.data) > 0.1 * max(size.data, 50_000) else "")
+             for kind, size in parts if size.stored >= 0.01 * total]
+    rest = total - sum(size.stored for kind, size in parts if size.stored >= 0.01 * total)
+    click.echo(f"File: {_megabytes(total)}: {', '.join(shown + [f'other {_megabytes(rest)}'])}")
 
 
 def _echo_surfaces(rec) -> None:
@@ -124,6 +142,29 @@ def _echo_shards(record_path: Path) -> None:
                 for run_id, run in shards.items()], ["run", "status", "steps"])
 
 
+def _length_text(cfg: dict, runs) -> str:
+    """How long each run trains: '20 steps per run (--max-steps 20, before --epochs 20 end)',
+    not '20 epochs, at most 20 steps', which reads as both."""
+    epochs, max_steps = cfg.get("epochs"), cfg.get("max_steps")
+    if not max_steps:
+        return f"{_count(epochs, 'epoch')} per run"
+    if not epochs:
+        return f"{_count(max_steps, 'step')} per run"
+    done = {r.steps_done for r in runs
+            if r.status == RunStatus.COMPLETE and r.stop_reason == StopReason.PLANNED}
+    if done == {max_steps}:
+        return (f"{_count(max_steps, 'step')} per run (--max-steps {max_steps}, before "
+                f"--epochs {epochs} end)")
+    if len(done) == 1:
+        return (f"{_count(epochs, 'epoch')} = {_count(done.pop(), 'step')} per run "
+                f"(--max-steps {max_steps} not reached)")
+    return f"{_count(epochs, 'epoch')} or {_count(max_steps, 'step')} per run, whichever ends first"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
 def _weights_text(cfg: dict) -> str:
     """When the runs keep their weights (records before --save-weights lack the keys)."""
     parts = []
@@ -133,6 +174,8 @@ def _weights_text(cfg: dict) -> str:
         parts.append(f"at steps {', '.join(map(str, cfg['save_weights_at']))}")
     if cfg.get("save_final_weights"):
         parts.append("after the last step")
+    if cfg.get("keep_best"):
+        parts.append("at each new best validation accuracy (--step best)")
     return "; ".join(parts)
 
 
@@ -166,5 +209,39 @@ def _training_options(cfg: dict) -> list[str]:
         if cfg.get(key):
             out.append(f"{label} {cfg[key]:g}")
     if cfg.get("early_stop"):
-        out.append(f"early stop after {cfg['early_stop']} evaluations without improvement")
+        watched = "accuracy" if cfg.get("early_stop_metric") == "acc" else "loss"
+        gain = (f" of more than {cfg['early_stop_min_delta']:g}"
+                if cfg.get("early_stop_min_delta") else "")
+        out.append(f"early stop after {cfg['early_stop']} evaluations without a validation "
+                   f"{watched} improvement{gain}")
+    return out + _practice_options(cfg)
+
+
+def _practice_options(cfg: dict) -> list[str]:
+    """Model, loss, input and augmentation options that differ from the defaults (records
+    from before them lack the keys: they had the defaults)."""
+    out = []
+    for key, label in (("activation", "activation"), ("norm_placement", "norm placement"),
+                       ("loss", "loss"), ("init_from", "initialized from")):
+        if cfg.get(key) not in (None, "cross_entropy"):
+            out.append(f"{label} {cfg[key]}")
+    if cfg.get("betas"):
+        out.append(f"betas {','.join(f'{b:g}' for b in cfg['betas'])}")
+    mean, std = cfg.get("mean", [0.5] * 3), cfg.get("std", [0.5] * 3)
+    if set(mean) != {0.5} or set(std) != {0.5}:
+        out.append(f"input mean {','.join(f'{m:g}' for m in mean)}, std "
+                   f"{','.join(f'{s:g}' for s in std)}")
+    if cfg.get("crop_padding"):
+        out.append(f"random crop (padding {cfg['crop_padding']})")
+    if cfg.get("flip"):
+        out.append("horizontal flip")
+    if cfg.get("erase_prob") and list(cfg.get("erase_scale", [0.02, 0.33])) != [0.02, 0.33]:
+        out.append(f"erase scale {','.join(f'{v:g}' for v in cfg['erase_scale'])}")
+    if cfg.get("autoaugment"):
+        out.append("AutoAugment (CIFAR-10 policy)")
+    if cfg.get("rotation"):
+        out.append(f"rotation +-{cfg['rotation']:g} deg")
+    if any(cfg.get("color_jitter") or ()):
+        out.append(f"color jitter {','.join(f'{v:g}' for v in cfg['color_jitter'])}")
     return out
+

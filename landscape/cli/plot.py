@@ -29,7 +29,7 @@ from landscape.report import factor_summary
 def plot(records, out, fmt, smooth, dpi):
     """Draw the loss landscape, the paper's probe panels, trajectory quantities, training
     curves, internal covariate shift (runs recorded with --ics-every) and activation
-    distributions (--activations-every) of the runs in RECORD.h5 (runs of several records are
+    distributions (--activation-every) of the runs in RECORD.h5 (runs of several records are
     combined; run ids must be unique across them). Prints the vgg vs vgg_bn style comparison
     when a model X and its BN variant X_bn are both present, and writes it to
     OUT/summary.txt."""

@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from landscape.cli._names import LAST_KEPT, is_last_kept
 from landscape.cli._types import CommaList
 from landscape.cli.common import graceful_stop, user_errors
 from landscape.errors import ConfigError
+from landscape.kept.models import kept_step
 from landscape.store import open_record
 from landscape.surfaces.directions import BN_PARAMS
 from landscape.surfaces.evaluate import BN_MODES
@@ -19,24 +21,17 @@ from landscape.surfaces.from_record import BATCHES, DIRECTIONS, SurfaceOptions, 
 
 
 def _step(record_path: Path, run_id: str, text: str) -> int:
-    """A step number, or 'final': the last weights the run kept."""
-    if text == "final":
-        steps = open_record(record_path).weight_steps(run_id)
-        if not len(steps):
-            raise ConfigError(f"--step final: run {run_id!r} kept no weights; record it with "
-                              f"--save-weights-every N or --save-weights-at STEPS,final")
-        return int(steps[-1])
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--step takes a step number or 'final', got {text!r}") from None
+    """A step number, 'last' (the last weights the run kept; the old 'final' too) or 'best'
+    (--keep-best)."""
+    return kept_step(open_record(record_path), run_id, LAST_KEPT if is_last_kept(text) else text)
 
 
 @click.command()
 @click.argument("record_path", metavar="RECORD.h5", type=click.Path(path_type=Path))
 @click.option("--run", "run_id", required=True, help="The run (see `landscape info`).")
 @click.option("--step", required=True,
-              help="The step whose kept weights are the centre (or 'final').")
+              help=f"The step whose kept weights are the centre ('{LAST_KEPT}': the last "
+                   "kept; 'best': those of the best validation accuracy, --keep-best).")
 @click.option("--dims", type=int, default=2, show_default=True, help="1 (a line) or 2 (a plane).")
 @click.option("--points", "--resolution", "points", type=int, default=21, show_default=True,
               help="Grid points per axis.")
@@ -65,7 +60,8 @@ def _step(record_path: Path, run_id: str, text: str) -> int:
 @click.option("--chunk", type=int, default=None,
               help="Grid points per batched (vmap) forward pass; 1: one at a time.  "
                    "[default: from free GPU memory; 1 on a CPU]")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--data-dir", default=None,
               help="Where the record's CIFAR-10 is now, if not where it was recorded.")
 @user_errors

@@ -39,7 +39,8 @@ FIXED_FIELDS: dict[str, str] = {
                     "it changes when rows are written, not what a run measures"),
     **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
                      "activation_every", "activation_layers", "save_weights_every",
-                     "save_weights_at", "save_final_weights", "hessian"), _MEASURED),
+                     "save_weights_at", "save_final_weights", "hessian", "keep_best"),
+                    _MEASURED),
 }
 
 

@@ -5,11 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import MODELS, check_model_name
+from landscape.models import MODELS, check_model_name, model_options_of
+from landscape.models._width import width_problem
+from landscape.models.activations import check_activation
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+# A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
+# every batch's padded copy exhaust memory.
+MAX_CROP_PADDING = 32
 NORM_PLACEMENTS = ("all", "conv")
+# Named input normalizations, (mean, std) of pixels scaled to [0, 1]: the course's 0.5; CIFAR-10's
+# per-channel statistics of its 50,000 training images; the same means with the stds (0.2023,
+# ...) that pytorch-cifar and many reports copy (they are not the dataset's stds); none (only
+# the scaling to [0, 1]).
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar10-legacy": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "none": ((0.0,), (1.0,)),
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,11 @@ class ModelConfig:
     # default, the reports' strategy 2) or "conv" (conv layers only, strategy 1); None: the
     # model's default. Models without hidden linear layers have no such option.
     norm_placement: str | None = None
+    activation: str | None = None  # None: the model's own (relu); see models.activations
+    # Start every run from the weights another record kept: "OTHER.h5:RUN" or
+    # "OTHER.h5:RUN@STEP" (STEP a number, final or best; landscape.sweep.init_from). None: the
+    # model's own initialization (seeded).
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -35,10 +55,18 @@ class ModelConfig:
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"a model is listed twice: {', '.join(self.models)}",
                               field="model.models")
-        if self.width <= 0:
-            raise ConfigError(f"{ref('model.width')} must be positive, got {self.width}")
+        problem = width_problem(self.width)
+        if problem is not None:
+            raise ConfigError(f"{ref('model.width')} {problem}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"{ref('model.dropout')} must be in [0, 1), got {self.dropout}")
+        if self.activation is not None:
+            check_activation(self.activation)
+        if self.init_from is not None:
+            path, sep, run = self.init_from.rpartition(":")
+            if not (sep and path and run and run.partition("@")[0]):
+                raise ConfigError(f"{ref('model.init_from')} takes RECORD.h5:RUN or "
+                                  f"RECORD.h5:RUN@STEP, got {self.init_from!r}")
         if self.norm_placement is not None:
             if self.norm_placement not in NORM_PLACEMENTS:
                 raise ConfigError(f"unknown {ref('model.norm_placement')} "
@@ -47,6 +75,13 @@ class ModelConfig:
             if plain:
                 raise ConfigError(f"{ref('model.norm_placement')} places a normalization; model "
                                   f"{plain[0]!r} has none (use e.g. {plain[0]}_bn)")
+        # An option a model lacks would be ignored: refuse it. (width is checked when the model
+        # is built, after the task: the DLN has none, and mixing it with images is the error.)
+        for name in self.models:
+            accepted = model_options_of(name)
+            for option in self.options():
+                if option != "width" and option not in accepted:
+                    raise ConfigError(f"model {name!r} has no option {ref('model.' + option)}")
 
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
@@ -54,7 +89,7 @@ class ModelConfig:
         options = {} if self.width == 1.0 else {"width": self.width}
         if self.dropout is not None:
             options["dropout"] = self.dropout
-        for name in ("norm_placement",):
+        for name in ("norm_placement", "activation"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         return options
@@ -80,9 +115,17 @@ class DataConfig:
     # Which images: CIFAR-10, or MNIST (embedded: a split of the official MNIST test set).
     # A 1-channel dataset takes mean/std of one value (or three equal ones).
     dataset: str = "cifar10"
+    # torchvision's own transforms, per image on the uint8 images after crop and flip
+    # (data/augment.py): AutoAugment with the CIFAR-10 policy, a rotation by up to ±degrees,
+    # and ColorJitter's (brightness, contrast, saturation); 0 switches each off.
+    autoaugment: bool = False
+    rotation: float = 0.0
+    color_jitter: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # Random erasing's range of rectangle areas, as fractions of the image.
+    erase_scale: tuple[float, float] = (0.02, 0.33)
 
     def __post_init__(self) -> None:
-        for name in ("mean", "std"):
+        for name in ("mean", "std", "color_jitter", "erase_scale"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> None:
@@ -92,14 +135,42 @@ class DataConfig:
         if self.subset is not None and self.subset < 1:
             raise ConfigError(
                 f"{ref('data.subset')} must be a positive number of images, got {self.subset}")
-        if self.crop_padding < 0:
-            raise ConfigError(f"crop padding must be >= 0, got {self.crop_padding}",
-                              field="data.crop_padding")
+        if not 0 <= self.crop_padding <= MAX_CROP_PADDING:
+            raise ConfigError(f"{ref('data.crop_padding')} must be from 0 to "
+                              f"{MAX_CROP_PADDING} pixels, got {self.crop_padding}")
         if not 0 <= self.erase_prob <= 1:
             raise ConfigError(f"{ref('data.erase_prob')} must be in [0, 1], got {self.erase_prob}")
+        self._validate_augmentation()
         if self.val_split is not None and not 0 < self.val_split < 1:
             raise ConfigError(f"{ref('data.val_split')} must be a fraction in (0, 1), got "
                               f"{self.val_split}")
+        if len(self.mean) != len(self.std):
+            raise ConfigError(f"{ref('data.mean')} has {len(self.mean)} values and "
+                              f"{ref('data.std')} {len(self.std)}; give as many of each")
+        if any(not s > 0 for s in self.std):
+            raise ConfigError(f"{ref('data.std')} must be positive, got "
+                              f"{','.join(f'{s:g}' for s in self.std)}")
         if self.download and self.data_dir is None:
             raise ConfigError(f"{ref('data.download')} needs {ref('data.data_dir')} (where to put "
                               f"CIFAR-10)")
+
+    def _validate_augmentation(self) -> None:
+        low, high = self.erase_scale if len(self.erase_scale) == 2 else (-1, -1)
+        if not 0 < low <= high <= 1:
+            raise ConfigError(f"{ref('data.erase_scale')} takes LOW,HIGH fractions of the image "
+                              f"with 0 < LOW <= HIGH <= 1, got "
+                              f"{','.join(map(str, self.erase_scale))}")
+        if self.erase_scale != (0.02, 0.33) and not self.erase_prob:
+            raise ConfigError(f"{ref('data.erase_scale')} needs {ref('data.erase_prob')} > 0")
+        if not (0 <= self.rotation <= 180):
+            raise ConfigError(f"{ref('data.rotation')} must be degrees in [0, 180], got "
+                              f"{self.rotation}")
+        if len(self.color_jitter) != 3 or any(not 0 <= v for v in self.color_jitter):
+            raise ConfigError(f"{ref('data.color_jitter')} takes BRIGHTNESS,CONTRAST,SATURATION "
+                              f">= 0, got {','.join(map(str, self.color_jitter))}")
+
+    @property
+    def augments(self) -> bool:
+        """Whether any augmentation is on (the validation and held-out images never are)."""
+        return bool(self.crop_padding or self.flip or self.erase_prob or self.autoaugment
+                    or self.rotation or any(self.color_jitter))

@@ -14,6 +14,11 @@ MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop", "slbi")  # the others have their own be
 SLBI_OPTIMIZERS = ("slbi", "slbi_adam")  # DessiLBI and its Adam variant (landscape.optim)
 Schedule = Literal["constant", "step", "multistep", "cosine", "cyclic"]
 SCHEDULES = ("constant", "step", "multistep", "cosine", "cyclic")
+BETAS_OPTIMIZERS = ("adam", "adamw")  # torch's optimizers that take betas from the config
+# The training loss of image classification (landscape.training.losses): cross-entropy, torch's nll on
+# log-softmax (the same number), or the mean squared error of the logits to one-hot targets.
+LOSSES = ("cross_entropy", "nll", "mse")  # as training/losses.py (config imports no torch)
+EARLY_STOP_METRICS = ("loss", "acc")  # of the validation split
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,19 @@ class OptimConfig:
     slbi_kappa: float = 1.0
     slbi_mu: float = 100.0
     slbi_layers: tuple[str, ...] = ()
+    # Adam/AdamW's (beta1, beta2); None: torch's (0.9, 0.999).
+    betas: tuple[float, float] | None = None
+    loss: str = "cross_entropy"  # one of LOSSES (image classification)
+    # What early stopping watches on the validation split ("loss": lower is better; "acc":
+    # higher), and the least change that counts as an improvement.
+    early_stop_metric: str = "loss"
+    early_stop_min_delta: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("lrs", "lr_milestones", "slbi_layers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.betas is not None:
+            object.__setattr__(self, "betas", tuple(self.betas))
 
     def validate(self) -> None:
         if not self.lrs:
@@ -85,6 +99,13 @@ class OptimConfig:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}",
                               field="optim.weight_decay")
+        if self.betas is not None:
+            if self.optimizer not in BETAS_OPTIMIZERS:
+                raise ConfigError(f"{ref('optim.betas')} applies to adam and adamw, not "
+                                  f"{self.optimizer}")
+            if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+                raise ConfigError(f"{ref('optim.betas')} takes two numbers in [0, 1), e.g. "
+                                  f"0.9,0.999; got {','.join(map(str, self.betas))}")
 
     def _validate_slbi(self) -> None:
         """κ and μ positive; the options refused for other optimizers, which would ignore
@@ -157,6 +178,12 @@ class OptimConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"{ref('optim.label_smoothing')} must be in [0, 1), got "
                               f"{self.label_smoothing}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown {ref('optim.loss')} {self.loss!r}; valid: "
+                              f"{', '.join(LOSSES)}")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ConfigError(f"{ref('optim.label_smoothing')} applies to {ref('optim.loss')} "
+                              f"cross_entropy, not {self.loss}")
         for name, value in (("l1", self.l1), ("l2", self.l2)):
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{ref('optim.' + name)} must be >= 0, got {value}")
@@ -175,6 +202,17 @@ class OptimConfig:
         if self.early_stop is not None and self.early_stop < 1:
             raise ConfigError(f"{ref('optim.early_stop')} must be at least 1 evaluation, got "
                               f"{self.early_stop}")
+        if self.early_stop_metric not in EARLY_STOP_METRICS:
+            raise ConfigError(f"unknown {ref('optim.early_stop_metric')} "
+                              f"{self.early_stop_metric!r}; valid: loss, acc")
+        if not (math.isfinite(self.early_stop_min_delta) and self.early_stop_min_delta >= 0):
+            raise ConfigError(f"{ref('optim.early_stop_min_delta')} must be >= 0, got "
+                              f"{self.early_stop_min_delta}")
+        if self.early_stop is None and (self.early_stop_metric != "loss"
+                                        or self.early_stop_min_delta):
+            name = "early_stop_metric" if self.early_stop_metric != "loss" else \
+                "early_stop_min_delta"
+            raise ConfigError(f"{ref('optim.' + name)} needs {ref('optim.early_stop')} N")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Steps per run: the epochs asked for, cut at max_steps."""

@@ -38,13 +38,23 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("slbi_kappa", "slbi_mu", "slbi_layers"), "optim"),
     "dataset": "data",
     "precision": None,  # added after the others: older records lack it (float32)
-    "norm_placement": "model",
+    # Issue 20's options, after the others (older records lack them: their defaults are the
+    # behaviour those records were measured with).
+    **dict.fromkeys(("norm_placement", "activation"), "model"),
+    **dict.fromkeys(("betas", "loss", "early_stop_metric", "early_stop_min_delta"), "optim"),
+    **dict.fromkeys(("autoaugment", "rotation", "color_jitter", "erase_scale"), "data"),
+    "keep_best": "recording",
+    "init_from": "model",
     "axes": None,  # the varied fields (config/axes.py); older records have none
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
 # The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
+# The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
+# 2**32 - 1, torch's and HDF5's int64 attributes at 2**63 - 1), and it is far more seeds than a
+# study needs (docs/errors.md).
+MAX_SEED = 2**32 - 1
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
 
@@ -148,9 +158,15 @@ class RecordConfig:
                               f"{', '.join(map(str, self.seeds))}")
         if any(not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ConfigError(f"{ref('seeds')} must be whole numbers >= 0, got {self.seeds}")
+        if any(s > MAX_SEED for s in self.seeds):
+            raise ConfigError(f"{ref('seeds')} must be at most {MAX_SEED:,} (2**32 - 1), got "
+                              f"{max(self.seeds)}")
         self.model.validate()
         self.optim.validate()
         self.data.validate()
+        if self.recording.keep_best and self.data.val_split is None:
+            raise ConfigError(f"{ref('recording.keep_best')} needs {ref('data.val_split')} (the "
+                              f"best weights are those of the best validation accuracy)")
         if self.optim.early_stop is not None and self.data.val_split is None:
             raise ConfigError(f"{ref('optim.early_stop')} needs {ref('data.val_split')} (it "
                               f"watches the loss on the validation images)")
@@ -164,9 +180,14 @@ class RecordConfig:
         other = [m for m in self.model.models if MODELS[m].task != IMAGE_CLASSIFICATION]
         if not other:
             return
+        data = self.data
         for path, given in (("optim.label_smoothing", self.optim.label_smoothing > 0),
-                            ("data.erase_prob", self.data.erase_prob > 0),
-                            ("data.val_split", self.data.val_split is not None)):
+                            ("optim.loss", self.optim.loss != "cross_entropy"),
+                            ("data.erase_prob", data.erase_prob > 0),
+                            ("data.autoaugment", data.autoaugment),
+                            ("data.rotation", data.rotation > 0),
+                            ("data.color_jitter", any(data.color_jitter)),
+                            ("data.val_split", data.val_split is not None)):
             if given:
                 raise ConfigError(f"{ref(path)} applies to image classification; model "
                                   f"{other[0]!r} learns {MODELS[other[0]].task}")

@@ -101,6 +101,9 @@ class RecordingConfig:
     checkpoint_seconds: float = 60.0  # the run in progress is checkpointed at least this often
     # Top eigenvalues, trace and spectral density of the Hessian (landscape.probes.hessian).
     hessian: HessianConfig = field(default_factory=HessianConfig)
+    # Keep the weights at every evaluation that improves the validation accuracy (needs a
+    # validation split): the last of them are the best (`--step best` of surface and prune).
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, Mapping):  # from JSON
@@ -112,7 +115,8 @@ class RecordingConfig:
 
     @property
     def saves_weights(self) -> bool:
-        return bool(self.save_weights_every or self.save_weights_at or self.save_final_weights)
+        return bool(self.save_weights_every or self.save_weights_at or self.save_final_weights
+                    or self.keep_best)
 
     def validate(self) -> None:
         if self.tap_every < 1:
@@ -126,8 +130,11 @@ class RecordingConfig:
                               field="recording.taps")
         for name in ("flush_seconds", "checkpoint_seconds"):
             value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"{ref('recording.' + name)} must be positive, got {value}")
+            # nan and inf would switch flushing or checkpoints off without a word: a kill
+            # would then lose every step.
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{ref('recording.' + name)} must be positive and finite "
+                                  f"(seconds), got {value}")
         self.probe.validate()
         if self.save_weights_every < 0:
             raise ConfigError(f"{ref('recording.save_weights_every')} must be >= 0 (0: never), "
@@ -135,6 +142,9 @@ class RecordingConfig:
         if any(step < 0 for step in self.save_weights_at):
             raise ConfigError(f"{ref('recording.save_weights_at')} takes step numbers >= 0 "
                               f"(or final), got {', '.join(map(str, self.save_weights_at))}")
+        if len(set(self.save_weights_at)) != len(self.save_weights_at):
+            raise ConfigError(f"a step is listed twice in {ref('recording.save_weights_at')}: "
+                              f"{', '.join(map(str, self.save_weights_at))}")
         self.hessian.validate()
         for kind, every, layers in (("ics", self.ics_every, self.ics_layers),
                                     ("activation", self.activation_every,

@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from landscape.data.augment import erase, erase_boxes
+from landscape.data.augment import ERASE_AREA, apply_seeded, erase, erase_boxes, image_seeds
+from landscape.data.augment import policy_transform
 from landscape.errors import ConfigError
 
 
@@ -26,6 +27,11 @@ class BatchOptions:
     crop_padding: int = 0  # random crop after zero padding by this many pixels (0: no crop)
     flip: bool = False  # random horizontal flip
     erase_prob: float = 0.0  # random erasing: probability per image (see data/augment.py)
+    erase_scale: tuple[float, float] = ERASE_AREA  # its range of areas (fractions of the image)
+    # torchvision's transforms per image (see data/augment.py): off by default.
+    autoaugment: bool = False
+    rotation: float = 0.0
+    color_jitter: tuple[float, float, float] = (0.0, 0.0, 0.0)
     drop_last: bool = True  # equal batch sizes: every step of every run sees `batch_size` images
 
     def __post_init__(self) -> None:
@@ -77,6 +83,9 @@ class BatchStream:
         device = images.device
         self._mean = torch.tensor(options.mean, device=device).view(1, -1, 1, 1) * 255
         self._std = torch.tensor(options.std, device=device).view(1, -1, 1, 1) * 255
+        self._policy = policy_transform(autoaugment=options.autoaugment,
+                                        rotation=options.rotation,
+                                        color_jitter=options.color_jitter)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -95,7 +104,8 @@ class BatchStream:
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the images in a fresh seeded order: (float images, labels) per batch.
 
-        The epoch's random draws (order, crop offsets, flips, erased rectangles) are made up
+        The epoch's random draws (order, crop offsets, flips, erased rectangles, the seeds of
+        torchvision's transforms) are made up
         front and copied to the device once: a host-to-device copy per batch would wait for the
         GPU every step.
         """
@@ -114,8 +124,12 @@ class BatchStream:
         if self.options.erase_prob:
             height, width = self.images.x.shape[2:]
             draws["erase"] = erase_boxes(n_used, self.generator, p=self.options.erase_prob,
-                                         height=height, width=width)
-        draws = {k: v.to(self.images.device) for k, v in draws.items()}
+                                         height=height, width=width,
+                                         area=self.options.erase_scale)
+        if self._policy is not None:  # drawn last: the other draws stay those of older records
+            draws["seeds"] = image_seeds(n_used, self.generator)
+        # The seeds stay on the CPU: the transforms read them one by one on the host.
+        draws = {k: v if k == "seeds" else v.to(self.images.device) for k, v in draws.items()}
         b = self.options.batch_size
         for i in range(skip, self.steps_per_epoch):
             part = {k: v[i * b:(i + 1) * b] for k, v in draws.items()}
@@ -134,6 +148,8 @@ class BatchStream:
             x = random_crop(x, self.options.crop_padding, draws["dy"], draws["dx"])
         if self.options.flip:
             x = random_flip(x, draws["flip"])
+        if self._policy is not None:
+            x = apply_seeded(self._policy, x, draws["seeds"])
         # Normalizing in pixel units saves a division by 255 over the batch.
         x = (x.float() - self._mean) / self._std
         if self.options.erase_prob:

@@ -7,7 +7,10 @@ through the numpy globals an array needs: a file that names anything else is ref
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
+import os
 import pickle
 from pathlib import Path
 
@@ -116,10 +119,32 @@ def _md5(path: Path) -> str:
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def __init__(self, file, *, size: int, **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self._size = size  # bytes in the file: no array it describes can hold more
+
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            return functools.partial(_reconstruct_within, found, self._size)
+        return found
+
+
+def _reconstruct_within(reconstruct, size: int, cls, shape, dtype):
+    """numpy's `_reconstruct`, which allocates an array of the shape the pickle declares before
+    its data are read: a declared shape larger than the whole file (10**13 images) is refused
+    instead of allocated."""
+    try:
+        count = math.prod(int(n) for n in shape)
+        nbytes = count * np.dtype(dtype).itemsize
+    except (TypeError, ValueError) as exc:
+        raise pickle.UnpicklingError(f"an array of shape {shape!r}, dtype {dtype!r}") from exc
+    if count < 0 or nbytes > size:
+        raise pickle.UnpicklingError(f"it declares an array of {count:,} values ({nbytes:,} "
+                                     f"bytes) in a file of {size:,} bytes")
+    return reconstruct(cls, shape, dtype)
 
 
 def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +161,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             # latin1, as torchvision does: the official files are Python 2 pickles.
-            entry = _ArrayOnlyUnpickler(f, encoding="latin1").load()
+            entry = _ArrayOnlyUnpickler(f, size=os.fstat(f.fileno()).st_size,
+                                        encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{path} is not a readable CIFAR-10 batch file ({exc})") from exc
     if not isinstance(entry, dict):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -41,27 +43,45 @@ def read_idx(path: Path) -> np.ndarray:
     [N, rows, cols]. Refuses a file whose header or length is not IDX's."""
     path = Path(path)
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
+        compressed = path.suffix == ".gz"
+        opener = gzip.open if compressed else open
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
+            header = f.read(16)
+            dims, offset = _idx_header(path, header)
+            expected = math.prod(dims)
+            # The header is checked against the file before its values are read: a gzip file
+            # cannot expand more than DEFLATE_MAX_RATIO times, so a header announcing more
+            # values than that (a damaged or crafted file) is refused without allocating them.
+            most = path.stat().st_size * (DEFLATE_MAX_RATIO if compressed else 1)
+            if expected > most:
+                raise DataError(f"{path}: the header announces {'x'.join(map(str, dims))} "
+                                f"values, more than the {path.stat().st_size:,}-byte file can "
+                                f"hold; it is corrupt")
+            raw = header[offset:] + f.read(max(0, expected + 1 - (len(header) - offset)))
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read {path} ({exc})") from exc
-    if len(raw) < 8:
-        raise DataError(f"{path} is not an MNIST IDX file (only {len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic == LABEL_MAGIC:
-        dims, offset = [int.from_bytes(raw[4:8], "big")], 8
-    elif magic == IMAGE_MAGIC and len(raw) >= 16:
-        dims = [int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12)]
-        offset = 16
-    else:
-        raise DataError(f"{path} is not an MNIST IDX file (magic number {magic:#010x}, "
-                        f"expected {LABEL_MAGIC:#010x} or {IMAGE_MAGIC:#010x})")
-    expected = int(np.prod(dims))
-    if len(raw) - offset != expected:
+    if len(raw) != expected:
+        held = f"{len(raw)}" if len(raw) <= expected else f"more than {expected}"
         raise DataError(f"{path}: the header announces {'x'.join(map(str, dims))} values but "
-                        f"the file holds {len(raw) - offset}; it is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims).copy()
+                        f"the file holds {held}; it is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims).copy()
+
+
+# DEFLATE (gzip) encodes at most 258 bytes in about 2 bits, a ratio of 1032:1 at best.
+DEFLATE_MAX_RATIO = 1032
+
+
+def _idx_header(path: Path, header: bytes) -> tuple[list[int], int]:
+    """The dimensions an IDX header announces and where its values start."""
+    if len(header) < 8:
+        raise DataError(f"{path} is not an MNIST IDX file (only {len(header)} bytes)")
+    magic = int.from_bytes(header[:4], "big")
+    if magic == LABEL_MAGIC:
+        return [int.from_bytes(header[4:8], "big")], 8
+    if magic == IMAGE_MAGIC and len(header) >= 16:
+        return [int.from_bytes(header[i:i + 4], "big") for i in (4, 8, 12)], 16
+    raise DataError(f"{path} is not an MNIST IDX file (magic number {magic:#010x}, "
+                    f"expected {LABEL_MAGIC:#010x} or {IMAGE_MAGIC:#010x})")
 
 
 def raw_folder(data_dir: Path) -> Path:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig
+from landscape.sweep.init_from import kept_step  # noqa: F401 (re-exported)
 from landscape.models import build_model
 from landscape.store import Record
 from landscape.sweep.plans import model_options
@@ -23,3 +24,4 @@ def load_model(record: Record, run_id: str, step: int | None = None,
     model.load_state_dict({k: torch.from_numpy(v) if v.ndim else torch.tensor(v)
                            for k, v in saved.state.items()})
     return model.to(device), saved.step
+

@@ -1,4 +1,5 @@
-"""Pruning a trained run: zero the weakest groups of one layer and measure held-out accuracy.
+"""Pruning a trained run: zero the weakest groups of one layer (or of several, each by its own
+ranking) and measure held-out accuracy.
 
 The groups are Γ's: the output filters of a conv weight, the elements of a linear weight. For a
 DessiLBI run the weakest are those with the smallest Γ (‖Γ_g‖₂, the groups outside Γ's support
@@ -9,7 +10,7 @@ shift: otherwise BN would turn the zeroed channel into the constant β − γ·m
 removing it, and a BN network would be charged for a channel it still feeds forward.
 
 The weights are the last ones the run kept in the record (`landscape record
---save-weights-at final`), Γ the one recorded at the run's last planned step; held-out accuracy
+--save-weights-at end`), Γ the one recorded at the run's last planned step; held-out accuracy
 is measured on the record's own held-out images (rebuilt from its configuration and checked
 against the hashes it stored).
 """
@@ -30,6 +31,7 @@ from landscape.errors import ConfigError, RecordError
 from landscape.optim import group_norms, resolve_sparse_layers
 from landscape.kept.models import load_model
 from landscape.store import open_record
+from landscape.sweep.plans import resolve_device
 from landscape.training.tasks import make_task
 
 BY_GAMMA = "gamma"  # the weakest groups by |Γ| (DessiLBI runs), ties by |W|
@@ -38,8 +40,8 @@ BY_WEIGHT = "weight"  # by |W| (runs of any other optimizer)
 
 @dataclass(frozen=True)
 class PruneRow:
-    percent: float  # of the layer's groups asked to be zeroed
-    zeroed: int  # groups zeroed (round(percent · groups / 100))
+    percent: float  # of each layer's groups asked to be zeroed
+    zeroed: int  # groups zeroed (round(percent · groups / 100) per layer, summed)
     accuracy: float  # held-out accuracy after zeroing them
     loss: float  # held-out cross-entropy
 
@@ -47,10 +49,10 @@ class PruneRow:
 @dataclass(frozen=True)
 class PruneResult:
     run_id: str
-    layer: str  # the parameter pruned, e.g. features.conv3.weight
+    layer: str  # the parameter(s) pruned, e.g. features.conv3.weight (comma-separated)
     criterion: str  # BY_GAMMA or BY_WEIGHT
-    groups: int  # filters (conv) or elements (linear)
-    group_kind: str  # "filters" or "weights"
+    groups: int  # filters (conv) or elements (linear), summed over the layers
+    group_kind: str  # "filters", "weights", or "groups" for conv and linear layers together
     support: int  # groups in Γ's support (non-zero Γ); -1 without Γ
     weights_step: int  # the step the weights are from
     data: str  # the held-out images' description
@@ -101,55 +103,74 @@ def following_batchnorm(model: nn.Module, conv: str) -> nn.modules.batchnorm._Ba
     return None
 
 
-def prune_run(path: str | Path, run_id: str, layer: str, percents: Sequence[float], *,
-              device: str = "cpu") -> PruneResult:
+def prune_run(path: str | Path, run_id: str, layer: str | Sequence[str],
+              percents: Sequence[float], *, device: str = "cpu",
+              step: int | None = None) -> PruneResult:
     """Held-out accuracy of run `run_id` of the record at `path` with the weakest `percents`
-    (0-100) of `layer`'s groups zeroed, one row per percentage."""
+    (0-100) of the groups of `layer` zeroed, one row per percentage; the weights kept at `step`
+    (None: the last ones kept). Several layers ("conv3,fc1" or a list) are pruned together:
+    each loses that percentage of its own groups, ranked within the layer."""
     for p in percents:
         if not 0 <= p <= 100:
             raise ConfigError(f"--fractions are percentages in [0, 100], got {p:g}")
+    device = str(resolve_device(device))  # one line for a device this machine lacks
+    if len(set(percents)) != len(percents):
+        raise ConfigError(f"a percentage is listed twice in --fractions: "
+                          f"{', '.join(f'{p:g}' for p in percents)}")
+    layers = [name.strip() for name in layer.split(",")] if isinstance(layer, str) else layer
     record = open_record(path)
     if run_id not in record.runs:
         raise RecordError(f"{path} has no run {run_id!r}; its runs: {', '.join(record.runs)}")
     info = record.runs[run_id]
-    model, step = load_model(record, run_id, device=device)
+    model, step = load_model(record, run_id, step, device=device)
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    (parameter,) = resolve_sparse_layers([layer], shapes, info.model, option="--layer")
+    parameters = resolve_sparse_layers(layers, shapes, info.model, option="--layer")
     is_slbi = record.sparsity(run_id) is not None
-    gamma = None
-    if is_slbi:
-        gamma = record.gamma(run_id).get(parameter)
-        if gamma is None:
-            coupled = ", ".join(record.sparsity(run_id).layers)
-            raise RecordError(f"run {run_id!r} kept no Γ for {parameter} (its Γ layers: "
-                              f"{coupled}; Γ is kept at the last planned step, which a run "
-                              f"stopped early never reached)")
-        if step != info.steps_done:
-            raise RecordError(f"run {run_id!r} kept its last weights at step {step}, not at its "
-                              f"end ({info.steps_done} steps) where Γ was kept; record it with "
-                              f"--save-weights-at final")
+    gammas = [_gamma(record, run_id, parameter, step, info.steps_done) if is_slbi else None
+              for parameter in parameters]
     config = RecordConfig.from_dict(record.config).with_changes(device=device)
     task = make_task(config, torch.device(device))
     if task.identity.test_sha256 != record.data.get("test_sha256"):
         raise RecordError(f"the held-out images found now differ from those {path} was "
                           f"recorded with")
-    weight = dict(model.named_parameters())[parameter].detach().cpu().numpy()
-    order = prune_order(weight, gamma)
+    named = dict(model.named_parameters())
+    weights = [named[parameter].detach().cpu().numpy() for parameter in parameters]
+    orders = [prune_order(w, g) for w, g in zip(weights, gammas)]
     rows = []
     for percent in percents:
         pruned = copy.deepcopy(model)
-        n = int(round(percent * len(order) / 100))
-        zero_groups(pruned, parameter, order[:n])
+        zeroed = 0
+        for parameter, order in zip(parameters, orders):
+            n = int(round(percent * len(order) / 100))
+            zero_groups(pruned, parameter, order[:n])
+            zeroed += n
         loss, accuracy = task.evaluate(pruned)
-        rows.append(PruneRow(float(percent), n, accuracy, loss))
-    support = (-1 if gamma is None else
-               int((group_norms(torch.from_numpy(gamma)) != 0).sum()))
+        rows.append(PruneRow(float(percent), zeroed, accuracy, loss))
+    support = (-1 if not is_slbi else
+               sum(int((group_norms(torch.from_numpy(g)) != 0).sum()) for g in gammas))
+    kinds = {"filters" if w.ndim == 4 else "weights" for w in weights}
     return PruneResult(
-        run_id=run_id, layer=parameter, criterion=BY_GAMMA if is_slbi else BY_WEIGHT,
-        groups=len(order), group_kind="filters" if weight.ndim == 4 else "weights",
+        run_id=run_id, layer=", ".join(parameters), criterion=BY_GAMMA if is_slbi else BY_WEIGHT,
+        groups=sum(len(order) for order in orders),
+        group_kind=kinds.pop() if len(kinds) == 1 else "groups",
         support=support, weights_step=step,
         data=f"{task.identity.n_test:,} held-out images of {task.identity.name}",
         rows=tuple(rows))
+
+
+def _gamma(record, run_id: str, parameter: str, step: int, steps_done: int) -> np.ndarray:
+    """Γ of `parameter` at the run's end, refused when the weights are from another step."""
+    gamma = record.gamma(run_id).get(parameter)
+    if gamma is None:
+        coupled = ", ".join(record.sparsity(run_id).layers)
+        raise RecordError(f"run {run_id!r} kept no Γ for {parameter} (its Γ layers: "
+                          f"{coupled}; Γ is kept at the last planned step, which a run "
+                          f"stopped early never reached)")
+    if step != steps_done:
+        raise RecordError(f"run {run_id!r} kept its last weights at step {step}, not at its "
+                          f"end ({steps_done} steps) where Γ was kept; record it with "
+                          f"--save-weights-at end")
+    return gamma
 
 
 def filters_and_support(path: str | Path, run_id: str, layer: str

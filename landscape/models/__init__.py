@@ -177,11 +177,17 @@ def build_model(name: str, **options: Any) -> nn.Module:
     return spec.builder(**{**spec.defaults, **options})
 
 
+def model_options_of(name: str) -> set[str]:
+    """The keyword options `build_model(name, ...)` accepts."""
+    check_model_name(name)
+    return _accepted_options(MODELS[name].builder)
+
+
 def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
     params = inspect.signature(builder).parameters.values()
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
-           "norm_of", "family_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
+           "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
            "CifarResNet", "CNN3", "LeNet", "LeNet5"]

@@ -10,6 +10,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models._width import scaled
+from landscape.models.activations import make_activation
 from landscape.models.norms import make_norm
 
 LENET5_CHANNELS = (6, 16, 120)
@@ -24,10 +25,11 @@ class LeNet5(nn.Module):
     Args:
         norm: normalization after every conv and fc1 (see `make_norm`; "none": none).
         width: multiplies every channel and hidden width; small values give tiny test models.
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
     """
 
     def __init__(self, *, norm: str = "none", width: float = 1.0, num_classes: int = 10,
-                 in_channels: int = 1) -> None:
+                 in_channels: int = 1, activation: str = "relu") -> None:
         super().__init__()
         if not width > 0:
             raise ConfigError(f"width must be positive, got {width}")
@@ -36,20 +38,20 @@ class LeNet5(nn.Module):
         self.features = nn.Sequential(OrderedDict(
             conv1=nn.Conv2d(in_channels, c1, kernel_size=5, padding=2),  # 28 -> 28
             norm1=make_norm(norm, c1, spatial=True),
-            relu1=nn.ReLU(),
+            relu1=make_activation(activation),
             pool1=nn.MaxPool2d(2),  # -> 14
             conv2=nn.Conv2d(c1, c2, kernel_size=5),  # -> 10
             norm2=make_norm(norm, c2, spatial=True),
-            relu2=nn.ReLU(),
+            relu2=make_activation(activation),
             pool2=nn.MaxPool2d(2),  # -> 5
             conv3=nn.Conv2d(c2, c3, kernel_size=5),  # -> 1
             norm3=make_norm(norm, c3, spatial=True),
-            relu3=nn.ReLU(),
+            relu3=make_activation(activation),
         ))
         self.classifier = nn.Sequential(OrderedDict(
             fc1=nn.Linear(c3, hidden),
             norm1=make_norm(norm, hidden, spatial=False),
-            relu1=nn.ReLU(),
+            relu1=make_activation(activation),
             fc2=nn.Linear(hidden, num_classes),
         ))
 
@@ -58,5 +60,6 @@ class LeNet5(nn.Module):
 
 
 def lenet5(*, norm: str = "none", width: float = 1.0, num_classes: int = 10,
-           in_channels: int = 1) -> LeNet5:
-    return LeNet5(norm=norm, width=width, num_classes=num_classes, in_channels=in_channels)
+           in_channels: int = 1, activation: str = "relu") -> LeNet5:
+    return LeNet5(norm=norm, width=width, num_classes=num_classes, in_channels=in_channels,
+                  activation=activation)

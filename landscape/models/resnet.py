@@ -6,7 +6,7 @@ conv`, `fc`, ...) and a missing normalization is an `nn.Identity`, so a network 
 normalization has the same parameter names for every conv and linear layer. The convs have no
 bias (as in both papers), with or without normalization, for the same reason.
 
-ReLUs are not in-place: a normalization kind may keep its output for the backward pass.
+Activations (ReLU by default) are not in-place: a normalization kind may keep its output for the backward pass.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models._width import scaled as _scaled
+from landscape.models.activations import make_activation
 from landscape.models.norms import make_norm
 
 Stem = Literal["cifar", "imagenet"]
@@ -32,9 +33,12 @@ RESNET20_BLOCKS = (3, 3, 3)
 RESNET20_CHANNELS = (16, 32, 64)
 
 
-def _check(blocks: Sequence[int], channels: Sequence[int], width: float) -> None:
+def _check(blocks: Sequence[int], channels: Sequence[int], width: float,
+           dropout: float = 0.0) -> None:
     if not width > 0:
         raise ConfigError(f"width must be positive, got {width}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
     if not 1 <= len(blocks) <= len(channels) or min(blocks) < 1:
         raise ConfigError(f"blocks must be 1 to {len(channels)} positive counts, got {blocks}")
 
@@ -83,11 +87,11 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int, norm: str,
-                 shortcut: Shortcut) -> None:
+                 shortcut: Shortcut, activation: str = "relu") -> None:
         super().__init__()
         self.conv1 = _conv3x3(in_channels, out_channels, stride)
         self.norm1 = make_norm(norm, out_channels, spatial=True)
-        self.relu1 = nn.ReLU()
+        self.relu1 = make_activation(activation)
         self.conv2 = _conv3x3(out_channels, out_channels)
         self.norm2 = make_norm(norm, out_channels, spatial=True)
         if stride == 1 and in_channels == out_channels:
@@ -98,7 +102,7 @@ class BasicBlock(nn.Module):
             self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
         else:
             raise ConfigError(f"unknown shortcut {shortcut!r}; valid: A, B")
-        self.relu2 = nn.ReLU()
+        self.relu2 = make_activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu1(self.norm1(self.conv1(x)))
@@ -107,7 +111,7 @@ class BasicBlock(nn.Module):
 
 
 def _stages(channels_in: int, channels: Sequence[int], blocks: Sequence[int], *, norm: str,
-            shortcut: Shortcut) -> tuple[nn.Sequential, int]:
+            shortcut: Shortcut, activation: str = "relu") -> tuple[nn.Sequential, int]:
     """Stages of basic blocks; every stage after the first halves the side in its first block."""
     stages = OrderedDict()
     for s, (out, n_blocks) in enumerate(zip(channels, blocks), start=1):
@@ -115,7 +119,7 @@ def _stages(channels_in: int, channels: Sequence[int], blocks: Sequence[int], *,
         for b in range(1, n_blocks + 1):
             stride = 2 if s > 1 and b == 1 else 1
             stage[f"block{b}"] = BasicBlock(channels_in, out, stride=stride, norm=norm,
-                                            shortcut=shortcut)
+                                            shortcut=shortcut, activation=activation)
             channels_in = out
         stages[f"stage{s}"] = nn.Sequential(stage)
     return nn.Sequential(stages), channels_in
@@ -134,6 +138,8 @@ class ResNet(nn.Module):
             brings 32x32 images down to 8x8 before stage1 (1x1 in stage4).
         norm: normalization kind after every conv (see `make_norm`).
         width: multiplies every channel count; small values give tiny test models.
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
+        dropout: dropout probability before the fc layer (0 makes `drop` an identity).
 
     Init (as torchvision's ResNet): Kaiming-normal conv weights (fan_out, ReLU gain); the fc
     layer and the normalization layers keep PyTorch's defaults.
@@ -148,30 +154,36 @@ class ResNet(nn.Module):
         width: float = 1.0,
         num_classes: int = 10,
         in_channels: int = 3,
+        activation: str = "relu",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check(blocks, RESNET18_CHANNELS, width)
+        _check(blocks, RESNET18_CHANNELS, width, dropout)
         channels = [_scaled(c, width) for c in RESNET18_CHANNELS[:len(blocks)]]
         c0 = channels[0]
         if stem == "cifar":
             stem_layers = OrderedDict(
                 conv=_conv3x3(in_channels, c0),
                 norm=make_norm(norm, c0, spatial=True),
-                relu=nn.ReLU(),
+                relu=make_activation(activation),
                 pool=nn.Identity(),
             )
         elif stem == "imagenet":
             stem_layers = OrderedDict(
                 conv=nn.Conv2d(in_channels, c0, kernel_size=7, stride=2, padding=3, bias=False),
                 norm=make_norm(norm, c0, spatial=True),
-                relu=nn.ReLU(),
+                relu=make_activation(activation),
                 pool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
             )
         else:
             raise ConfigError(f"unknown stem {stem!r}; valid: cifar, imagenet")
         self.stem = nn.Sequential(stem_layers)
-        self.stages, features = _stages(c0, channels, blocks, norm=norm, shortcut="B")
+        self.stages, features = _stages(c0, channels, blocks, norm=norm, shortcut="B",
+                                       activation=activation)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # Dropout before the classifier (the reports' ResNets); no parameters, so the names of
+        # the layers are the same with and without it.
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(features, num_classes)
         self.reset_parameters()
 
@@ -183,7 +195,7 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))  # (batch, channels, side, side)
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(self.drop(torch.flatten(self.pool(x), 1)))
 
 
 class CifarResNet(nn.Module):
@@ -198,6 +210,8 @@ class CifarResNet(nn.Module):
             parameters; "B": 1x1 conv + normalization where the shape changes.
         norm: normalization kind after every conv (see `make_norm`).
         width: multiplies every channel count; small values give tiny test models.
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
+        dropout: dropout probability before the fc layer (0 makes `drop` an identity).
 
     Init (He et al. 2015, as the paper and the common reference implementation): Kaiming-normal
     weights (fan_in, ReLU gain) for the convs and the fc layer, zero fc bias.
@@ -212,9 +226,11 @@ class CifarResNet(nn.Module):
         width: float = 1.0,
         num_classes: int = 10,
         in_channels: int = 3,
+        activation: str = "relu",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check(blocks, RESNET20_CHANNELS, width)
+        _check(blocks, RESNET20_CHANNELS, width, dropout)
         if shortcut not in ("A", "B"):
             raise ConfigError(f"unknown shortcut {shortcut!r}; valid: A, B")
         channels = [_scaled(c, width) for c in RESNET20_CHANNELS[:len(blocks)]]
@@ -222,10 +238,14 @@ class CifarResNet(nn.Module):
         self.stem = nn.Sequential(OrderedDict(
             conv=_conv3x3(in_channels, c0),
             norm=make_norm(norm, c0, spatial=True),
-            relu=nn.ReLU(),
+            relu=make_activation(activation),
         ))
-        self.stages, features = _stages(c0, channels, blocks, norm=norm, shortcut=shortcut)
+        self.stages, features = _stages(c0, channels, blocks, norm=norm, shortcut=shortcut,
+                                       activation=activation)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # Dropout before the classifier (the reports' ResNets); no parameters, so the names of
+        # the layers are the same with and without it.
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(features, num_classes)
         self.reset_parameters()
 
@@ -237,7 +257,7 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))  # (batch, channels, side, side)
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(self.drop(torch.flatten(self.pool(x), 1)))
 
 
 resnet18 = partial(ResNet, RESNET18_BLOCKS)

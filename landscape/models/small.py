@@ -18,6 +18,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models._width import scaled as _scaled
+from landscape.models.activations import make_activation
 from landscape.models.norms import make_norm
 
 IMAGE_SIZE = 32
@@ -52,6 +53,7 @@ class CNN3(nn.Module):
         norm: normalization kind after every conv (see `make_norm`).
         dropout: dropout probability before the linear layer (0 makes `drop` an identity).
         width: multiplies every channel count; small values give tiny test models.
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class CNN3(nn.Module):
         width: float = 1.0,
         num_classes: int = 10,
         in_channels: int = 3,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         _check(width, dropout)
@@ -76,7 +79,7 @@ class CNN3(nn.Module):
             blocks[f"block{b}"] = nn.Sequential(OrderedDict(
                 conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
                 norm=make_norm(norm, c_out, spatial=True),
-                relu=nn.ReLU(),
+                relu=make_activation(activation),
                 pool=nn.MaxPool2d(kernel_size=2, stride=2),
             ))
             c_in = c_out
@@ -110,6 +113,7 @@ class LeNet(nn.Module):
         norm_placement: "all" normalizes the two convs and the two hidden linear layers (as
             vgg_bn does), "conv" the convs only.
         width: multiplies every channel and hidden width; small values give tiny test models.
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class LeNet(nn.Module):
         width: float = 1.0,
         num_classes: int = 10,
         in_channels: int = 3,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         _check(width)
@@ -129,11 +134,11 @@ class LeNet(nn.Module):
         self.features = nn.Sequential(OrderedDict(
             conv1=nn.Conv2d(in_channels, c1, kernel_size=5),  # 32 -> 28
             norm1=make_norm(norm, c1, spatial=True),
-            relu1=nn.ReLU(),
+            relu1=make_activation(activation),
             pool1=nn.MaxPool2d(kernel_size=2, stride=2),  # 28 -> 14
             conv2=nn.Conv2d(c1, c2, kernel_size=3),  # 14 -> 12
             norm2=make_norm(norm, c2, spatial=True),
-            relu2=nn.ReLU(),
+            relu2=make_activation(activation),
             pool2=nn.MaxPool2d(kernel_size=2, stride=2),  # 12 -> 6
         ))
         side = ((IMAGE_SIZE - 4) // 2 - 2) // 2
@@ -142,10 +147,10 @@ class LeNet(nn.Module):
         self.classifier = nn.Sequential(OrderedDict(
             fc1=nn.Linear(c2 * side * side, h1),
             norm1=make_norm(hidden_norm, h1, spatial=False),
-            relu1=nn.ReLU(),
+            relu1=make_activation(activation),
             fc2=nn.Linear(h1, h2),
             norm2=make_norm(hidden_norm, h2, spatial=False),
-            relu2=nn.ReLU(),
+            relu2=make_activation(activation),
             fc3=nn.Linear(h2, num_classes),
         ))
         self.reset_parameters()

@@ -18,6 +18,7 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models._width import scaled as _scaled
+from landscape.models.activations import make_activation
 from landscape.models.norms import make_norm
 
 VGG_A_STAGES = ((64,), (128,), (256, 256), (512, 512), (512, 512))
@@ -40,6 +41,7 @@ class VGG(nn.Module):
         norm_placement: "all" normalizes conv and hidden linear layers (the course's vgg_bn),
             "conv" normalizes the conv layers only.
         dropout: dropout probability before each hidden linear layer (0 disables).
+        activation: the nonlinearity after every norm (see `models.activations`; relu).
         width: multiplies every channel and hidden width; small values give tiny test models.
     """
 
@@ -55,6 +57,7 @@ class VGG(nn.Module):
         norm_placement: NormPlacement = "all",
         dropout: float = 0.0,
         width: float = 1.0,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         if norm_placement not in ("all", "conv"):
@@ -74,7 +77,7 @@ class VGG(nn.Module):
                 out = _scaled(out, width)
                 layers[f"conv{c}"] = nn.Conv2d(channels, out, kernel_size=3, padding=1)
                 layers[f"norm{c}"] = make_norm(norm, out, spatial=True)
-                layers[f"relu{c}"] = nn.ReLU(inplace=True)
+                layers[f"relu{c}"] = make_activation(activation, inplace=True)
                 channels = out
             layers["pool"] = nn.MaxPool2d(kernel_size=2, stride=2)
             stage_modules[f"stage{s}"] = nn.Sequential(layers)
@@ -89,7 +92,7 @@ class VGG(nn.Module):
             head[f"drop{h}"] = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
             head[f"fc{h}"] = nn.Linear(features, width_h)
             head[f"norm{h}"] = make_norm(hidden_norm, width_h, spatial=False)
-            head[f"relu{h}"] = nn.ReLU(inplace=True)
+            head[f"relu{h}"] = make_activation(activation, inplace=True)
             features = width_h
         head[f"fc{len(hidden) + 1}"] = nn.Linear(features, num_classes)
         self.classifier = nn.Sequential(head)

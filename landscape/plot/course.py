@@ -1,5 +1,5 @@
 """The course's figures: (a) the loss landscape, a shaded min–max of the training-batch loss
-across each model's learning rates; (c) the trajectory quantities between consecutive steps,
+across each model's runs (its learning rates and seeds; labels say which); (c) the trajectory quantities between consecutive steps,
 gradient change and trajectory β."""
 
 from __future__ import annotations
@@ -28,29 +28,20 @@ from landscape.plot._style import (
 from landscape.report import ALL_PARAMETERS, ModelSeries
 
 
-def _lrs_text(lrs: Sequence[float]) -> str:
-    n = len(lrs)
-    if n <= 4:
-        return f"{n} lr{'s' if n != 1 else ''}: {', '.join(f'{lr:g}' for lr in lrs)}"
-    return f"{n} lrs: {min(lrs):g} to {max(lrs):g}"
-
-
 def _model_label(series: ModelSeries, models: Sequence[str]) -> str:
     extra = []
     if series.n_diverged:
         extra.append(f"{series.n_diverged} diverged")
     if series.n_incomplete:
         extra.append(f"{series.n_incomplete} incomplete")
-    unique = tuple(dict.fromkeys(series.lrs))  # several seeds: runs share their lr
-    runs = f"1 run (lr {series.lrs[0]:g}): no band" if _single_run(series) else \
-        _lrs_text(series.lrs) if len(unique) == len(series.lrs) else \
-        f"{len(series.lrs)} runs (seeds), {_lrs_text(unique)}"
+    # What the band spans (lrs, seeds or both), never seeds counted as lrs.
+    runs = f"{series.span}: no band" if _single_run(series) else series.span
     return f"{model_name(series.model, models)}, {runs}" + \
         (f", {', '.join(extra)}" if extra else "")
 
 
 def _single_run(series: ModelSeries) -> bool:
-    """A model with one run: its "band" across learning rates is that run's line."""
+    """A model with one run: its "band" across runs is that run's line."""
     return len(series.curves) == 1
 
 
@@ -62,13 +53,23 @@ def _band_handle(series: ModelSeries, color: str, models: Sequence[str]):
                  label=_model_label(series, models))
 
 
+def _runs_per(series: Mapping[str, ModelSeries]) -> str:
+    """'one per lr', 'one per seed' or 'one per lr and seed': what a model's runs are."""
+    spans = {s.spanned for s in series.values() if not _single_run(s)}
+    if spans == {"seeds"}:
+        return "one per seed"
+    if spans == {"lrs"}:
+        return "one per lr"
+    return "one per lr and seed"
+
+
 def _band_text(series: Mapping[str, ModelSeries]) -> str:
-    """What is shaded, for a title: the min-max over each model's runs, and what a model with a
-    single run shows instead."""
+    """What is shaded, for a title: the min-max over each model's runs (over its lrs, its seeds
+    or both: the legend says which), and what a model with a single run shows instead."""
     single = [s for s in series.values() if _single_run(s)]
     if len(single) == len(series):
-        return "one run per model: each line is that run (a band needs runs at several lrs)"
-    text = "shaded: min to max over each model's runs (one per lr)"
+        return "one run per model: each line is that run (a band needs several runs)"
+    text = f"shaded: min to max over each model's runs ({_runs_per(series)})"
     return text + ("; a model with one run is its line" if single else "")
 
 
@@ -115,7 +116,7 @@ def plot_loss_landscape(envelopes: Mapping[str, ModelSeries], *, ax: Axes | None
     smooth = next(iter(envelopes.values())).smooth
     ax.set_xlabel("training step")
     _ylabel(ax, "training-batch loss L(w_t; B_t)", scale)
-    ax.set_title("Loss landscape (course version): training-batch loss across learning rates\n"
+    ax.set_title("Loss landscape (course version): training-batch loss across each model's runs\n"
                  f"{_band_text(envelopes)}; {_smooth_text(smooth)}", fontsize=10)
     ax.legend(handles=handles + _end_handles(div, inc), loc="best", fontsize=9)
     ax.grid(True, alpha=0.3)
@@ -185,7 +186,8 @@ def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
     _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale)
-    ax.set_title(f"Trajectory β: max over each model's runs (one per lr), {_source_text(series)}\n"
+    ax.set_title(f"Trajectory β: max over each model's runs ({_runs_per(series)}), "
+                 f"{_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's effective β)\n"
                  f"{_smooth_text(smooth)}", fontsize=10)
     ax.legend(handles=handles + _end_handles(div, inc), loc="best", fontsize=9)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analyses.spectrum import broadened_density
-from landscape.plot._style import (_colors_for, _figure_and_grid, _finite, _legend,
+from landscape.plot._style import (_MARKERS, _colors_for, _figure_and_grid, _finite, _legend,
                                    _set_yscale, _ylabel, model_name)
 from landscape.report import ModelDensity, RunHessian
 
@@ -21,51 +21,94 @@ def plot_hessian_course(data: Sequence[RunHessian], *,
                         colors: Mapping[str, str] | None = None) -> Figure:
     """Per learning rate (one row each): left, λ_max of ∇²L(w_t; B_t) per run (solid), the
     paper's effective β of the same run (dotted, where probed) and the gradient-descent
-    stability threshold 2/η (black dashed) on one axis; right, the trace with its standard
-    error (shaded). Seeds of a model share its color."""
+    stability threshold 2/η (black dashed, across the whole axis) on one axis; right, the trace
+    with its standard error (shaded). Seeds of a model share its color and differ in marker
+    (the legend names them); a panel notes when a trace estimate is negative (an indefinite
+    Hessian, or a Hutchinson estimate whose error exceeds it)."""
     if not data:
         raise ValueError("no run with a Hessian probe")
     models = list(dict.fromkeys(h.model for h in data))
     colors = _colors_for(models, colors)
     lrs = sorted({h.lr for h in data})
+    seeds = sorted({h.seed for h in data})
+    markers = {s: _MARKERS[i % len(_MARKERS)] for i, s in enumerate(seeds)}
     own = axes is None
     fig, grid = _figure_and_grid(axes, len(lrs), 2, (11.0, 3.8 * len(lrs) + 0.8))
     for (ax_l, ax_t), lr in zip(grid, lrs):
         runs = [h for h in data if h.lr == lr]
         values = []
         for h in runs:
-            color = colors[h.model]
-            ax_l.plot(h.step, _finite(h.lambda_max), color=color, lw=1.6, alpha=0.85)
+            style = dict(color=colors[h.model], marker=markers[h.seed], markersize=4)
+            ax_l.plot(h.step, _finite(h.lambda_max), lw=1.6, alpha=0.85, **style)
             values.append(h.lambda_max)
             if len(h.beta):
-                ax_l.plot(h.beta_step, _finite(h.beta), color=color, lw=1.0, ls=":",
-                          alpha=0.8)
+                ax_l.plot(h.beta_step, _finite(h.beta), lw=1.0, ls=":", alpha=0.8,
+                          **{**style, "markerfacecolor": "none"})
                 values.append(h.beta)
             trace, se = _finite(h.trace), _finite(h.trace_se)
-            ax_t.plot(h.step, trace, color=color, lw=1.6, alpha=0.85)
-            ax_t.fill_between(h.step, trace - se, trace + se, color=color, alpha=0.2, lw=0)
-        first = runs[0]
-        ax_l.plot(first.step, first.stability_threshold, color="black", ls="--", lw=1.2)
-        values.append(first.stability_threshold)
+            ax_t.plot(h.step, trace, lw=1.6, alpha=0.85, **style)
+            ax_t.fill_between(h.step, trace - se, trace + se, color=style["color"], alpha=0.2,
+                              lw=0)
+        values.append(runs[0].stability_threshold)
         scale = _set_yscale(ax_l, values, "auto")
-        _ylabel(ax_l, "curvature", scale)
+        _stability_line(ax_l, runs[0])
+        _ylabel(ax_l, "curvature (lambda_max, beta, 2/lr)", scale)
         ax_l.set_title(f"lr {lr:g}: lambda_max, beta and 2/lr")
         ax_t.set_title(f"lr {lr:g}: trace of the Hessian (+- 1 s.e.)")
+        ax_t.set_ylabel("trace of the Hessian (Hutchinson)")
         ax_t.axhline(0.0, color="0.6", lw=0.6)
+        _negative_trace_note(ax_t, runs)
         for ax in (ax_l, ax_t):
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
+    _legend(fig, grid[-1][0], _course_handles(models, colors, markers), own_figure=own)
+    if own:
+        fig.suptitle("Curvature of the training objective on the step's batch, BN vs no BN "
+                     f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''} per model)")
+    return fig
+
+
+def _stability_line(ax: Axes, run: RunHessian) -> None:
+    """2/η_t from the left to the right edge of the axis (a constant lr: one horizontal line;
+    a schedule: its value at each probed step, held to the edges)."""
+    threshold = np.asarray(run.stability_threshold, dtype=np.float64)
+    if not len(threshold):
+        return
+    if np.allclose(threshold, threshold[0]):
+        ax.axhline(threshold[0], color="black", ls="--", lw=1.2)
+        return
+    left, right = ax.get_xlim()
+    x = np.concatenate([[left], run.step, [right]])
+    y = np.concatenate([[threshold[0]], threshold, [threshold[-1]]])
+    ax.plot(x, y, color="black", ls="--", lw=1.2, drawstyle="steps-post")
+    ax.set_xlim(left, right)
+
+
+def _negative_trace_note(ax: Axes, runs: Sequence[RunHessian]) -> None:
+    """A note in the panel where some trace estimate is below 0."""
+    negative = [(h, int(np.sum(np.asarray(h.trace) < 0))) for h in runs]
+    negative = [(h, n) for h, n in negative if n]
+    if not negative:
+        return
+    which = "; ".join(f"{h.model} seed {h.seed} ({n} step{'s' if n > 1 else ''})"
+                      for h, n in negative)
+    ax.text(0.02, 0.97, f"trace < 0: {which}\nthe Hessian is indefinite there, or the "
+            "estimate's error exceeds it", transform=ax.transAxes, fontsize=7.5, color="0.2",
+            va="top", bbox=dict(boxstyle="round", facecolor="white", alpha=0.85,
+                                edgecolor="0.7"))
+
+
+def _course_handles(models: Sequence[str], colors: Mapping[str, str],
+                    markers: Mapping[int, str]) -> list:
     handles = [Line2D([], [], color=colors[m], lw=1.6, label=model_name(m, models))
                for m in models]
+    if len(markers) > 1:  # a single seed needs no marker key
+        handles += [Line2D([], [], color="0.3", lw=0, marker=mk, markersize=5,
+                           label=f"seed {seed}") for seed, mk in markers.items()]
     handles += [Line2D([], [], color="0.3", lw=1.6, label="lambda_max (Lanczos)"),
                 Line2D([], [], color="0.3", lw=1.0, ls=":", label="paper's beta (probe)"),
                 Line2D([], [], color="black", lw=1.2, ls="--", label="2/lr (GD stability)")]
-    _legend(fig, grid[-1][0], handles, own_figure=own)
-    if own:
-        seeds = len({h.seed for h in data})
-        fig.suptitle("Curvature of the training objective on the step's batch, BN vs no BN "
-                     f"({seeds} seed{'s' if seeds > 1 else ''} per model)")
-    return fig
+    return handles
 
 
 def plot_hessian_density(data: Sequence[ModelDensity], *, n_steps: int = 4,

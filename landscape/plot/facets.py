@@ -1,6 +1,6 @@
 """Figures faceted by the axes of a record (or of records combined): one panel per cell, i.e.
-per combination of the axes' levels (`report.cells`), so that "does BN's smoothing hold at every
-batch size?" is read off side by side.
+per combination of the axes' levels (`report.factor_cells`), so that "does BN's smoothing hold
+at every batch size?" is read off side by side.
 
 The last axis runs along the columns and the one before it along the rows; with more than two
 axes, each combination of the others gets a figure of its own (`facet_groups`), which keeps 2–3
@@ -18,12 +18,13 @@ from matplotlib.figure import Figure
 from landscape.config.axes import levels_text
 from landscape.plot._style import _empty, _figure_and_grid
 from landscape.plot.paper import plot_paper
-from landscape.report import Cell
+from landscape.report import FactorCell
 
 PANEL_SIZE = (5.2, 3.8)  # inches per panel of an envelope grid
 
 
-def facet_groups(cells: Sequence[Cell]) -> list[tuple[dict, list[list[Cell | None]]]]:
+def facet_groups(cells: Sequence[FactorCell]
+                 ) -> list[tuple[dict, list[list[FactorCell | None]]]]:
     """(the levels the figure holds fixed, its rows × columns of cells) per figure: columns
     over the last axis, rows over the one before it (None where a combination has no runs)."""
     if not cells or not cells[0].levels:
@@ -31,7 +32,7 @@ def facet_groups(cells: Sequence[Cell]) -> list[tuple[dict, list[list[Cell | Non
     names = list(cells[0].levels)
     col_axis, row_axis = names[-1], (names[-2] if len(names) > 1 else None)
     fixed_names = names[:-2]
-    groups: dict[tuple, list[Cell]] = {}
+    groups: dict[tuple, list[FactorCell]] = {}
     for cell in cells:
         groups.setdefault(tuple(cell.levels[n] for n in fixed_names), []).append(cell)
     out = []
@@ -45,8 +46,8 @@ def facet_groups(cells: Sequence[Cell]) -> list[tuple[dict, list[list[Cell | Non
     return out
 
 
-def plot_facets(cells: Sequence[Cell], draw: Callable[[Cell, Axes], bool], *, title: str,
-                share_y: bool = True) -> list[tuple[dict, Figure]]:
+def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool], *,
+                title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
     """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel (and returns
     whether it drew anything), whose title then names the cell's levels; the figure's title is
     `title` and the levels it holds fixed."""
@@ -84,7 +85,7 @@ def _share_y(axes: Sequence[Axes]) -> None:
         ax.set_ylim(low if not log or low > 0 else min(l for l in lows if l > 0), high)
 
 
-def plot_paper_facets(cells_data: Sequence[tuple[Cell, object]], *,
+def plot_paper_facets(cells_data: Sequence[tuple[FactorCell, object]], *,
                       colors: Mapping[str, str]) -> Figure:
     """The paper's three panels (`plot_paper`) once per cell, one row per cell, each row
     titled with its levels. `cells_data`: (cell, PaperData at one lr) pairs."""

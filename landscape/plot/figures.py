@@ -15,12 +15,13 @@ from landscape.plot.distributions import plot_activation_histograms
 from landscape.plot.facets import plot_facets, plot_paper_facets
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
+from landscape.plot.practice import plot_band_width, plot_weight_histograms
 from landscape.plot.surfaces import plot_surface
 from landscape.plot.training import plot_training_curves
 from landscape.report import (
     LoadedRun,
     activation_data,
-    cells,
+    factor_cells,
     activation_histograms,
     full_batch,
     gradient_change_envelopes,
@@ -34,6 +35,7 @@ from landscape.report import (
     trajectory_beta_envelopes,
     trajectory_source,
 )
+from landscape.report.practice import band_widths, weight_histograms
 
 
 def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict[str, Figure]:
@@ -43,7 +45,9 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     recorded activation histograms: the first layer that has them), "hessian" (if a run had the
     Hessian probe: λ_max with 2/η and β, and the trace), "hessian_density" (if a run
     recorded Hessian densities) and "surface_<name>" (one per loss surface name computed with
-    `landscape surface`: every run that has it, side by side).
+    `landscape surface`: every run that has it, side by side), "loss_envelope_width" (max − min
+    of the loss across a model's learning rates, for models with two or more runs) and
+    "weight_histograms" (if a run kept weights: per layer, the last weights kept).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
     Runs without a single recorded step are left out.
 
@@ -59,7 +63,7 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     figures: dict[str, Figure] = {}
     parameter = trajectory_source(runs)
     whole = full_batch(runs)
-    split = cells(runs)
+    split = factor_cells(runs)
     if split[0].levels:
         figures.update(_faceted(split, colors, smooth, parameter, whole))
     else:
@@ -82,12 +86,18 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
         figures["hessian_density"] = plot_hessian_density(densities, colors=colors)
     for name, panels in surface_groups(runs).items():
         figures[f"surface_{name}"] = plot_surface(panels, colors=colors)
+    weights = weight_histograms(runs)
+    if weights:
+        figures["weight_histograms"] = plot_weight_histograms(weights)
     return figures
 
 
 def _pooled(by_model, colors, smooth, parameter, whole) -> dict[str, Figure]:
-    figures = {"loss_landscape": plot_loss_landscape(loss_envelopes(by_model, smooth=smooth),
-                                                     colors=colors)}
+    envelopes = loss_envelopes(by_model, smooth=smooth)
+    figures = {"loss_landscape": plot_loss_landscape(envelopes, colors=colors)}
+    widths = band_widths(envelopes)
+    if widths:
+        figures["loss_envelope_width"] = plot_band_width(widths, colors=colors)
     for data in paper_data(by_model):
         figures[f"paper_lr{data.lr:g}"] = plot_paper(data, colors=colors)
     change = gradient_change_envelopes(by_model, parameter=parameter, smooth=smooth)

@@ -33,10 +33,22 @@ from landscape.plot._style import (
     model_name,
 )
 from landscape.report import ActivationBands, RunCurve, RunICS, ics_layers
+from landscape.report.spans import run_name
 
 
-def _curve_label(curve: RunCurve, models: Sequence[str], *, with_lr: bool) -> str:
-    label = model_name(curve.model, models) + (f", lr {curve.lr:g}" if with_lr else "")
+def first_curve(ics: RunICS) -> RunCurve:
+    return next(iter(ics.distance.values()))
+
+
+def _curve_label(curve: RunCurve, models: Sequence[str], *, with_lr: bool,
+                 seeds: Sequence[int] = ()) -> str:
+    """The run's label; `seeds`: those of the model's runs, named where there are several (two
+    seeds at one lr would otherwise read as one run twice)."""
+    label = model_name(curve.model, models)
+    if len(set(seeds)) > 1:
+        label += f", {run_name(curve.lr, curve.seed, seeds=seeds)}"
+    elif with_lr:
+        label += f", lr {curve.lr:g}"
     if curve.diverged_step is not None:
         return label + f" (diverged at step {curve.diverged_step})"
     if curve.incomplete:
@@ -101,7 +113,8 @@ def plot_ics(data: Sequence[RunICS], *, axes: Sequence[Axes] | np.ndarray | None
                 steps.append(ics.distance[layer].step)
             first = next(iter(ics.distance.values()))
             handles.append(Line2D([], [], marker=marker, markersize=5, linewidth=1.5,
-                                  label=_curve_label(first, models, with_lr=len(runs) > 1),
+                                  label=_curve_label(first, models, with_lr=len(runs) > 1,
+                                                     seeds=[first_curve(r).seed for r in runs]),
                                   **style))
     xlabel = "training step t" + _spacing_text(steps, "measured")
     # One scale for the whole distance row, so that the layers compare at a glance.
@@ -152,6 +165,7 @@ def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
     models = list(dict.fromkeys(b.model for b in runs.values()))
     colors = _colors_for(models, colors)
     lrs_per_model = {m: {b.lr for b in runs.values() if b.model == m} for m in models}
+    seeds_per_model = {m: [b.curve.seed for b in runs.values() if b.model == m] for m in models}
     n_rows, n_cols = 2 * len(layers), len(runs)
     fig, grid = _figure_and_grid(axes, n_rows, n_cols,
                                  (max(10.0, 4.3 * n_cols + 1.2), 2.7 * n_rows + 2.6))
@@ -170,7 +184,8 @@ def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
             d, i = _draw_activation_run(ax_m, ax_s, b, colors[b.model])
             div, inc = div or d, inc or i
             ax_m.set_title(_curve_label(b.curve, models,
-                                        with_lr=len(lrs_per_model[b.model]) > 1), fontsize=10)
+                                        with_lr=len(lrs_per_model[b.model]) > 1,
+                                        seeds=seeds_per_model[b.model]), fontsize=10)
     xlabel = "training step t" + _spacing_text([b.step for b in drawn], "recorded")
     for li, layer in enumerate(layers):
         _label_activation_rows(grid[2 * li], grid[2 * li + 1], layer, bands[layer], xlabel)

@@ -63,7 +63,8 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
             for ax, ys in ((ax_loss, bands.loss_high), (ax_pred, bands.grad_diff_high),
                            (ax_beta, bands.beta)):
                 curve = RunCurve(run.run_id, model, run.lr, run.info.status, run.diverged_step,
-                                 run.incomplete, bands.step, np.asarray(ys, dtype=np.float64))
+                                 run.incomplete, bands.step, np.asarray(ys, dtype=np.float64),
+                                 run.seed)
                 d, i = _mark_curve_ends(ax, [curve], color)
                 div, inc = div or d, inc or i
             label += (f" (diverged at step {run.diverged_step})" if run.diverged_step is not None

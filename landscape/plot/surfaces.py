@@ -11,14 +11,16 @@ from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 
 from landscape.plot._style import _finite, model_name
+from landscape.report.spans import run_name
 from landscape.report.surfaces import SurfacePanel
 
 # Contour levels of a 2D surface: at this many quantiles of the losses of all its panels.
 N_LEVELS = 21
 
 
-def _title(panel: SurfacePanel, models: Sequence[str]) -> str:
-    text = f"{model_name(panel.model, models)}, lr {panel.lr:g}"
+def _title(panel: SurfacePanel, models: Sequence[str], seeds: Sequence[int] = ()) -> str:
+    """'vgg_bn (BatchNorm), lr 0.1', and ', seed 1' where the panels have several seeds."""
+    text = f"{model_name(panel.model, models)}, {run_name(panel.lr, panel.seed, seeds=seeds)}"
     return text + ("" if panel.complete else " (incomplete)")
 
 
@@ -40,9 +42,10 @@ def plot_surface_lines(panels: Sequence[SurfacePanel], *,
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
     models = [p.model for p in panels]
+    seeds = [p.seed for p in panels]
     for p in panels:
         color = (colors or {}).get(p.model)
-        ax.plot(p.alpha, _finite(p.loss), marker=".", color=color, label=_title(p, models))
+        ax.plot(p.alpha, _finite(p.loss), marker=".", color=color, label=_title(p, models, seeds))
         centre = np.flatnonzero(p.alpha == 0)
         if len(centre):
             ax.plot(0.0, p.loss[centre[0]], marker="x", markersize=10, markeredgewidth=2,
@@ -79,6 +82,7 @@ def plot_surface_contours(panels: Sequence[SurfacePanel], *, filled: bool = True
     fig = Figure(figsize=(4.2 * n + 1.2, 4.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     models = [p.model for p in panels]
+    seeds = [p.seed for p in panels]
     levels = contour_levels(panels)
     norm = BoundaryNorm(levels, ncolors=256)
     mappable = None
@@ -93,7 +97,7 @@ def plot_surface_contours(panels: Sequence[SurfacePanel], *, filled: bool = True
         ax.clabel(lines, lines.levels[::2], fontsize=6, fmt="%.3g")
         ax.plot(0, 0, marker="x", color="red", markersize=10, markeredgewidth=2)
         ax.set_aspect("equal")
-        ax.set_title(_title(p, models), fontsize=9)
+        ax.set_title(_title(p, models, seeds), fontsize=9)
         xlabel, ylabel = _axis_words(p)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)

@@ -28,10 +28,12 @@ from landscape.plot._style import (
     model_name,
 )
 from landscape.report import LoadedRun, RunCurve, group_by_model
+from landscape.report.spans import run_name
 
 
-def _run_label(run: LoadedRun, models: Sequence[str]) -> str:
-    label = f"{model_name(run.model, models)}, lr {run.lr:g}"
+def _run_label(run: LoadedRun, models: Sequence[str], seeds: Sequence[int]) -> str:
+    # The seed is named where the runs have several: two seeds at one lr are two lines.
+    label = f"{model_name(run.model, models)}, {run_name(run.lr, run.seed, seeds=seeds)}"
     if run.diverged_step is not None:
         return label + f" (diverged at step {run.diverged_step})"
     if run.incomplete:
@@ -56,6 +58,7 @@ def plot_training_curves(runs: Sequence[LoadedRun], *,
     handles, losses = [], []
     div = inc = False
     all_runs = [r for rs in by_model.values() for r in rs]
+    seeds = [r.seed for r in all_runs]
     any_eval = any(len(r.data.eval.step) for r in all_runs)
     # Accuracy where any run has one; else (regression) the loss of the same evaluation.
     train_acc = _has_finite([r.data.eval.train_acc for r in all_runs])
@@ -70,7 +73,7 @@ def plot_training_curves(runs: Sequence[LoadedRun], *,
                          marker="o" if len(steps.step) < 3 else None, markersize=4, **style)
             losses.append(loss)
             curve = RunCurve(run.run_id, model, run.lr, run.info.status, run.diverged_step,
-                             run.incomplete, steps.step, loss)
+                             run.incomplete, steps.step, loss, run.seed)
             d, i = _mark_curve_ends(ax_loss, [curve], style["color"])
             div, inc = div or d, inc or i
             if len(ev.step):
@@ -80,7 +83,7 @@ def plot_training_curves(runs: Sequence[LoadedRun], *,
                     values = _finite(values)
                     ax.plot(ev.epoch, values, marker=marker, markersize=5, **style)
                     eval_values[ax].append(values)
-            handles.append(Line2D([], [], linewidth=1.5, label=_run_label(run, list(by_model)),
+            handles.append(Line2D([], [], linewidth=1.5, label=_run_label(run, list(by_model), seeds),
                                   marker=_MARKERS[index % len(_MARKERS)], markersize=5, **style))
     scale = _set_yscale(ax_loss, losses, yscale)
     ax_loss.set_title("Training-batch loss of every run, per step", fontsize=10)

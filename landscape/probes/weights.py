@@ -14,7 +14,9 @@ class WeightsProbe:
     """The model's whole state_dict (parameters and buffers, e.g. BatchNorm's running
     statistics) at the start of the chosen steps, before their forward pass, so that the
     weights kept at step S are exactly those at which the loss of step S was computed; and,
-    with `final`, after the last step of a finished run (kept as step = steps done).
+    with `final`, after the last step of a finished run (kept as step = steps done); with
+    `best`, after every evaluation that improves the validation accuracy (kept as step = steps
+    done: the weights at the start of that step), so that the last of them are the best.
 
     Observes only: the copies are taken when armed, before the training forward pass, and
     handed over at the next host sync like any probe's rows.
@@ -25,9 +27,11 @@ class WeightsProbe:
     name = TableKind.WEIGHTS
 
     def __init__(self, model: nn.Module, *, every: int = 0, at: tuple[int, ...] = (),
-                 final: bool = False) -> None:
+                 final: bool = False, best: bool = False) -> None:
         self.model, self.every, self.at, self.final = model, every, frozenset(at), final
+        self.best = best
         self._copy: dict[str, torch.Tensor] = {}
+        self._best_step: int | None = None
 
     def due(self, step: int) -> bool:
         return (self.every > 0 and step % self.every == 0) or step in self.at
@@ -39,10 +43,23 @@ class WeightsProbe:
         copy, self._copy = self._copy, {}
         return copy
 
-    def final_rows(self, steps_done: int) -> dict[str, np.ndarray] | None:
-        """The rows of the weights after the last step (None without `final`)."""
-        if not self.final:
+    def best_rows(self, steps_done: int, *, last: bool) -> dict[str, np.ndarray] | None:
+        """The rows of the weights after `steps_done` steps, a new best (None without `best`,
+        or when the step about to start keeps the same weights itself; `last`: no step
+        follows)."""
+        if not self.best or (self.due(steps_done) and not last):
             return None
+        self._best_step = steps_done
+        return self._rows(steps_done)
+
+    def final_rows(self, steps_done: int) -> dict[str, np.ndarray] | None:
+        """The rows of the weights after the last step (None without `final`, or when they
+        were just kept as the best)."""
+        if not self.final or self._best_step == steps_done:
+            return None
+        return self._rows(steps_done)
+
+    def _rows(self, steps_done: int) -> dict[str, np.ndarray]:
         rows = {"step": np.asarray([steps_done], dtype=np.int64)}
         rows.update({k: v.cpu().numpy()[None] for k, v in _state_copy(self.model).items()})
         return rows

@@ -18,7 +18,9 @@ and turned into plain data with the pure functions of `analyses`, one module per
 - `factors`: runs split into cells by the levels of their axes (records with `--vary`, or
   records combined), the verdict within each cell and where it changes between levels;
 - `ablation`: one row per run group (accuracy, time, losses, landscape metrics with intervals
-  over seeds) as dicts, a numpy structured array or a pandas DataFrame.
+  over seeds) as dicts, a numpy structured array or a pandas DataFrame;
+- `study`: the sections of `landscape report`'s page (what was run, verdicts, accuracy, runs,
+  warnings) as tables of cells that carry their numbers.
 
 Diverged and incomplete runs take part up to their last recorded step; every per-run curve
 carries the run's status and divergence step so that a figure can mark them.
@@ -40,8 +42,9 @@ from landscape.report.compare import (
 from landscape.report.verdicts import MetricVerdict, PairVerdict
 from landscape.report.ablation import (LANDSCAPE_METRICS, RUN_VALUES, ablation_array,
                                        ablation_frame, ablation_rows, ablation_text)
-from landscape.report.factors import (Cell, LevelVerdict, axes_text, cells, factor_summary,
-                                      level_verdicts, report_axes, verdict_changes)
+from landscape.report.factors import (FactorCell, LevelVerdict, axes_text, factor_cells,
+                                      factor_summary, level_verdicts, report_axes,
+                                      verdict_changes)
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -70,6 +73,7 @@ from landscape.report.layers import (
 from landscape.report.paper import (EtaRange, PaperData, direction_text, eta_range, paper_data,
                                     probe_bands, probe_direction)
 from landscape.report.surfaces import SurfacePanel, surface_groups
+from landscape.report.study import Cell, Facts, Notes, Section, StudyReport, Table, study_report
 from landscape.report.runs import (
     LoadedRun,
     full_batch,
@@ -94,6 +98,7 @@ __all__ = [
     "run_hessian",
     "SurfacePanel", "surface_groups",
     "LANDSCAPE_METRICS", "RUN_VALUES", "ablation_array", "ablation_frame", "ablation_rows",
-    "ablation_text", "Cell", "LevelVerdict", "axes_text", "cells", "factor_summary",
+    "ablation_text", "FactorCell", "LevelVerdict", "axes_text", "factor_cells", "factor_summary",
     "level_verdicts", "report_axes", "verdict_changes",
+    "Cell", "Facts", "Notes", "Section", "StudyReport", "Table", "study_report",
 ]

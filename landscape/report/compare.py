@@ -19,6 +19,7 @@ from landscape.report.curvature import hessian_metric_curves
 from landscape.report.layers import ics_data, ics_layers
 from landscape.report.paper import probe_bands
 from landscape.report.runs import LoadedRun, run_notes
+from landscape.report.spans import span_text
 from landscape.report.verdicts import PairVerdict, pair_verdict
 
 # The comparison table's metrics, in table order, and what each one is (printed under the table).
@@ -30,7 +31,9 @@ COMPARISON_METRICS: dict[str, str] = {
             "||w - w_t||",
     "grad_change": "course: ||g_{t+1} - g_t||, consecutive training steps",
     "trajectory_beta": "course: ||g_{t+1} - g_t|| / ||w_{t+1} - w_t||, consecutive steps",
-    "loss_envelope_width": "course: max - min training loss across lrs (steps with >= 2 runs)",
+    "loss_envelope_width": "course: max - min training loss over a model's runs, its lrs and "
+                           "seeds together (steps with >= 2 runs; the verdict: per seed, "
+                           "across its lrs)",
 }
 
 # Per-layer metrics of the comparison table, named "<metric>[<layer>]" (e.g.
@@ -164,11 +167,12 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
                      + comp.to_text())
         metrics = list(dict.fromkeys(r.metric for r in comp.rows))
         used = list(dict.fromkeys([*used, *map(_legend_name, metrics)]))
-        missing = [m for m in COMPARISON_METRICS if m not in metrics]
-        missing += _missing_ics(runs_by_model[a], runs_by_model[b])
-        missing += _missing_hessian(runs_by_model[a], runs_by_model[b])
+        missing = missing_metrics(runs_by_model, a, b, comp)
         parameter = trajectory_source([*runs_by_model[a], *runs_by_model[b]])
-        lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}."]
+        lines = [f"Trajectory metrics ({a} vs {b}) are of {parameter or ALL_PARAMETERS}.",
+                 "loss_envelope_width in the medians spans "
+                 + "; ".join(f"{m}: {span_text((r.lr, r.seed) for r in runs_by_model[m])}"
+                             for m in (a, b)) + "."]
         if missing:
             lines.append(f"Not available for both models: {', '.join(missing)}.")
         parts.append("\n".join(lines))
@@ -179,6 +183,18 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     if notes:
         parts.append("Runs that did not finish as planned:\n" + "\n".join(f"  {n}" for n in notes))
     return "\n\n".join(parts) + "\n"
+
+
+def missing_metrics(runs_by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str,
+                    comp: Comparison | None = None) -> list[str]:
+    """The metrics of the comparison that `a` or `b` lacks (`comp`: their `compare`, if at
+    hand)."""
+    comp = compare(runs_by_model, a, b) if comp is None else comp
+    metrics = {r.metric for r in comp.rows}
+    missing = [m for m in COMPARISON_METRICS if m not in metrics]
+    missing += _missing_ics(runs_by_model[a], runs_by_model[b])
+    missing += _missing_hessian(runs_by_model[a], runs_by_model[b])
+    return missing
 
 
 def _legend_name(metric: str) -> str:

@@ -1,7 +1,7 @@
 """The course's per-step quantities: each run's curve and their min/max envelope across a
-model's learning rates.
+model's runs (its learning rates, and its seeds where there are several).
 
-- the loss envelope: min/max of the training-batch loss across a model's learning rates;
+- the loss envelope: min/max of the training-batch loss across a model's runs;
 - the trajectory quantities: gradient change ‖g_{t+1} − g_t‖ and trajectory β
   ‖g_{t+1} − g_t‖ / ‖w_{t+1} − w_t‖, of one tapped parameter or of all parameters.
 
@@ -27,6 +27,7 @@ from analyses import (
 )
 from landscape.errors import ConfigError
 from landscape.report.runs import LoadedRun
+from landscape.report.spans import span_text, spanned
 
 ALL_PARAMETERS = "all parameters"
 
@@ -46,6 +47,7 @@ class RunCurve:
     incomplete: bool
     step: np.ndarray
     values: np.ndarray
+    seed: int = 0  # figures tell seeds apart by it (two seeds at one lr are two runs)
 
     def end_point(self) -> tuple[int, float] | None:
         """Where a figure marks a diverged or incomplete run: (step, last finite value up to
@@ -71,7 +73,8 @@ class ModelSeries:
     source: "all parameters" or the tapped parameter's name (trajectory quantities), "" if n/a.
     smooth: moving-average window applied to each run's curve before the envelope (None: raw).
     envelope: min/max across the curves that have at least one point (`analyses.Envelope`).
-    curves: every run of the model, by ascending lr (some may have no point).
+    curves: every run of the model, by ascending lr (some may have no point); several seeds
+        make several runs per lr, so the envelope spans lrs, seeds or both (`span`).
     """
 
     model: str
@@ -84,6 +87,20 @@ class ModelSeries:
     @property
     def lrs(self) -> tuple[float, ...]:
         return tuple(c.lr for c in self.curves)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(c.seed for c in self.curves)
+
+    @property
+    def span(self) -> str:
+        """What the envelope spans, e.g. '2 seeds (0, 1) at lr 0.05' (`report.spans`)."""
+        return span_text(zip(self.lrs, self.seeds))
+
+    @property
+    def spanned(self) -> str:
+        """'lrs', 'seeds', 'lrs and seeds' or 'one run'."""
+        return spanned(zip(self.lrs, self.seeds))
 
     @property
     def n_diverged(self) -> int:
@@ -110,7 +127,7 @@ def run_curve(run: LoadedRun, step: np.ndarray, values: np.ndarray,
     if smooth is not None and smooth > 1 and len(step):
         step, values = smooth_curve(step, values, method="moving_average", window=int(smooth))
     return RunCurve(run.run_id, run.model, run.lr, run.info.status, run.diverged_step,
-                    run.incomplete, step, values)
+                    run.incomplete, step, values, run.seed)
 
 
 def _series(runs_by_model: Mapping[str, Sequence[LoadedRun]], quantity: str, source: str,
@@ -131,7 +148,7 @@ def _series(runs_by_model: Mapping[str, Sequence[LoadedRun]], quantity: str, sou
 def loss_envelopes(runs_by_model: Mapping[str, Sequence[LoadedRun]], *,
                    smooth: int | None = None) -> dict[str, ModelSeries]:
     """The course's loss landscape: per model, min/max of the training-batch loss across its runs
-    (one per learning rate) at every step.
+    (one per learning rate and seed) at every step.
 
     smooth: None (raw, the default) or a moving-average window (trailing, `analyses.smooth_curve`)
     applied to each run's curve BEFORE the envelope. A diverged run's non-finite losses leave the

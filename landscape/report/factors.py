@@ -24,7 +24,7 @@ from landscape.report.verdicts import PairVerdict, verdict_words
 
 
 @dataclass(frozen=True, eq=False)
-class Cell:
+class FactorCell:
     """The runs at one combination of the axes' levels (axis -> value, in the axes' order),
     with the runs shared by every level of an axis that does not apply to their model."""
 
@@ -47,12 +47,12 @@ class LevelVerdict:
         return f"At {levels_text(self.levels)}:\n{self.verdict.to_text()}"
 
 
-def cells(runs: Sequence[LoadedRun]) -> list[Cell]:
+def factor_cells(runs: Sequence[LoadedRun]) -> list[FactorCell]:
     """One cell per combination of the axes' levels that the runs hold (the first axis
     varying slowest); a single cell of every run without axes."""
     axes = report_axes(runs)
     if not axes:
-        return [Cell({}, tuple(runs))]
+        return [FactorCell({}, tuple(runs))]
     out = []
     for combo in itertools.product(*(a.values for a in axes)):
         levels = dict(zip((a.name for a in axes), combo))
@@ -61,7 +61,7 @@ def cells(runs: Sequence[LoadedRun]) -> list[Cell]:
         # A combination is held when each of its levels is some member's own (not only the
         # shared references').
         if all(any(r.factors.get(k) == v for r in members) for k, v in levels.items()):
-            out.append(Cell(levels, members))
+            out.append(FactorCell(levels, members))
     return out
 
 
@@ -69,7 +69,7 @@ def level_verdicts(runs: Sequence[LoadedRun]) -> list[LevelVerdict]:
     """The verdict of every BN pair (X, X_bn) within every cell whose runs hold both, cells in
     order, pairs in model order (runs without a recorded step are left out)."""
     out = []
-    for cell in cells(runs):
+    for cell in factor_cells(runs):
         by_model = group_by_model([r for r in cell.runs if r.last_step is not None])
         for a, b in _comparable_pairs(by_model):
             out.append(LevelVerdict(dict(cell.levels), verdict(by_model, a, b)))
@@ -174,5 +174,6 @@ def factor_summary(runs: Sequence[LoadedRun]) -> str | None:
     return "\n\n".join(parts) + "\n"
 
 
-__all__ = ["Cell", "LevelVerdict", "report_axes", "cells", "level_verdicts", "verdict_changes",
+__all__ = ["FactorCell", "LevelVerdict", "report_axes", "factor_cells", "level_verdicts",
+           "verdict_changes",
            "axes_text", "factor_summary"]

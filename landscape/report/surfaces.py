@@ -26,6 +26,7 @@ class SurfacePanel:
     bn: str  # "train" or "eval": the BatchNorm mode the surface was evaluated in
     images: int
     complete: bool
+    seed: int = 0  # titles name it where the panels have several seeds
 
 
 def surface_groups(runs: Sequence[LoadedRun]) -> dict[str, list[SurfacePanel]]:
@@ -39,5 +40,5 @@ def surface_groups(runs: Sequence[LoadedRun]) -> dict[str, list[SurfacePanel]]:
             groups.setdefault(name, []).append(SurfacePanel(
                 run.run_id, run.model, run.lr, int(o["step"]), int(o["dims"]), surface.alpha,
                 surface.loss, str(o["direction"]), str(o["bn"]), int(o["images"]),
-                surface.complete))
+                surface.complete, run.seed))
     return groups

@@ -1,4 +1,4 @@
-"""The BN vs no-BN verdict: each metric's ratio with a 95% interval over seeds, at matched steps
+"""The BN vs no-BN verdict: each metric's ratio with an interval over seeds, at matched steps
 and at matched training loss, and each run's initial plateau; the head of `summary.txt`.
 
 A per-step median compares whatever both networks were doing at the same step; when one of them
@@ -6,7 +6,8 @@ still sits on its initial plateau (CIFAR-10 loss ≈ ln 10, tiny gradients, a tr
 landscape) that comparison says nothing about BatchNorm. So every ratio is reported twice: over
 all probed steps, and at matched progress (probed steps binned by the run's training loss,
 compared bin by bin). Seeds are the unit of replication: the interval is a bootstrap over seeds
-(`analyses.confidence`), and a single-seed record says that it has none.
+(`analyses.confidence`) from MIN_BOOTSTRAP_SEEDS seeds on; with fewer it is the per-seed range,
+called that, and a verdict needs every seed to agree; a single-seed record says that it has none.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from analyses.confidence import RatioEstimate, bootstrap_ratio, pooled_median_ratio
+from analyses.confidence import (
+    MIN_BOOTSTRAP_SEEDS,
+    RatioEstimate,
+    bootstrap_ratio,
+    interval_basis,
+    interval_name,
+    pooled_median_ratio,
+)
 from analyses.progress import Plateau, common_loss_bins, detect_plateau, loss_at, matched_ratio
 from landscape.models import MODELS
 from landscape.report.course import trajectory_source
@@ -28,10 +36,15 @@ from landscape.report.runs import LoadedRun
 VERDICT_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
                    "trajectory_beta", "loss_envelope_width",
                    "hessian_lambda_max", "hessian_trace")  # the last two: with --hessian-every
-_NO_LOSS_LEVEL = ("loss_envelope_width",)  # across learning rates: no single run's loss
+# Across a seed's learning rates: no single run's loss.
+_NO_LOSS_LEVEL = ("loss_envelope_width",)
 
 _VERDICT_WORDS = {"greater": "smoother with BN", "less": "rougher with BN",
                   "unclear": "no clear difference", "no interval": "no interval (1 seed)"}
+# With fewer than MIN_BOOTSTRAP_SEEDS seeds the interval is the per-seed range: a verdict says
+# that every seed agrees, and "unclear" means that they do not.
+_RANGE_WORDS = {"greater": "smoother with BN (every seed)",
+                "less": "rougher with BN (every seed)", "unclear": "seeds disagree"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,24 @@ class PairVerdict:
 
 def verdict_words(estimate: RatioEstimate) -> str:
     """'smoother with BN', 'rougher with BN', 'no clear difference' or 'no interval (1 seed)'
-    for a no-BN / BN ratio of a larger-is-rougher metric."""
+    for a no-BN / BN ratio of a larger-is-rougher metric; from a per-seed range (fewer than
+    MIN_BOOTSTRAP_SEEDS seeds) 'smoother with BN (every seed)', 'rougher with BN (every seed)'
+    or 'seeds disagree'."""
+    if estimate.basis == "seed range" and estimate.verdict in _RANGE_WORDS:
+        return _RANGE_WORDS[estimate.verdict]
     return _VERDICT_WORDS[estimate.verdict]
+
+
+def interval_note(n_seeds: int) -> str:
+    """What the interval column of a table over `n_seeds` seeds holds, for its head."""
+    basis = interval_basis(n_seeds)
+    if basis == "bootstrap":
+        return "95% bootstrap intervals over seeds (percentile; seeds resampled)"
+    if basis == "seed range":
+        return (f"with {n_seeds} seeds no bootstrap (it needs {MIN_BOOTSTRAP_SEEDS}): the "
+                "per-seed range (smallest to largest single-seed ratio), and a verdict only "
+                "where every seed agrees")
+    return "one seed: no interval"
 
 
 def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, model_b: str,
@@ -110,7 +139,8 @@ def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str,
 def _seed_values(runs: Sequence[LoadedRun], parameter, metric_curves) -> dict:
     """metric -> (values, smoothed training loss at their steps), over the runs of one seed.
     Run by run, so that every value is paired with its own run's training loss; the envelope
-    across learning rates from all of them together (it has no single run's loss: NaN)."""
+    across the seed's learning rates from all of them together (it has no single run's loss:
+    NaN)."""
     values: dict[str, list] = {}
     levels: dict[str, list] = {}
     for run in runs:
@@ -152,14 +182,19 @@ def _scale(runs: Sequence[LoadedRun], model: str) -> str:
     description = MODELS[model].description if model in MODELS else model
     n_train = data.get("n_train")
     images = f"{n_train:,} training images" if isinstance(n_train, int) else "?"
+    return (f"data: {data.get('name', '?')}, {images}"
+            f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if data_subset(data) else ''}"
+            f"; network: {description}; up to {steps:,} steps per run")
+
+
+def data_subset(data: Mapping) -> bool:
+    """Whether a record's data (its `data` header) is a subset of its dataset."""
+    n_train = data.get("n_train")
     # The full training set has 50,000 images; anything less (or files other than the official
     # release) is a subset, and the line says so.
-    subset = "subset" in str(data.get("name")) or (
+    return "subset" in str(data.get("name")) or (
         str(data.get("name")).startswith("cifar10")
         and (not isinstance(n_train, int) or n_train + int(data.get("n_val") or 0) < 50_000))
-    return (f"data: {data.get('name', '?')}, {images}"
-            f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if subset else ''}"
-            f"; network: {description}; up to {steps:,} steps per run")
 
 
 def _setting(runs: Sequence[LoadedRun]) -> str:
@@ -170,33 +205,57 @@ def _setting(runs: Sequence[LoadedRun]) -> str:
 
 def verdict_text(v: PairVerdict) -> str:
     """The verdict table, what it means, and the plateaus, as plain text."""
+    table = [verdict_columns(len(v.seeds)), *verdict_table(v)]
+    widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+             for line in table]
+    return "\n".join([*verdict_head(v), "", *lines, "", *plateau_lines(v)])
+
+
+def verdict_head(v: PairVerdict) -> list[str]:
+    """The lines above the verdict table: the pair, setting and seeds; the scale; what a ratio
+    and its interval are."""
     seeds = (f"{len(v.seeds)} seeds ({', '.join(map(str, v.seeds))})" if len(v.seeds) > 1
              else f"1 seed ({v.seeds[0]}): no interval; record with --seeds 0,1,2 for one")
-    head = [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
+    return [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
             f"; {seeds}",
             v.scale,
             "ratio = median without BN / median with BN (above 1: rougher without BN, i.e. "
-            "smoother with BN); 95% bootstrap intervals over seeds"]
-    table = [("metric", "ratio, all steps", "95% interval", "verdict",
-              "ratio, matched loss", "95% interval", "verdict")]
+            f"smoother with BN); {interval_note(len(v.seeds))}"]
+
+
+def verdict_columns(n_seeds: int) -> tuple[str, ...]:
+    """The verdict table's column names for a pair of `n_seeds` seeds (the interval columns
+    say what they are: a bootstrap interval, or the per-seed range with few seeds)."""
+    interval = interval_name(n_seeds)
+    return ("metric", "ratio, all steps", interval, "verdict",
+            "ratio, matched loss", interval, "verdict")
+
+
+def verdict_table(v: PairVerdict) -> list[tuple[str, ...]]:
+    """The verdict table's rows as text cells, one per metric (`verdict_columns`); the text
+    summary and the HTML report show the same cells."""
+    table = []
     for row in v.rows:
         cells = [row.metric, *_estimate_cells(row.per_step)]
         cells += _estimate_cells(row.matched) if row.matched is not None else \
             ["-", "", "no common loss range" if row.metric not in _NO_LOSS_LEVEL
-             else "(across lrs: no single run's loss)"]
+             else "(per seed, across its lrs: no single run's loss)"]
         table.append(tuple(cells))
-    widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-             for line in table]
-    return "\n".join([*head, "", *lines, "", *_plateau_lines(v)])
+    return table
 
 
 def _estimate_cells(e: RatioEstimate) -> list[str]:
-    interval = e.interval_text() if e.n_seeds > 1 else "-"
+    if e.n_seeds < 2:
+        interval = "-"
+    elif e.basis == "seed range" and math.isfinite(e.low) and math.isfinite(e.high):
+        interval = f"{e.low:.3g} to {e.high:.3g}"  # the column's heading says what it is
+    else:
+        interval = e.interval_text()
     return [f"{e.ratio:.3g}", interval, verdict_words(e)]
 
 
-def _plateau_lines(v: PairVerdict) -> list[str]:
+def plateau_lines(v: PairVerdict) -> list[str]:
     """Per model and lr: how many steps each seed's run spent on its initial plateau."""
     lines = ["Initial plateau: steps before the training loss (running mean over 10 steps) fell "
              "5% below its start",

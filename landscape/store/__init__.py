@@ -5,11 +5,16 @@
 - `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
 - `read`: `open_record` and the dataclasses it returns.
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+- `_format`: the HDF5 file-format version, chunks and compression records are written with.
+- `sizes`: how much of the file each kind of table takes.
+- `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
+- `copies`: new record files and the copies writers make next to a record (room checked first).
+- `failed_writes`: the header repair that keeps a record openable after a failed write.
 
 Every public name is re-exported here; import from `landscape.store`.
 """
 
-from landscape.store._hdf5 import write_error_reason
+from landscape.store._hdf5 import check_replaceable, write_error_reason
 from landscape.store.read import (
     ActivationData,
     EvalData,
@@ -53,6 +58,7 @@ from landscape.store.schema import (
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import shards_in_progress
+from landscape.store.sizes import PartSize, storage_sizes
 
 __all__ = [
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
@@ -60,9 +66,10 @@ __all__ = [
     "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",
     "ics_columns", "probe_columns", "step_columns", "tap_columns", "weight_columns",
     "surface_columns", "surface_path", "SurfaceWriter", "SurfaceData",
-    "RecordWriter", "RunWriter", "Table", "write_error_reason",
+    "RecordWriter", "RunWriter", "Table", "write_error_reason", "check_replaceable",
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
     "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
+    "PartSize", "storage_sizes",
 ]

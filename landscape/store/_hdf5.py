@@ -41,13 +41,63 @@ def open_for_reading(path: Path) -> Iterator[h5py.File]:
     with file:
         if file.attrs.get("format") != FORMAT_NAME:
             raise RecordError(f"{path} is an HDF5 file but not a landscape record")
-        schema = int(file.attrs.get("schema_version", -1))
+        schema = schema_version(file, path)
         if schema > SCHEMA_VERSION:
             raise RecordError(
                 f"{path} has schema version {schema}, newer than this landscape understands "
                 f"({SCHEMA_VERSION}); upgrade landscape to read it"
             )
         yield file
+
+
+def schema_version(file: h5py.File, path: Path) -> int:
+    """The record's schema version, or a RecordError naming the file when it is no number."""
+    value = file.attrs.get("schema_version")
+    if value is None:
+        raise RecordError(f"{path} is damaged: it says it is a landscape record but has no "
+                          f"schema version")
+    try:
+        if isinstance(value, (bytes, str)) or int(value) != value:
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise RecordError(f"{path} is damaged: its schema version {decode_attr(value)!r} is not "
+                          f"a whole number") from None
+
+
+def json_attr(file: h5py.File, path: Path, name: str, kind: type) -> Any:
+    """A JSON attribute of the record's header (a list or an object), or a RecordError naming
+    the file and the attribute: a file written by another program, or damaged."""
+    if name not in file.attrs:
+        raise RecordError(f"{path} is damaged or not a landscape record: it has no {name!r} "
+                          f"attribute")
+    value = file.attrs[name]
+    try:
+        parsed = json.loads(value.decode() if isinstance(value, bytes) else value)
+    except (TypeError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RecordError(f"{path} is damaged: its {name!r} attribute is not valid JSON") \
+            from None
+    if not isinstance(parsed, kind):
+        raise RecordError(f"{path} is damaged: its {name!r} attribute is not a JSON "
+                          f"{'list' if kind is list else 'object'}")
+    return parsed
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to replace (`--overwrite`) a file that is neither empty nor a landscape record:
+    a text file or another program's HDF5 file given as the output by mistake."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    if h5py.is_hdf5(path):
+        try:
+            check_not_truncated(path)  # a cut file would make the SWMR open wait
+            with open_swmr_read(path) as file:
+                if file.attrs.get("format") == FORMAT_NAME:
+                    return
+        except (OSError, RecordError):
+            pass  # unreadable: not known to be a record
+    raise RecordError(f"{path} is not a landscape record, and --overwrite replaces only records "
+                      f"(or empty files); move or delete it yourself if it may go")
 
 
 def open_swmr_read(path: Path) -> h5py.File:
@@ -97,7 +147,7 @@ def check_not_truncated(path: Path) -> None:
     """
     with open(path, "rb") as f:
         head = f.read(48)
-    # Superblock versions 2 and 3 (what libver="latest" writes), without a user block:
+    # Superblock versions 2 and 3 (what libver v110 and later write), without a user block:
     # signature (8), version, offset size, length size, flags, base address (8),
     # extension address (8), end-of-file address (8), root object header address (8).
     if head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3) or head[9] != 8:

@@ -18,7 +18,7 @@ import numpy as np
 
 from landscape.errors import RecordError
 from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
-                                   read_table_column)
+                                   read_table_column, json_attr, schema_version)
 from landscape.store.schema import (
     SURFACES,
     gradient_probe_distance,
@@ -283,6 +283,14 @@ class Record:
                                                                "done")})
                 for name, surface in group.items()}
 
+    def to_pandas(self, table: str = TableKind.STEPS):
+        """One long pandas DataFrame of `table` ("steps", "eval", "probe", "ics", "hessian",
+        "hessian_density", "sparsity") over every run: run_id, model, lr, seed, step and every
+        column of the table (see `landscape.store.frames`; needs pandas)."""
+        from landscape.store.frames import record_frame  # pandas is optional
+
+        return record_frame(self, table)
+
     def tap(self, run_id: str, parameter: str) -> TapData:
         """The tapped gradient and weight-delta tensors of `parameter` in one run."""
         with open_for_reading(self.path) as file:
@@ -336,7 +344,7 @@ def _weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:
     group = _run_group(file, run_id, path)
     if TableKind.WEIGHTS not in group:
         raise RecordError(f"run {run_id!r} of {path} kept no weights; record it with "
-                          f"--save-weights-every N or --save-weights-at STEPS,final")
+                          f"--save-weights-every N or --save-weights-at STEPS,end")
     return group[TableKind.WEIGHTS]
 
 
@@ -350,18 +358,24 @@ def open_record(path: str | os.PathLike) -> Record:
     """Read a record's header (config, data identity, runs and their status)."""
     path = Path(path)
     with open_for_reading(path) as file:
-        schema = int(file.attrs["schema_version"])
+        schema = schema_version(file, path)
+        header = {name: json_attr(file, path, name, kind) for name, kind in
+                  (("run_ids", list), ("versions", dict), ("config", dict), ("data", dict))}
         runs = {}
-        config = json.loads(file.attrs["config"])
-        for run_id in json.loads(file.attrs["run_ids"]):
-            runs[run_id] = _read_run_info(_run_group(file, run_id, path), config)
+        for run_id in header["run_ids"]:
+            try:
+                runs[run_id] = _read_run_info(_run_group(file, str(run_id), path),
+                                              header["config"])
+            except (KeyError, ValueError, TypeError) as exc:  # a part missing or unreadable
+                raise RecordError(f"{path} is damaged: run {run_id!r} cannot be read "
+                                  f"({type(exc).__name__}: {exc})") from None
         return Record(
             path=path,
             schema_version=schema,
-            created=str(file.attrs["created"]),
-            versions=json.loads(file.attrs["versions"]),
-            config=config,
-            data=json.loads(file.attrs["data"]),
+            created=str(decode_attr(file.attrs.get("created", "?"))),
+            versions=header["versions"],
+            config=header["config"],
+            data=header["data"],
             runs=runs,
         )
 

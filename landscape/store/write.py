@@ -19,11 +19,14 @@ import h5py
 import numpy as np
 
 from landscape.errors import RecordError, RecordWriteError
-from landscape.store._hdf5 import (decode_attr, open_for_reading, read_string, read_table,
+from landscape.store._format import COMPRESSION, chunk_rows
+from landscape.store._format import WRITE_LIBVER
+from landscape.store._hdf5 import (check_replaceable, decode_attr, read_string, read_table,
                                    write_error_reason)
+from landscape.store.copies import copy_record, create_file
+from landscape.store.failed_writes import repair_end_of_file
 from landscape.store.schema import (
     gradient_probe_distance,
-    CHUNK_BYTES,
     FORMAT_NAME,
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -177,6 +180,8 @@ class RecordWriter:
     def __init__(self, file: h5py.File) -> None:
         self._file = file
         self.path = Path(file.filename)
+        self._failed = False  # a write failed: repair the file as it closes
+        self._replaces: Path | None = None  # the record a copy made by `beside` replaces
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, config: Mapping[str, Any],
@@ -185,12 +190,10 @@ class RecordWriter:
         path = Path(path)
         if path.exists() and not overwrite:
             raise RecordError(f"{path} already exists; pass --overwrite to replace it")
+        check_replaceable(path)
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
-        try:
-            file = h5py.File(path, "w", libver="latest")
-        except OSError as exc:
-            raise RecordError(f"cannot create {path}: {exc}") from exc
+        file = create_file(path)
         try:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["schema_version"] = SCHEMA_VERSION
@@ -220,18 +223,36 @@ class RecordWriter:
         """
         path = Path(path)
         tmp = path.with_name(path.name + ".resume-tmp")
-        with open_for_reading(path) as source:
-            try:
-                with h5py.File(tmp, "w", libver="latest") as copy:
-                    for key, value in source.attrs.items():
-                        copy.attrs[key] = value
-                    source.copy(source["runs"], copy, name="runs")
-                    _upgrade(copy)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise RecordError(f"cannot rewrite {path} to resume it: {exc}") from exc
+        copy_record(path, tmp, "to resume it", prepare=_upgrade)
         os.replace(tmp, path)
-        return cls(h5py.File(path, "r+", libver="latest"))
+        return cls(h5py.File(path, "r+", libver=WRITE_LIBVER))
+
+    @classmethod
+    def beside(cls, path: str | os.PathLike, *, extra_bytes: int = 0) -> "RecordWriter":
+        """A copy of the record at `path` (`RECORD.h5.add-tmp`), open for writing, for adding
+        to the record without endangering what is in it (a surface): `commit()` replaces the
+        record with it atomically, `discard()` (or a failed write) removes it. Refused before
+        anything is written when the disk (or the file-size limit) has no room for the copy
+        and `extra_bytes` more."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".add-tmp")
+        copy_record(path, tmp, "to add to it", prepare=_upgrade, extra_bytes=extra_bytes)
+        writer = cls(h5py.File(tmp, "r+", libver=WRITE_LIBVER))
+        writer._replaces = path
+        return writer
+
+    def commit(self) -> None:
+        """Close this copy (see `beside`) and put it in the record's place."""
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:  # the last metadata did not fit
+            raise self.write_failed(exc) from exc
+        os.replace(self.path, self._replaces)
+
+    def discard(self) -> None:
+        """Close this copy (see `beside`) and remove it; the record is as it was."""
+        self.close()
+        self.path.unlink(missing_ok=True)
 
     def start_appending(self) -> None:
         """Switch to SWMR mode: from here on only data is written (see the module docstring)."""
@@ -264,7 +285,8 @@ class RecordWriter:
         dims, points = int(attrs["dims"]), int(attrs["points"])
         for col_name, col in surface_columns(dims, points).items():
             surface.create_dataset(col_name, shape=col.row_shape, dtype=col.dtype,
-                                   fillvalue=False if col.dtype == "bool" else np.nan)
+                                   fillvalue=False if col.dtype == "bool" else np.nan,
+                                   **COMPRESSION)
         surface["alpha"][:] = alpha
         return SurfaceWriter(surface)
 
@@ -272,10 +294,16 @@ class RecordWriter:
         try:
             self._file.flush()
         except (OSError, RuntimeError) as exc:  # h5py's flush raises RuntimeError
-            raise RecordWriteError(
-                f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
-                f"last flush is in the file; make room and continue with: landscape record "
-                f"--resume {self.path}") from exc
+            raise self.write_failed(exc) from exc
+
+    def write_failed(self, exc: BaseException) -> RecordWriteError:
+        """The error to raise for a write to this record that failed with `exc`; the file is
+        repaired as it closes (see landscape.store.failed_writes)."""
+        self._failed = True
+        return RecordWriteError(
+            f"cannot write to {self.path}: {write_error_reason(exc)}. Everything up to the "
+            f"last flush is in the file; make room and continue with: landscape record "
+            f"--resume {self.path}")
 
     def close(self) -> None:
         if self._file.id.valid:
@@ -285,6 +313,10 @@ class RecordWriter:
                 # After a failed write (full disk) closing fails the same way; what was
                 # flushed before is in the file, and the error was already raised.
                 pass
+        if self._failed:
+            # HDF5 wrote a header that counts the failed write's bytes: set it back to what
+            # the file holds, so that it opens with everything up to the last flush.
+            repair_end_of_file(self.path)
 
     def __enter__(self) -> "RecordWriter":
         return self
@@ -293,22 +325,26 @@ class RecordWriter:
         self.close()
 
 
-def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column]) -> None:
+def _create_table(parent: h5py.Group, name: str, columns: Mapping[str, Column],
+                  compress: bool = False, rows_per_chunk: int | None = None) -> None:
     group = parent.create_group(name)
     group.attrs["columns"] = list(columns)
     for col_name, col in columns.items():
-        _create_column(group, col_name, col)
+        _create_column(group, col_name, col, compress, rows_per_chunk)
 
 
-def _create_column(group: h5py.Group, name: str, col: Column) -> None:
-    row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.row_shape, dtype=np.int64))
-    chunk_rows = int(max(1, min(4096, CHUNK_BYTES // max(row_bytes, 1))))
+def _create_column(group: h5py.Group, name: str, col: Column, compress: bool = False,
+                   rows_per_chunk: int | None = None) -> None:
+    """A resizable column; `compress`: a table of large arrays (kept weights, taps, Γ), stored
+    compressed (`_format.COMPRESSION`); `rows_per_chunk` (default: ~1 MiB of rows)."""
+    rows = rows_per_chunk or chunk_rows(col.dtype, col.row_shape)
     group.create_dataset(
         name,
         shape=(0, *col.row_shape),
         maxshape=(None, *col.row_shape),
-        chunks=(chunk_rows, *col.row_shape),
+        chunks=(rows, *col.row_shape),
         dtype=col.dtype,
+        **(COMPRESSION if compress else {}),
     )
 
 
@@ -338,7 +374,7 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
     if layout.taps:
         taps = group.create_group(TableKind.TAPS)
         for param, shape in layout.taps.items():
-            _create_table(taps, param, tap_columns(shape, layout.tap_dtype))
+            _create_table(taps, param, tap_columns(shape, layout.tap_dtype), compress=True)
     if layout.activations:
         activations = group.create_group(TableKind.ACTIVATIONS)
         activations.attrs["layers"] = json.dumps(list(layout.activations))  # as asked for
@@ -350,9 +386,12 @@ def _create_run(runs_group: h5py.Group, layout: RunLayout) -> None:
         group[TableKind.SPARSITY].attrs["layers"] = json.dumps(list(layout.sparse_layers))
         gammas = group.create_group(TableKind.GAMMA)
         for param, shape in layout.sparse_layers.items():
-            _create_table(gammas, param, gamma_columns(shape))
+            _create_table(gammas, param, gamma_columns(shape), compress=True)
     if layout.weights:
-        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights))
+        # One kept state per chunk: it is written once and read whole (a chunk of ~1 MiB of a
+        # small tensor's rows would be allocated, and rewritten, for one row).
+        _create_table(group, TableKind.WEIGHTS, weight_columns(layout.weights), compress=True,
+                      rows_per_chunk=1)
     if layout.hessian_k:
         _create_table(group, TableKind.HESSIAN, hessian_columns(layout.hessian_k))
     if layout.hessian_density_nodes:

@@ -11,7 +11,6 @@ batches of the run's batch size (`batch="images"`, unaugmented).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -19,14 +18,16 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from landscape.config import RecordConfig
+from landscape.config import MAX_SEED, RecordConfig
 from landscape.data import BatchStream, eval_batches
-from landscape.errors import ConfigError, RecordError
+from landscape.errors import ConfigError, RecordError, RecordWriteError
 from landscape.kept.models import load_model
 from landscape.store import Record, RecordWriter, RunStatus, SurfaceData, open_record
+from landscape.store import write_error_reason
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
+from landscape.sweep.lock import writer_lock
 from landscape.sweep.plans import check_resume_compatible, resolve_device
 from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
 
@@ -73,6 +74,9 @@ class SurfaceOptions:
                               "step's own batch")
         if self.images is not None and self.images < 1:
             raise ConfigError(f"--images must be at least 1, got {self.images}")
+        if not 0 <= self.seed <= MAX_SEED:  # the bound of a record's seeds
+            raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED:,}, got "
+                              f"{self.seed}")
 
     @property
     def default_name(self) -> str:
@@ -97,7 +101,18 @@ def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
     surface stops after its current chunk (and resumes from there when asked again).
     """
     path = Path(path)
-    record = open_record(path)
+    open_record(path)  # a missing or foreign file is named before a lock file is made for it
+    with writer_lock(path):  # one writer per record: a surface is one (landscape.writer_lock)
+        return _record_surface_locked(path, run_id, options, name=name, device=device,
+                                      chunk=chunk, data_dir=data_dir, progress=progress,
+                                      should_stop=should_stop)
+
+
+def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
+                           name: str | None, device: str, chunk: int | None,
+                           data_dir: str | None, progress: Callable[[int, int], None] | None,
+                           should_stop: Callable[[], bool]) -> SurfaceData:
+    record = open_record(path)  # read again under the lock: as the last writer left it
     check_run(record, run_id)
     name = name or options.default_name
     if not name or "/" in name:
@@ -127,25 +142,58 @@ def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
                               penalty=penalty(config.optim.l1, config.optim.l2),
                               bn=options.bn, seed=options.seed, chunk=chunk)
     alpha = coordinates(options.points, options.low, options.high)
-    with RecordWriter.reopen(path) as writer:
-        surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+    # Written into a copy that replaces the record once the surface stops (complete, or asked
+    # to stop): a failed write (full disk) or a kill never touches what the record holds.
+    writer = RecordWriter.beside(path, extra_bytes=surface_bytes(options))
+    try:
+        try:
+            surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+        except (OSError, RuntimeError) as exc:  # h5py's write errors
+            raise writer.write_failed(exc) from exc
         writer.start_appending()
-        todo = np.nonzero(~surface.done)
-        total = surface.done.size
-        done = total - len(todo[0])
+        _fill(surface, writer, evaluator, alpha, progress, should_stop)
+        writer.commit()
+    except RecordWriteError as exc:  # disk full, file-size limit: the copy is dropped
+        writer.discard()
+        reason = write_error_reason(exc.__cause__ or exc)
+        raise RecordWriteError(
+            f"cannot add the surface {name!r} to {path}: {reason}; {path} is unchanged and "
+            f"the partial copy was removed: make room and run the same command again") from exc
+    except KeyboardInterrupt:  # stopped at once: keep the points computed so far
+        writer.commit()
+        raise
+    except BaseException:
+        writer.discard()
+        raise
+    return open_record(path).surfaces(run_id)[name]
+
+
+def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.ndarray,
+          progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool]) -> None:
+    """Compute the surface's missing points a chunk at a time, flushing after each."""
+    todo = np.nonzero(~surface.done)
+    total = surface.done.size
+    done = total - len(todo[0])
+    if progress is not None:
+        progress(done, total)
+    for start in range(0, len(todo[0]), evaluator.chunk):
+        index = tuple(i[start:start + evaluator.chunk] for i in todo)
+        loss, accuracy = evaluator(grid_coefficients(alpha, index))
+        try:
+            surface.write(index, loss.numpy(), accuracy.numpy())
+        except (OSError, RuntimeError) as exc:  # h5py's write errors
+            raise writer.write_failed(exc) from exc
+        writer.flush()
+        done += len(index[0])
         if progress is not None:
             progress(done, total)
-        for start in range(0, len(todo[0]), evaluator.chunk):
-            index = tuple(i[start:start + evaluator.chunk] for i in todo)
-            loss, accuracy = evaluator(grid_coefficients(alpha, index))
-            surface.write(index, loss.numpy(), accuracy.numpy())
-            writer.flush()
-            done += len(index[0])
-            if progress is not None:
-                progress(done, total)
-            if should_stop():
-                break
-    return open_record(path).surfaces(run_id)[name]
+        if should_stop():
+            break
+
+
+def surface_bytes(options: SurfaceOptions) -> int:
+    """What a surface adds to a record: its grids of loss, accuracy (float64) and done."""
+    return options.points ** options.dims * (8 + 8 + 1) + 8 * options.points
 
 
 def check_run(record: Record, run_id: str) -> None:

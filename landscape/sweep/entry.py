@@ -15,14 +15,15 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
-from landscape.store import RecordWriter, open_record
+from landscape.store import RecordWriter, check_replaceable, open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
 from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
 from landscape.sweep.lock import writer_lock
-from landscape.sweep.plans import RunResult, check_resume_compatible, check_weight_steps
+from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
+from landscape.sweep.plans import check_weight_steps
 from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, versions
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
@@ -73,6 +74,7 @@ def record(
     for run_config, run_task, _ in groups:
         check_weight_steps(run_config, run_task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
+    check_init_from(config)
     formats = run_memory_formats(config, task, device, plans)  # after the checks: fail fast
     layouts = with_memory_formats(layouts, plans, formats)
     by_id = {layout.run_id: layout for layout in layouts}
@@ -81,12 +83,17 @@ def record(
         for run_config, run_task, group in groups])
     if out.exists() and not overwrite:  # said before a cluster is joined for nothing
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
-    with writer_lock(out), executor.session(out, new=True):  # one writer per record
-        checkpoint_path(out).unlink(missing_ok=True)  # a stale one would belong to another record
-        with RecordWriter.create(out, config=config.to_dict(), data=task.identity.to_dict(),
-                                 runs=layouts, versions=versions(), overwrite=overwrite) as writer:
-            return executor.run(Sweep(config, plans, len(plans), task, writer, out, formats,
-                                      should_stop))
+    with writer_lock(out):  # one writer per record
+        # Under the lock, where a record being written is seen as one, and before anything
+        # beside `out` (checkpoint, shards) is removed: --overwrite replaces records only.
+        check_replaceable(out)
+        with executor.session(out, new=True):
+            checkpoint_path(out).unlink(missing_ok=True)  # a stale one: another record's
+            with RecordWriter.create(out, config=config.to_dict(),
+                                     data=task.identity.to_dict(), runs=layouts,
+                                     versions=versions(), overwrite=overwrite) as writer:
+                return executor.run(Sweep(config, plans, len(plans), task, writer, out,
+                                          formats, should_stop))
 
 
 def resume(

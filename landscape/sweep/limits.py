@@ -46,6 +46,20 @@ COUNT_LIMITS: list[CountLimit] = [
     CountLimit("seeds", lambda c: len(c.seeds), 100,
                "{flag} lists {n:,} seeds, more than {limit:,}, the most a record holds; split "
                "the sweep into several records"),
+    # The Hessian probe holds one vector of the model's size per Lanczos step, per Hutchinson
+    # sample and per density vector at once (landscape/curvature.py).
+    CountLimit("recording.hessian.iters", lambda c: c.recording.hessian.iters, 500,
+               "{flag} {n:,} is more than {limit:,}, the most Lanczos steps one measurement "
+               "takes"),
+    CountLimit("recording.hessian.trace_samples", lambda c: c.recording.hessian.trace_samples,
+               500, "{flag} {n:,} is more than {limit:,}, the most vectors one trace estimate "
+                    "takes"),
+    CountLimit("recording.hessian.density_iters", lambda c: c.recording.hessian.density_iters,
+               500, "{flag} {n:,} is more than {limit:,}, the most Lanczos steps per density "
+                    "vector"),
+    CountLimit("recording.hessian.density_vectors",
+               lambda c: c.recording.hessian.density_vectors, 100,
+               "{flag} {n:,} is more than {limit:,}, the most vectors one density takes"),
 ]
 MAX_RUNS = 1000  # models x learning rates x seeds in one record
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from landscape.errors import RecordError
+from landscape.store.side_files import open_no_follow
 
 
 def lock_path(record_path: str | os.PathLike) -> Path:
@@ -53,10 +54,8 @@ def writer_lock(record_path: str | os.PathLike) -> Iterator[Path]:
     if not path.parent.is_dir():
         raise RecordError(f"cannot write {record_path}: directory {path.parent} does not exist")
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RecordError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+        # O_NOFOLLOW: a link planted at the lock's name is refused, not written through.
+        fd = open_no_follow(path, "the lock file", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -22,6 +22,7 @@ from landscape.probes import layer_indices
 from landscape.probes import output_channels, select_parameters, weight_entries
 from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
+from landscape.sweep.init_from import InitFrom
 from landscape.training.loop import RunOutcome
 from landscape.training.tasks import for_run
 from landscape.version import __version__
@@ -248,13 +249,22 @@ def versions() -> dict[str, str]:
     }
 
 
+def check_init_from(config: RecordConfig) -> None:
+    """Refuse (before the file exists) --init-from weights that are missing or do not fit
+    one of the models."""
+    if config.model.init_from is not None:
+        source = InitFrom.parse(config.model.init_from)
+        for name in config.model.models:
+            source.load_into(probe_model(config, name), name)
+
+
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
     """Refuse (before the file exists) weights asked for at steps the runs will not reach."""
     total = config.optim.total_steps(steps_per_epoch)
     late = [s for s in config.recording.save_weights_at if s >= total]
     if late:
         raise ConfigError(f"{field_ref('recording.save_weights_at')} {late[0]} is past the last "
-                          f"step of these runs (steps 0 to {total - 1}); 'final' keeps the "
+                          f"step of these runs (steps 0 to {total - 1}); 'end' keeps the "
                           f"weights after the last step")
 
 

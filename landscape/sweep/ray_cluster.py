@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError, RecordError
+from landscape.store.side_files import create_new
 from landscape.version import __version__
 
 INSTALL_HINT = "pip install bn-landscape[ray]"
@@ -42,10 +44,11 @@ class RayOptions:
         return 1.0 if config.device.startswith("cuda") else 0.0
 
     def validate(self, config: RecordConfig) -> None:
-        if not self.cpus_per_run > 0:
+        # Finite first: inf passes "> 0" and then fails int() far from here; nan passes all.
+        if not (math.isfinite(self.cpus_per_run) and self.cpus_per_run > 0):
             raise ConfigError(f"--cpus-per-run must be positive, got {self.cpus_per_run:g}")
         gpus = self.gpus(config)
-        if gpus < 0:
+        if not (math.isfinite(gpus) and gpus >= 0):
             raise ConfigError(f"--gpus-per-run must be >= 0, got {gpus:g}")
         if gpus > 1 and gpus != int(gpus):
             raise ConfigError(f"--gpus-per-run above 1 must be a whole number of GPUs, got "
@@ -149,4 +152,5 @@ def check_workers_see(ray, folder: Path) -> None:
 
 
 def _write_probe(probe: Path, token: str) -> None:
-    probe.write_text(token)
+    with os.fdopen(create_new(probe, "the shared-folder probe"), "w") as file:
+        file.write(token)

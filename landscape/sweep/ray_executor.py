@@ -43,6 +43,7 @@ from landscape.store import (
     shard_folder,
     shard_path,
 )
+from landscape.store.side_files import create_new, refuse_link
 from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.lock import writer_lock
@@ -87,6 +88,7 @@ class RayExecutor:
     def session(self, path: Path, *, new: bool):
         with connected(self._ray, self.options) as started_here:
             folder = shard_folder(path)
+            refuse_link(folder, "the shard folder")  # never write shards through a planted link
             if new:
                 shutil.rmtree(folder, ignore_errors=True)  # shards of an earlier record here
                 folder.mkdir()
@@ -197,7 +199,8 @@ class _FileProgress:
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
         self._done += steps
         tmp = self._path.with_name(self._path.name + ".tmp")
-        tmp.write_text(json.dumps([self._done, self._total, loss]))
+        with os.fdopen(create_new(tmp, "the progress file"), "w") as file:
+            file.write(json.dumps([self._done, self._total, loss]))
         os.replace(tmp, self._path)
 
 

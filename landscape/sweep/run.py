@@ -22,6 +22,7 @@ from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, WeightsPr
 from landscape.probes.hessian import hessian_probes
 from landscape.probes.sparsity import slbi_probes
 from landscape.store import RecordWriter, RunStatus
+from landscape.sweep.init_from import InitFrom
 from landscape.sweep.plans import RunPlan, RunResult, model_options, plan_config, resolve_taps
 from landscape.training.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
 from landscape.training.loop import LoopState, NoProgress, Progress, TapPlan, train_run
@@ -47,10 +48,11 @@ def make_optimizer(config: RecordConfig, params, lr: float, *,
     if optim.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=optim.momentum,
                                nesterov=optim.nesterov, weight_decay=wd)
+    betas = {} if optim.betas is None else {"betas": optim.betas}
     if optim.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, **betas)
     if optim.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **betas)
     if optim.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=optim.momentum, weight_decay=wd)
     raise ConfigError(f"unknown optimizer {optim.optimizer!r}", field="optim.optimizer")
@@ -71,7 +73,8 @@ def make_probes(config: RecordConfig, model: nn.Module) -> list:
     if recording.saves_weights:
         probes.append(WeightsProbe(model, every=recording.save_weights_every,
                                    at=recording.save_weights_at,
-                                   final=recording.save_final_weights))
+                                   final=recording.save_final_weights,
+                                   best=recording.keep_best))
     probes.extend(hessian_probes(recording.hessian))
     return probes
 
@@ -87,6 +90,8 @@ def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                             steps_recorded=saved.loop.next_step if saved else 0)
     torch.manual_seed(plan.seed)  # the same initialization at every learning rate
     model = build_model(plan.model, **model_options(config))
+    if config.model.init_from is not None:  # after the seeded init: the same random state
+        InitFrom.parse(config.model.init_from).load_into(model, plan.model)
     model = model.to(device=device, memory_format=task.memory_format)
     optimizer = make_optimizer(config, model.parameters(), plan.lr, model=model,
                                model_name=plan.model)
@@ -131,6 +136,9 @@ def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                 evaluate=task.evaluate,
                 validate=task.validate,
                 early_stop=config.optim.early_stop,
+                early_stop_metric=config.optim.early_stop_metric,
+                early_stop_min_delta=config.optim.early_stop_min_delta,
+                keep_best=recording.keep_best,
                 lr_schedule=schedule,
                 loss_fn=objective,
                 correct_fn=task.correct_fn,

@@ -16,6 +16,7 @@ import torch
 
 from landscape.errors import RecordError
 from landscape.training.contracts import LoopState
+from landscape.store.side_files import create_new
 
 
 def checkpoint_path(record_path: str | os.PathLike) -> Path:
@@ -45,8 +46,11 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "rng_cuda": checkpoint.rng_cuda,
         "stream": checkpoint.stream,
     }
+    # Made new (never through a link planted at its name: see landscape.store.side_files).
+    fd = create_new(tmp, "the checkpoint's temporary file")
     try:
-        torch.save(payload, tmp)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(payload, file)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -61,14 +65,23 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
         # weights_only: a checkpoint holds tensors, numbers and strings, nothing to execute.
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise RecordError(f"the checkpoint {path} is damaged ({exc}); delete it to restart "
-                          f"the unfinished run from its beginning") from exc
-    return Checkpoint(
-        run_id=payload["run_id"],
-        loop=LoopState(**payload["loop"]),
-        model=payload["model"],
-        optimizer=payload["optimizer"],
-        rng_cpu=payload["rng_cpu"],
-        rng_cuda=payload["rng_cuda"],
-        stream=payload["stream"],
-    )
+        # Not torch's message: it runs to many lines and advises weights_only=False, which is
+        # the wrong advice for a file that may have been tampered with.
+        raise _damaged(path, f"torch cannot read it as tensors ({type(exc).__name__})") from exc
+    try:
+        return Checkpoint(
+            run_id=payload["run_id"],
+            loop=LoopState(**payload["loop"]),
+            model=payload["model"],
+            optimizer=payload["optimizer"],
+            rng_cpu=payload["rng_cpu"],
+            rng_cuda=payload["rng_cuda"],
+            stream=payload["stream"],
+        )
+    except (KeyError, TypeError) as exc:  # readable, but not what save_checkpoint writes
+        raise _damaged(path, "it does not hold a landscape checkpoint") from exc
+
+
+def _damaged(path: Path, why: str) -> RecordError:
+    return RecordError(f"the checkpoint {path} is damaged or was not written by landscape "
+                       f"({why}); delete it to restart the unfinished run from its beginning")

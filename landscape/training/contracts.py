@@ -8,6 +8,7 @@ loop itself (`landscape.training.loop`), which only calls them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping, Protocol
 
@@ -51,7 +52,9 @@ class RunRecorder(Protocol):
 
 
 class Progress(Protocol):
-    """A live view of the run, told about every host sync."""
+    """A live view of the run, told about every host sync. It may also have
+    `probing(name: str | None, step: int)`: the loop then tells it when a probe starts (its
+    table's name) and ends (None)."""
 
     def advance(self, steps: int, *, loss: float, images_per_second: float) -> None: ...
 
@@ -118,7 +121,8 @@ class LoopState:
     since_eval: dict  # training loss/accuracy accumulated since the last evaluation
     images_done: int
     seconds: float
-    val_losses: list[float] = field(default_factory=list)  # validation losses so far
+    val_losses: list[float] = field(default_factory=list)  # what early stopping watched so far
+    best_val_acc: float = -math.inf  # the best validation accuracy so far (for keep_best)
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,13 @@ from landscape.training.step_rows import KeptRows, PendingRows, TrainAccumulator
 from landscape.training.tensors import RngState, global_norm
 
 
-def early_stop_due(val_losses: Sequence[float], patience: int) -> bool:
-    """True when none of the last `patience` validation losses improved on (was strictly lower
-    than) the best one before it. A NaN loss is no improvement."""
+def early_stop_due(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
+    """True when none of the last `patience` validation losses improved on (was lower by more
+    than `min_delta` than) the best one before it. A NaN loss is no improvement. (For early
+    stopping on accuracy the loop passes −accuracy: lower is better there too.)"""
     best, since_best = math.inf, 0
     for loss in val_losses:
-        if loss < best:
+        if loss < best - min_delta:
             best, since_best = loss, 0
         else:
             since_best += 1
@@ -84,7 +85,10 @@ class EvaluationPlan:
     the last step; `steps_per_epoch` converts steps to the recorded epoch. `validate(model)`
     (None: no validation data) returns (loss, accuracy) on the validation images at the same
     moments; with `early_stop` = N the run ends, complete with stop reason "early_stop", after an
-    evaluation when the validation loss has not improved for N evaluations.
+    evaluation when the validation loss (`early_stop_metric` "loss") or accuracy ("acc") has not
+    improved by more than `early_stop_min_delta` for N evaluations. With `keep_best`, every
+    evaluation whose validation accuracy beats the best so far hands the probes that keep
+    weights (`best_rows`) the moment to keep them.
     """
 
     evaluate: Callable[[nn.Module], tuple[float, float]]
@@ -92,9 +96,12 @@ class EvaluationPlan:
     steps_per_epoch: int
     validate: Callable[[nn.Module], tuple[float, float]] | None = None
     early_stop: int | None = None
+    early_stop_metric: str = "loss"
+    early_stop_min_delta: float = 0.0
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
-        if self.early_stop is not None and self.validate is None:
+        if (self.early_stop is not None or self.keep_best) and self.validate is None:
             raise ValueError("early stopping needs validation data (`validate`)")
 
 
@@ -191,6 +198,7 @@ class TrainingLoop:
         self.since_eval = TrainAccumulator()
         self.first_step, self.images_done, self.seconds_before = 0, 0, 0.0
         self.val_losses: list[float] = []  # every validation loss so far, for early stopping
+        self.best_val_acc = -math.inf
         self.last_loss = math.nan
         resume = reliability.resume_from
         if resume is not None:
@@ -202,6 +210,7 @@ class TrainingLoop:
             self.since_eval = TrainAccumulator(**resume.since_eval)
             self.images_done, self.seconds_before = resume.images_done, resume.seconds
             self.val_losses = list(resume.val_losses)
+            self.best_val_acc = resume.best_val_acc
         self.started = self.last_sync = self.last_checkpoint = 0.0  # set when `run` starts
 
     def elapsed(self) -> float:
@@ -276,9 +285,7 @@ class TrainingLoop:
 
         for probe in due:
             if probe.phase != "after_update":
-                with float32_math():
-                    values = probe.measure(self.context(step, x, y, rng))
-                pending.add_probe(probe.name, step, values)
+                pending.add_probe(probe.name, step, self.measure(probe, step, x, y, rng))
 
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
@@ -287,9 +294,7 @@ class TrainingLoop:
                 p.grad = g
         for probe in due:
             if probe.phase == "after_update":
-                with float32_math():
-                    values = probe.measure(self.context(step, x, y, rng))
-                pending.add_probe(probe.name, step, values)
+                pending.add_probe(probe.name, step, self.measure(probe, step, x, y, rng))
 
         with torch.no_grad():
             torch._foreach_sub_(self.prev_params, params)
@@ -304,6 +309,19 @@ class TrainingLoop:
         pending.steps.append(step)
         pending.lrs.append(lr)
         pending.batch_sizes.append(len(y))
+
+    def measure(self, probe: Probe, step: int, x: torch.Tensor, y: torch.Tensor,
+                rng: RngState | None) -> dict:
+        """One probe's values at step `step`; a progress view that has `probing` is told which
+        probe runs (a Hessian probe can take a minute per step on a CPU)."""
+        probing = getattr(self.progress, "probing", None)
+        if probing is not None:
+            probing(str(probe.name), step)
+        with float32_math():
+            values = probe.measure(self.context(step, x, y, rng))
+        if probing is not None:
+            probing(None, step)
+        return values
 
     def context(self, step: int, x: torch.Tensor, y: torch.Tensor,
                 rng: RngState | None) -> StepContext:
@@ -342,10 +360,23 @@ class TrainingLoop:
             "val_acc": val_acc,
         })
         self.since_eval = TrainAccumulator()
-        if plan.validate is not None:
-            self.val_losses.append(val_loss)
-        return (plan.early_stop is not None and step + 1 < self.total_steps
-                and early_stop_due(self.val_losses, plan.early_stop))
+        if plan.validate is not None:  # what early stopping watches: lower is better
+            self.val_losses.append(-val_acc if plan.early_stop_metric == "acc" else val_loss)
+        stop = (plan.early_stop is not None and step + 1 < self.total_steps
+                and early_stop_due(self.val_losses, plan.early_stop, plan.early_stop_min_delta))
+        if plan.keep_best and val_acc > self.best_val_acc:
+            self.best_val_acc = val_acc
+            self.keep_best(step + 1, last=stop or step + 1 == self.total_steps)
+        return stop
+
+    def keep_best(self, steps_done: int, *, last: bool) -> None:
+        """The rows of the probes that keep the weights at a new best validation accuracy
+        (`last`: the run ends here)."""
+        for probe in self.measurements.probes:
+            best = getattr(probe, "best_rows", None)
+            rows = best(steps_done, last=last) if best is not None else None
+            if rows is not None:
+                self.recorder.probe(probe.name, rows)
 
     def checkpoint_due(self) -> bool:
         every = self.reliability.checkpoint_seconds
@@ -361,7 +392,7 @@ class TrainingLoop:
         if save is not None:
             save(LoopState(steps_done, [g.detach().cpu() for g in self.prev_grads],
                            self.since_eval.as_dict(), self.images_done, self.elapsed(),
-                           list(self.val_losses)))
+                           list(self.val_losses), self.best_val_acc))
         self.last_checkpoint = time.perf_counter()
 
     def finish(self, status: str, steps_done: int, stop_reason: str, *,
@@ -392,6 +423,9 @@ def train_run(
     eval_every: int | None = None,
     validate: Callable[[nn.Module], tuple[float, float]] | None = None,
     early_stop: int | None = None,
+    early_stop_metric: str = "loss",
+    early_stop_min_delta: float = 0.0,
+    keep_best: bool = False,
     lr_schedule: Callable[[int], float] | None = None,
     loss_fn: LossFn = nn.functional.cross_entropy,
     correct_fn: CorrectFn | None = classification_correct,
@@ -410,8 +444,9 @@ def train_run(
     """Train `model` for `total_steps` steps from `batches`, recording as it goes: the
     convenience entry point to `TrainingLoop`, with every setting as a keyword.
 
-    `eval_every` (default: once per epoch of `steps_per_epoch` steps), `validate` and
-    `early_stop` are the `EvaluationPlan`; `loss_fn` and `correct_fn` the `Objective`;
+    `eval_every` (default: once per epoch of `steps_per_epoch` steps), `validate`,
+    `early_stop`, `early_stop_metric`, `early_stop_min_delta` and `keep_best` are the
+    `EvaluationPlan`; `loss_fn` and `correct_fn` the `Objective`;
     `taps`, `probes`, `sync_every` and `sync_seconds` the `Measurements`; `resume_from`,
     `checkpoint`, `checkpoint_seconds` and `should_stop` the `Reliability`: see those for what
     each does. `lr_schedule(step)` is the learning rate of each step, set on every parameter
@@ -419,7 +454,8 @@ def train_run(
     `reduced_precision` are the `Arithmetic`.
     """
     evaluation = EvaluationPlan(evaluate, eval_every or steps_per_epoch, steps_per_epoch,
-                                validate, early_stop)
+                                validate, early_stop, early_stop_metric, early_stop_min_delta,
+                                keep_best)
     return TrainingLoop(
         model, optimizer, batches,
         total_steps=total_steps,

@@ -7,21 +7,20 @@ a bounded interval (`flush_seconds`), so that a killed process loses at most tha
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from landscape.errors import RecordError, RecordWriteError
+from landscape.errors import RecordError
+from landscape.store.side_files import room_for
 from landscape.store import (
     RecordWriter,
     RunStatus,
     StopReason,
     TableKind,
     table_path,
-    write_error_reason,
 )
 
 
@@ -34,6 +33,7 @@ class HDF5Recorder:
         self._last_flush = time.monotonic()
         self._buffers: dict[str, list[Mapping[str, np.ndarray]]] = {}
         self._steps_recorded = steps_recorded
+        self._steps_flushed = steps_recorded  # steps_done as the file has it
 
     def steps(self, rows: Mapping[str, np.ndarray]) -> None:
         self._buffer(TableKind.STEPS, rows)
@@ -63,12 +63,23 @@ class HDF5Recorder:
                                     stop_reason=stop_reason)
             # h5py reports a failed write as OSError (or RuntimeError from a flush).
             except (OSError, RuntimeError) as exc:  # disk full, file size limit, device gone
-                raise RecordWriteError(
-                    f"cannot write to {self._writer.path}: {write_error_reason(exc)}. "
-                    f"Everything up to the last flush is in the file; make room and continue "
-                    f"with: landscape record --resume {self._writer.path}") from exc
+                # The writer repairs the file as it closes (RecordWriter.write_failed).
+                raise self._writer.write_failed(exc) from exc
+            except RecordError:  # refused for lack of room: the file is as at the last flush
+                self._mark_interrupted()
+                raise
             self._writer.flush()
+            self._steps_flushed = steps_done
             self._last_flush = time.monotonic()
+
+    def _mark_interrupted(self) -> None:
+        """The run's status (a few bytes, no rows) set to interrupted after a refused write,
+        so that `info` does not show it running; a failure here leaves it running."""
+        try:
+            self._run.set_state(RunStatus.INTERRUPTED, steps_done=self._steps_flushed)
+            self._writer.flush()
+        except (OSError, RuntimeError, RecordError):
+            pass
 
     def interrupted(self) -> None:
         """Write what was measured so far and mark the run interrupted."""
@@ -104,8 +115,9 @@ _SPACE_MARGIN = 16 << 20
 
 
 def free_bytes(path: Path) -> int:
-    """Free space on the file system that holds `path`."""
-    return shutil.disk_usage(path.parent).free
+    """Room for `path` to grow: free space on its file system, or less under a file-size
+    limit (`ulimit -f`), where a write fails as on a full disk."""
+    return room_for(path)
 
 
 class MemoryRecorder:

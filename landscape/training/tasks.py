@@ -7,7 +7,6 @@ the held-out evaluation; the sweep asks the model table which task a model belon
 from __future__ import annotations
 
 import copy
-from functools import partial
 from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
@@ -19,6 +18,7 @@ from landscape.data import hold_out_validation, load_dataset
 from landscape.data.gaussian import RegressionData, VectorStream, make_linear_regression
 from landscape.data.images import DataIdentity
 from landscape.errors import ConfigError, field_ref
+from landscape.training.losses import summed_loss, training_loss
 from landscape.models import MODELS
 from landscape.models.dln import l2_loss
 from landscape.training.loop import LossFn, classification_correct
@@ -61,10 +61,10 @@ def _with_memory_format(task, memory_format: torch.memory_format):
 
 
 class ImageClassification:
-    """CIFAR-10 classification. The training loss is cross-entropy with `label_smoothing`
-    (torch's definition: the target puts 1 − ε + ε/10 on the label and ε/10 on every other
-    class); held-out and validation losses are the plain cross-entropy, comparable across
-    records."""
+    """CIFAR-10 classification. The training loss is `loss` (landscape.training.losses; by default
+    cross-entropy) with `label_smoothing` (torch's definition: the target puts 1 − ε + ε/10 on
+    the label and ε/10 on every other class); held-out and validation losses are the same loss
+    without smoothing, comparable across records of that loss."""
 
     name = IMAGE_CLASSIFICATION
     correct_fn = staticmethod(classification_correct)
@@ -73,14 +73,15 @@ class ImageClassification:
     memory_format = torch.channels_last
 
     def __init__(self, data: ImageData, options: BatchOptions, device: torch.device, *,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, loss: str = "cross_entropy") -> None:
         if len(data.train_y) < options.batch_size:
             raise ConfigError(f"batch size {options.batch_size} is larger than the "
                               f"{len(data.train_y)} training images")
         self.identity = data.identity
         self.options = options
+        self.loss_name = loss
         self.label_smoothing = label_smoothing
-        self.loss_fn: LossFn = _cross_entropy(label_smoothing)
+        self.loss_fn: LossFn = training_loss(loss, label_smoothing=label_smoothing)
         self.train = DeviceImages(data.train_x, data.train_y, device)
         self.test = DeviceImages(data.test_x, data.test_y, device)
         self.val = None if data.val_x is None else DeviceImages(data.val_x, data.val_y, device)
@@ -96,11 +97,11 @@ class ImageClassification:
         return BatchStream(self.train, self.options, seed=seed, memory_format=self.memory_format)
 
     def evaluate(self, model: nn.Module) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the held-out images, in eval mode."""
+        """Mean loss (unsmoothed) and accuracy on the held-out images, in eval mode."""
         return self._loss_and_accuracy(model, self.test)
 
     def _validate(self, model: nn.Module) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the validation images, in eval mode."""
+        """Mean loss (unsmoothed) and accuracy on the validation images, in eval mode."""
         return self._loss_and_accuracy(model, self.val)
 
     def _loss_and_accuracy(self, model: nn.Module, images: DeviceImages) -> tuple[float, float]:
@@ -111,7 +112,7 @@ class ImageClassification:
         with torch.no_grad():
             for x, y in eval_batches(images, self.options, memory_format=self.memory_format):
                 logits = model(x)
-                total += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+                total += summed_loss(self.loss_name, logits, y).double()
                 correct += (logits.argmax(1) == y).sum()
         n = len(images)
         return float(total) / n, int(correct) / n
@@ -180,7 +181,8 @@ def make_task(config: RecordConfig, device: torch.device,
     if data_config.val_split is not None:
         data = hold_out_validation(data, data_config.val_split, seed=config.seed)
     options = batch_options(config, data.train_x.shape[1])
-    return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing)
+    return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing,
+                               loss=optim.loss)
 
 
 def batch_options(config: RecordConfig, channels: int) -> BatchOptions:
@@ -190,12 +192,10 @@ def batch_options(config: RecordConfig, channels: int) -> BatchOptions:
                         mean=per_channel(data_config.mean, channels, "data.mean"),
                         std=per_channel(data_config.std, channels, "data.std"),
                         crop_padding=data_config.crop_padding,
-                        flip=data_config.flip, erase_prob=data_config.erase_prob)
-
-
-def _cross_entropy(label_smoothing: float) -> LossFn:
-    return (partial(nn.functional.cross_entropy, label_smoothing=label_smoothing)
-            if label_smoothing else nn.functional.cross_entropy)
+                        flip=data_config.flip, erase_prob=data_config.erase_prob,
+                        erase_scale=data_config.erase_scale,
+                        autoaugment=data_config.autoaugment, rotation=data_config.rotation,
+                        color_jitter=data_config.color_jitter)
 
 
 def for_run(task: Task, config: RecordConfig) -> Task:
@@ -209,15 +209,15 @@ def for_run(task: Task, config: RecordConfig) -> Task:
         other.batch_size = config.optim.batch_size
         return other
     options = batch_options(config, task.train.x.shape[1])
-    smoothing = config.optim.label_smoothing
-    if options == task.options and smoothing == task.label_smoothing:
+    smoothing, loss = config.optim.label_smoothing, config.optim.loss
+    if (options, smoothing, loss) == (task.options, task.label_smoothing, task.loss_name):
         return task
     if len(task.train) < options.batch_size:
         raise ConfigError(f"batch size {options.batch_size} is larger than the "
                           f"{len(task.train)} training images")
     other = copy.copy(task)
-    other.options, other.label_smoothing = options, smoothing
-    other.loss_fn = _cross_entropy(smoothing)
+    other.options, other.label_smoothing, other.loss_name = options, smoothing, loss
+    other.loss_fn = training_loss(loss, label_smoothing=smoothing)
     return other
 
 

@@ -1,0 +1,54 @@
+"""One line per figure of `all_figures` on how to read it: the captions of `landscape report`'s
+page, the same sentences as docs/figures.md's "The report page" (a test holds them together)."""
+
+from __future__ import annotations
+
+# By figure stem; "paper_lr<lr>" and "surface_<name>" by their prefix.
+CAPTIONS: dict[str, str] = {
+    "loss_landscape": "Training-batch loss of each model, shaded between its lowest and highest "
+                      "value over the learning rates at every step (the course's loss "
+                      "landscape): a narrow band trains alike at every lr, a lower band trains "
+                      "faster.",
+    "paper_lr": "The paper's probe at one learning rate: at each probed step, the band of the "
+                "loss (left) and of the gradient change (middle) over the step lengths along the "
+                "probed line, and the effective β (right); narrower and lower is smoother.",
+    "gradient_change": "‖g_{t+1} − g_t‖ between consecutive training steps, shaded from min to "
+                       "max over each model's runs (the course's quantity: it mixes batches, it "
+                       "is not the paper's predictiveness); lower is smoother.",
+    "trajectory_beta": "‖g_{t+1} − g_t‖ / ‖w_{t+1} − w_t‖ along the training trajectory, the "
+                       "max over each model's runs (the course's β, not the paper's); lower is "
+                       "smoother.",
+    "training_curves": "Every run's training-batch loss per step (left) and its training and "
+                       "held-out accuracy per evaluation (middle, right); an x marks a diverged "
+                       "run, an open circle an incomplete one.",
+    "ics": "Internal covariate shift (the paper's Definition 2.1) per measured layer: ‖G − G′‖ "
+           "(top) and cos∠(G, G′) (bottom); no shift is 0 and 1, and the paper finds networks "
+           "with BN shift as much or more.",
+    "activations": "Distribution across channels of a layer's per-channel mean (upper) and "
+                   "standard deviation (lower): shaded 10th to 90th percentile, thick line the "
+                   "median, dashed single channels; with BN both stay narrow and steady.",
+    "activation_histograms": "Histograms of a layer's output values at a few recorded steps, "
+                             "stacked with an offset per model (the paper's Figures 2 and 7): "
+                             "a distribution that moves from step to step is what BN is said "
+                             "to prevent.",
+    "hessian": "λ_max of the batch Hessian per run (solid) with the paper's β (dotted) and 2/η "
+               "(dashed), and its trace (right): λ_max above 2/η means a plain gradient step "
+               "overshoots along the sharpest direction.",
+    "hessian_density": "Spectral density of the batch Hessian at a few recorded steps "
+                       "(stochastic Lanczos quadrature, log scale): compare how far the "
+                       "outliers sit from the bulk near 0, and how much negative mass there is.",
+    "surface": "A loss surface around a run's kept weights (Li et al. 2018), every run that has "
+               "it side by side: equal colors are equal losses in every panel, and a wider, "
+               "flatter basin is the smoother landscape.",
+}
+
+
+def figure_caption(name: str) -> str:
+    """The caption of the figure `all_figures` names `name` ("paper_lr0.1", "surface_plane",
+    ...)."""
+    if name in CAPTIONS:
+        return CAPTIONS[name]
+    for prefix in ("paper_lr", "surface"):
+        if name.startswith(prefix):
+            return CAPTIONS[prefix]
+    raise ValueError(f"no caption for figure {name!r}; figures: {', '.join(CAPTIONS)}")

@@ -1,0 +1,328 @@
+"""A study's report as data: the sections of `landscape report`'s page (what was run, the BN vs
+no-BN verdicts with their intervals, the accuracy table, each run's status and plateau, the
+warnings), as plain text cells that carry the numbers behind them. No HTML and no figures here:
+`landscape.page` draws the figures and renders these sections with a Jinja2 template, so every
+number on the page is computed in this module or below it.
+
+A section is a title and a list of blocks (`Facts`, `Table`, `Notes`); later analyses (per-level
+verdicts of a record's axes, ablations) join the page by adding sections, and the template
+renders whatever rows a table has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+
+from analyses.confidence import RatioEstimate
+from landscape.models import MODELS
+from landscape.report.compare import (_comparable_pairs, compare, metric_description,
+                                      missing_metrics, verdict)
+from landscape.report.course import ALL_PARAMETERS, trajectory_source
+from landscape.report.paper import direction_text, eta_range, probe_direction
+from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
+from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, plateau_lines,
+                                       verdict_columns, verdict_head, verdict_table)
+from landscape.store import Record
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a table cell shows, and the number behind it (full precision; None for words), so
+    that a reader of the page (or a test) can check and sort by the exact value."""
+
+    text: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    caption: str = ""
+    notes: tuple[str, ...] = ()  # under the table
+    intro: tuple[str, ...] = ()  # above it (what its numbers are)
+    kind: str = "table"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Label-value lines (what was run)."""
+
+    items: tuple[tuple[str, str], ...]
+    caption: str = ""
+    kind: str = "facts"
+
+
+@dataclass(frozen=True)
+class Notes:
+    lines: tuple[str, ...]
+    caption: str = ""
+    intro: str = ""  # a paragraph before the lines
+    kind: str = "notes"
+
+
+Block = Union[Facts, Table, Notes]
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str  # a stable id ("run", "verdict-vgg-vgg_bn", "accuracy", "runs", "warnings")
+    title: str
+    blocks: tuple[Block, ...] = ()
+    intro: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """The page's sections, in order, and its title."""
+
+    title: str
+    sections: tuple[Section, ...]
+
+    def section(self, key: str) -> Section:
+        for s in self.sections:
+            if s.key == key:
+                return s
+        raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
+
+
+def study_report(runs: Sequence[LoadedRun]) -> StudyReport:
+    """The sections of a study's report, from the runs of its records (`load_runs`): what was
+    run (one block per record), a verdict per BN pair, the accuracy table, the runs, and the
+    warnings. Runs without a recorded step appear in the runs table and the warnings only."""
+    by_model = group_by_model([r for r in runs if r.last_step is not None])
+    records = _records(runs)
+    sections = [Section("run", "What was run", tuple(_record_facts(rec, runs)
+                                                     for rec in records.values()))]
+    for a, b in _comparable_pairs(by_model):
+        sections.append(_verdict_section(by_model, a, b))
+    sections.append(accuracy_section(by_model))
+    sections.append(runs_section(runs))
+    sections.append(warnings_section(runs, records, by_model))
+    names = ", ".join(p.name for p in records)
+    return StudyReport(f"BatchNorm and the optimization landscape: {names}", tuple(sections))
+
+
+def _records(runs: Sequence[LoadedRun]) -> dict[Path, Record]:
+    out: dict[Path, Record] = {}
+    for run in runs:
+        out.setdefault(run.source, run.record)
+    return out
+
+
+def _record_facts(record: Record, runs: Sequence[LoadedRun]) -> Facts:
+    cfg, data = record.config, record.data
+    mine = [r for r in runs if r.record is record]
+    models = list(dict.fromkeys(r.model for r in mine))
+    items = [("record", f"{record.path.name} (schema {record.schema_version}, created "
+                        f"{record.created})"),
+             ("models", "; ".join(f"{m}: {MODELS[m].description}" if m in MODELS else m
+                                  for m in models))]
+    if cfg.get("axes"):  # records with factor axes (levels beyond model × lr × seed)
+        items.append(("axes", str(cfg["axes"])))
+    items += [("optimizer", _optimizer_text(cfg)),
+              ("learning rates", ", ".join(f"{lr:g}" for lr in cfg.get("lrs", ()))),
+              ("seeds", ", ".join(map(str, cfg.get("seeds", [cfg.get("seed")])))),
+              ("steps", _steps_text(cfg, mine)),
+              ("data", _data_text(data))]
+    probed = [r for r in mine if r.data.probe is not None and len(r.data.probe.step)]
+    if probed:
+        items.append(("probe", f"every {cfg['probe']['every']} steps, "
+                               f"{direction_text(probe_direction(probed[0]))}, "
+                               f"{eta_range(probed[0]).describe()}"))
+    items += [("device, precision", f"{cfg.get('device', '?')}, {cfg.get('precision', 'float32')}"),
+              ("versions", ", ".join(f"{k} {v}" for k, v in record.versions.items())),
+              ("wall time", _wall_text(mine))]
+    return Facts(tuple(items), caption=record.path.name)
+
+
+def _optimizer_text(cfg: Mapping) -> str:
+    parts = [str(cfg.get("optimizer", "?"))]
+    if cfg.get("momentum"):
+        parts.append(f"momentum {cfg['momentum']:g}{' (Nesterov)' if cfg.get('nesterov') else ''}")
+    if cfg.get("weight_decay"):
+        parts.append(f"weight decay {cfg['weight_decay']:g}")
+    parts.append(f"{cfg.get('schedule', 'constant')} schedule")
+    return ", ".join(parts)
+
+
+def _steps_text(cfg: Mapping, runs: Sequence[LoadedRun]) -> str:
+    planned = [f"{cfg['epochs']} epochs" if cfg.get("epochs") else "",
+               f"at most {cfg['max_steps']:,} steps" if cfg.get("max_steps") else ""]
+    done = [r.info.steps_done for r in runs]
+    recorded = (f"; {min(done):,} to {max(done):,} steps done per run" if done and
+                min(done) != max(done) else f"; {done[0]:,} steps done per run" if done else "")
+    return (", ".join(p for p in planned if p) or "?") + f", batch {cfg.get('batch_size')}" + \
+        recorded
+
+
+def _data_text(data: Mapping) -> str:
+    counts = [f"{data[k]:,} {what}" for k, what in (("n_train", "training"),
+                                                    ("n_val", "validation"),
+                                                    ("n_test", "held-out"))
+              if isinstance(data.get(k), int) and data.get(k)]
+    note = str(data.get("note", ""))
+    subset = (" (a subset: not results on the full dataset)"
+              if data_subset(data) and "subset" not in note else "")
+    return f"{data.get('name', '?')}: {' / '.join(counts)} samples{subset}; {note}"
+
+
+def _wall_text(runs: Sequence[LoadedRun]) -> str:
+    seconds = [r.info.seconds for r in runs]
+    if not seconds:
+        return "-"
+    return (f"{sum(seconds):,.1f} s of training over {len(seconds)} runs "
+            f"(longest run {max(seconds):,.1f} s)")
+
+
+def _ratio_cells(estimate: RatioEstimate | None, texts: Sequence[str]) -> list[Cell]:
+    """The three cells (ratio, interval, verdict) of one estimate: the verdict module's own
+    text, with the exact ratio behind the first (an interval has no single number)."""
+    if estimate is None:
+        return [Cell(t) for t in texts]
+    ratio = float(estimate.ratio)
+    return [Cell(texts[0], ratio if math.isfinite(ratio) else None), Cell(texts[1]),
+            Cell(texts[2])]
+
+
+def verdict_cells(v: PairVerdict) -> Table:
+    """The verdict table of one pair, cell for cell the text summary's (`verdict_table`)."""
+    rows = []
+    for row, texts in zip(v.rows, verdict_table(v)):
+        rows.append((Cell(texts[0]), *_ratio_cells(row.per_step, texts[1:4]),
+                     *_ratio_cells(row.matched, texts[4:7])))
+    head = verdict_head(v)
+    return Table(verdict_columns(len(v.seeds)), tuple(rows), caption=head[0], intro=tuple(head[1:]))
+
+
+def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str) -> Section:
+    v = verdict(by_model, a, b)
+    comp = compare(by_model, a, b)
+    metrics = list(dict.fromkeys([r.metric for r in v.rows] + [r.metric for r in comp.rows]))
+    medians = Table(
+        ("metric", "phase", f"median {a}", f"median {b}", f"{a}/{b}", f"n {a}", f"n {b}"),
+        tuple((Cell(r.metric), Cell(r.phase), _number(r.median_a, 4), _number(r.median_b, 4),
+               _number(r.ratio, 4), Cell(str(r.n_a), r.n_a), Cell(str(r.n_b), r.n_b))
+              for r in comp.rows),
+        caption="The medians behind the ratios, per phase (all seeds and lrs pooled)")
+    missing = missing_metrics(by_model, a, b, comp)
+    meaning = [f"{m}: {_describe(m)}" for m in metrics]
+    parameter = trajectory_source([*by_model[a], *by_model[b]])
+    meaning.append(f"Trajectory metrics are of {parameter or ALL_PARAMETERS}.")
+    if missing:
+        meaning.append(f"Not available for both models: {', '.join(missing)}.")
+    return Section(f"verdict-{a}-{b}", f"{a} (no BN) vs {b} (BN)",
+                   (verdict_cells(v), _plateau_notes(v),
+                    Notes(tuple(meaning), "What the metrics are"), medians))
+
+
+def _plateau_notes(v: PairVerdict) -> Notes:
+    """The text summary's plateau lines: its explanation as one paragraph, then one line per
+    model and lr (the indented ones)."""
+    lines = plateau_lines(v)
+    return Notes(tuple(line.strip() for line in lines if line.startswith("  ")),
+                 "Initial plateaus",
+                 " ".join(line for line in lines if not line.startswith("  ")))
+
+
+def _describe(metric: str) -> str:
+    try:
+        return metric_description(metric)
+    except ValueError:  # a metric the verdict has that the comparison table does not describe
+        return "(see docs/figures.md)"
+
+
+def _number(value: float, digits: int = 3) -> Cell:
+    value = float(value)
+    return Cell(f"{value:.{digits}g}" if math.isfinite(value) else "-",
+                value if math.isfinite(value) else None)
+
+
+def _last(values: np.ndarray) -> float:
+    return float(values[-1]) if len(values) else float("nan")
+
+
+def accuracy_section(by_model: Mapping[str, Sequence[LoadedRun]]) -> Section:
+    """Per model and learning rate: the last evaluation's held-out and training accuracy,
+    median over the seeds and the range, and the held-out loss."""
+    rows = []
+    for model, runs in by_model.items():
+        for lr in sorted({r.lr for r in runs}):
+            group = sorted((r for r in runs if r.lr == lr), key=lambda r: r.seed)
+            test = np.array([_last(r.data.eval.test_acc) for r in group])
+            train = np.array([_last(r.data.eval.train_acc) for r in group])
+            loss = np.array([_last(r.data.eval.test_loss) for r in group])
+            rows.append((Cell(model), Cell(f"{lr:g}", lr),
+                         Cell(", ".join(str(r.seed) for r in group)),
+                         _median(test), _range(test), _median(train), _median(loss)))
+    return Section("accuracy", "Accuracy", (Table(
+        ("model", "lr", "seeds", "held-out accuracy (median)", "range over seeds",
+         "training accuracy (median)", "held-out loss (median)"),
+        tuple(rows),
+        caption="At each run's last evaluation (held-out images in eval mode; the training "
+                "accuracy on the batches of the last epoch, as trained)",
+        notes=("A diverged run counts with its last evaluation before it diverged; '-': the "
+               "task has no accuracy or the run was never evaluated.",)),))
+
+
+def _median(values: np.ndarray) -> Cell:
+    finite = values[np.isfinite(values)]
+    return _number(float(np.median(finite)) if len(finite) else float("nan"))
+
+
+def _range(values: np.ndarray) -> Cell:
+    finite = values[np.isfinite(values)]
+    if len(finite) < 2:
+        return Cell("-")
+    return Cell(f"{finite.min():.3g} to {finite.max():.3g}", float(finite.max() - finite.min()))
+
+
+def runs_section(runs: Sequence[LoadedRun]) -> Section:
+    """Every run: its record, status, steps, initial plateau and last held-out accuracy."""
+    rows = []
+    for run in runs:
+        info = run.info
+        status = info.status + (f" at step {info.diverged_step}"
+                                if info.diverged_step is not None else "")
+        if info.stop_reason == "early_stop":
+            status += " (early stop)"
+        if run.last_step is None:
+            plateau = Cell("-")
+        else:
+            p = _plateau(run)
+            plateau = Cell(f"{'all ' if p.whole_run else ''}{p.steps:,}", p.steps)
+        rows.append((Cell(run.run_id), Cell(run.source.name), Cell(run.model),
+                     Cell(f"{run.lr:g}", run.lr), Cell(str(run.seed), run.seed), Cell(status),
+                     Cell(f"{info.steps_done:,}", info.steps_done), plateau,
+                     _number(_last(run.data.eval.test_acc)),
+                     Cell(f"{info.seconds:,.1f}", info.seconds)))
+    return Section("runs", "Runs", (Table(
+        ("run", "record", "model", "lr", "seed", "status", "steps", "plateau (steps)",
+         "held-out accuracy", "wall time (s)"), tuple(rows),
+        notes=("Plateau: steps before the training loss (running mean over 10 steps) fell 5% "
+               "below its start; 'all': the run never left it.",)),))
+
+
+def warnings_section(runs: Sequence[LoadedRun], records: Mapping[Path, Record],
+                     by_model: Mapping[str, Sequence[LoadedRun]]) -> Section:
+    """What a reader must know before trusting the numbers: reduced data, a single seed, runs
+    that did not finish, records that differ, no BN pair to compare."""
+    lines = []
+    for path, record in records.items():
+        if data_subset(record.data):
+            lines.append(f"{path.name}: reduced setting: {_data_text(record.data)}")
+        seeds = record.config.get("seeds", [record.config.get("seed")])
+        if len(seeds) < 2:
+            lines.append(f"{path.name}: 1 seed: the verdicts have no interval; record with "
+                         f"--seeds 0,1,2 for one")
+    lines += [f"The records differ in {note}" for note in record_differences(runs)]
+    lines += run_notes(runs)
+    if not _comparable_pairs(by_model):
+        lines.append(f"No model X with its BatchNorm variant X_bn among "
+                     f"{', '.join(by_model) or 'the runs'}: no verdict table.")
+    return Section("warnings", "Warnings", (Notes(tuple(lines) or ("None.",)),))
