@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import landscape
-from landscape import report
+from landscape import plot, report
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.sweep import record, resume
@@ -176,7 +176,7 @@ def test_records_that_differ_in_a_setting_combine_as_levels(tmp_path, cifar_dir,
         alone = report.verdict(report.group_by_model(report.load_runs([path])),
                                "vgg_light", "vgg_light_bn")
         assert v.verdict.to_text() == alone.to_text()
-    figures = landscape.plot.all_figures(runs)
+    figures = plot.all_figures(runs)
     titles = [ax.get_title() for ax in figures["loss_landscape"].axes]
     assert titles == ["momentum=0", "momentum=0.9"]
 

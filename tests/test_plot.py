@@ -175,7 +175,7 @@ def test_diverged_run_is_marked_in_every_figure(records):
         texts = legend_texts(sgd)
         assert "vgg, 1 run (lr 10000, seed 0): no band, 1 diverged" in texts
         assert "diverged: first non-finite loss at this step" in texts
-        assert "vgg (no BatchNorm), 2 lrs: 0.0005, 0.001" in legend_texts(adam)
+        assert "vgg (no BatchNorm), 2 lrs (0.0005, 0.001), seed 0" in legend_texts(adam)
     ax = figures["training_curves"].axes[0]
     assert len(markers(ax, "x")) == 1
     assert any("lr 10000 (diverged at step" in t for t in legend_texts(figures["training_curves"]))
