@@ -48,9 +48,9 @@ def _best(values: np.ndarray) -> float:
 
 
 def _median_over(per_seed: Sequence[np.ndarray]) -> RatioEstimate:
-    """The median of the chosen seeds' values pooled, with its bootstrap interval over seeds
-    (`analyses.confidence.bootstrap_ratio`, the verdicts' resampling, used here for a median
-    instead of a ratio): one place for how intervals over seeds are made."""
+    """The median of the chosen seeds' values pooled, with its interval over seeds as the
+    verdicts make theirs (`analyses.confidence.bootstrap_ratio`, used here for a median instead
+    of a ratio: a bootstrap from 5 seeds, the per-seed range below)."""
     finite = [np.asarray(v, dtype=np.float64).ravel() for v in per_seed]
     finite = [v[np.isfinite(v)] for v in finite]
 
@@ -82,8 +82,8 @@ _NA = _NotApplicable()
 def ablation_rows(runs: Sequence[LoadedRun]) -> list[dict[str, Any]]:
     """One dict per run group, in the runs' order: model, one key per axis (None where the
     axis does not apply to the model), lr, seeds (a tuple), then for every number of the
-    table NAME, NAME_low and NAME_high (the median over seeds and its 95% interval; NaN
-    interval with one seed). Landscape metrics a group lacks (no probe, no Hessian) are NaN."""
+    table NAME, NAME_low and NAME_high (the median over seeds and its interval over seeds: a
+    95% bootstrap interval from 5 seeds, the per-seed range below; NaN with one seed). Landscape metrics a group lacks (no probe, no Hessian) are NaN."""
     runs = [r for r in runs if r.last_step is not None]
     axes = [a.name for a in report_axes(runs)]
     parameter = trajectory_source(runs)

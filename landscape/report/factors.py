@@ -16,6 +16,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from analyses.confidence import interval_name
 from landscape.config.axes import format_value, levels_text
 from landscape.report.ablation import ablation_rows, ablation_text
 from landscape.report.compare import _comparable_pairs, summary_text, verdict
@@ -124,7 +125,7 @@ def _views(group: Sequence[LevelVerdict]):
                 estimates.append(get(rows[0]) if rows else None)
             if any(e is None for e in estimates):
                 continue
-            yield metric, view, [(lv, verdict_words(e), f"{e.ratio:.3g} {e.interval_text()}")
+            yield metric, view, [(lv, verdict_words(e), f"ratio {e.ratio:.3g}, {e.interval_text()}")
                                  for lv, e in zip(axis_value, estimates)]
 
 
@@ -154,8 +155,11 @@ def factor_summary(runs: Sequence[LoadedRun]) -> str | None:
     and notes on runs that did not finish. Both end with the ablation table. None when there
     is no BN pair to compare and no factor."""
     finished = [r for r in runs if r.last_step is not None]
-    table = ablation_text(ablation_rows(finished))
-    ablation = "Ablation table (per run group; medians over seeds with 95% intervals):\n" + table
+    rows = ablation_rows(finished)
+    table = ablation_text(rows)
+    seeds = max((len(row["seeds"]) for row in rows), default=1)
+    ablation = (f"Ablation table (per run group; medians over seeds, each with its "
+                f"{interval_name(seeds)} over seeds):\n" + table)
     if not report_axes(runs):
         text = summary_text(group_by_model(finished))
         return None if text is None else text + "\n" + ablation + "\n"
