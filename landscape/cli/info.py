@@ -7,13 +7,20 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import duration, echo_table, user_errors
-from landscape.config.axes import format_value
 from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
 
 def _value(value) -> str:
-    return format_value(tuple(value) if isinstance(value, list) else value)
+    """An axis value as run ids show it (landscape.config.axes.format_value, which `info` does
+    not import: the config package imports torch, and reading a record must not)."""
+    if value is None or isinstance(value, bool):
+        return {None: "none", True: "true", False: "false"}[value]
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "+".join(map(_value, value))
+    return str(value).replace("/", "_")
 
 
 def _seeds_text(cfg: dict) -> str:
