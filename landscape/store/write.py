@@ -55,6 +55,7 @@ from landscape.store.schema import (
     step_columns,
     tap_columns,
     v1_stop_reason,
+    v3_run_config,
 )
 
 
@@ -466,6 +467,11 @@ def _upgrade(file: h5py.File) -> None:
         for activations in group.get(TableKind.ACTIVATIONS, {}).values():
             if "hist" not in activations:
                 _add_unrecorded_histograms(activations)
+        if "config" not in group.attrs:  # before version 4: no axes, the record's options
+            group.attrs["factors"] = json.dumps({})
+            group.attrs["config"] = json.dumps(v3_run_config(
+                json.loads(file.attrs["config"]), decode_attr(group.attrs["model"]),
+                float(group.attrs["lr"])))
     file.attrs["schema_version"] = SCHEMA_VERSION
 
 
