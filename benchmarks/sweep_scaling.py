@@ -82,7 +82,8 @@ def cpu_mode(steps: int, folder: Path) -> None:
         num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False))
     sweep_only = timed("ray: the sweep, --cpus-per-run 1 (1 torch thread per run)",
                        lambda: record(config, folder / "ray.h5",
-                                      executor=RayExecutor(RayOptions(cpus_per_run=1))))
+                                      executor=RayExecutor(RayOptions(cpus_per_run=1,
+                                                                      threads_per_run=1))))
     stop = timed("ray: shut Ray down", ray.shutdown)
     with_start = start + sweep_only + stop
     print(f"{'ray: all of it (what one local `--executor ray` costs)':<58} {with_start:8.1f} s")
@@ -126,6 +127,7 @@ def gpu_mode(steps: int, folder: Path) -> None:
     packed = timed("ray, 8 runs packed on one GPU (--gpus-per-run 0.125)",
                    lambda: record(config, folder / "gpu-ray.h5",
                                   executor=RayExecutor(RayOptions(cpus_per_run=1,
+                                                                  threads_per_run=1,
                                                                   gpus_per_run=0.125))))
     ray.shutdown()
     print(f"speed-up of packing (Ray's start and stop not included): "

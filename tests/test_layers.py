@@ -37,7 +37,12 @@ def imports(package: str) -> dict[str, set[str]]:
     graph = {}
     for path in sorted((ROOT / package).rglob("*.py")):
         names = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for block in ast.walk(tree) if _type_checking(block)
+                       for statement in block.body for n in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue  # `if TYPE_CHECKING:` imports are for annotations, never run
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module)
                 names.update(f"{node.module}.{a.name}" for a in node.names)
@@ -45,6 +50,12 @@ def imports(package: str) -> dict[str, set[str]]:
                 names.update(a.name for a in node.names)
         graph[module_name(path)] = names
     return graph
+
+
+def _type_checking(node) -> bool:
+    return isinstance(node, ast.If) and (
+        isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        or isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
 
 
 def resolve(graph: dict[str, set[str]]) -> dict[str, set[str]]:

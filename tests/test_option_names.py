@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from landscape.cli import main
+from landscape.cli import COMMANDS, main
 from landscape.cli._sections import OTHER, sectioned
 from landscape.store import open_record
 
@@ -67,22 +67,27 @@ def test_info_says_how_long_a_run_is(tmp_path, tiny_args, one_thread):
     assert "at most" not in line
 
 
+def _command(name: str) -> click.Command:
+    """A subcommand of the (lazy) group, imported on demand."""
+    return main.get_command(click.Context(main), name)
+
+
 def _visible_options(command: click.Command, name: str) -> list[click.Option]:
     ctx = click.Context(command, info_name=name, parent=click.Context(main))
     return [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_option_has_help(name):
-    missing = [p.opts[0] for p in _visible_options(main.commands[name], name) if not p.help]
+    missing = [p.opts[0] for p in _visible_options(_command(name), name) if not p.help]
     assert not missing, f"landscape {name}: no help text for {', '.join(missing)}"
 
 
 def test_device_defaults_agree_and_prune_has_short_out():
-    defaults = {name: p.default for name, cmd in main.commands.items() for p in cmd.params
+    defaults = {name: p.default for name in COMMANDS for p in _command(name).params
                 if p.name == "device"}
     assert len(defaults) >= 3 and set(defaults.values()) == {"auto"}, defaults
-    (out,) = [p for p in main.commands["prune"].params if p.name == "out"]
+    (out,) = [p for p in _command("prune").params if p.name == "out"]
     assert "-o" in out.opts
 
 
@@ -108,7 +113,7 @@ def test_record_help_has_sections_and_lists_every_option_once():
     assert {"What to train", "Optimizer and schedule", "Hessian probe",
             "Device and arithmetic"} <= set(headings)
     assert "Options" not in headings
-    for option in _visible_options(main.commands["record"], "record"):
+    for option in _visible_options(_command("record"), "record"):
         flag = max(option.opts, key=len)
         assert sum(flag in _declared(ln) for ln in text.splitlines()) == 1, flag
     # every option sits under the heading the mapping gives it

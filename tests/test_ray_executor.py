@@ -2,11 +2,13 @@
 equals the local executor's run for run, a worker killed mid-run is retried from its shard's
 checkpoint, a stopped Ray sweep resumes, and the start-up checks say what is wrong in one line.
 
-Bit-identity on a CPU needs the same number of torch threads per run: the Ray tasks use one
-(--cpus-per-run 1), so the local reference is recorded with one thread too."""
+Bit-identity on a CPU needs the same number of torch threads per run: the Ray tasks use the
+driver's count (one here, in the tests that record the local reference with one thread)."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 
@@ -14,17 +16,20 @@ import h5py
 import numpy as np
 import pytest
 import ray
+import torch
 from click.testing import CliRunner
 
 import landscape
-from landscape.training.checkpoint import checkpoint_path
+from landscape.store import RecordWriter
+from landscape.sweep import plan_runs
+from landscape.training.checkpoint import checkpoint_path, load_checkpoint
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
 from landscape.errors import RecordError
 from landscape.sweep import RayExecutor, RayOptions
 from landscape.store import shard_folder
 from landscape.sweep import record, resume
-from landscape.sweep.lock import lock_path
+from landscape.store.lock import lock_path
 
 from conftest import assert_records_equal
 
@@ -218,3 +223,91 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, cifar_dir, monke
     assert errors == ["Error: --executor ray needs Ray, which is not installed: "
                       "pip install bn-landscape[ray]"]
     assert "Traceback" not in result.output and not (tmp_path / "r.h5").exists()
+
+
+def test_ray_runs_default_to_the_local_thread_count(tmp_path, cifar_dir, local_ray):
+    """A CPU's float reductions depend on the thread count: at two torch threads in the driver
+    the Ray record equals a local two-thread record (not a one-thread one, which differs),
+    although each run reserves one CPU."""
+    config = sweep_config(cifar_dir, models=("vgg_bn",), lrs=(0.01,), optimizer="sgd",
+                          max_steps=8)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        record(config, tmp_path / "local2.h5")
+        record(config, tmp_path / "ray.h5", executor=RayExecutor(RayOptions(cpus_per_run=1)))
+        torch.set_num_threads(1)
+        record(config, tmp_path / "local1.h5")
+    finally:
+        torch.set_num_threads(saved)
+    local1, local2 = (landscape.open_record(tmp_path / f"local{n}.h5") for n in (1, 2))
+    assert not np.array_equal(local1.load("vgg_bn_lr0.01").steps.loss,
+                              local2.load("vgg_bn_lr0.01").steps.loss)  # the test can fail
+    assert_same_record(landscape.open_record(tmp_path / "ray.h5"), local2)
+
+
+class FirstAdvance:
+    """A local progress factory that notes each run's first report: a run continued from a
+    checkpoint reports the steps it continues from before it trains."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}
+
+    def __call__(self, plan, n_runs, total):
+        notes = self
+
+        class Reporter:
+            def advance(self, steps, *, loss, images_per_second):
+                notes.first.setdefault(plan.run_id, steps)
+
+        return contextlib.nullcontext(Reporter())
+
+
+def test_a_stopped_ray_sweep_resumed_locally_continues_its_shards(tmp_path, cifar_dir,
+                                                                  one_thread, local_ray):
+    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
+    local = tmp_path / "local.h5"
+    record(config, local)
+    out = tmp_path / "ray.h5"
+    results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
+                     should_stop=StopWhenCheckpointed(out, 2))
+    stopped = {r.plan.run_id for r in results if r.outcome.status == "interrupted"}
+    assert stopped, [r.outcome for r in results]
+    starts = {run_id: load_checkpoint(checkpoint_path(shard_folder(out) / f"{run_id}.h5"))
+              .loop.next_step for run_id in stopped}
+    progress = FirstAdvance()
+    resumed = resume(out, progress=progress)  # the local executor
+    assert {r.plan.run_id for r in resumed} == stopped
+    assert {run_id: progress.first[run_id] for run_id in stopped} == starts  # continued
+    assert_same_record(landscape.open_record(out), landscape.open_record(local))
+    assert not shard_folder(out).exists()
+
+
+def test_a_stopped_local_record_resumed_on_ray_continues_its_run(tmp_path, cifar_dir,
+                                                                 one_thread, local_ray):
+    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
+    local = tmp_path / "local.h5"
+    record(config, local)
+    out = tmp_path / "stopped.h5"
+    results = record(config, out, should_stop=lambda: checkpoint_path(out).exists())
+    assert [r.outcome.status for r in results] == ["interrupted"]
+    saved = load_checkpoint(checkpoint_path(out))
+    # What the Ray executor makes of it, on a copy: the run in progress becomes a shard with
+    # its rows up to the checkpoint, and the checkpoint that shard's.
+    copy = tmp_path / "copy.h5"
+    shutil.copy(out, copy)
+    shutil.copy(checkpoint_path(out), checkpoint_path(copy))
+    shard_folder(copy).mkdir()
+    unfinished = [p for p in plan_runs(config)
+                  if not landscape.open_record(copy).runs[p.run_id].finished]
+    with RecordWriter.reopen(copy) as writer:
+        RayExecutor().continue_runs(writer, unfinished, copy)
+    shard = shard_folder(copy) / f"{saved.run_id}.h5"
+    assert len(landscape.open_record(shard).load(saved.run_id).steps.step) == \
+        saved.loop.next_step > 0
+    assert load_checkpoint(checkpoint_path(shard)).loop.next_step == saved.loop.next_step
+    assert not checkpoint_path(copy).exists()
+    # And the whole resume on Ray completes the record as if it had never stopped.
+    resume(out, executor=RayExecutor(RayOptions(cpus_per_run=1)))
+    assert_same_record(landscape.open_record(out), landscape.open_record(local))
+    assert not shard_folder(out).exists() and not checkpoint_path(out).exists()

@@ -13,7 +13,7 @@ import pytest
 
 import landscape
 from landscape.errors import RecordError
-from landscape.sweep.lock import lock_path, writer_lock
+from landscape.store.lock import lock_path, writer_lock
 
 ARGS = ["--model", "vgg", "--lrs", "0.001", "--width", "0.125", "--batch-size", "32",
         "--device", "cpu", "--no-verify", "--checkpoint-seconds", "0.2"]

@@ -18,7 +18,7 @@ import landscape
 from landscape.training.checkpoint import checkpoint_path
 from landscape.cli import main
 from landscape.store import RecordWriter
-from landscape.sweep.lock import lock_path
+from landscape.store.lock import lock_path
 
 RECORD = ["--dataset", "mnist", "--model", "lenet5", "--lrs", "0.01", "--batch-size", "16",
           "--max-steps", "6", "--device", "cpu", "--save-weights-at", "0,3"]
@@ -147,13 +147,13 @@ def test_a_record_or_shard_is_never_created_through_a_link(kept, tmp_path):
     rec = landscape.open_record(kept)
     for name, exists in (("dangling", False), ("existing", True)):
         target, path = tmp_path / f"{name}-target", tmp_path / f"{name}.h5"
-        if exists:
-            target.write_bytes(SECRET)
+        if exists:  # a record elsewhere (--overwrite replaces only records)
+            target.write_bytes(kept.read_bytes())
         path.symlink_to(target)
         RecordWriter.create(path, config=rec.config, data=rec.data, runs=[],
                             versions={}, overwrite=exists).close()
         assert not path.is_symlink() and landscape.open_record(path).runs == {}
-        assert target.read_bytes() == SECRET if exists else not target.exists()
+        assert target.read_bytes() == kept.read_bytes() if exists else not target.exists()
 
 
 def test_progress_files_of_ray_workers_are_not_written_through_links(tmp_path):

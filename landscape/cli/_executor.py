@@ -8,6 +8,7 @@ import sys
 from typing import Mapping
 
 import click
+import torch
 from click.core import ParameterSource
 from tqdm import tqdm
 
@@ -15,11 +16,11 @@ from landscape.errors import ConfigError
 from landscape.sweep import LocalExecutor, RayExecutor, RayOptions
 from landscape.sweep.ray_cluster import import_ray
 
-EXECUTOR_OPTIONS = ("executor", "ray_address", "cpus_per_run", "gpus_per_run")
+EXECUTOR_OPTIONS = ("executor", "ray_address", "cpus_per_run", "gpus_per_run", "threads_per_run")
 
 
 def executor_options(command):
-    """The four options, added to a click command."""
+    """The executor options, added to a click command."""
     options = [
         click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
                      show_default=True,
@@ -30,8 +31,14 @@ def executor_options(command):
                      help="--executor ray: 'local' starts Ray on this machine for the sweep; "
                           "'auto' joins the cluster started here with `ray start`; host:port "
                           "joins that cluster."),
-        click.option("--cpus-per-run", type=float, default=1.0, show_default=True,
-                     help="--executor ray: CPUs each run reserves (and its torch threads)."),
+        click.option("--cpus-per-run", type=float, default=None,
+                     help="--executor ray: CPUs each run reserves [default: its torch threads "
+                          "on a CPU, 1 on CUDA]."),
+        click.option("--threads-per-run", type=int, default=None,
+                     help="--executor ray: torch threads in each run [default: as many as a "
+                          "local run here uses]. A CPU record equals the local executor's only "
+                          "at the same count; fewer (e.g. 1) run more runs at once, and their "
+                          "numbers differ by rounding that training amplifies."),
         click.option("--gpus-per-run", type=float, default=None,
                      help="--executor ray: GPUs each run reserves; fractions pack several "
                           "runs on one GPU (0.25: four) [default: 1 on CUDA, 0 on a CPU]."),
@@ -53,8 +60,11 @@ def pop_executor(ctx: click.Context, options: dict):
             raise ConfigError(f"{flag} applies to --executor ray")
         return None
     import_ray()  # a missing Ray is said before anything else happens
-    return RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
-                      gpus_per_run=values["gpus_per_run"])
+    options = RayOptions(address=values["ray_address"], cpus_per_run=values["cpus_per_run"],
+                         gpus_per_run=values["gpus_per_run"],
+                         threads_per_run=values["threads_per_run"])
+    options.check_threads()  # before the line that names the count
+    return options
 
 
 class RayProgress:
@@ -94,5 +104,8 @@ def executor_for(ray_options, local_progress, n_runs: int, total_steps: int | No
     if ray_options is None:
         yield LocalExecutor(local_progress)
         return
+    threads = ray_options.threads()
+    click.echo(f"Ray: {threads} torch thread(s) per run (a local run here uses "
+               f"{torch.get_num_threads()}; records are identical at the same count)", err=True)
     with ray_progress(n_runs, total_steps) as progress:
         yield RayExecutor(ray_options, progress)

@@ -4,7 +4,10 @@
   layouts. No h5py: the training loop and the recorders use these names.
 - `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
 - `read`: `open_record` and the dataclasses it returns.
-- `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes).
+- `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes, a
+  dead writer's status flags).
+- `lock`: one writer per record (`writer_lock`), which readers consult before they clear a
+  dead writer's flags.
 - `_format`: the HDF5 file-format version, chunks and compression records are written with.
 - `sizes`: how much of the file each kind of table takes.
 - `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
@@ -57,7 +60,7 @@ from landscape.store.schema import (
 )
 from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
-from landscape.store.shards import shards_in_progress
+from landscape.store.shards import run_into_shard, shards_in_progress
 from landscape.store.sizes import PartSize, storage_sizes
 
 __all__ = [
@@ -70,6 +73,6 @@ __all__ = [
     "ActivationData", "EvalData", "HessianData", "HessianDensityData", "ICSData", "ProbeData",
     "Record", "RunData", "RunInfo", "SavedWeights", "SparsityData", "StepData", "TapData",
     "open_record",
-    "copy_shard_into", "empty_run", "shard_folder", "shard_path", "shards_in_progress",
-    "PartSize", "storage_sizes",
+    "copy_shard_into", "empty_run", "run_into_shard", "shard_folder", "shard_path",
+    "shards_in_progress", "PartSize", "storage_sizes",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 from h5py import h5f, h5p
 
 from landscape.errors import RecordError
+from landscape.store.lock import writer_lock
 from landscape.store.schema import FORMAT_NAME, SCHEMA_VERSION
 
 
@@ -34,7 +35,12 @@ def open_for_reading(path: Path) -> Iterator[h5py.File]:
         raise RecordError(f"{path} is not an HDF5 file (is it a landscape record?)")
     check_not_truncated(path)
     try:
-        file = open_swmr_read(path)
+        try:
+            file = open_swmr_read(path)
+        except OSError as exc:
+            if not left_open(exc):
+                raise
+            file = open_left_open(path)
     except OSError as exc:
         raise RecordError(f"{path} cannot be opened: it may be truncated or damaged ({exc})") \
             from exc
@@ -91,13 +97,25 @@ def check_replaceable(path: Path) -> None:
     if h5py.is_hdf5(path):
         try:
             check_not_truncated(path)  # a cut file would make the SWMR open wait
-            with open_swmr_read(path) as file:
+            with _open_under_lock(path) as file:
                 if file.attrs.get("format") == FORMAT_NAME:
                     return
         except (OSError, RecordError):
             pass  # unreadable: not known to be a record
     raise RecordError(f"{path} is not a landscape record, and --overwrite replaces only records "
                       f"(or empty files); move or delete it yourself if it may go")
+
+
+def _open_under_lock(path: Path) -> h5py.File:
+    """open_swmr_read for a caller that holds the record's writer lock: a record its dead
+    writer left open for writing (see `open_left_open`) is a record, its flags cleared."""
+    try:
+        return open_swmr_read(path)
+    except OSError as exc:
+        if not left_open(exc):
+            raise
+    clear_status_flags(path)
+    return open_swmr_read(path)
 
 
 def open_swmr_read(path: Path) -> h5py.File:
@@ -117,6 +135,51 @@ def open_swmr_read(path: Path) -> h5py.File:
 
 
 METADATA_READ_ATTEMPTS = 5
+
+# What HDF5 says when the superblock's status flags (superblock version 3, libver="latest")
+# mark a file open for writing outside SWMR mode: a writer is creating or reopening it, or one
+# died doing so (its SWMR phase leaves flags an SWMR reader accepts). In SWMR-read mode it is
+# the second message.
+_LEFT_OPEN = ("file is already open for write", "file is not already open for SWMR writing")
+
+
+def left_open(exc: OSError) -> bool:
+    return any(text in str(exc) for text in _LEFT_OPEN)
+
+
+def open_left_open(path: Path) -> h5py.File:
+    """Open a record whose status flags say a writer has it open (see `_LEFT_OPEN`).
+
+    When no process holds the record's writer lock, that writer is dead (the kernel frees its
+    lock however it ends): its flags are cleared, as the HDF5 documentation recommends for a
+    process that did not shut down cleanly (`h5clear --status`), and the record opens with
+    every row up to its writer's last flush. A live writer's record is left alone."""
+    try:
+        with writer_lock(path):  # held while the flags are cleared: clearing is a write
+            clear_status_flags(path)
+    except RecordError as exc:
+        if "is being written by" in str(exc):
+            raise  # a live writer reopening it: it says whom to wait for
+        raise RecordError(f"{path} was left open by a writer that died, and its flags cannot "
+                          f"be cleared here ({exc}); clear them with `h5clear --status {path}`"
+                          f" where the file can be written") from None
+    return open_swmr_read(path)
+
+
+def clear_status_flags(path: Path) -> None:
+    """What `h5clear --status` does: open the file for writing with HDF5's file-access
+    property `clear_status_flags` set (the tool's own way; h5py does not expose it), and close
+    it, which writes a superblock without the flags."""
+    set_property = hdf5_function("H5Pset")
+    if set_property is None:
+        raise OSError("the HDF5 library's H5Pset was not found; "
+                      f"run `h5clear --status {path}`")
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    clear = ctypes.c_bool(True)  # hbool_t: C's bool
+    if set_property(ctypes.c_int64(fapl.id), b"clear_status_flags", ctypes.byref(clear)) < 0:
+        raise OSError(f"HDF5 refused to clear the status flags; run `h5clear --status {path}`")
+    h5f.open(os.fsencode(path), h5f.ACC_RDWR, fapl=fapl).close()
 
 
 @functools.lru_cache(maxsize=None)

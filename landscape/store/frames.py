@@ -18,7 +18,8 @@ from landscape.store.schema import TableKind
 if TYPE_CHECKING:
     import pandas
 
-    from landscape.store.read import Record
+# `record` below is a landscape.store.read.Record; not imported, as read.py imports this module
+# (Record.to_pandas) and imports must not go in a circle (tests/test_layers.py).
 
 # The tables that are one row per step (the arrays a kept state or a tap holds are not).
 TABLES = (TableKind.STEPS, TableKind.EVAL, TableKind.PROBE, TableKind.ICS, TableKind.HESSIAN,
@@ -35,7 +36,7 @@ def import_pandas():
     return pandas
 
 
-def record_frame(record: "Record", table: str = TableKind.STEPS) -> "pandas.DataFrame":
+def record_frame(record: Any, table: str = TableKind.STEPS) -> "pandas.DataFrame":
     """Every run's rows of `table` ("steps", "eval", "probe", ...: TABLES), each row led by the
     run's identity (run_id, model, lr, seed; a table's own `lr` column is `<table>_lr`, e.g.
     `steps_lr`, the learning rate of each step). A column with several values per row becomes one
@@ -62,7 +63,7 @@ def record_frame(record: "Record", table: str = TableKind.STEPS) -> "pandas.Data
     return pandas.concat(frames, ignore_index=True)
 
 
-def _table_columns(record: "Record", run_id: str, table: str) -> dict[str, np.ndarray] | None:
+def _table_columns(record: Any, run_id: str, table: str) -> dict[str, np.ndarray] | None:
     """The table's columns of one run as 1-D arrays (None when the run lacks the table)."""
     if table == TableKind.SPARSITY:
         data: Any = record.sparsity(run_id)
@@ -88,7 +89,7 @@ def _table_columns(record: "Record", run_id: str, table: str) -> dict[str, np.nd
 FORMATS = ("csv", "parquet")
 
 
-def export_tables(record: "Record", folder: Path, fmt: str = "csv",
+def export_tables(record: Any, folder: Path, fmt: str = "csv",
                   tables: Sequence[str] | None = None) -> list[Path]:
     """Write each of `tables` (default: every one of TABLES the record holds rows of) as
     `<record stem>_<table>.<fmt>` in `folder`, one long table each (`record_frame`), and return

@@ -11,6 +11,7 @@ written by a single process. The shard is then deleted.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import h5py
 
 from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
+from landscape.store.copies import create_file
 from landscape.store.read import RunInfo, open_record
-from landscape.store.write import RecordWriter, Table
+from landscape.store.write import RecordWriter, RunWriter, Table
 
 
 def shard_folder(record_path: str | os.PathLike) -> Path:
@@ -85,3 +87,21 @@ def shards_in_progress(record_path: str | os.PathLike) -> dict[str, RunInfo | No
         except RecordError:
             runs[shard.stem] = None
     return runs
+
+
+def run_into_shard(writer: RecordWriter, run_id: str, shard: str | os.PathLike,
+                   next_step: int) -> None:
+    """Write run `run_id` of the record open in `writer` (outside SWMR mode) as a shard, its
+    rows kept up to `next_step` (a checkpoint's): how a run the local executor had in progress
+    continues as a Ray task. The shard takes its name once it is complete."""
+    shard = Path(shard)
+    building = shard.with_name(shard.name + ".creating")
+    source = writer._file  # the store's own writer: its file is ours to reach
+    with create_file(building) as file:
+        for key, value in source.attrs.items():
+            file.attrs[key] = value
+        file.attrs["run_ids"] = json.dumps([run_id])
+        runs = file.create_group("runs")
+        source.copy(source["runs"][run_id], runs, name=run_id)
+        RunWriter(runs[run_id]).truncate(next_step)
+    os.replace(building, shard)

@@ -4,7 +4,9 @@ state, and reopening a record to resume it (upgrading an older schema on the way
 Every run's arrays are created, empty and resizable along their row axis, when the record is
 created; the file then switches to HDF5's single-writer / multiple-reader (SWMR) mode, in which
 the library orders its writes so that the file on disk is consistent at every moment. A process
-killed at any point therefore leaves a file that opens, holding every row up to the last flush.
+killed at any point therefore leaves a file that opens, holding every row up to the last flush:
+a record only takes its name once it is in SWMR mode (`_publish`), and the flags a writer killed
+while reopening it leaves are cleared by the next reader (`landscape.store._hdf5.open_left_open`).
 """
 
 from __future__ import annotations
@@ -173,6 +175,21 @@ class SurfaceWriter:
         self._done[...] = done
 
 
+def _building_path(path: Path) -> Path:
+    """Where a record is built before it appears at `path` (see `_publish`)."""
+    return path.with_name(path.name + ".creating")
+
+
+def _publish(writer: "RecordWriter", building: Path, path: Path) -> None:
+    """Give the new record its name once it is in SWMR mode. Until then HDF5 writes its
+    metadata in no safe order and the superblock says the file is open for writing: a writer
+    killed while creating the record leaves `RECORD.h5.creating` (replaced by the next
+    attempt), never a record that cannot be opened. The open file keeps working under its new
+    name (POSIX rename)."""
+    os.replace(building, path)
+    writer.path = path
+
+
 class RecordWriter:
     """A record open for writing. Create with `RecordWriter.create(...)`; use as a context manager."""
 
@@ -192,7 +209,8 @@ class RecordWriter:
         check_replaceable(path)
         if not path.parent.is_dir():
             raise RecordError(f"cannot write {path}: directory {path.parent} does not exist")
-        file = create_file(path)
+        building = _building_path(path)
+        file = create_file(building)
         try:
             file.attrs["format"] = FORMAT_NAME
             file.attrs["schema_version"] = SCHEMA_VERSION
@@ -206,10 +224,11 @@ class RecordWriter:
                 _create_run(runs_group, layout)
         except BaseException:
             file.close()
-            path.unlink(missing_ok=True)
+            building.unlink(missing_ok=True)
             raise
         writer = cls(file)
         writer.start_appending()  # from here on only data is written: the layout is fixed
+        _publish(writer, building, path)
         return writer
 
     @classmethod

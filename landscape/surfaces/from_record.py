@@ -27,7 +27,7 @@ from landscape.store import write_error_reason
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
-from landscape.sweep.lock import writer_lock
+from landscape.store.lock import writer_lock
 from landscape.sweep.plans import check_resume_compatible, resolve_device
 from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
 

@@ -2,8 +2,9 @@
 
 `entry` (`record`, `resume`: the one library entry, also `landscape.record` and
 `landscape.resume`) plans the runs (`plans`), checks the limits and the machine (`limits`),
-takes the writer lock (`lock`), chooses each run's memory format (`formats`), and hands the
-runs to an executor (`executor`: the interface; `local`, `ray_executor` with `ray_cluster`).
+takes the writer lock (`landscape.store.lock`), chooses each run's memory format
+(`formats`), and hands the runs to an executor (`executor`: the interface; `local`,
+`ray_executor` with `ray_cluster`).
 `run.train_one` trains one run wherever an executor runs it.
 """
 

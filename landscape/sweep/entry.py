@@ -20,7 +20,7 @@ from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import memory_formats, recorded_memory_formats, with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
-from landscape.sweep.lock import writer_lock
+from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
 from landscape.sweep.plans import check_weight_steps
 from landscape.sweep.plans import plan_runs, run_layouts, versions
@@ -116,7 +116,7 @@ def resume(
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
         formats = recorded_memory_formats(rec, plans)
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
-            saved = executor.continue_runs(writer, plans, path)
+            plans, saved = executor.continue_runs(writer, plans, path)
             writer.start_appending()
             return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
                                       formats, should_stop, resume_from=saved))

@@ -8,7 +8,9 @@ never what it measures (every executor trains a run with `landscape.sweep.run.tr
 - `check(config)`: refuse, before the file exists, options it cannot run;
 - `session(path, new=...)`: around the writing (Ray: connect to the cluster, the shard folder);
 - `continue_runs(writer, plans, path)`: make the unfinished runs of a reopened record ready to
-  continue (before SWMR mode: a table can only shrink before it);
+  continue (before SWMR mode: a table can only shrink before it), whichever executor wrote
+  them: a run in progress continues from its checkpoint, the record's (local) or its shard's
+  (Ray); it returns the plans still to train and the checkpoints they continue from;
 - `run(sweep)`: train these plans into `sweep.writer`, report progress (each executor is given
   its own reporter: a bar per run locally, one for the sweep on Ray), and stop after the
   current step of every run when `sweep.should_stop()` says so.
@@ -20,7 +22,7 @@ process) and `landscape.sweep.ray_executor.RayExecutor` (every run a Ray task).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Mapping, Protocol
 
@@ -43,7 +45,8 @@ class Sweep:
     path: Path
     formats: Mapping[str, str]  # model -> memory format (see landscape.sweep.formats)
     should_stop: Callable[[], bool]
-    resume_from: Checkpoint | None = None  # what continue_runs found to continue from
+    resume_from: Mapping[str, Checkpoint] = field(default_factory=dict)  # run id -> its
+    # checkpoint, as continue_runs found them
 
 
 class Executor(Protocol):
@@ -53,9 +56,10 @@ class Executor(Protocol):
     def session(self, path: Path, *, new: bool) -> ContextManager[None]:
         """Held while the record at `path` is written (`new`: it is being created)."""
 
-    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan],
-                      path: Path) -> Checkpoint | None:
-        """Make `plans`' runs of the reopened record ready to continue."""
+    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan], path: Path
+                      ) -> tuple[list[RunPlan], dict[str, Checkpoint]]:
+        """Make `plans`' runs of the reopened record ready to continue; the plans still to
+        train, and the checkpoints of those that continue from one."""
 
     def run(self, sweep: Sweep) -> list[RunResult]:
         """Train the plans; the results of those that ran, in plan order."""

@@ -199,3 +199,16 @@ def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Pa
     largest = max(models, key=lambda m: step_memory_bytes(m, example, config.optim.batch_size))
     check_resources(config, model=largest, example=example, device=device, layouts=layouts,
                     total_steps=total_steps, out=out)
+
+
+def check_run_resources(config: RecordConfig, task, model_name: str, layout, out: Path,
+                        device: torch.device) -> None:
+    """`check_resources` for one run where it executes: a Ray worker checks its own device's
+    memory and the disk that holds its shard (the driver's check saw only the driver's)."""
+    from landscape.models import build_model  # as in check_sweep_resources
+
+    with torch.random.fork_rng(devices=[]):  # the run's initialization is drawn after this
+        model = build_model(model_name, **config.model.options())
+    total_steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
+    check_resources(config, model=model, example=task.example_input(), device=device,
+                    layouts=[layout], total_steps=total_steps, out=out)

@@ -15,12 +15,16 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError, RecordError
 from landscape.store.side_files import create_new
 from landscape.version import __version__
 
 INSTALL_HINT = "pip install bn-landscape[ray]"
+MAX_THREADS = 1024  # torch threads per run
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -30,13 +34,37 @@ class RayOptions:
     afterwards); "auto" joins the cluster started on this machine with `ray start`; host:port
     joins that cluster. `cpus_per_run` and `gpus_per_run` are Ray resources (fractions allowed:
     0.25 GPUs packs four runs on one GPU); `gpus_per_run` None means 1 on CUDA, 0 on a CPU.
-    `num_cpus` limits a local instance (None: every core)."""
+    `num_cpus` limits a local instance (None: every core).
+
+    `threads_per_run`: torch's threads in each run. A CPU's float reductions depend on how
+    many threads share them, so a Ray record is identical to the local executor's only at the
+    same count: None (the default) is the count a local run of this process uses
+    (`torch.get_num_threads()`). `cpus_per_run` None reserves that many CPUs on a CPU (one
+    on CUDA, where the threads do little)."""
 
     address: str = "local"
-    cpus_per_run: float = 1.0
+    cpus_per_run: float | None = None
     gpus_per_run: float | None = None
     max_retries: int = 3
     num_cpus: int | None = None
+    threads_per_run: int | None = None
+
+    def threads(self) -> int:
+        if self.threads_per_run is not None:
+            return self.threads_per_run
+        return torch.get_num_threads()  # what the local executor's runs use in this process
+
+    def check_threads(self) -> None:
+        if self.threads() < 1:
+            raise ConfigError(f"--threads-per-run must be at least 1, got {self.threads()}")
+        if self.threads() > MAX_THREADS:  # torch would try to start them all
+            raise ConfigError(f"--threads-per-run {self.threads():,} is more than "
+                              f"{MAX_THREADS:,}, the most threads a run uses")
+
+    def cpus(self, config: RecordConfig) -> float:
+        if self.cpus_per_run is not None:
+            return self.cpus_per_run
+        return 1.0 if config.device.startswith("cuda") else float(self.threads())
 
     def gpus(self, config: RecordConfig) -> float:
         if self.gpus_per_run is not None:
@@ -44,9 +72,11 @@ class RayOptions:
         return 1.0 if config.device.startswith("cuda") else 0.0
 
     def validate(self, config: RecordConfig) -> None:
+        self.check_threads()
         # Finite first: inf passes "> 0" and then fails int() far from here; nan passes all.
-        if not (math.isfinite(self.cpus_per_run) and self.cpus_per_run > 0):
-            raise ConfigError(f"--cpus-per-run must be positive, got {self.cpus_per_run:g}")
+        cpus = self.cpus(config)
+        if not (math.isfinite(cpus) and cpus > 0):
+            raise ConfigError(f"--cpus-per-run must be positive, got {cpus:g}")
         gpus = self.gpus(config)
         if not (math.isfinite(gpus) and gpus >= 0):
             raise ConfigError(f"--gpus-per-run must be >= 0, got {gpus:g}")

@@ -40,13 +40,15 @@ from landscape.store import (
     copy_shard_into,
     empty_run,
     open_record,
+    run_into_shard,
     shard_folder,
     shard_path,
 )
 from landscape.store.side_files import create_new, refuse_link
 from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
-from landscape.sweep.lock import writer_lock
+from landscape.sweep.limits import check_run_resources
+from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunPlan, RunResult, run_layouts, versions
 from landscape.sweep.ray_cluster import RayOptions, check_workers_see, connected, import_ray
 from landscape.sweep.run import train_one
@@ -98,12 +100,21 @@ class RayExecutor:
                 check_workers_see(self._ray, folder)
             yield
 
-    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan],
-                      path: Path) -> Checkpoint | None:
+    def continue_runs(self, writer: RecordWriter, plans: list[RunPlan], path: Path
+                      ) -> tuple[list[RunPlan], dict[str, Checkpoint]]:
+        """Every unfinished run is emptied in the record: its shard is copied in when it
+        finishes. The run the local executor had in progress (the record's checkpoint)
+        becomes a shard with its rows up to that checkpoint, and the checkpoint its shard's,
+        so that its task continues it."""
+        saved = load_checkpoint(checkpoint_path(path))
         for plan in plans:
+            if saved is not None and saved.run_id == plan.run_id:
+                shard = shard_path(path, plan.run_id)
+                run_into_shard(writer, plan.run_id, shard, saved.loop.next_step)
+                os.replace(checkpoint_path(path), checkpoint_path(shard))
             empty_run(writer, plan.run_id)  # its shard is copied in again when it finishes
-        checkpoint_path(path).unlink(missing_ok=True)  # the local executor's, if any
-        return None
+        checkpoint_path(path).unlink(missing_ok=True)  # another record's, if any left
+        return plans, {}
 
     def run(self, sweep: Sweep) -> list[RunResult]:
         return _run_tasks(self._ray, sweep.config, sweep.plans, sweep.n_runs, sweep.task,
@@ -120,9 +131,9 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     stop_file = folder / STOP_FILE
     stop_file.unlink(missing_ok=True)
     train = ray.remote(_train_shard).options(
-        num_cpus=options.cpus_per_run, num_gpus=options.gpus(config),
+        num_cpus=options.cpus(config), num_gpus=options.gpus(config),
         max_retries=options.max_retries)
-    threads = max(1, int(options.cpus_per_run))
+    threads = options.threads()
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
                             identity, str(stop_file), threads, formats.get(plan.model)): plan
@@ -268,8 +279,20 @@ def _train_shard(config_dict: dict, plan: RunPlan, n_runs: int, shard: str, iden
             return _train_shard_locked(config, plan, n_runs, Path(shard), task, device,
                                        _StopFile(stop_file), memory_format)
     except LandscapeError as exc:
-        return _WorkerError("ConfigError" if isinstance(exc, ConfigError) else "RecordError",
-                            str(exc))
+        if isinstance(exc, ConfigError):  # its fields marked, for the driver to name as flags
+            return _WorkerError("ConfigError", exc.message)
+        return _WorkerError("RecordError", str(exc))
+
+
+def check_room_here(config: RecordConfig, task: Task, plan: RunPlan, layout, shard: Path,
+                    device: torch.device) -> None:
+    """The driver checked memory and disk on its own machine; a worker has its own GPU (or
+    RAM) and may see another disk: one clear line when this one lacks room for the run."""
+    try:
+        check_run_resources(config, task, plan.model, layout, shard, device)
+    except ConfigError as exc:
+        raise ConfigError(f"the Ray worker on {socket.gethostname()} has no room for run "
+                          f"{plan.run_id}: {exc.message}", field=exc.field) from None
 
 
 def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard: Path,
@@ -298,6 +321,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         layout = run_layouts(config, [plan], task.example_input())[0]
         if memory_format is not None:  # None: a run of a record made before the choice
             layout = with_memory_formats([layout], [plan], {plan.model: memory_format})[0]
+        check_room_here(config, task, plan, layout, shard, device)
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],
                                      versions=versions())

@@ -52,9 +52,13 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         with os.fdopen(fd, "wb") as file:
             torch.save(payload, file)
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save reports a short write as RuntimeError
         tmp.unlink(missing_ok=True)
-        raise RecordError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            "the write stopped short (full disk or file-size limit)"
+        raise RecordError(f"cannot write the checkpoint {path}: {reason}; the record and the "
+                          f"previous checkpoint are as they were: make room and continue the "
+                          f"record with landscape record --resume") from exc
 
 
 def load_checkpoint(path: Path) -> Checkpoint | None:

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from landscape.errors import RecordError
+from landscape.errors import RecordError, RecordWriteError
 from landscape.store.side_files import room_for
 from landscape.store import (
     RecordWriter,
@@ -58,6 +58,10 @@ class HDF5Recorder:
         if finished or flush or time.monotonic() - self._last_flush >= self._flush_seconds:
             try:
                 self._write_buffers()
+                # The rows reach the file before the state that counts them: the state's few
+                # bytes are written in place and succeed where the rows' new chunks fail (a
+                # full disk), which would leave a run 'complete' without its last rows.
+                self._writer.flush()
                 self._run.set_state(status, steps_done=steps_done,
                                     diverged_step=diverged_step, seconds=seconds,
                                     stop_reason=stop_reason)
@@ -65,6 +69,8 @@ class HDF5Recorder:
             except (OSError, RuntimeError) as exc:  # disk full, file size limit, device gone
                 # The writer repairs the file as it closes (RecordWriter.write_failed).
                 raise self._writer.write_failed(exc) from exc
+            except RecordWriteError:  # from the flush: nothing more is written
+                raise
             except RecordError:  # refused for lack of room: the file is as at the last flush
                 self._mark_interrupted()
                 raise
