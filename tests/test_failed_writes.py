@@ -16,11 +16,14 @@ import signal
 import subprocess
 import sys
 
+import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import landscape
 from landscape.cli import main
+from landscape.store import RecordWriter, RunLayout
 from landscape.sweep import resume
 
 from conftest import assert_records_equal
@@ -87,6 +90,38 @@ def test_a_failed_write_leaves_a_record_that_opens_and_resumes(tmp_path, referen
     assert_complete_runs_intact(out, reference)  # opens (it used to be 'truncated')
     resume(out)
     assert_records_equal(landscape.open_record(out), landscape.open_record(reference))
+
+
+def test_resume_keeps_only_the_rows_that_reached_the_disk(tmp_path):
+    """What a failed flush leaves (the 0.8 case above, which depends on where the limit falls):
+    HDF5 wrote the tables' new extents but not the chunks with their new rows, which read as
+    the fill value 0. Resuming from the checkpoint after step 8 keeps the rows flushed before
+    it (steps 0-9 flushed, weights at 0 and 5) and drops the lost ones: they used to be kept
+    (found by a binary search of steps no longer sorted) and the resumed run added its own."""
+    path = tmp_path / "r.h5"
+    layout = RunLayout("run", {}, weights={"w": ((3,), "float32")})
+    with RecordWriter.create(path, config={}, data={}, runs=[layout], versions={}) as writer:
+        run = writer.run("run")
+        run.table("steps").append(**{c: np.arange(10) + (c != "step") * 0.5
+                                     for c in run.table("steps").columns})
+        run.table("weights").append(step=np.array([0, 5]), w=np.ones((2, 3)))
+        writer.flush()  # durable: then the write that fails
+        for table, rows in (("steps", 15), ("eval", 1), ("weights", 3)):
+            group = writer._file["runs/run"][table]
+            for column in group.attrs["columns"]:
+                group[column].resize(rows, axis=0)  # extents only: no data written
+    with h5py.File(path, "r") as file:  # as the failed write left it
+        assert file["runs/run/eval/step"][:].tolist() == [0]
+        assert file["runs/run/weights/step"][:].tolist() == [0, 5, 0]
+    with RecordWriter.reopen(path) as writer:
+        writer.run("run").truncate(8)
+    with h5py.File(path, "r") as file:
+        run = file["runs/run"]
+        assert run["steps/step"][:].tolist() == list(range(8))
+        assert run["steps/loss"][:].tolist() == [s + 0.5 for s in range(8)]
+        assert run["eval/step"].shape == (0,)
+        assert run["weights/step"][:].tolist() == [0, 5]
+        np.testing.assert_array_equal(run["weights/w"][:], np.ones((2, 3)))
 
 
 def test_a_file_size_limit_is_refused_before_writing(tmp_path, reference):

@@ -225,6 +225,21 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, cifar_dir, monke
     assert "Traceback" not in result.output and not (tmp_path / "r.h5").exists()
 
 
+def test_a_record_with_axes_on_ray_equals_the_local_one(tmp_path, cifar_dir, one_thread,
+                                                        local_ray):
+    """Two axes (batch size for both models, BatchNorm's placement for the BN one), two
+    models, two seeds: the Ray record equals the local one, file for file."""
+    config = sweep_config(cifar_dir, models=("vgg_light", "vgg_light_bn"), lrs=(1e-3,),
+                          seeds=(0, 1), max_steps=5,
+                          axes={"batch_size": (16, 32), "norm_placement": ("conv", "all")})
+    local = tmp_path / "local.h5"
+    record(config, local)
+    out = tmp_path / "ray.h5"
+    results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)))
+    assert len(results) == 12 and all(r.outcome.status == "complete" for r in results)
+    assert_same_record(landscape.open_record(out), landscape.open_record(local))
+
+
 def test_ray_runs_default_to_the_local_thread_count(tmp_path, cifar_dir, local_ray):
     """A CPU's float reductions depend on the thread count: at two torch threads in the driver
     the Ray record equals a local two-thread record (not a one-thread one, which differs),

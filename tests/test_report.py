@@ -62,11 +62,15 @@ def test_runs_of_several_records_are_combined_and_grouped(records):
     assert runs[-1].source == records["diverged"]
 
 
-def test_clashing_run_ids_name_the_run_and_both_files(records, tmp_path):
+def test_clashing_run_ids_are_qualified_by_record(records, tmp_path):
     copy = tmp_path / "copy.h5"
     shutil.copy(records["plain"], copy)
-    with pytest.raises(RecordError, match=r"'vgg_bn_lr0.002' is in both .*plain.h5 and .*copy.h5"):
-        report.load_runs([records["plain"], copy])
+    runs = report.load_runs([records["plain"], copy])
+    # The same settings twice: the record is the factor that tells the runs apart.
+    assert [r.run_id for r in runs] == ["plain:vgg_bn_lr0.002", "copy:vgg_bn_lr0.002"]
+    assert [dict(r.factors) for r in runs] == [{"record": "plain"}, {"record": "copy"}]
+    assert [len(c.runs) for c in report.factor_cells(runs)] == [1, 1]
+    np.testing.assert_array_equal(runs[0].data.steps.loss, runs[1].data.steps.loss)
     with pytest.raises(RecordError, match="given twice"):
         report.load_runs([records["plain"], records["plain"]])
 

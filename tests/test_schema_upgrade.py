@@ -1,5 +1,5 @@
 """A record of schema version 2 (before probe directions, seeds and activation histograms) reads
-as it was measured and resumes into version 3."""
+as it was measured and resumes into the current version."""
 
 import json
 
@@ -23,6 +23,7 @@ def _as_version_2(path):
             config["probe"].pop(key)
         f.attrs["config"] = json.dumps(config)
         for run in f["runs"].values():
+            del run.attrs["factors"], run.attrs["config"]  # version 4's
             for table, column in [("probe", "distance")] + [
                     (f"activations/{layer}", "hist") for layer in run.get("activations", {})]:
                 del run[table][column]
@@ -35,7 +36,7 @@ def _as_version_2(path):
         last["stop_reason"][()] = np.bytes_("")
 
 
-def test_a_version_2_record_reads_and_resumes_into_version_3(tmp_path):
+def test_a_version_2_record_reads_and_resumes_into_the_current_version(tmp_path):
     config = RecordConfig(models=("vgg_light", "vgg_light_bn"), lrs=(0.05,), optimizer="sgd",
                           max_steps=4, subset=128, batch_size=32, width=0.5, device="cpu",
                           probe=landscape.ProbeConfig(every=2), activation_every=2,
@@ -59,7 +60,11 @@ def test_a_version_2_record_reads_and_resumes_into_version_3(tmp_path):
 
     resume(path)  # the interrupted run restarts (no checkpoint) and the record is upgraded
     new = landscape.open_record(path)
-    assert new.schema_version == 3 and all(r.complete for r in new.runs.values())
+    assert new.schema_version == 4 and all(r.complete for r in new.runs.values())
+    for run_id, info in new.runs.items():  # version 4's attributes, from the old configuration
+        assert info.factors == {} and "config" in info.attrs
+        assert RecordConfig.from_dict(info.config) == \
+            RecordConfig.from_dict(fresh.runs[run_id].config)
     first, last = list(new.runs)
     np.testing.assert_array_equal(new.load(last).steps.loss, reference[last].steps.loss)
     np.testing.assert_array_equal(new.load(last).activations["features.stage1.norm1"].hist,

@@ -11,6 +11,18 @@ from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
 
+def _value(value) -> str:
+    """An axis value as run ids show it (landscape.config.axes.format_value, which `info` does
+    not import: the config package imports torch, and reading a record must not)."""
+    if value is None or isinstance(value, bool):
+        return {None: "none", True: "true", False: "false"}[value]
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "+".join(map(_value, value))
+    return str(value).replace("/", "_")
+
+
 def _seeds_text(cfg: dict) -> str:
     seeds = cfg.get("seeds", [cfg.get("seed")])  # records before --seeds had one "seed"
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
@@ -28,12 +40,19 @@ def info(record_path: Path) -> None:
     val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
     click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
                f"held-out samples; {data['note']}")
-    click.echo(f"Training: {cfg['optimizer']}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {cfg['batch_size']}, {_length_text(cfg, rec.runs.values())}, "
+    axes = cfg.get("axes") or {}  # records before axes have none
+    optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
+    batch = "varied" if "batch_size" in axes else cfg["batch_size"]
+    click.echo(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
+               f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
                f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
         click.echo(f"Options: {'; '.join(extras)}")
+    if axes:
+        click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
+                                        for name, values in axes.items())
+                   + f" ({len(rec.runs)} runs; each run's levels are in its id)")
     probe = cfg["probe"]
     if probe["every"]:
         direction = probe.get("direction", "gradient")  # records before directions: gradient

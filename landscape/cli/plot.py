@@ -10,7 +10,7 @@ from landscape.cli.common import user_errors
 from landscape.errors import ConfigError
 from landscape.plot import all_figures
 from landscape.report import group_by_model, load_runs, record_differences, run_notes
-from landscape.report import summary_text
+from landscape.report import factor_summary
 
 
 @click.command()
@@ -41,7 +41,7 @@ def plot(records, out, fmt, smooth, dpi):
     for note in run_notes(runs):
         click.echo(f"Note: {note}", err=True)
     figures = all_figures(runs, smooth=smooth)
-    summary = summary_text(group_by_model([r for r in runs if r.last_step is not None]))
+    summary = factor_summary(runs)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

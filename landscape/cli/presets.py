@@ -18,6 +18,8 @@ def _show(value) -> str:
         along = {"gradient": "along the gradient, ", "auto": ""}[value.direction]
         return (f"every {value.every} steps, {along}{value.count} step lengths in "
                 f"[{value.low:g}, {value.high:g}] {unit}, {value.spacing} spacing")
+    if isinstance(value, dict):  # axes: name -> values
+        return "; ".join(f"{name} = {_show(tuple(values))}" for name, values in value.items())
     if isinstance(value, tuple):
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "-"
     if value is None:

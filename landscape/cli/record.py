@@ -23,8 +23,10 @@ from landscape.cli._practice import NORMALIZATION_OPTIONS, normalization_values,
 from landscape.cli._record_help import RECORD_SECTIONS
 from landscape.cli._sections import sectioned
 from landscape.cli._types import CommaList, flatten
+from landscape.cli._vary import VARY_HELP, parse_vary
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ProbeConfig, RecordConfig
 from landscape.config import preset
+from landscape.config.axes import levels_text
 from landscape.errors import ConfigError
 from landscape.sweep.limits import check_counts
 from landscape.models import MODELS
@@ -33,6 +35,7 @@ from landscape.probes.hessian_cost import cost_text, estimate_costs
 from landscape.sweep import RunPlan, plan_runs, record as record_sweep, resolve_device
 from landscape.sweep.plans import probe_model
 from landscape.sweep import check_resume_compatible, resume as resume_sweep
+from landscape.sweep.plans import planned_steps
 from landscape.training.tasks import make_task
 
 
@@ -74,7 +77,8 @@ _SLOW_PROBE_SECONDS = 0.5
 
 @contextlib.contextmanager
 def _progress(plan: RunPlan, n_runs: int, total: int):
-    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g} seed={plan.seed}"
+    desc = f"[{plan.index + 1}/{n_runs}] {plan.model} lr={plan.lr:g} seed={plan.seed}" + \
+        (f" {levels_text(plan.factors)}" if plan.levels else "")
     with tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True) as bar:
         yield _Bar(bar)
 
@@ -85,9 +89,10 @@ def _count(n: int, word: str) -> str:
 
 def runs_text(config: RecordConfig, n_runs: int) -> str:
     """'4 runs (2 models x 1 lr x 2 seeds: vgg_light, vgg_light_bn)': seeds counted as seeds."""
+    axes = "".join(f" x {len(a.values)} {a.name}" for a in config.axes)
     return (f"{_count(n_runs, 'run')} ({_count(len(config.model.models), 'model')} x "
-            f"{_count(len(config.optim.lrs), 'lr')} x {_count(len(config.seeds), 'seed')}: "
-            f"{', '.join(config.model.models)})")
+            f"{_count(len(config.optim.lrs), 'lr')}{axes} x "
+            f"{_count(len(config.seeds), 'seed')}: {', '.join(config.model.models)})")
 
 
 _DEFAULT = RecordConfig()
@@ -273,6 +278,7 @@ _DEFAULT = RecordConfig()
               help="Checkpoint the run in progress (for --resume) at least this often.")
 @hessian_options
 @practice_options
+@click.option("--vary", multiple=True, metavar="NAME=V1,V2", help=VARY_HELP)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("record.h5"), show_default=True, help="The HDF5 record to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -301,16 +307,18 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     task = make_task(config, torch.device(config.device))
     plans = plan_runs(config)
     click.echo(f"Data: {task.identity.describe()}", err=True)
+    batch = "varied" if any(a.name == "batch_size" for a in config.axes) else \
+        config.optim.batch_size
     click.echo(f"Device: {config.device}. {runs_text(config, len(plans))}, "
-               f"{config.optim.optimizer}, batch {config.optim.batch_size}. Writing {out}",
+               f"{config.optim.optimizer}, batch {batch}. Writing {out}",
                err=True)
     if config.recording.hessian.enabled:  # what the probe will cost, before the wait
         click.echo(cost_text(estimate_costs(config, task, plans,
                                             partial(probe_model, config))), err=True)
-    steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
     with graceful_stop() as should_stop:
         try:
-            with executor_for(ray_options, _progress, len(plans), len(plans) * steps) as executor:
+            with executor_for(ray_options, _progress, len(plans),
+                              planned_steps(config, task, plans)) as executor:
                 results = record_sweep(config, out, executor=executor, overwrite=overwrite,
                                        task=task, should_stop=should_stop)
         except KeyboardInterrupt:
@@ -421,6 +429,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values["allow_tf32"] = value
         elif name == "device":
             pass  # resolved below, always
+        elif name == "vary":
+            if value:  # a preset's axis of the same name is replaced, the others kept
+                values["axes"] = {**_axes_dict(values.get("axes")), **parse_vary(value)}
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
         elif name == "init_from" and value is not None:
@@ -440,6 +451,13 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
     values["probe"] = _probe_config(values["probe"], probe_changes)
     values["hessian"] = hessian_config(values["hessian"], hessian_changes)
     return RecordConfig(**values)
+
+
+def _axes_dict(axes) -> dict:
+    """Axes as {name: values}, from a configuration's Axis tuple or a preset's mapping."""
+    if not axes:
+        return {}
+    return dict(axes) if isinstance(axes, dict) else {a.name: a.values for a in axes}
 
 
 def _probe_config(base: ProbeConfig, changes: dict) -> ProbeConfig:

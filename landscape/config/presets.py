@@ -43,6 +43,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_steps": 1000, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
         "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
     },
+    # The worked example of docs/experiments.md: demo-paper's setting with BatchNorm's placement
+    # (after the convolutions only, or after every layer) and the batch size as axes, the
+    # question of the reports that drew VGG's landscape at batch 128 and 256. Reduced: 200 steps
+    # (18 runs, about 25 minutes on a loaded 2-core CPU).
+    "demo-placement": {
+        "models": ("vgg_light", "vgg_light_bn"), "optimizer": "sgd", "lrs": (0.1,),
+        "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": None,
+        "max_steps": 200, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
+        "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
+        "axes": {"norm_placement": ("conv", "all"), "batch_size": (128, 256)},
+    },
     # The course's four-lr Adam sweep beside it, probed along the update Adam takes.
     "demo-course": {
         "models": ("vgg_light", "vgg_light_bn"), "optimizer": "adam",

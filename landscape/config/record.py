@@ -3,9 +3,11 @@ record stores as JSON (`to_dict`, `from_dict`)."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from landscape.config.axes import Axis, format_value, levels, levels_text, normalize_axes, to_json
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
@@ -43,7 +45,10 @@ _FLAT_KEYS: dict[str, str | None] = {
     **dict.fromkeys(("autoaugment", "rotation", "color_jitter", "erase_scale"), "data"),
     "keep_best": "recording",
     "init_from": "model",
+    "axes": None,  # the varied fields (config/axes.py); older records have none
 }
+# Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
+_PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
 # The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 # The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
@@ -76,12 +81,15 @@ class RecordConfig:
     device: str = "cpu"  # resolved device ("cpu", "cuda", "cuda:1", ...)
     allow_tf32: bool = False  # TF32 matmuls/convs on CUDA: faster, ~1e-3 relative error
     precision: str = "float32"  # float32, tf32 (= allow_tf32) or bf16 (autocast forward)
+    # Fields varied over several values (config/axes.py): the runs are the product of their
+    # levels with the models, learning rates and seeds.
+    axes: tuple[Axis, ...] = ()
 
     def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
                  optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
                  seeds: tuple[int, ...] | None = None, seed: int | None = None,
                  device: str = "cpu", allow_tf32: bool = False, precision: str = "float32",
-                 **flat: Any) -> None:
+                 axes: Any = None, **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
         changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
         for key, value in flat.items():
@@ -100,8 +108,11 @@ class RecordConfig:
         object.__setattr__(self, "seeds", seeds)
         object.__setattr__(self, "device", device)
         object.__setattr__(self, "allow_tf32", allow_tf32)
+        object.__setattr__(self, "axes", normalize_axes(axes, _FLAT_KEYS))
         self._resolve_precision(precision)
-        self._resolve_probe_direction()
+        if not any(a.name in _PLAIN_SGD_FIELDS for a in self.axes):
+            # Otherwise "auto" stays unresolved here and each run's configuration resolves it.
+            self._resolve_probe_direction()
         self.validate()
 
     @property
@@ -161,6 +172,8 @@ class RecordConfig:
                               f"watches the loss on the validation images)")
         self._check_image_only()
         self.recording.validate()
+        if self.axes:
+            self._check_axes()
 
     def _check_image_only(self) -> None:
         """Options that exist for image classification only (labels, images, a split)."""
@@ -179,6 +192,66 @@ class RecordConfig:
                 raise ConfigError(f"{ref(path)} applies to image classification; model "
                                   f"{other[0]!r} learns {MODELS[other[0]].task}")
 
+    def _check_axes(self) -> None:
+        """Which models each axis applies to, and every run's configuration valid, with
+        distinct run ids. An axis no value of which a model accepts (with the other fields at
+        the record's values) does not apply to it: its runs keep the record's value."""
+        scope = {}
+        for axis in self.axes:
+            errors = {m: [_refusal(self, m, {axis.name: v}) for v in axis.values]
+                      for m in self.model.models}
+            applies = tuple(m for m, errs in errors.items() if not all(errs))
+            if not applies:
+                first = next(e for errs in errors.values() for e in errs if e)
+                raise ConfigError(f"no model takes --vary {axis.name}: {first.message}",
+                                  field=first.field)
+            scope[axis.name] = applies  # a value refused here may suit other axes' levels
+        object.__setattr__(self, "_axis_scope", scope)
+        for model in self.model.models:
+            for factors in self.model_levels(model):
+                error = _refusal(self, model, factors)
+                if error is not None:
+                    raise ConfigError(f"{levels_text(factors)} for model {model}: "
+                                      f"{error.message}", field=error.field)
+        ids = [run_id(m, lr, s, f) for s, m, lr, f in self.grid()]
+        if len(set(ids)) != len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise ConfigError(f"two runs would be named {twice!r}: give axis values that read "
+                              f"differently")
+
+    def axis_models(self, name: str) -> tuple[str, ...]:
+        """The models axis `name` applies to (see config/axes.py)."""
+        return self.__dict__.get("_axis_scope", {}).get(name, self.model.models)
+
+    def model_levels(self, model: str) -> list[dict[str, Any]]:
+        """The levels (axis -> value) of `model`'s runs: the product of the axes that apply to
+        it; [{}] without axes."""
+        return levels([a for a in self.axes if model in self.axis_models(a.name)])
+
+    def grid(self) -> list[tuple[int, str, float, dict[str, Any]]]:
+        """Every run as (seed, model, lr, levels): seeds in the order given; within a seed the
+        axes' levels (first axis slowest), then the models, then the learning rates, in the
+        order given, so that a sweep cut short has whole levels of every model. A model an
+        axis does not apply to is planned once for all of that axis's levels."""
+        out, seen = [], set()
+        for seed in self.seeds:
+            for level in levels(self.axes):
+                for model in self.model.models:
+                    own = {k: v for k, v in level.items() if model in self.axis_models(k)}
+                    for lr in self.optim.lrs:
+                        key = (seed, model, lr, tuple(own.items()))
+                        if key not in seen:
+                            seen.add(key)
+                            out.append((seed, model, lr, own))
+        return out
+
+    def run_config(self, model: str, lr: float, factors: Mapping[str, Any] | None = None
+                   ) -> "RecordConfig":
+        """The effective configuration of the run of `model` at `lr` and levels `factors`:
+        this record's, with its own model, learning rate and levels, and no axes. Its seeds
+        are the record's (the first one draws the data all runs share)."""
+        return self.with_changes(axes=(), models=(model,), lrs=(lr,), **dict(factors or {}))
+
     def flat_values(self) -> dict[str, Any]:
         """The flat fields in the record's order, as they are (the probe a ProbeConfig)."""
         return {key: getattr(self if part is None else getattr(self, part), key)
@@ -190,6 +263,7 @@ class RecordConfig:
         values = self.flat_values()
         values["probe"] = asdict(values["probe"])
         values["hessian"] = asdict(values["hessian"])
+        values["axes"] = to_json(values["axes"])
         return values
 
     @classmethod
@@ -212,13 +286,26 @@ class RecordConfig:
     def with_changes(self, **changes: Any) -> "RecordConfig":
         """A copy with parts or flat fields changed (validated again)."""
         parts = {name: getattr(self, name) for name in
-                 (*_PARTS, "seeds", "device", "allow_tf32", "precision")}
+                 (*_PARTS, "seeds", "device", "allow_tf32", "precision", "axes")}
         if "seed" in changes:
             parts.pop("seeds")
         return type(self)(**{**parts, **changes})
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.optim.total_steps(steps_per_epoch)
+
+
+def flat_field_type(key: str) -> Any:
+    """The type of the flat configuration key `key` (e.g. int | None for "epochs"), for
+    parsing text into it (the command line's --vary); KeyError for an unknown key."""
+    part = _FLAT_KEYS[key]
+    cls = RecordConfig if part is None else _PARTS[part]
+    return typing.get_type_hints(cls)[key]
+
+
+def flat_keys() -> tuple[str, ...]:
+    """The flat configuration keys, in the record's order."""
+    return tuple(_FLAT_KEYS)
 
 
 def total_steps(config: RecordConfig, steps_per_epoch: int) -> int:
@@ -234,10 +321,23 @@ def resume_differences(recorded: RecordConfig, asked: RecordConfig) -> list[str]
             if key != "device" and now[key] != then[key]]
 
 
-def run_id(model: str, lr: float, seed: int | None = None) -> str:
-    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001', and with a
-    seed (records of several seeds) 'vgg_bn_lr0.001_s2'."""
-    return f"{model}_lr{lr:g}" + ("" if seed is None else f"_s{seed}")
+def run_id(model: str, lr: float, seed: int | None = None,
+           factors: Mapping[str, Any] | None = None) -> str:
+    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'; with levels
+    of axes 'vgg_bn_lr0.001_batch_size=128_norm_placement=conv'; with a seed (records of
+    several seeds) ending in '_s2'."""
+    levels_part = "".join(f"_{k}={format_value(v)}" for k, v in (factors or {}).items())
+    return f"{model}_lr{lr:g}{levels_part}" + ("" if seed is None else f"_s{seed}")
+
+
+def _refusal(config: RecordConfig, model: str, factors: Mapping[str, Any]) -> ConfigError | None:
+    """The ConfigError the configuration of `model`'s runs at `factors` raises (at every
+    learning rate of the record), or None when it is valid."""
+    try:
+        config.with_changes(axes=(), models=(model,), **dict(factors))
+    except ConfigError as error:
+        return error
+    return None
 
 
 __all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "total_steps", "resume_differences", "run_id"]

@@ -6,11 +6,13 @@ from typing import Sequence
 
 from matplotlib.figure import Figure
 
+from landscape.config.axes import format_value
 from landscape.errors import RecordError
 from landscape.plot._style import model_colors
 from landscape.plot.curvature import plot_hessian_course, plot_hessian_density
 from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
 from landscape.plot.distributions import plot_activation_histograms
+from landscape.plot.facets import plot_facets, plot_paper_facets
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
 from landscape.plot.practice import plot_band_width, plot_weight_histograms
@@ -19,6 +21,7 @@ from landscape.plot.training import plot_training_curves
 from landscape.report import (
     LoadedRun,
     activation_data,
+    factor_cells,
     activation_histograms,
     full_batch,
     gradient_change_envelopes,
@@ -46,30 +49,25 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     of the loss across a model's learning rates, for models with two or more runs) and
     "weight_histograms" (if a run kept weights: per layer, the last weights kept).
     `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
-    Runs without a single recorded step are left out."""
+    Runs without a single recorded step are left out.
+
+    Runs with factors (axes, or records combined that differ in a setting) get the loss
+    landscape, paper and trajectory figures faceted by the factors' levels instead (one panel
+    per cell, `plot.facets`; with more than two axes, one file per level of the others,
+    e.g. "loss_landscape_optimizer=adam"): pooled over levels they would mix settings."""
     runs = [r for r in runs if r.last_step is not None]
     if not runs:
         raise RecordError("nothing to plot: no run has a recorded step")
     by_model = group_by_model(runs)
     colors = model_colors(list(by_model))
     figures: dict[str, Figure] = {}
-    envelopes = loss_envelopes(by_model, smooth=smooth)
-    figures["loss_landscape"] = plot_loss_landscape(envelopes, colors=colors)
-    widths = band_widths(envelopes)
-    if widths:
-        figures["loss_envelope_width"] = plot_band_width(widths, colors=colors)
-    for data in paper_data(by_model):
-        figures[f"paper_lr{data.lr:g}"] = plot_paper(data, colors=colors)
     parameter = trajectory_source(runs)
     whole = full_batch(runs)
-    change = gradient_change_envelopes(by_model, parameter=parameter, smooth=smooth)
-    if change:
-        figures["gradient_change"] = plot_gradient_change(change, colors=colors,
-                                                          full_batch=whole)
-    beta = trajectory_beta_envelopes(by_model, parameter=parameter, smooth=smooth)
-    if beta:
-        figures["trajectory_beta"] = plot_trajectory_beta(beta, colors=colors,
-                                                          full_batch=whole)
+    split = factor_cells(runs)
+    if split[0].levels:
+        figures.update(_faceted(split, colors, smooth, parameter, whole))
+    else:
+        figures.update(_pooled(by_model, colors, smooth, parameter, whole))
     figures["training_curves"] = plot_training_curves(runs, colors=colors)
     ics = ics_data(by_model)
     if ics:
@@ -92,3 +90,62 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     if weights:
         figures["weight_histograms"] = plot_weight_histograms(weights)
     return figures
+
+
+def _pooled(by_model, colors, smooth, parameter, whole) -> dict[str, Figure]:
+    envelopes = loss_envelopes(by_model, smooth=smooth)
+    figures = {"loss_landscape": plot_loss_landscape(envelopes, colors=colors)}
+    widths = band_widths(envelopes)
+    if widths:
+        figures["loss_envelope_width"] = plot_band_width(widths, colors=colors)
+    for data in paper_data(by_model):
+        figures[f"paper_lr{data.lr:g}"] = plot_paper(data, colors=colors)
+    change = gradient_change_envelopes(by_model, parameter=parameter, smooth=smooth)
+    if change:
+        figures["gradient_change"] = plot_gradient_change(change, colors=colors,
+                                                          full_batch=whole)
+    beta = trajectory_beta_envelopes(by_model, parameter=parameter, smooth=smooth)
+    if beta:
+        figures["trajectory_beta"] = plot_trajectory_beta(beta, colors=colors,
+                                                          full_batch=whole)
+    return figures
+
+
+def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
+    """The figures of `_pooled`, one panel (or row of panels) per cell."""
+    def panel(series_of, plot, **options):
+        def draw(cell, ax) -> bool:
+            series = series_of(group_by_model(cell.runs))
+            if not series:
+                return False
+            plot(series, ax=ax, colors=colors, **options)
+            return True
+        return draw
+
+    kinds = {
+        "loss_landscape": (panel(lambda b: loss_envelopes(b, smooth=smooth), plot_loss_landscape),
+                           "Loss landscape (course version): training-batch loss, min to max "
+                           "over each model's runs (lrs, seeds), per level"),
+        "gradient_change": (panel(lambda b: gradient_change_envelopes(
+            b, parameter=parameter, smooth=smooth), plot_gradient_change, full_batch=whole),
+            "Gradient change between consecutive steps ||g_{t+1} - g_t||, per level"),
+        "trajectory_beta": (panel(lambda b: trajectory_beta_envelopes(
+            b, parameter=parameter, smooth=smooth), plot_trajectory_beta, full_batch=whole),
+            "Trajectory beta (max over each model's runs), per level"),
+    }
+    figures: dict[str, Figure] = {}
+    for name, (draw, title) in kinds.items():
+        for fixed, fig in plot_facets(split, draw, title=title):
+            if fig.axes and any(ax.has_data() for ax in fig.axes):
+                figures[name + "".join(f"_{k}={_value(v)}" for k, v in fixed.items())] = fig
+    by_lr: dict[float, list] = {}
+    for cell in split:
+        for data in paper_data(group_by_model(cell.runs)):
+            by_lr.setdefault(data.lr, []).append((cell, data))
+    for lr, rows in sorted(by_lr.items()):
+        figures[f"paper_lr{lr:g}"] = plot_paper_facets(rows, colors=colors)
+    return figures
+
+
+def _value(value) -> str:
+    return format_value(value)

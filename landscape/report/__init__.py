@@ -1,6 +1,6 @@
 """From records to the numbers the figures and the comparison table show (no plotting, no files).
 
-Runs are loaded from one or more records (run ids must be unique across them), grouped by model,
+Runs are loaded from one or more records (clashing run ids are qualified by record), grouped by model,
 and turned into plain data with the pure functions of `analyses`, one module per figure family:
 
 - `runs`: loading, grouping by model, notes on runs that did not finish, record differences;
@@ -15,6 +15,10 @@ and turned into plain data with the pure functions of `analyses`, one module per
   its spectral densities per model;
 - `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
 - `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text;
+- `factors`: runs split into cells by the levels of their axes (records with `--vary`, or
+  records combined), the verdict within each cell and where it changes between levels;
+- `ablation`: one row per run group (accuracy, time, losses, landscape metrics with intervals
+  over seeds) as dicts, a numpy structured array or a pandas DataFrame;
 - `study`: the sections of `landscape report`'s page (what was run, verdicts, accuracy, runs,
   warnings) as tables of cells that carry their numbers.
 
@@ -36,6 +40,11 @@ from landscape.report.compare import (
     verdict,
 )
 from landscape.report.verdicts import MetricVerdict, PairVerdict
+from landscape.report.ablation import (LANDSCAPE_METRICS, RUN_VALUES, ablation_array,
+                                       ablation_frame, ablation_rows, ablation_text)
+from landscape.report.factors import (FactorCell, LevelVerdict, axes_text, factor_cells,
+                                      factor_summary, level_verdicts, report_axes,
+                                      verdict_changes)
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -88,5 +97,8 @@ __all__ = [
     "HESSIAN_METRICS", "ModelDensity", "RunHessian", "hessian_data", "hessian_densities",
     "run_hessian",
     "SurfacePanel", "surface_groups",
+    "LANDSCAPE_METRICS", "RUN_VALUES", "ablation_array", "ablation_frame", "ablation_rows",
+    "ablation_text", "FactorCell", "LevelVerdict", "axes_text", "factor_cells", "factor_summary",
+    "level_verdicts", "report_axes", "verdict_changes",
     "Cell", "Facts", "Notes", "Section", "StudyReport", "Table", "study_report",
 ]

@@ -71,9 +71,9 @@ def weight_histograms(runs: Sequence[LoadedRun], *, bins: int = 60,
     kept = []
     for run in runs:
         record = open_record(run.source)
-        if not len(record.weight_steps(run.run_id)):
+        if not len(record.weight_steps(run.info.run_id)):
             continue
-        saved = record.weights(run.run_id)
+        saved = record.weights(run.info.run_id)
         names = list(layers) if layers is not None else _conv_and_linear_weights(saved.state)
         missing = [n for n in names if n not in saved.state]
         if missing:

@@ -1,8 +1,11 @@
 """Runs loaded from records, grouped by model, and what a reader says about them (no numbers
 of the figures yet: those are in the sibling modules).
 
-Runs are loaded from one or more records (run ids must be unique across them) and grouped by
-model; diverged and incomplete runs take part up to their last recorded step.
+Runs are loaded from one or more records and grouped by model; diverged and incomplete runs
+take part up to their last recorded step. Each run carries its factors: the levels of its
+record's axes and, when records are combined, the settings in which the records differ (so
+that ablations recorded separately compare like one record with axes). Where run ids of
+different records clash, every run is named by its record too ("a:vgg_lr0.1").
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
+from landscape.config.axes import FIXED_FIELDS, Axis
 from landscape.errors import ConfigError, RecordError
 from landscape.store import Record, RunData, RunInfo, TapData, open_record
 
@@ -22,6 +26,10 @@ class LoadedRun:
 
     record: Record
     data: RunData
+    # The levels this run is reported at (axis -> value; see the module docstring) and its
+    # name among the runs loaded together (None: its own run id).
+    factors: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
     # Per-step series derived from the taps, by (quantity, parameter): taps can be large, so
     # they are read once per run and quantity, not once per figure.
     _derived: dict = field(default_factory=dict, repr=False)
@@ -32,7 +40,14 @@ class LoadedRun:
 
     @property
     def run_id(self) -> str:
-        return self.info.run_id
+        """The run's name among the runs loaded together: its run id, qualified by its record
+        ("a:vgg_lr0.1") where records with clashing run ids are combined."""
+        return self.name or self.info.run_id
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The run's effective configuration (flat, as RecordConfig.to_dict)."""
+        return self.info.config
 
     @property
     def model(self) -> str:
@@ -69,36 +84,94 @@ class LoadedRun:
         return int(step[-1]) if len(step) else None
 
     def tap(self, parameter: str) -> TapData:
-        return self.record.tap(self.run_id, parameter)
+        return self.record.tap(self.info.run_id, parameter)
 
 
 def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
-    """Every run of every record in `paths`, in file order then record order.
+    """Every run of every record in `paths`, in file order then record order, with its
+    factors (see the module docstring).
 
-    Raises RecordError if a file is not a readable record, is given twice, or if two records
-    hold a run with the same id (the message names the run and both files).
+    Raises RecordError if a file is not a readable record or is given twice.
     """
     if not paths:
         raise ConfigError("no record given")
-    runs: list[LoadedRun] = []
+    records: list[Record] = []
     seen_files: dict[Path, Path] = {}
-    owner: dict[str, Path] = {}
     for path in paths:
         path = Path(path)
         resolved = path.resolve()
         if resolved in seen_files:
             raise RecordError(f"{path} is given twice")
         seen_files[resolved] = path
-        record = open_record(path)
-        for run_id in record.runs:
-            if run_id in owner:
-                raise RecordError(
-                    f"run {run_id!r} is in both {owner[run_id]} and {path}; run ids must be "
-                    f"unique across the records plotted together"
-                )
-            owner[run_id] = path
-            runs.append(LoadedRun(record, record.load(run_id)))
+        records.append(open_record(path))
+    differing = _differing_settings(records)
+    ids = [run_id for record in records for run_id in record.runs]
+    clash = len(set(ids)) != len(ids)
+    labels = _record_labels([r.path for r in records])
+    if clash and not differing:
+        differing = ["record"]  # the same settings twice: the record is what tells them apart
+    runs: list[LoadedRun] = []
+    for record, label in zip(records, labels):
+        for run_id, info in record.runs.items():
+            factors = dict(info.factors)
+            for key in differing:
+                if key not in factors:
+                    factors[key] = label if key == "record" else _hashable(info.config.get(key))
+            runs.append(LoadedRun(record, record.load(run_id), factors,
+                                  f"{label}:{run_id}" if clash else None))
     return runs
+
+
+# Settings that do not change what a run measures, the runs' own dimensions, and what is
+# measured (records that differ there are noted by `record_differences`, not compared as
+# levels): records that differ only in these are not told apart by them.
+_NOT_FACTORS = ("models", "lrs", "seeds", "axes", "device", "data_dir", "download",
+                "verify_md5", "flush_seconds", "checkpoint_seconds",
+                *(key for key, why in FIXED_FIELDS.items() if "what is measured" in why))
+
+
+def _differing_settings(records: Sequence[Record]) -> list[str]:
+    """The configuration keys whose values differ between records (over their runs' effective
+    configurations), in the configuration's order; empty for a single record."""
+    if len(records) < 2:
+        return []
+    values: dict[str, list[set]] = {}
+    for record in records:
+        per_key: dict[str, set] = {}
+        for info in record.runs.values():
+            for key, value in info.config.items():
+                if key not in _NOT_FACTORS:
+                    per_key.setdefault(key, set()).add(repr(value))
+        for key, seen in per_key.items():
+            values.setdefault(key, []).append(seen)
+    return [key for key, sets in values.items()
+            if len(sets) != len(records) or any(s != sets[0] for s in sets[1:])]
+
+
+def _record_labels(paths: Sequence[Path]) -> list[str]:
+    """A short name per record: its file stem, or its path where two stems are the same."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else str(p) for s, p in zip(stems, paths)]
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def report_axes(runs: Sequence[LoadedRun]) -> list[Axis]:
+    """The axes of `runs`' factors: first the records' own axes, as they were declared (names
+    and values), then the settings combined records differ in, in the order they appear."""
+    values: dict[str, list] = {}
+    for record in {id(r.record): r.record for r in runs}.values():
+        for name, declared in (record.config.get("axes") or {}).items():
+            seen = values.setdefault(name, [])
+            seen += [v for v in map(_hashable, declared) if v not in seen]
+    for run in runs:
+        for name, value in run.factors.items():
+            seen = values.setdefault(name, [])
+            if value not in seen:
+                seen.append(value)
+    return [Axis(name, tuple(vals)) for name, vals in values.items()]
 
 
 def group_by_model(runs: Sequence[LoadedRun]) -> dict[str, list[LoadedRun]]:
@@ -135,7 +208,7 @@ def full_batch(runs: Sequence[LoadedRun]) -> bool:
     the number of training samples, as the deep linear network's full-batch GD), so that
     consecutive steps share their batch."""
     def whole(run: LoadedRun) -> bool:
-        batch, n_train = run.record.config.get("batch_size"), run.record.data.get("n_train")
+        batch, n_train = run.config.get("batch_size"), run.record.data.get("n_train")
         return isinstance(batch, int) and isinstance(n_train, int) and batch >= n_train
     return bool(runs) and all(whole(run) for run in runs)
 

@@ -35,7 +35,7 @@ def surface_groups(runs: Sequence[LoadedRun]) -> dict[str, list[SurfacePanel]]:
     no-BN runs of a record line up in one figure."""
     groups: dict[str, list[SurfacePanel]] = {}
     for run in runs:
-        for name, surface in run.record.surfaces(run.run_id).items():
+        for name, surface in run.record.surfaces(run.info.run_id).items():
             o = surface.options
             groups.setdefault(name, []).append(SurfacePanel(
                 run.run_id, run.model, run.lr, int(o["step"]), int(o["dims"]), surface.alpha,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +27,7 @@ from landscape.store.schema import (
     TableKind,
     eval_columns,
     v1_stop_reason,
+    v3_run_config,
 )
 
 
@@ -47,6 +48,11 @@ class RunInfo:
     # Why the run stopped once finished: "planned" (every planned step), "early_stop" (the
     # validation loss stopped improving) or "diverged"; None while it has not finished.
     stop_reason: str | None = None
+    # The levels of the record's axes this run was trained at (axis -> value, in the axes'
+    # order; empty without axes) and its full effective configuration (the flat dict of
+    # RecordConfig.to_dict: the record's, with the run's model, lr and levels).
+    factors: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -358,7 +364,8 @@ def open_record(path: str | os.PathLike) -> Record:
         runs = {}
         for run_id in header["run_ids"]:
             try:
-                runs[run_id] = _read_run_info(_run_group(file, str(run_id), path))
+                runs[run_id] = _read_run_info(_run_group(file, str(run_id), path),
+                                              header["config"])
             except (KeyError, ValueError, TypeError) as exc:  # a part missing or unreadable
                 raise RecordError(f"{path} is damaged: run {run_id!r} cannot be read "
                                   f"({type(exc).__name__}: {exc})") from None
@@ -390,8 +397,10 @@ def _read_eval(group: h5py.Group) -> dict[str, np.ndarray]:
     return table
 
 
-def _read_run_info(group: h5py.Group) -> RunInfo:
+def _read_run_info(group: h5py.Group, record_config: Mapping[str, Any]) -> RunInfo:
     attrs = {k: decode_attr(v) for k, v in group.attrs.items()}
+    # Version 4 added the levels and the effective configuration; older runs had neither axes
+    # nor a configuration of their own (read as measured: the record's).
     diverged = int(group["diverged_step"][()])
     status = read_string(group["status"])
     # Version 1 had no stop_reason; a record is upgraded only when resumed.
@@ -409,4 +418,7 @@ def _read_run_info(group: h5py.Group) -> RunInfo:
         probed=TableKind.PROBE in group,
         attrs=attrs,
         stop_reason=stop_reason or None,
+        factors=attrs.get("factors", {}),
+        config=attrs.get("config") or v3_run_config(record_config, attrs["model"],
+                                                     float(attrs["lr"])),
     )

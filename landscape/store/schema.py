@@ -12,9 +12,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 # Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason; version 3 the probe's
-# distance column (the probe can move along the update, not only the gradient). Older records
-# are read with NaN/derived values for them, and gain them when resumed.
-SCHEMA_VERSION = 3
+# distance column (the probe can move along the update, not only the gradient); version 4 the
+# runs' `factors` and `config` attributes (the levels of the record's axes a run was trained at,
+# and its full effective configuration). Older records are read with NaN/derived values for
+# them, and gain them when resumed.
+SCHEMA_VERSION = 4
 FORMAT_NAME = "landscape-record"
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
 
@@ -43,6 +45,12 @@ RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.COMPLETE, RunSta
                 RunStatus.INTERRUPTED)
 STOP_REASONS = (StopReason.NONE, StopReason.PLANNED, StopReason.EARLY_STOP, StopReason.DIVERGED)
 FINISHED_STATUSES = (RunStatus.COMPLETE, RunStatus.DIVERGED)
+
+
+def v3_run_config(record_config: Mapping[str, Any], model: str, lr: float) -> dict[str, Any]:
+    """The effective configuration of a run of a record before version 4 (which had no axes):
+    the record's, with the run's own model and learning rate."""
+    return {**record_config, "models": [model], "lrs": [lr]}
 
 
 def v1_stop_reason(status: str) -> str:

@@ -23,8 +23,8 @@ import numpy as np
 from landscape.errors import RecordError, RecordWriteError
 from landscape.store._format import COMPRESSION, chunk_rows
 from landscape.store._format import WRITE_LIBVER
-from landscape.store._hdf5 import (check_replaceable, decode_attr, read_string, read_table,
-                                   write_error_reason)
+from landscape.store._hdf5 import (check_replaceable, decode_attr, read_string,
+                                   read_table_column, write_error_reason)
 from landscape.store.copies import copy_record, create_file
 from landscape.store.failed_writes import repair_end_of_file
 from landscape.store.schema import (
@@ -55,6 +55,7 @@ from landscape.store.schema import (
     step_columns,
     tap_columns,
     v1_stop_reason,
+    v3_run_config,
 )
 
 
@@ -129,10 +130,12 @@ class RunWriter:
             tables.extend(self._group.get(kind, {}).values())
         for group in tables:
             table = Table(group)
-            steps = read_table(group)["step"]
-            # Evaluation rows carry the number of steps done, the others the step index.
-            limit = next_step + 1 if group.name.endswith("/" + TableKind.EVAL) else next_step
-            table.truncate(int(np.searchsorted(steps, limit, side="left")))
+            steps = read_table_column(group, "step")
+            # Evaluation rows carry the number of steps done (at least 1), the others the step
+            # index.
+            is_eval = group.name.endswith("/" + TableKind.EVAL)
+            limit = next_step + 1 if is_eval else next_step
+            table.truncate(rows_to_keep(steps, limit, lowest=1 if is_eval else 0))
 
     def set_state(self, status: str, *, steps_done: int, diverged_step: int | None = None,
                   seconds: float | None = None, stop_reason: str = StopReason.NONE) -> None:
@@ -147,6 +150,26 @@ class RunWriter:
         self._group["diverged_step"][()] = -1 if diverged_step is None else diverged_step
         if seconds is not None:
             self._group["seconds"][()] = seconds
+
+
+def rows_to_keep(steps: np.ndarray, limit: int, *, lowest: int = 0) -> int:
+    """How many leading rows of a table whose `step` column is `steps` to keep when training
+    continues from step `limit`: the longest prefix of steps in [lowest, limit), strictly
+    increasing.
+
+    Not a binary search of `steps`: after a failed write (full disk, file-size limit) a table
+    can end in rows that never reached the disk. HDF5's flush goes on to write the metadata
+    after a raw-data write failed, so a dataset's new extent can be on disk without the chunk
+    holding the new rows, which then read as the fill value 0 (tests/test_failed_writes.py: a
+    run's only evaluation, in a chunk that could not be allocated, read as step 0). The rows
+    before the checkpoint were all flushed before it was written, so they are a prefix of real
+    rows, steps strictly increasing; the first row that breaks the order was lost, and it and
+    every row after it go. (Undetectable from the steps alone: a lost first row that reads 0
+    in a table that may hold a row at step 0, such as weights, when it had none there.)"""
+    steps = np.asarray(steps)
+    good = (steps >= lowest) & (steps < limit)
+    good[1:] &= np.diff(steps) > 0
+    return len(steps) if good.all() else int(np.argmin(good))
 
 
 class SurfaceWriter:
@@ -444,6 +467,11 @@ def _upgrade(file: h5py.File) -> None:
         for activations in group.get(TableKind.ACTIVATIONS, {}).values():
             if "hist" not in activations:
                 _add_unrecorded_histograms(activations)
+        if "config" not in group.attrs:  # before version 4: no axes, the record's options
+            group.attrs["factors"] = json.dumps({})
+            group.attrs["config"] = json.dumps(v3_run_config(
+                json.loads(file.attrs["config"]), decode_attr(group.attrs["model"]),
+                float(group.attrs["lr"])))
     file.attrs["schema_version"] = SCHEMA_VERSION
 
 

@@ -17,16 +17,17 @@ from landscape.config import RecordConfig
 from landscape.errors import RecordError
 from landscape.store import RecordWriter, check_replaceable, open_record
 from landscape.sweep.executor import Executor, Sweep
-from landscape.sweep.formats import memory_formats, recorded_memory_formats, with_memory_formats
+from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
+from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
 from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
 from landscape.sweep.plans import check_weight_steps
-from landscape.sweep.plans import plan_runs, run_layouts, versions
+from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, versions
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
-from landscape.training.tasks import Task, make_task
+from landscape.training.tasks import Task, for_run, make_task
 
 
 def _executor(executor: Executor | None, progress: ProgressFactory | None) -> Executor:
@@ -67,12 +68,19 @@ def record(
     if task is None:
         task = make_task(config, device)
     plans = plan_runs(config)
-    check_weight_steps(config, task.stream(plans[0].seed).steps_per_epoch)
+    # Per distinct run configuration (a record with axes has several): its own steps, batches.
+    groups = [(run_config, for_run(task, run_config), group)
+              for run_config, group in distinct_run_configs(config, plans)]
+    for run_config, run_task, _ in groups:
+        check_weight_steps(run_config, run_task.stream(plans[0].seed).steps_per_epoch)
     layouts = run_layouts(config, plans, task.example_input())
     check_init_from(config)
-    formats = memory_formats(config, task, device)  # after the checks: they fail fast
+    formats = run_memory_formats(config, task, device, plans)  # after the checks: fail fast
     layouts = with_memory_formats(layouts, plans, formats)
-    check_sweep_resources(config, task, layouts, out)
+    by_id = {layout.run_id: layout for layout in layouts}
+    check_sweep_resources(config, task, layouts, out, runs=None if not config.axes else [
+        (run_config, run_task, [by_id[p.run_id] for p in group])
+        for run_config, run_task, group in groups])
     if out.exists() and not overwrite:  # said before a cluster is joined for nothing
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
     with writer_lock(out):  # one writer per record

@@ -43,7 +43,7 @@ class Sweep:
     task: Task  # the data, loaded once by the driver
     writer: RecordWriter
     path: Path
-    formats: Mapping[str, str]  # model -> memory format (see landscape.sweep.formats)
+    formats: Mapping[str, str]  # run id -> memory format (see landscape.sweep.formats)
     should_stop: Callable[[], bool]
     resume_from: Mapping[str, Checkpoint] = field(default_factory=dict)  # run id -> its
     # checkpoint, as continue_runs found them

@@ -71,11 +71,12 @@ def check_counts(config: RecordConfig) -> None:
         if n > rule.limit:
             raise ConfigError(rule.message.format(flag=field_ref(rule.field), n=n,
                                                   limit=rule.limit), field=rule.field)
-    runs = len(config.model.models) * len(config.optim.lrs) * len(config.seeds)
+    runs = len(config.grid())  # models x lrs x seeds x the axes' levels
     if runs > MAX_RUNS:
+        axes = "".join(f" x --vary {a.name}" for a in config.axes)
         raise ConfigError(f"{runs:,} runs ({field_ref('model.models')} x {field_ref('optim.lrs')}"
-                          f" x {field_ref('seeds')}) is more than {MAX_RUNS:,}, the most runs a "
-                          f"record holds; split the sweep into several records")
+                          f" x {field_ref('seeds')}{axes}) is more than {MAX_RUNS:,}, the most "
+                          f"runs a record holds; split the sweep into several records")
 
 
 # One training step keeps every layer's output for the backward pass and builds a gradient of
@@ -172,12 +173,18 @@ def check_resources(config: RecordConfig, *, model: nn.Module, example: torch.Te
         raise ConfigError(f"{field_ref('optim.batch_size')} {batch} needs about "
                           f"{_gib(need)} of memory per training step on {device}, and "
                           f"{_gib(have)} is free; use a smaller {field_ref('optim.batch_size')}")
-    need = record_bytes(config, layouts, total_steps)
+    check_disk(record_bytes(config, layouts, total_steps), len(layouts), total_steps, out)
+
+
+def check_disk(need: int, n_runs: int, total_steps: int, out: Path) -> None:
+    """Refuse a record of `need` bytes that would not fit on the disk that holds `out`."""
+    if not n_runs:
+        return
     folder = Path(out).resolve().parent
     have = free_disk(folder) if folder.is_dir() else need
     if need > have:
         raise ConfigError(
-            f"the record would need about {_gib(need)} ({len(layouts)} runs of {total_steps:,} "
+            f"the record would need about {_gib(need)} ({n_runs} runs of {total_steps:,} "
             f"steps with their taps, probes and kept weights), and {folder} has {_gib(have)} free; record "
             f"fewer steps, tap less ({field_ref('recording.tap_every')}, "
             f"{field_ref('recording.taps')}), keep weights less often or make room")
@@ -187,18 +194,29 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
 
-def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Path) -> None:
-    """`check_resources` for the largest model of a sweep, on the task's data."""
+def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Path, *,
+                          runs: Sequence[tuple] | None = None) -> None:
+    """`check_resources` for the largest model of a sweep, on the task's data. A record with
+    axes gives `runs`: (configuration, task, layouts) per distinct run configuration; each is
+    checked for memory, and the disk for all of them together."""
     from landscape.models import build_model  # models sit below; imported here to stay light
 
     device = torch.device(config.device)
     example = task.example_input()
-    with torch.random.fork_rng(devices=[]):  # the runs' random state is not touched
-        models = [build_model(name, **config.model.options()) for name in config.model.models]
-    total_steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
-    largest = max(models, key=lambda m: step_memory_bytes(m, example, config.optim.batch_size))
-    check_resources(config, model=largest, example=example, device=device, layouts=layouts,
-                    total_steps=total_steps, out=out)
+    need, longest, n_runs = 0, 0, 0
+    for run_config, run_task, run_layouts in (runs or [(config, task, layouts)]):
+        with torch.random.fork_rng(devices=[]):  # the runs' random state is not touched
+            models = [build_model(name, **run_config.model.options())
+                      for name in run_config.model.models]
+        total_steps = run_config.optim.total_steps(
+            run_task.stream(run_config.seeds[0]).steps_per_epoch)
+        batch = run_config.optim.batch_size
+        largest = max(models, key=lambda m: step_memory_bytes(m, example, batch))
+        check_resources(run_config, model=largest, example=example, device=device, layouts=(),
+                        total_steps=total_steps, out=out)  # memory; the disk below, once
+        need += record_bytes(run_config, run_layouts, total_steps)
+        longest, n_runs = max(longest, total_steps), n_runs + len(run_layouts)
+    check_disk(need, n_runs, longest, out)
 
 
 def check_run_resources(config: RecordConfig, task, model_name: str, layout, out: Path,

@@ -62,7 +62,7 @@ class LocalExecutor:
         with numerics(device, config.allow_tf32):
             for plan in sweep.plans:
                 saved = resume_from.get(plan.run_id)
-                fmt = sweep.formats.get(plan.model)
+                fmt = sweep.formats.get(plan.run_id)
                 run_task = sweep.task if fmt is None else sweep.task.using(FORMATS[fmt])
                 result = train_one(config, plan, sweep.n_runs, run_task, sweep.writer, device,
                                    self.progress, sweep.should_stop, path, saved)

@@ -7,7 +7,7 @@ import difflib
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -24,6 +24,7 @@ from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
 from landscape.sweep.init_from import InitFrom
 from landscape.training.loop import RunOutcome
+from landscape.training.tasks import for_run
 from landscape.version import __version__
 
 
@@ -34,6 +35,19 @@ class RunPlan:
     lr: float
     index: int
     seed: int = 0
+    # The levels of the record's axes this run is trained at, as (axis, value) pairs in the
+    # axes' order (empty without axes; see RecordConfig.grid).
+    levels: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def factors(self) -> dict[str, Any]:
+        return dict(self.levels)
+
+
+def plan_config(config: RecordConfig, plan: RunPlan) -> RecordConfig:
+    """The run's effective configuration (RecordConfig.run_config): everything the run trains
+    with is read from it, never from the record's."""
+    return config.run_config(plan.model, plan.lr, plan.factors)
 
 
 @dataclass(frozen=True)
@@ -43,17 +57,39 @@ class RunResult:
 
 
 def plan_runs(config: RecordConfig) -> list[RunPlan]:
-    """Seeds in the order given; for each, the models in the order given, each at every
-    learning rate in the order given (so a sweep cut short has whole seeds of every model).
-    Run ids carry the seed when the record has several."""
+    """Seeds in the order given; for each, the levels of the axes (if any), then the models in
+    the order given, each at every learning rate in the order given (so a sweep cut short has
+    whole seeds of every model: `RecordConfig.grid`). Run ids carry the levels, and the seed
+    when the record has several."""
     several = len(config.seeds) > 1
-    plans = []
-    for seed in config.seeds:
-        for model in config.model.models:
-            for lr in config.optim.lrs:
-                plans.append(RunPlan(run_id(model, lr, seed if several else None), model, lr,
-                                     len(plans), seed))
-    return plans
+    return [RunPlan(run_id(model, lr, seed if several else None, levels), model, lr, index,
+                    seed, tuple(levels.items()))
+            for index, (seed, model, lr, levels) in enumerate(config.grid())]
+
+
+def distinct_run_configs(config: RecordConfig, plans: list[RunPlan]
+                         ) -> list[tuple[RecordConfig, list[RunPlan]]]:
+    """The runs' effective configurations, each once (learning rates and seeds aside), with
+    their plans; the record's own for every plan without axes."""
+    if not config.axes:
+        return [(config, list(plans))]
+    groups: dict[tuple, tuple[RecordConfig, list[RunPlan]]] = {}
+    for plan in plans:
+        key = (plan.model, plan.levels)
+        if key not in groups:
+            groups[key] = (plan_config(config, plan), [])
+        groups[key][1].append(plan)
+    return list(groups.values())
+
+
+def planned_steps(config: RecordConfig, task, plans: list[RunPlan]) -> int:
+    """The training steps of all `plans` together (runs of a record with axes may differ in
+    their length: epochs at another batch size, another max_steps)."""
+    total = 0
+    for run_config, group in distinct_run_configs(config, plans):
+        stream = for_run(task, run_config).stream(config.seeds[0])
+        total += len(group) * run_config.optim.total_steps(stream.steps_per_epoch)
+    return total
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,15 +154,22 @@ def check_taps(taps: tuple[str, ...], shapes: dict[str, tuple[int, ...]],
 
 def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
                 ) -> list[RunLayout]:
-    """What every run will record; checks taps and probed layers against each model."""
-    recording = config.recording
-    models = {m: probe_model(config, m) for m in config.model.models}
-    for name, model in models.items():
-        check_input(model, name, example)
-    shapes = {m: parameter_shapes(model) for m, model in models.items()}
-    channels = {m: activation_channels(config, model, example) for m, model in models.items()}
+    """What every run will record; checks taps and probed layers against each model (built
+    with each run's own options)."""
+    recording = config.recording  # the same for every run (it cannot vary: config/axes.py)
+    built: dict[tuple, tuple] = {}  # (model, its options) -> (model, shapes, channels)
     layouts = []
     for plan in plans:
+        run_config = plan_config(config, plan)
+        key = (plan.model, repr(sorted(model_options(run_config).items())))
+        if key not in built:
+            model = probe_model(run_config, plan.model)
+            check_input(model, plan.model, example)
+            built[key] = (model, parameter_shapes(model),
+                          activation_channels(config, model, example))
+        model, shapes, channels = built[key]
+        models, shapes, channels = ({plan.model: model}, {plan.model: shapes},
+                                    {plan.model: channels})
         taps = resolve_taps(recording.taps, models[plan.model], plan.model)
         check_taps(taps, shapes[plan.model], plan.model)
         # Layers are checked only for measurements that are on (a preset's ICS layers need
@@ -137,20 +180,24 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
             select_parameters(list(shapes[plan.model]), recording.probe.params)
             if recording.probe.dtype == "float64":  # refused before the file exists
                 check_float64_probe(models[plan.model],
-                                    penalties=bool(config.optim.l1 or config.optim.l2))
-        sparse = (resolve_sparse_layers(config.optim.slbi_layers, shapes[plan.model], plan.model)
-                  if config.optim.optimizer in SLBI_OPTIMIZERS else [])
+                                    penalties=bool(run_config.optim.l1 or run_config.optim.l2))
+        optim = run_config.optim
+        sparse = (resolve_sparse_layers(optim.slbi_layers, shapes[plan.model], plan.model)
+                  if optim.optimizer in SLBI_OPTIMIZERS else [])
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
                 "model": plan.model,
                 "lr": plan.lr,
-                "optimizer": config.optim.optimizer,
+                "optimizer": optim.optimizer,
                 "seed": plan.seed,
                 "index": plan.index,
                 "parameter_count": int(sum(np.prod(s) for s in shapes[plan.model].values())),
-                **({"probe_direction": recording.probe.direction,
+                **({"probe_direction": run_config.recording.probe.direction,
                     "probe_dtype": recording.probe.dtype} if recording.probe.every else {}),
+                # Schema version 4: the levels it differs in and what it trained with.
+                "factors": plan.factors,
+                "config": run_config.to_dict(),
             },
             taps={t: shapes[plan.model][t] for t in taps},
             tap_dtype=recording.tap_dtype,

@@ -49,13 +49,13 @@ from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.limits import check_run_resources
 from landscape.store.lock import writer_lock
-from landscape.sweep.plans import RunPlan, RunResult, run_layouts, versions
+from landscape.sweep.plans import RunPlan, RunResult, plan_config, run_layouts, versions
 from landscape.sweep.ray_cluster import RayOptions, check_workers_see, connected, import_ray
 from landscape.sweep.run import train_one
 from landscape.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from landscape.training.loop import RunOutcome
 from landscape.training.precision import numerics
-from landscape.training.tasks import Task, make_task
+from landscape.training.tasks import Task, for_run, make_task
 from landscape.training.tuning import FORMATS
 
 STOP_FILE = "STOP"  # in the shards folder: the driver asks every task to stop after its step
@@ -136,7 +136,7 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
     threads = options.threads()
     config_dict, identity = config.to_dict(), task.identity.to_dict()
     pending = {train.remote(config_dict, plan, n_runs, str(shard_path(out, plan.run_id)),
-                            identity, str(stop_file), threads, formats.get(plan.model)): plan
+                            identity, str(stop_file), threads, formats.get(plan.run_id)): plan
                for plan in plans}
     results: dict[str, RunResult] = {}
     finished: dict[str, tuple[int, int, float]] = {}  # progress of the runs copied in
@@ -288,8 +288,10 @@ def check_room_here(config: RecordConfig, task: Task, plan: RunPlan, layout, sha
                     device: torch.device) -> None:
     """The driver checked memory and disk on its own machine; a worker has its own GPU (or
     RAM) and may see another disk: one clear line when this one lacks room for the run."""
+    run_config = plan_config(config, plan)  # the run's own model options and batch size
     try:
-        check_run_resources(config, task, plan.model, layout, shard, device)
+        check_run_resources(run_config, for_run(task, run_config), plan.model, layout, shard,
+                            device)
     except ConfigError as exc:
         raise ConfigError(f"the Ray worker on {socket.gethostname()} has no room for run "
                           f"{plan.run_id}: {exc.message}", field=exc.field) from None
@@ -320,7 +322,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         checkpoint_path(shard).unlink(missing_ok=True)
         layout = run_layouts(config, [plan], task.example_input())[0]
         if memory_format is not None:  # None: a run of a record made before the choice
-            layout = with_memory_formats([layout], [plan], {plan.model: memory_format})[0]
+            layout = with_memory_formats([layout], [plan], {plan.run_id: memory_format})[0]
         check_room_here(config, task, plan, layout, shard, device)
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],

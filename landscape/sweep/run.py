@@ -23,13 +23,13 @@ from landscape.probes.hessian import hessian_probes
 from landscape.probes.sparsity import slbi_probes
 from landscape.store import RecordWriter, RunStatus
 from landscape.sweep.init_from import InitFrom
-from landscape.sweep.plans import RunPlan, RunResult, model_options, resolve_taps
+from landscape.sweep.plans import RunPlan, RunResult, model_options, plan_config, resolve_taps
 from landscape.training.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
 from landscape.training.loop import LoopState, NoProgress, Progress, TapPlan, train_run
 from landscape.training.precision import autocast_dtype, is_reduced
 from landscape.training.recorder import HDF5Recorder
 from landscape.training.schedules import learning_rate
-from landscape.training.tasks import Task, penalized
+from landscape.training.tasks import Task, for_run, penalized
 
 ProgressFactory = Callable[[RunPlan, int, int], contextlib.AbstractContextManager[Progress]]
 
@@ -83,6 +83,8 @@ def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                writer: RecordWriter, device: torch.device, progress: ProgressFactory | None,
                should_stop: Callable[[], bool], path: Path,
                saved: Checkpoint | None) -> RunResult:
+    config = plan_config(config, plan)  # from here on, this run's own configuration
+    task = for_run(task, config)
     recording = config.recording
     recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=recording.flush_seconds,
                             steps_recorded=saved.loop.next_step if saved else 0)

@@ -80,6 +80,7 @@ class ImageClassification:
         self.identity = data.identity
         self.options = options
         self.loss_name = loss
+        self.label_smoothing = label_smoothing
         self.loss_fn: LossFn = training_loss(loss, label_smoothing=label_smoothing)
         self.train = DeviceImages(data.train_x, data.train_y, device)
         self.test = DeviceImages(data.test_x, data.test_y, device)
@@ -179,17 +180,45 @@ def make_task(config: RecordConfig, device: torch.device,
                             dataset=data_config.dataset)
     if data_config.val_split is not None:
         data = hold_out_validation(data, data_config.val_split, seed=config.seed)
-    channels = data.train_x.shape[1]
-    options = BatchOptions(batch_size=optim.batch_size,
-                           mean=per_channel(data_config.mean, channels, "data.mean"),
-                           std=per_channel(data_config.std, channels, "data.std"),
-                           crop_padding=data_config.crop_padding,
-                           flip=data_config.flip, erase_prob=data_config.erase_prob,
-                           erase_scale=data_config.erase_scale,
-                           autoaugment=data_config.autoaugment, rotation=data_config.rotation,
-                           color_jitter=data_config.color_jitter)
+    options = batch_options(config, data.train_x.shape[1])
     return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing,
                                loss=optim.loss)
+
+
+def batch_options(config: RecordConfig, channels: int) -> BatchOptions:
+    """How `config` draws, augments and normalizes its batches of `channels`-channel images."""
+    data_config = config.data
+    return BatchOptions(batch_size=config.optim.batch_size,
+                        mean=per_channel(data_config.mean, channels, "data.mean"),
+                        std=per_channel(data_config.std, channels, "data.std"),
+                        crop_padding=data_config.crop_padding,
+                        flip=data_config.flip, erase_prob=data_config.erase_prob,
+                        erase_scale=data_config.erase_scale,
+                        autoaugment=data_config.autoaugment, rotation=data_config.rotation,
+                        color_jitter=data_config.color_jitter)
+
+
+def for_run(task: Task, config: RecordConfig) -> Task:
+    """`task` as the run configured by `config` trains on it (a run of a record with axes may
+    differ from the record in its batch size, augmentation, normalization or label smoothing):
+    a shallow copy sharing the data on the device, or `task` itself where nothing differs."""
+    if isinstance(task, LinearRegression):
+        if task.batch_size == config.optim.batch_size:
+            return task
+        other = copy.copy(task)
+        other.batch_size = config.optim.batch_size
+        return other
+    options = batch_options(config, task.train.x.shape[1])
+    smoothing, loss = config.optim.label_smoothing, config.optim.loss
+    if (options, smoothing, loss) == (task.options, task.label_smoothing, task.loss_name):
+        return task
+    if len(task.train) < options.batch_size:
+        raise ConfigError(f"batch size {options.batch_size} is larger than the "
+                          f"{len(task.train)} training images")
+    other = copy.copy(task)
+    other.options, other.label_smoothing, other.loss_name = options, smoothing, loss
+    other.loss_fn = training_loss(loss, label_smoothing=smoothing)
+    return other
 
 
 def per_channel(values: tuple[float, ...], channels: int, field: str) -> tuple[float, ...]:
