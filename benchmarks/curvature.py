@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.probes.curvature import HessianOperator, hutchinson, lanczos, rademacher
+from landscape.probes.curvature import HessianOperator, hutchinson, lanczos
 from landscape.data import load_embedded
 from landscape.models import build_model
 
@@ -58,16 +58,20 @@ REPEATS = 3  # set by --repeats
 
 
 def timed(device: torch.device, fn: Callable):
-    """(result, seconds): the fastest of REPEATS calls (other processes on a shared machine
-    only ever slow a call down); the result of the last."""
-    best = math.inf
+    """(result, products, seconds) of the fastest of REPEATS calls of `fn() -> (result,
+    products)` (other processes on a shared machine only ever slow a call down): the result, the
+    product count and the time all belong to that same call. Each call seeds torch's global
+    generator itself, so the repeats compute the same thing from the same start vector."""
+    best = (None, 0, math.inf)
     for _ in range(REPEATS):
         sync(device)
         start = time.perf_counter()
-        out = fn()
+        out, count = fn()
         sync(device)
-        best = min(best, time.perf_counter() - start)
-    return out, best
+        seconds = time.perf_counter() - start
+        if seconds < best[2]:
+            best = (out, count, seconds)
+    return best
 
 
 def batch(n: int, device: torch.device, offset: int = 0):
@@ -133,30 +137,58 @@ def pyhessian_module():
     return importlib.import_module("pyhessian.hessian")
 
 
-def pyhessian_run(model, x, y, device, what: Callable):
-    """(result, products, seconds) of `what(hessian)` with PyHessian on one batch, the
+def pyhessian_run(model, x, y, device, what: Callable, seed: int):
+    """(result, products, seconds) of `what(hessian)` with PyHessian on one batch, torch's
+    global generator seeded with `seed` first (PyHessian draws its start vector from it), the
     construction (its forward and first backward with create_graph) included in the time."""
     ph = pyhessian_module()
-    with Counted(ph) as counter:
-        def run():
+
+    def run():
+        with Counted(ph) as counter:
+            torch.manual_seed(seed)
             model.zero_grad(set_to_none=True)
             h = ph.hessian(TrainMode(model), nn.functional.cross_entropy, data=(x, y),
                            cuda=device.type == "cuda")
-            return what(h)
-        out, seconds = timed(device, run)
+            out = what(h)
+        return out, counter.count
+    out = timed(device, run)
     model.zero_grad(set_to_none=True)
-    return out, counter.count // REPEATS, seconds
+    return out
 
 
-def ours_run(model, x, y, device, what: Callable):
-    """(result, products, seconds) of `what(operator)`, construction included."""
+def ours_run(model, x, y, device, what: Callable, seed: int):
+    """(result, products, seconds) of `what(operator)`, construction included, torch's global
+    generator seeded with `seed` first (as for PyHessian: `pyhessian_start` then draws the
+    same start vector as PyHessian's power iteration)."""
     params = [p for p in model.parameters() if p.requires_grad]
 
     def run():
+        torch.manual_seed(seed)
         op = HessianOperator(nn.functional.cross_entropy(model(x), y), params)
         return what(op), op.count
-    (out, count), seconds = timed(device, run)
-    return out, count, seconds
+    return timed(device, run)
+
+
+def pyhessian_start(op: HessianOperator) -> torch.Tensor:
+    """PyHessian's start vector, drawn the way `hessian.eigenvalues` draws it (one
+    `torch.randn` per parameter from the global generator, after the graph is built)."""
+    return torch.cat([torch.randn(shape).reshape(-1) for shape in op.shapes]).to(op.device)
+
+
+# Tolerances tried, loosest first, to reach a given accuracy (see `matched`).
+OUR_TOLS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
+PH_TOLS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
+
+
+def matched(run: Callable, tols, reference: float, accuracy: float):
+    """The loosest tolerance in `tols` whose λ_max (`run(tol)` -> ((λ, ...), products,
+    seconds), one timed repeat's) is within `accuracy` relative of `reference`: (tol, λ,
+    products, seconds), or the tightest tried when none is."""
+    for tol in tols:
+        (lam, *_), products, seconds = run(tol)
+        if abs(lam - reference) <= accuracy * abs(reference):
+            break
+    return tol, lam, products, seconds
 
 
 def hessian_part(args) -> None:
@@ -171,38 +203,42 @@ def hessian_part(args) -> None:
         n = sum(p.numel() for p in params)
         dtype = params[0].dtype
 
-        def lanczos_top(tol, steps, seed=0):
+        def lanczos_top(tol, steps):
             def what(op):
-                v0 = rademacher(op.n, 1, gen(seed), dtype=dtype, device=device)[0]
-                r = lanczos(op, v0, steps, k=1, tol=tol)
+                r = lanczos(op, pyhessian_start(op), steps, k=1, tol=tol)
                 return float(r.ritz[-1]), float(r.residual[-1])
             return what
 
-        (ref, ref_res), ref_hvps, _ = ours_run(model, x, y, device, lanczos_top(1e-7, 300))
-        # λ_max to a tolerance: each method's own stopping rule.
-        (lam, _), lam_hvps, lam_s = ours_run(model, x, y, device, lanczos_top(1e-3, 100, 1))
-        torch.manual_seed(1)  # (each repeat draws anew: the products may differ by one or two)
-        ph_vals, ph_hvps, ph_s = pyhessian_run(
-            model, x, y, device, lambda h: h.eigenvalues(maxIter=100, tol=1e-3)[0])
+        def power(tol, iters):
+            return lambda h: h.eigenvalues(maxIter=iters, tol=tol)[0]
+
+        (ref, ref_res), ref_hvps, _ = ours_run(model, x, y, device, lanczos_top(1e-7, 300), 0)
+        # λ_max to a tolerance: each method's own stopping rule, from the same start vector.
+        (lam, _), lam_hvps, lam_s = ours_run(model, x, y, device, lanczos_top(1e-3, 100), 1)
+        ph_vals, ph_hvps, ph_s = pyhessian_run(model, x, y, device, power(1e-3, 100), 1)
         ph_lam = float(ph_vals[0])
+        # λ_max to a matched accuracy (1e-3 relative to the reference): each method at the
+        # loosest of its tolerances that gets there, from the same start vector.
+        m_tol, m_lam, m_hvps, m_s = matched(
+            lambda tol: ours_run(model, x, y, device, lanczos_top(tol, 300), 1),
+            OUR_TOLS, ref, args.accuracy)
+        ph_m_tol, ph_m_lam, ph_m_hvps, ph_m_s = matched(
+            lambda tol: pyhessian_run(model, x, y, device, power(tol, 1000), 1),
+            PH_TOLS, ref, args.accuracy)
         # λ_max to high accuracy: ours to a residual bound of 1e-5 (a guarantee), PyHessian to a
         # relative change of 1e-6 between iterations (its only stopping rule).
-        (lam_hi, _), hi_hvps, hi_s = ours_run(model, x, y, device, lanczos_top(1e-5, 300, 5))
-        torch.manual_seed(5)
-        ph_hi_vals, ph_hi_hvps, ph_hi_s = pyhessian_run(
-            model, x, y, device, lambda h: h.eigenvalues(maxIter=1000, tol=1e-6)[0])
+        (lam_hi, _), hi_hvps, hi_s = ours_run(model, x, y, device, lanczos_top(1e-5, 300), 5)
+        ph_hi_vals, ph_hi_hvps, ph_hi_s = pyhessian_run(model, x, y, device, power(1e-6, 1000), 5)
         ph_lam_hi = float(ph_hi_vals[0])
         # Equal numbers of products.
-        _, eq_hvps, eq_s = ours_run(model, x, y, device, lanczos_top(0.0, args.hvps, 2))
-        torch.manual_seed(2)
-        _, ph_eq_hvps, ph_eq_s = pyhessian_run(
-            model, x, y, device, lambda h: h.eigenvalues(maxIter=args.hvps, tol=0.0))
-        # Trace.
+        _, eq_hvps, eq_s = ours_run(model, x, y, device, lanczos_top(0.0, args.hvps), 2)
+        _, ph_eq_hvps, ph_eq_s = pyhessian_run(model, x, y, device, power(0.0, args.hvps), 2)
+        # Trace: independent vectors (PyHessian's from torch's global generator seeded 1003, ours
+        # from a generator seeded 3), so that the agreement test compares independent errors.
         est, tr_hvps, tr_s = ours_run(model, x, y, device, lambda op: hutchinson(
-            op, op.n, args.trace_samples, generator=gen(3), dtype=dtype, device=device))
-        torch.manual_seed(1003)  # other vectors than ours (seed 3 would give the same ones)
+            op, op.n, args.trace_samples, generator=gen(3), dtype=dtype, device=device), 3)
         ph_quads, ph_tr_hvps, ph_tr_s = pyhessian_run(
-            model, x, y, device, lambda h: h.trace(maxIter=args.trace_samples, tol=0.0))
+            model, x, y, device, lambda h: h.trace(maxIter=args.trace_samples, tol=0.0), 1003)
         ph_quads = np.asarray(ph_quads, dtype=np.float64)
         ph_tr, ph_se = ph_quads.mean(), ph_quads.std(ddof=1) / math.sqrt(len(ph_quads))
         # What PyHessian's users get by default: the model in eval mode.
@@ -216,6 +252,8 @@ def hessian_part(args) -> None:
             model=name, n=n, ref=ref, ref_hvps=ref_hvps, ref_res=ref_res,
             lam=lam, lam_hvps=lam_hvps, lam_s=lam_s,
             ph_lam=ph_lam, ph_hvps=ph_hvps, ph_s=ph_s,
+            m_tol=m_tol, m_lam=m_lam, m_hvps=m_hvps, m_s=m_s, ph_m_tol=ph_m_tol,
+            ph_m_lam=ph_m_lam, ph_m_hvps=ph_m_hvps, ph_m_s=ph_m_s,
             lam_hi=lam_hi, hi_hvps=hi_hvps, hi_s=hi_s, ph_lam_hi=ph_lam_hi,
             ph_hi_hvps=ph_hi_hvps, ph_hi_s=ph_hi_s,
             eq_hvps=eq_hvps, eq_s=eq_s, ph_eq_hvps=ph_eq_hvps, ph_eq_s=ph_eq_s,
@@ -229,7 +267,8 @@ def print_hessian_table(rows, args) -> None:
     print(f"Hessian: landscape.probes.curvature vs PyHessian {pyhessian_version()}; device "
           f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"batch {args.batch} embedded CIFAR-10 images, after {args.warm_steps} SGD steps; "
-          f"BatchNorm in training mode in both; fastest of {args.repeats} timings")
+          f"BatchNorm in training mode in both; fastest of {args.repeats} timings (value, "
+          f"products and time of that same repeat); the same start vector for both")
     for r in rows:
         print(f"\n{r['model']} ({r['n']:,} parameters); reference lambda_max {r['ref']:.6g} "
               f"(our Lanczos, {r['ref_hvps']} products, residual bound {r['ref_res']:.1e})")
@@ -243,6 +282,17 @@ def print_hessian_table(rows, args) -> None:
         print(f"  {'  products (HVPs)':28s} {r['lam_hvps']:>22d} {r['ph_hvps']:>24d}")
         t = r['lam_s'] / r['ph_s']
         print(f"  {'  seconds':28s} {r['lam_s']:>22.3f} {r['ph_s']:>24.3f}  ours/PyHessian "
+              f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
+        rel_ours = abs(r['m_lam'] - r['ref']) / abs(r['ref'])
+        rel_ph = abs(r['ph_m_lam'] - r['ref']) / abs(r['ref'])
+        label = f"lambda_max to {args.accuracy:g} rel."
+        print(f"  {label:28s} {r['m_lam']:>22.7g} {r['ph_m_lam']:>24.7g}  "
+              f"ours: residual bound {r['m_tol']:g}; PyHessian: tol {r['ph_m_tol']:g}")
+        print(f"  {'  error vs reference':28s} {rel_ours:>22.2e} {rel_ph:>24.2e}"
+              + ("" if max(rel_ours, rel_ph) <= args.accuracy else "  (NOT REACHED)"))
+        print(f"  {'  products (HVPs)':28s} {r['m_hvps']:>22d} {r['ph_m_hvps']:>24d}")
+        t = r['m_s'] / r['ph_m_s']
+        print(f"  {'  seconds':28s} {r['m_s']:>22.3f} {r['ph_m_s']:>24.3f}  ours/PyHessian "
               f"{t:.2f} ({'PASS' if t <= 0.5 else 'MISS'} <= 0.5)")
         rel_ours = abs(r['lam_hi'] - r['ref']) / abs(r['ref'])
         rel_ph = abs(r['ph_lam_hi'] - r['ref']) / abs(r['ref'])
@@ -303,6 +353,8 @@ def main() -> None:
     parser.add_argument("--hvps", type=int, default=30,
                         help="products per method in the equal-HVP timing")
     parser.add_argument("--trace-samples", type=int, default=50)
+    parser.add_argument("--accuracy", type=float, default=1e-3,
+                        help="relative error of lambda_max for the matched-accuracy row")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="time each measurement this often and keep the fastest")

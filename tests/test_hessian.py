@@ -67,6 +67,18 @@ def test_lanczos_tolerance_is_a_bound_on_the_error():
     assert abs(top.values[0] - 100.0) <= top.residual[0] <= 1e-4 * top.values[0]
 
 
+def test_lanczos_basis_stays_orthogonal_in_float32():
+    # n steps in float32 on an n × n matrix: with an orthogonal basis T is similar to the
+    # matrix and its Ritz values are the eigenvalues; a basis that loses orthogonality (plain
+    # Lanczos, or a reorthogonalization that skips a needed pass) gives "ghost" copies of the
+    # converged top eigenvalues instead and misses others.
+    values = np.concatenate([[50.0, 30.0], np.linspace(-2.0, 5.0, 118)])
+    a = torch.from_numpy(known_spectrum(values, seed=5)).float()
+    result = lanczos(lambda v: a @ v, torch.ones(120), 120)
+    assert result.steps == 120
+    np.testing.assert_allclose(np.sort(result.ritz), np.sort(values), atol=1e-4 * 50)
+
+
 def test_a_non_finite_hessian_gives_nan_not_an_error():
     """A diverging run's Hessian: NaN eigenvalues, trace and density, and training goes on to
     record the divergence."""
