@@ -129,14 +129,21 @@ class KillOneWorker:
         return False  # never asks the sweep to stop
 
 
+def uninterrupted(tmp_path, cifar_dir):
+    """The 120-step vgg_bn sweep of the kill, stop and executor-switching tests, and its
+    uninterrupted local record (what each of their records must equal)."""
+    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
+    local = tmp_path / "local.h5"
+    record(config, local)
+    return config, local
+
+
 def test_a_killed_worker_is_retried_and_the_record_is_identical(tmp_path, cifar_dir,
                                                                  tmp_path_factory, one_thread,
                                                                  local_ray):
     """A worker killed mid-run (SIGKILL: no chance to clean up) is retried by Ray, continues
     from its shard's checkpoint, and the record equals the uninterrupted local one."""
-    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
-    local = tmp_path / "local.h5"
-    record(config, local)
+    config, local = uninterrupted(tmp_path, cifar_dir)
     out = tmp_path / "ray.h5"
     killer = KillOneWorker(out)
     results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
@@ -161,9 +168,7 @@ class StopWhenCheckpointed:
 
 def test_a_stopped_ray_sweep_resumes_to_the_same_record(tmp_path, cifar_dir, one_thread,
                                                         local_ray):
-    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
-    local = tmp_path / "local.h5"
-    record(config, local)
+    config, local = uninterrupted(tmp_path, cifar_dir)
     out = tmp_path / "ray.h5"
     results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
                      should_stop=StopWhenCheckpointed(out, 2))
@@ -280,9 +285,7 @@ class FirstAdvance:
 
 def test_a_stopped_ray_sweep_resumed_locally_continues_its_shards(tmp_path, cifar_dir,
                                                                   one_thread, local_ray):
-    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
-    local = tmp_path / "local.h5"
-    record(config, local)
+    config, local = uninterrupted(tmp_path, cifar_dir)
     out = tmp_path / "ray.h5"
     results = record(config, out, executor=RayExecutor(RayOptions(cpus_per_run=1)),
                      should_stop=StopWhenCheckpointed(out, 2))
@@ -300,9 +303,7 @@ def test_a_stopped_ray_sweep_resumed_locally_continues_its_shards(tmp_path, cifa
 
 def test_a_stopped_local_record_resumed_on_ray_continues_its_run(tmp_path, cifar_dir,
                                                                  one_thread, local_ray):
-    config = sweep_config(cifar_dir, models=("vgg_bn",), max_steps=120)
-    local = tmp_path / "local.h5"
-    record(config, local)
+    config, local = uninterrupted(tmp_path, cifar_dir)
     out = tmp_path / "stopped.h5"
     results = record(config, out, should_stop=lambda: checkpoint_path(out).exists())
     assert [r.outcome.status for r in results] == ["interrupted"]
