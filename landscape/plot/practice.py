@@ -22,16 +22,17 @@ def plot_band_width(widths: Mapping, *, colors: Mapping[str, str] | None = None,
     models = list(widths)
     colors = colors or model_colors(models)
     for model, band in widths.items():
-        lrs = ", ".join(f"{lr:g}" for lr in band.lrs)
+        # What the band spans (lrs, seeds, both), not one lr per run: seeds repeat lrs.
+        span = band.span or f"lrs {', '.join(f'{lr:g}' for lr in sorted(set(band.lrs)))}"
         ax.plot(band.step, band.width, color=colors.get(model), linewidth=1.0,
-                label=f"{model_name(model, models)} (lr {lrs})")
+                label=f"{model_name(model, models)}: {span}")
     positive = [w[np.isfinite(w) & (w > 0)] for w in (b.width for b in widths.values())]
     if any(len(p) for p in positive):
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("max − min training-batch loss across learning rates")
+    ax.set_ylabel("max − min training-batch loss\nacross each model's runs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or "Width of the loss band (the course's loss landscape)", fontsize=9)
     return fig
 

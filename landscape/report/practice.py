@@ -20,13 +20,15 @@ class BandWidth:
     """max − min of a model's training-batch loss across its runs, per step.
 
     step: int64 [S]; width: float64 [S] (NaN where fewer than two runs have a finite loss);
-    lrs: the learning rates of the runs.
+    lrs: the learning rates of the runs; span: what the runs span, lrs and seeds told apart
+    (`ModelSeries.span`, e.g. '4 lrs x 3 seeds = 12 runs (...)').
     """
 
     model: str
     step: np.ndarray
     width: np.ndarray
     lrs: tuple[float, ...]
+    span: str = ""
 
 
 def band_widths(envelopes: Mapping[str, ModelSeries]) -> dict[str, BandWidth]:
@@ -37,7 +39,7 @@ def band_widths(envelopes: Mapping[str, ModelSeries]) -> dict[str, BandWidth]:
             continue
         env = series.envelope
         width = np.where(env.n_runs >= 2, env.high - env.low, np.nan)
-        out[model] = BandWidth(model, env.step, width, series.lrs)
+        out[model] = BandWidth(model, env.step, width, series.lrs, series.span)
     return out
 
 
