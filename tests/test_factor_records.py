@@ -38,20 +38,6 @@ def axes_args(cifar_dir, out, max_steps=6):
             "--checkpoint-seconds", "0.1", "-o", str(out)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_memory_format():
-    """The memory format is a choice of speed, measured per model, its options and batch size
-    (landscape.tuning): the two formats agree to float32 rounding, not bit for bit. Pinned
-    here, so that records made with other options (a level alone) train in the same one."""
-    saved = os.environ.get("LANDSCAPE_MEMORY_FORMAT")
-    os.environ["LANDSCAPE_MEMORY_FORMAT"] = "channels_last"
-    yield
-    if saved is None:
-        os.environ.pop("LANDSCAPE_MEMORY_FORMAT")
-    else:
-        os.environ["LANDSCAPE_MEMORY_FORMAT"] = saved
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, cifar_dir, one_thread):
     out = tmp_path_factory.mktemp("axes") / "reference.h5"
