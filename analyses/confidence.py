@@ -9,8 +9,10 @@ so instead of pretending.
 Below MIN_BOOTSTRAP_SEEDS seeds a bootstrap interval is not one: over 2 seeds a percentile
 bootstrap has 3 distinct resamples and its "95% interval" is just the two seeds' values. There
 the estimate reports the per-seed range (smallest to largest single-seed ratio) and calls it
-that, and its verdict is "greater" or "less" only when every seed's ratio lies on the same side
-of 1. Why 5: docs/measurements.md §4.
+that, its verdict is "greater" or "less" only when every seed's ratio lies on the same side
+of 1, and its ratio is the median of the single-seed ratios, so that it lies inside the range it
+is printed beside (a ratio of the seeds' pooled values can fall outside it: at matched loss one
+record had 1.13 pooled beside single-seed ratios 0.87–0.98). Why 5: docs/measurements.md §4.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ def interval_name(n_seeds: int, confidence: float = 0.95,
 
 @dataclass(frozen=True)
 class RatioEstimate:
-    """A ratio a/b from all seeds, the same ratio per seed, and its interval.
+    """A ratio a/b over the seeds, the same ratio per seed, and its interval.
 
+    ratio: with `basis` "bootstrap" or "none", the statistic of every seed's data pooled; with
+        "seed range", the median of `per_seed` (inside the range it is shown with).
     low, high: with `basis` "bootstrap", the `confidence` percentile interval over seeds; with
         "seed range", the smallest and largest of `per_seed`; NaN with one seed.
     verdict: "greater" if the interval lies above 1 (a's value is larger), "less" if below,
@@ -105,7 +109,7 @@ def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
                     random_state: int = 0,
                     min_bootstrap_seeds: int = MIN_BOOTSTRAP_SEEDS) -> RatioEstimate:
     """Bootstrap over seeds of a ratio statistic (with fewer than `min_bootstrap_seeds` seeds,
-    the per-seed range instead: see the module's docstring).
+    the per-seed range and the median single-seed ratio instead: see the module's docstring).
 
     `statistic(seeds)` gets an int array of seed positions (0 … n_seeds − 1, with repeats when
     resampled) and returns the ratio computed from those seeds' data pooled together; it is
@@ -127,6 +131,7 @@ def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
         finite = [v for v in per_seed if math.isfinite(v)]
         if math.isfinite(ratio) and len(finite) == n_seeds:
             low, high = min(finite), max(finite)
+            ratio = float(np.median(finite))
     elif basis == "bootstrap" and math.isfinite(ratio):
         with warnings.catch_warnings():
             # All resamples equal (identical seeds) is a legitimate zero-width interval.

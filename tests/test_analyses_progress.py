@@ -111,6 +111,22 @@ def test_few_seeds_give_the_per_seed_range_not_a_bootstrap():
     assert forced.basis == "bootstrap" and (forced.low, forced.high) == pytest.approx((3.0, 3.6))
 
 
+def test_with_few_seeds_the_ratio_is_the_median_seed_ratio_inside_the_range():
+    """Pooling the seeds' values can put the ratio outside the per-seed range printed beside
+    it (seeds with different numbers of values, as at matched loss): here every seed alone says
+    a < b, the pooled medians 3 / 1.1 say a > b."""
+    a = [np.full(5, 1.0), np.full(15, 3.0)]
+    b = [np.full(15, 1.1), np.full(5, 3.2)]
+    stat = pooled_median_ratio(a, b)
+    assert stat(np.arange(2)) == pytest.approx(3.0 / 1.1)  # the pooled ratio, outside the range
+    est = bootstrap_ratio(2, stat)
+    assert est.per_seed == pytest.approx((1 / 1.1, 3 / 3.2))
+    assert est.ratio == pytest.approx((1 / 1.1 + 3 / 3.2) / 2)
+    assert est.low <= est.ratio <= est.high and est.verdict == "less"
+    three = bootstrap_ratio(3, pooled_median_ratio([*a, np.full(7, 2.0)], [*b, np.full(9, 4.0)]))
+    assert three.ratio == pytest.approx(1 / 1.1) and three.verdict == "less"
+
+
 def test_an_interval_that_contains_one_is_unclear_and_one_seed_has_none():
     a = [np.full(10, 0.5), np.full(10, 2.0)]
     b = [np.ones(10), np.ones(10)]

@@ -50,7 +50,8 @@ def _best(values: np.ndarray) -> float:
 def _median_over(per_seed: Sequence[np.ndarray]) -> RatioEstimate:
     """The median of the chosen seeds' values pooled, with its interval over seeds as the
     verdicts make theirs (`analyses.confidence.bootstrap_ratio`, used here for a median instead
-    of a ratio: a bootstrap from 5 seeds, the per-seed range below)."""
+    of a ratio: a bootstrap from 5 seeds; below, the per-seed range and the median of the
+    seeds' own medians, which lies inside it)."""
     finite = [np.asarray(v, dtype=np.float64).ravel() for v in per_seed]
     finite = [v[np.isfinite(v)] for v in finite]
 

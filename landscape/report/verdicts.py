@@ -97,8 +97,9 @@ def interval_note(n_seeds: int) -> str:
         return "95% bootstrap intervals over seeds (percentile; seeds resampled)"
     if basis == "seed range":
         return (f"with {n_seeds} seeds no bootstrap (it needs {MIN_BOOTSTRAP_SEEDS}): the "
-                "per-seed range (smallest to largest single-seed ratio), and a verdict only "
-                "where every seed agrees")
+                "ratio is the median of the single-seed ratios, beside the per-seed range "
+                "(smallest to largest single-seed ratio), and a verdict only where every seed "
+                "agrees")
     return "one seed: no interval"
 
 
