@@ -157,11 +157,11 @@ def test_a_record_or_shard_is_never_created_through_a_link(kept, tmp_path):
 
 
 def test_progress_files_of_ray_workers_are_not_written_through_links(tmp_path):
-    from landscape.sweep.ray_executor import _FileProgress, progress_path
+    from landscape.sweep.ray_progress import FileProgress, progress_path
 
     shard = tmp_path / "run.h5"
     target = tmp_path / "target"
     plant(progress_path(shard).with_name(progress_path(shard).name + ".tmp"), target)
-    _FileProgress(shard, 10).advance(3, loss=1.0, images_per_second=5.0)
+    FileProgress(shard, 10).advance(3, loss=1.0, images_per_second=5.0)
     assert target.read_bytes() == SECRET
     assert json.loads(progress_path(shard).read_text())[:2] == [3, 10]

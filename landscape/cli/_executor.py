@@ -15,6 +15,7 @@ from tqdm import tqdm
 from landscape.errors import ConfigError
 from landscape.sweep import LocalExecutor, RayExecutor, RayOptions
 from landscape.sweep.ray_cluster import import_ray
+from landscape.sweep.ray_progress import RunProgress
 
 EXECUTOR_OPTIONS = ("executor", "ray_address", "cpus_per_run", "gpus_per_run", "threads_per_run")
 
@@ -73,13 +74,13 @@ class RayProgress:
     def __init__(self, bar: tqdm, n_runs: int) -> None:
         self._bar, self._n_runs, self._ended = bar, n_runs, 0
 
-    def update(self, runs: Mapping[str, tuple[int, int, float]]) -> None:
-        done = sum(d for d, _, _ in runs.values())
+    def update(self, runs: Mapping[str, RunProgress]) -> None:
+        done = sum(r.done for r in runs.values())
         if runs and self._bar.total is None:  # every run of a record plans as many steps
-            self._bar.total = max(t for _, t, _ in runs.values()) * self._n_runs
-        running = sum(1 for d, t, _ in runs.values() if d < t)
-        self._bar.set_postfix_str(f"{running} running, {self._ended}/{self._n_runs} ended",
-                                  refresh=False)
+            self._bar.total = max(r.planned for r in runs.values()) * self._n_runs
+        running = sum(1 for r in runs.values() if r.done < r.planned)
+        self._bar.set_postfix_str(f"{running} running, {self._ended}/{self._n_runs} ended"
+                                  f"{probes_text(runs)}", refresh=False)
         self._bar.update(done - self._bar.n)
 
     def finished(self, result) -> None:
@@ -87,6 +88,16 @@ class RayProgress:
         o = result.outcome
         tqdm.write(f"[{self._ended}/{self._n_runs}] {result.plan.run_id}: {o.status}, "
                    f"{o.steps_done} steps, last loss {o.final_loss:.4g}", file=sys.stderr)
+
+
+def probes_text(runs: Mapping[str, RunProgress], shown: int = 2) -> str:
+    """'; hessian (step 40) in vgg_bn_lr0.1, and 2 more': the slow probes running, so that a
+    sweep inside Hessian probes (a minute a step on a CPU) does not look hung."""
+    probing = [f"{r.probe} in {run_id}" for run_id, r in sorted(runs.items()) if r.probe]
+    if not probing:
+        return ""
+    more = f", and {len(probing) - shown} more" if len(probing) > shown else ""
+    return "; " + ", ".join(probing[:shown]) + more
 
 
 @contextlib.contextmanager

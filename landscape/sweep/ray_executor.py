@@ -20,7 +20,6 @@ executor is asked for.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -44,13 +43,14 @@ from landscape.store import (
     shard_folder,
     shard_path,
 )
-from landscape.store.side_files import create_new, refuse_link
+from landscape.store.side_files import refuse_link
 from landscape.sweep.executor import Sweep
 from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.limits import check_run_resources
 from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunPlan, RunResult, plan_config, run_layouts, versions
 from landscape.sweep.ray_cluster import RayOptions, check_workers_see, connected, import_ray
+from landscape.sweep.ray_progress import FileProgress, RunProgress, progress_path, read_progress
 from landscape.sweep.run import train_one
 from landscape.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from landscape.training.loop import RunOutcome
@@ -64,8 +64,9 @@ STOP_FILE = "STOP"  # in the shards folder: the driver asks every task to stop a
 class SweepProgress(Protocol):
     """What the driver tells about a sweep in flight."""
 
-    def update(self, runs: Mapping[str, tuple[int, int, float]]) -> None:
-        """Every run that has reported: run id -> (steps done, steps planned, last loss)."""
+    def update(self, runs: Mapping[str, RunProgress]) -> None:
+        """Every run that has reported: run id -> its last report (steps done and planned, last
+        loss, the slow probe it is running)."""
 
     def finished(self, result: RunResult) -> None:
         """A run has finished or stopped."""
@@ -139,7 +140,7 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
                             identity, str(stop_file), threads, formats.get(plan.run_id)): plan
                for plan in plans}
     results: dict[str, RunResult] = {}
-    finished: dict[str, tuple[int, int, float]] = {}  # progress of the runs copied in
+    finished: dict[str, RunProgress] = {}  # progress of the runs copied in
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -148,8 +149,9 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
                 result = _result_of(ray, ref, plan, options)
                 if result is None:  # asked to stop before it began
                     continue
-                finished[plan.run_id] = _read_progress(folder).get(plan.run_id, (
+                last = read_progress(folder).get(plan.run_id, RunProgress(
                     result.outcome.steps_done, result.outcome.steps_done, math.nan))
+                finished[plan.run_id] = last._replace(probe=None)
                 if result.outcome.status != RunStatus.INTERRUPTED:
                     shard = shard_path(out, plan.run_id)
                     copy_shard_into(writer, shard, plan.run_id)
@@ -162,7 +164,7 @@ def _run_tasks(ray, config: RecordConfig, plans: list[RunPlan], n_runs: int, tas
             if should_stop() and not stop_file.exists():
                 stop_file.touch()
             if progress is not None:
-                progress.update(finished | _read_progress(folder))
+                progress.update(finished | read_progress(folder))
     except BaseException:
         for ref in pending:  # Ctrl-C twice, or an error: the tasks stop at once
             ray.cancel(ref)
@@ -193,36 +195,6 @@ def _result_of(ray, ref, plan: RunPlan, options: RayOptions) -> RunResult | None
 class _WorkerError:
     kind: str
     message: str
-
-
-def progress_path(shard: Path) -> Path:
-    return shard.with_name(shard.name + ".progress")
-
-
-class _FileProgress:
-    """A run's Progress (see landscape.training.contracts) that the driver reads: a small file next to
-    the shard, replaced at every host sync (a Ray actor for this would be one more process
-    importing torch on every sweep)."""
-
-    def __init__(self, shard: Path, total: int) -> None:
-        self._path, self._total, self._done = progress_path(shard), total, 0
-
-    def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
-        self._done += steps
-        tmp = self._path.with_name(self._path.name + ".tmp")
-        with os.fdopen(create_new(tmp, "the progress file"), "w") as file:
-            file.write(json.dumps([self._done, self._total, loss]))
-        os.replace(tmp, self._path)
-
-
-def _read_progress(folder: Path) -> dict[str, tuple[int, int, float]]:
-    runs = {}
-    for path in folder.glob("*.h5.progress"):
-        try:
-            runs[path.name.removesuffix(".h5.progress")] = tuple(json.loads(path.read_text()))
-        except (OSError, ValueError):  # removed as its run was copied in
-            continue
-    return runs
 
 
 class _StopFile:
@@ -329,7 +301,7 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
                                      versions=versions())
 
     def progress(plan: RunPlan, n_runs: int, total: int):
-        return contextlib.nullcontext(_FileProgress(shard, total))
+        return contextlib.nullcontext(FileProgress(shard, total))
 
     with writer, numerics(device, config.allow_tf32):
         run_task = task if memory_format is None else task.using(FORMATS[memory_format])
