@@ -57,7 +57,8 @@ class RatioEstimate:
     """A ratio a/b over the seeds, the same ratio per seed, and its interval.
 
     ratio: with `basis` "bootstrap" or "none", the statistic of every seed's data pooled; with
-        "seed range", the median of `per_seed` (inside the range it is shown with).
+        "seed range", the median of `per_seed` (inside the range it is shown with); where a
+        seed's own ratio is undefined (then there is no range), the pooled statistic.
     low, high: with `basis` "bootstrap", the `confidence` percentile interval over seeds; with
         "seed range", the smallest and largest of `per_seed`; NaN with one seed.
     verdict: "greater" if the interval lies above 1 (a's value is larger), "less" if below,
@@ -85,6 +86,11 @@ class RatioEstimate:
         if self.high < 1:
             return "less"
         return "unclear"
+
+    @property
+    def n_defined(self) -> int:
+        """How many seeds have a finite ratio of their own."""
+        return int(np.isfinite(np.asarray(self.per_seed, dtype=np.float64)).sum())
 
     @property
     def all_seeds_agree(self) -> bool:
@@ -132,6 +138,8 @@ def bootstrap_ratio(n_seeds: int, statistic: Callable[[np.ndarray], float], *,
         if math.isfinite(ratio) and len(finite) == n_seeds:
             low, high = min(finite), max(finite)
             ratio = float(np.median(finite))
+        # With a seed's own ratio undefined there is no range, and the ratio stays that of the
+        # seeds' values pooled (the median of the others could be a single seed's).
     elif basis == "bootstrap" and math.isfinite(ratio):
         with warnings.catch_warnings():
             # All resamples equal (identical seeds) is a legitimate zero-width interval.

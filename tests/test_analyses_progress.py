@@ -127,6 +127,19 @@ def test_with_few_seeds_the_ratio_is_the_median_seed_ratio_inside_the_range():
     assert three.ratio == pytest.approx(1 / 1.1) and three.verdict == "less"
 
 
+def test_a_seed_without_a_ratio_of_its_own_gives_no_verdict_and_says_why():
+    from landscape.report.verdicts import verdict_words
+
+    a = [np.full(4, 2.0), np.array([]), np.full(4, 3.0)]  # seed 1: no values of model a
+    b = [np.ones(4)] * 3
+    est = bootstrap_ratio(3, pooled_median_ratio(a, b))
+    assert est.n_defined == 2 and math.isnan(est.low) and est.verdict == "no interval"
+    assert est.ratio == pytest.approx(2.5)  # pooled: the median of 2, 2, 2, 2, 3, 3, 3, 3
+    assert verdict_words(est) == "no verdict (2 of 3 seeds have a ratio of their own)"
+    single = bootstrap_ratio(1, pooled_median_ratio(a[:1], b[:1]))
+    assert verdict_words(single) == "no interval (1 seed)"
+
+
 def test_an_interval_that_contains_one_is_unclear_and_one_seed_has_none():
     a = [np.full(10, 0.5), np.full(10, 2.0)]
     b = [np.ones(10), np.ones(10)]

@@ -1,6 +1,7 @@
 """The axis model (any configuration field varied within one record) and --vary, without
 training: validation in one line, the run grid, each run's configuration, run ids."""
 
+import numpy as np
 import pytest
 
 from landscape.cli._vary import parse_vary
@@ -131,3 +132,37 @@ def test_the_run_limit_counts_the_levels():
     varied = small.with_changes(axes={"batch_size": (64, 128)})
     with pytest.raises(ConfigError, match=r"2,000 runs \(.* x --vary batch_size\)"):
         check_counts(varied)
+
+
+def _pair(per_step: tuple[float, ...], matched: tuple[float, ...]):
+    """A verdict of one metric from its single-seed ratios (3 seeds: a per-seed range)."""
+    from analyses.confidence import bootstrap_ratio
+    from landscape.report.verdicts import MetricVerdict, PairVerdict
+
+    def estimate(ratios):
+        return bootstrap_ratio(len(ratios), lambda seeds: float(np.median(
+            [ratios[i] for i in seeds])))
+
+    row = MetricVerdict("beta", estimate(per_step), estimate(matched))
+    return PairVerdict("vgg", "vgg_bn", (0, 1, 2), "gradient", "sgd, lr 0.1", "", {}, (row,))
+
+
+def test_verdict_changes_name_the_levels_where_a_verdict_differs():
+    from landscape.report.factors import LevelVerdict, verdict_changes
+
+    nan = float("nan")
+    verdicts = [
+        LevelVerdict({"batch_size": 128}, _pair((1.2, 1.3, 1.4), (nan, 1.1, 1.2))),
+        LevelVerdict({"batch_size": 256}, _pair((0.8, 0.7, 0.9), (nan, nan, 1.2)))]
+    lines = verdict_changes(verdicts)
+    # All steps: smoother at 128, rougher at 256 (every seed). At matched loss neither level has
+    # a verdict (a seed without a ratio of its own): not a change, however the reasons differ.
+    assert lines == [
+        "beta, all steps, vgg vs vgg_bn: the verdict changes with batch_size: smoother with BN "
+        "(every seed) at batch_size=128 (ratio 1.3, 1.2 to 1.4 (per-seed range, 3 seeds)); "
+        "rougher with BN (every seed) at batch_size=256 (ratio 0.8, 0.7 to 0.9 (per-seed range, "
+        "3 seeds))"]
+    same = [LevelVerdict({"batch_size": b}, _pair((1.2, 1.3, 1.4), (1.1, 1.2, 1.3)))
+            for b in (128, 256)]
+    assert verdict_changes(same) == [
+        "The verdicts are the same at every level of batch_size (128, 256)."]

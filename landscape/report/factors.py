@@ -93,8 +93,10 @@ def verdict_changes(verdicts: Sequence[LevelVerdict]) -> list[str]:
         for (a, b, others), group in groups.items():
             if len(group) < 2:
                 continue
-            for metric, view, words in _views(group):
-                if len({w for _, w, _ in words}) > 1:
+            for metric, view, words, kinds in _views(group):
+                # The verdict itself (greater, less, unclear, none), not its words: two levels
+                # without a verdict differ only in why ("1 of 3 seeds …" vs "0 of 3 …").
+                if len(set(kinds)) > 1:
                     changed.add(axis)
                     at = f" (at {levels_text(dict(others))})" if others else ""
                     shown = "; ".join(f"{w} at {axis}={format_value(lv)} ({e})"
@@ -112,8 +114,8 @@ def verdict_changes(verdicts: Sequence[LevelVerdict]) -> list[str]:
 
 
 def _views(group: Sequence[LevelVerdict]):
-    """(metric, view, [(level of the varied axis, verdict words, 'ratio [interval]')]) for
-    every metric and view that each verdict of `group` has."""
+    """(metric, view, [(level of the varied axis, verdict words, 'ratio [interval]')],
+    [each level's verdict]) for every metric and view that each verdict of `group` has."""
     axis_value = [_varied_level(v, group) for v in group]
     metrics = [r.metric for r in group[0].verdict.rows]
     for metric in metrics:
@@ -126,7 +128,8 @@ def _views(group: Sequence[LevelVerdict]):
             if any(e is None for e in estimates):
                 continue
             yield metric, view, [(lv, verdict_words(e), f"ratio {e.ratio:.3g}, {e.interval_text()}")
-                                 for lv, e in zip(axis_value, estimates)]
+                                 for lv, e in zip(axis_value, estimates)], \
+                [e.verdict for e in estimates]
 
 
 def _varied_level(v: LevelVerdict, group: Sequence[LevelVerdict]) -> Any:

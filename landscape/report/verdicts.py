@@ -84,9 +84,17 @@ def verdict_words(estimate: RatioEstimate) -> str:
     """'smoother with BN', 'rougher with BN', 'no clear difference' or 'no interval (1 seed)'
     for a no-BN / BN ratio of a larger-is-rougher metric; from a per-seed range (fewer than
     MIN_BOOTSTRAP_SEEDS seeds) 'smoother with BN (every seed)', 'rougher with BN (every seed)'
-    or 'seeds disagree'."""
+    or 'seeds disagree'; 'no verdict (1 of 3 seeds have a ratio of their own)' where seeds are
+    enough but some seed's ratio is undefined."""
     if estimate.basis == "seed range" and estimate.verdict in _RANGE_WORDS:
         return _RANGE_WORDS[estimate.verdict]
+    if estimate.verdict == "no interval" and estimate.n_seeds >= 2:
+        # Seeds enough, but a seed's own ratio (or the interval) is undefined, e.g. at matched
+        # loss when a seed alone shares no loss range between the two models.
+        if estimate.n_defined < estimate.n_seeds:
+            return (f"no verdict ({estimate.n_defined} of {estimate.n_seeds} seeds have a "
+                    "ratio of their own)")
+        return "no verdict (the interval is undefined)"
     return _VERDICT_WORDS[estimate.verdict]
 
 
@@ -247,7 +255,7 @@ def verdict_table(v: PairVerdict) -> list[tuple[str, ...]]:
 
 
 def _estimate_cells(e: RatioEstimate) -> list[str]:
-    if e.n_seeds < 2:
+    if e.n_seeds < 2 or not (math.isfinite(e.low) and math.isfinite(e.high)):
         interval = "-"
     elif e.basis == "seed range" and math.isfinite(e.low) and math.isfinite(e.high):
         interval = f"{e.low:.3g} to {e.high:.3g}"  # the column's heading says what it is
