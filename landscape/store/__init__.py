@@ -2,7 +2,13 @@
 
 - `schema`: format constants, run statuses and stop reasons, table columns and names, run
   layouts. No h5py: the training loop and the recorders use these names.
-- `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
+- `write`: `RecordWriter`: creating a record, reopening it to resume or add to it, flushing and
+  closing (a failed write repaired).
+- `create`: a new run's group, state scalars and empty tables.
+- `tables`: appending rows (`Table`), a run's writer (`RunWriter`: its tables, truncation past a
+  resume point, its state).
+- `surface_write`: a loss surface's grid, created and filled point by point (`SurfaceWriter`).
+- `upgrade`: an older schema brought to the current one as a record is reopened for writing.
 - `read`: `open_record` and the dataclasses it returns.
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes, a
   dead writer's status flags).
@@ -58,7 +64,9 @@ from landscape.store.schema import (
     surface_columns,
     surface_path,
 )
-from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
+from landscape.store.surface_write import SurfaceWriter
+from landscape.store.tables import RunWriter, Table
+from landscape.store.write import RecordWriter
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import run_into_shard, shards_in_progress
 from landscape.store.sizes import PartSize, storage_sizes

@@ -21,7 +21,8 @@ from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
 from landscape.store.copies import create_file
 from landscape.store.read import RunInfo, open_record
-from landscape.store.write import RecordWriter, RunWriter, Table
+from landscape.store.tables import RunWriter, Table
+from landscape.store.write import RecordWriter
 
 
 def shard_folder(record_path: str | os.PathLike) -> Path:
