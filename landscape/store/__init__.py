@@ -9,7 +9,9 @@
   resume point, its state).
 - `surface_write`: a loss surface's grid, created and filled point by point (`SurfaceWriter`).
 - `upgrade`: an older schema brought to the current one as a record is reopened for writing.
-- `read`: `open_record` and the dataclasses it returns.
+- `read`: `open_record` and the `Record` it returns (a run's arrays read on demand).
+- `run_data`: the frozen dataclasses reading returns (`RunInfo`, `RunData`, `SavedWeights`, ...).
+- `loading`: a run's state and arrays read from the file (older schema versions as the current).
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes, a
   dead writer's status flags).
 - `lock`: one writer per record (`writer_lock`), which readers consult before they clear a
@@ -24,14 +26,14 @@ Every public name is re-exported here; import from `landscape.store`.
 """
 
 from landscape.store._hdf5 import check_replaceable, write_error_reason
-from landscape.store.read import (
+from landscape.store.read import Record, open_record
+from landscape.store.run_data import (
     ActivationData,
     EvalData,
     HessianData,
     HessianDensityData,
     ICSData,
     ProbeData,
-    Record,
     RunData,
     RunInfo,
     SparsityData,
@@ -39,7 +41,6 @@ from landscape.store.read import (
     SurfaceData,
     StepData,
     TapData,
-    open_record,
 )
 from landscape.store.schema import (
     FORMAT_NAME,
