@@ -20,7 +20,7 @@ from landscape.training.losses import summed_loss, training_loss
 from landscape.models import build_model
 from landscape.models.activations import ACTIVATIONS
 from landscape.sweep import record, resume
-from landscape.training.loop import early_stop_due
+from landscape.training.evaluation import early_stop_due
 
 from conftest import assert_records_equal
 

@@ -15,7 +15,8 @@ from landscape.models import build_model
 from landscape.probes import GradientProbe, eta_grid, select_parameters
 from landscape.training.recorder import MemoryRecorder
 from landscape.training.tensors import RngState
-from landscape.training.loop import StepContext, TapPlan, train_run
+from landscape.training.loop import StepContext, train_run
+from landscape.training.loop_settings import TapPlan
 
 
 class Quadratic(nn.Module):

@@ -19,7 +19,9 @@ from landscape.errors import ConfigError
 from landscape.models import build_model
 from landscape.training.recorder import MemoryRecorder
 from landscape.sweep import record, resume
-from landscape.training.loop import Measurements, TrainingLoop, EvaluationPlan
+from landscape.training.evaluation import EvaluationPlan
+from landscape.training.loop import TrainingLoop
+from landscape.training.loop_settings import Measurements
 
 from conftest import assert_records_equal
 from test_resume import StopAfter

@@ -25,7 +25,8 @@ from landscape.sweep import record, resume
 from landscape.sweep.plans import model_options
 from landscape.sweep.run import make_optimizer
 from landscape.training.tasks import make_task
-from landscape.training.loop import early_stop_due, train_run
+from landscape.training.evaluation import early_stop_due
+from landscape.training.loop import train_run
 
 from conftest import assert_records_equal
 

@@ -2,8 +2,16 @@
 
 - `schema`: format constants, run statuses and stop reasons, table columns and names, run
   layouts. No h5py: the training loop and the recorders use these names.
-- `write`: creating a record, appending to its tables, resuming it (and upgrading its schema).
-- `read`: `open_record` and the dataclasses it returns.
+- `write`: `RecordWriter`: creating a record, reopening it to resume or add to it, flushing and
+  closing (a failed write repaired).
+- `create`: a new run's group, state scalars and empty tables.
+- `tables`: appending rows (`Table`), a run's writer (`RunWriter`: its tables, truncation past a
+  resume point, its state).
+- `surface_write`: a loss surface's grid, created and filled point by point (`SurfaceWriter`).
+- `upgrade`: an older schema brought to the current one as a record is reopened for writing.
+- `read`: `open_record` and the `Record` it returns (a run's arrays read on demand).
+- `run_data`: the frozen dataclasses reading returns (`RunInfo`, `RunData`, `SavedWeights`, ...).
+- `loading`: a run's state and arrays read from the file (older schema versions as the current).
 - `_hdf5`: low-level HDF5 workarounds (SWMR-read opening, truncation check, attributes, a
   dead writer's status flags).
 - `lock`: one writer per record (`writer_lock`), which readers consult before they clear a
@@ -18,14 +26,14 @@ Every public name is re-exported here; import from `landscape.store`.
 """
 
 from landscape.store._hdf5 import check_replaceable, write_error_reason
-from landscape.store.read import (
+from landscape.store.read import Record, open_record
+from landscape.store.run_data import (
     ActivationData,
     EvalData,
     HessianData,
     HessianDensityData,
     ICSData,
     ProbeData,
-    Record,
     RunData,
     RunInfo,
     SparsityData,
@@ -33,7 +41,6 @@ from landscape.store.read import (
     SurfaceData,
     StepData,
     TapData,
-    open_record,
 )
 from landscape.store.schema import (
     FORMAT_NAME,
@@ -58,7 +65,9 @@ from landscape.store.schema import (
     surface_columns,
     surface_path,
 )
-from landscape.store.write import RecordWriter, RunWriter, SurfaceWriter, Table
+from landscape.store.surface_write import SurfaceWriter
+from landscape.store.tables import RunWriter, Table
+from landscape.store.write import RecordWriter
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import run_into_shard, shards_in_progress
 from landscape.store.sizes import PartSize, storage_sizes

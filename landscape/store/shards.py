@@ -20,8 +20,10 @@ import h5py
 from landscape.errors import RecordError
 from landscape.store._hdf5 import open_for_reading, read_string, read_table
 from landscape.store.copies import create_file
-from landscape.store.read import RunInfo, open_record
-from landscape.store.write import RecordWriter, RunWriter, Table
+from landscape.store.read import open_record
+from landscape.store.run_data import RunInfo
+from landscape.store.tables import RunWriter, Table
+from landscape.store.write import RecordWriter
 
 
 def shard_folder(record_path: str | os.PathLike) -> Path:

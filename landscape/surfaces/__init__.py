@@ -21,7 +21,7 @@ from landscape.surfaces.directions import (BN_PARAMS, BnParams, filter_normalize
                                            random_directions, update_directions)
 from landscape.surfaces.evaluate import BN_MODES, BnMode, Direction, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
-from landscape.training.loop import classification_correct
+from landscape.training.loop_settings import classification_correct
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from landscape.store import RecordWriter, RunStatus
 from landscape.sweep.init_from import InitFrom
 from landscape.sweep.plans import RunPlan, RunResult, model_options, plan_config, resolve_taps
 from landscape.training.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
-from landscape.training.loop import LoopState, NoProgress, Progress, TapPlan, train_run
+from landscape.training.loop import LoopState, NoProgress, Progress, train_run
+from landscape.training.loop_settings import TapPlan
 from landscape.training.precision import autocast_dtype, is_reduced
 from landscape.training.recorder import HDF5Recorder
 from landscape.training.schedules import learning_rate

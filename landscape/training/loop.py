@@ -10,15 +10,16 @@ The loop also applies a learning-rate schedule (a function of the step, set on t
 before each step) and stops early when a validation loss stops improving (`early_stop_due`).
 
 `TrainingLoop` is the loop; `train_run` is its convenience entry point with every setting as a
-keyword. What the loop calls and returns (probes, recorders, progress, loop state, outcome) is
-defined in `landscape.training.contracts` and re-exported here.
+keyword. Its settings are `landscape.training.loop_settings`'s and
+`landscape.training.evaluation`'s (which also evaluates and decides on early stopping); what the
+loop calls and returns (probes, recorders, progress, loop state, outcome) is defined in
+`landscape.training.contracts` and re-exported here.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -29,126 +30,12 @@ from landscape.training.contracts import (  # noqa: F401 (re-exported: `from lan
     STOP_NONE, STOP_PLANNED, CorrectFn, LoopState, LossFn, NoProgress, Probe, Progress,
     RunOutcome, RunRecorder, StepContext,
 )
+from landscape.training.evaluation import EvaluationPlan, Evaluator
+from landscape.training.loop_settings import (Arithmetic, Measurements, Objective, Reliability,
+                                              TapPlan, classification_correct)
 from landscape.training.precision import float32_math, training_autocast
 from landscape.training.step_rows import KeptRows, PendingRows, TrainAccumulator, measure_gradients
 from landscape.training.tensors import RngState, global_norm
-
-
-def early_stop_due(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
-    """True when none of the last `patience` validation losses improved on (was lower by more
-    than `min_delta` than) the best one before it. A NaN loss is no improvement. (For early
-    stopping on accuracy the loop passes −accuracy: lower is better there too.)"""
-    best, since_best = math.inf, 0
-    for loss in val_losses:
-        if loss < best - min_delta:
-            best, since_best = loss, 0
-        else:
-            since_best += 1
-    return since_best >= patience
-
-
-@dataclass(frozen=True)
-class TapPlan:
-    """Which parameters to tap and at which steps.
-
-    With `every` > 1, steps kN and kN+1 are tapped, so that differences between consecutive
-    steps (the course's gradient change) remain computable from thinned taps.
-    """
-
-    names: tuple[str, ...]
-    every: int = 1
-    dtype: torch.dtype = torch.float32
-
-    def due(self, step: int) -> bool:
-        return bool(self.names) and (self.every == 1 or step % self.every in (0, 1))
-
-
-def classification_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (logits.argmax(1) == y).sum()
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What the loop minimizes, records and probes (`loss_fn(output, y)`), and how it counts
-    correct predictions for the training accuracy (`correct_fn`; None: no accuracy, e.g. for
-    regression)."""
-
-    loss_fn: LossFn = nn.functional.cross_entropy
-    correct_fn: CorrectFn | None = classification_correct
-
-
-@dataclass(frozen=True)
-class EvaluationPlan:
-    """When and on what the loop evaluates.
-
-    `evaluate(model)` returns (loss, accuracy) on held-out data, every `every` steps and after
-    the last step; `steps_per_epoch` converts steps to the recorded epoch. `validate(model)`
-    (None: no validation data) returns (loss, accuracy) on the validation images at the same
-    moments; with `early_stop` = N the run ends, complete with stop reason "early_stop", after an
-    evaluation when the validation loss (`early_stop_metric` "loss") or accuracy ("acc") has not
-    improved by more than `early_stop_min_delta` for N evaluations. With `keep_best`, every
-    evaluation whose validation accuracy beats the best so far hands the probes that keep
-    weights (`best_rows`) the moment to keep them.
-    """
-
-    evaluate: Callable[[nn.Module], tuple[float, float]]
-    every: int
-    steps_per_epoch: int
-    validate: Callable[[nn.Module], tuple[float, float]] | None = None
-    early_stop: int | None = None
-    early_stop_metric: str = "loss"
-    early_stop_min_delta: float = 0.0
-    keep_best: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.early_stop is not None or self.keep_best) and self.validate is None:
-            raise ValueError("early stopping needs validation data (`validate`)")
-
-
-@dataclass(frozen=True)
-class Measurements:
-    """What the loop measures besides the per-step rows, and how often it hands it all over.
-
-    Measurements go to the host every `sync_every` steps or `sync_seconds` seconds, whichever
-    comes first: rarely enough not to stall a GPU or to cost Python time per step on small
-    models, often enough for a live progress bar.
-    """
-
-    taps: TapPlan = TapPlan(())
-    probes: Sequence[Probe] = ()
-    sync_every: int = 25
-    sync_seconds: float = 0.5
-
-
-@dataclass(frozen=True)
-class Arithmetic:
-    """The training step's precision (landscape.training.precision): `autocast` is the dtype of the
-    forward pass's autocast (None: float32); `reduced` tells probes that g_t carries more
-    rounding than float32's. Probes themselves always run in float32."""
-
-    autocast: torch.dtype | None = None
-    reduced: bool = False
-
-
-def _never() -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class Reliability:
-    """Checkpoints, resuming and being asked to stop.
-
-    At a host sync at least `checkpoint_seconds` after the last one, the recorder is flushed and
-    then `checkpoint(state)` is called with the loop's own state (the caller adds model,
-    optimizer, random and data-order state); `resume_from` continues from such a state.
-    `should_stop()` is asked after every step; when it says yes, the loop finishes the step,
-    records and checkpoints it, and returns with status "interrupted".
-    """
-
-    resume_from: LoopState | None = None
-    checkpoint: Callable[[LoopState], None] | None = None
-    checkpoint_seconds: float = 60.0
-    should_stop: Callable[[], bool] = _never
 
 
 class TrainingLoop:
@@ -197,10 +84,9 @@ class TrainingLoop:
         self.pending = PendingRows()
         self.since_eval = TrainAccumulator()
         self.first_step, self.images_done, self.seconds_before = 0, 0, 0.0
-        self.val_losses: list[float] = []  # every validation loss so far, for early stopping
-        self.best_val_acc = -math.inf
         self.last_loss = math.nan
         resume = reliability.resume_from
+        self.evaluator = Evaluator(evaluation, total_steps, resume)
         if resume is not None:
             self.first_step = resume.next_step
             with torch.no_grad():
@@ -209,8 +95,6 @@ class TrainingLoop:
             self.has_prev_grad = resume.next_step > 0
             self.since_eval = TrainAccumulator(**resume.since_eval)
             self.images_done, self.seconds_before = resume.images_done, resume.seconds
-            self.val_losses = list(resume.val_losses)
-            self.best_val_acc = resume.best_val_acc
         self.started = self.last_sync = self.last_checkpoint = 0.0  # set when `run` starts
 
     def elapsed(self) -> float:
@@ -223,8 +107,7 @@ class TrainingLoop:
         should_stop = self.reliability.should_stop
         for step in range(self.first_step, self.total_steps):
             self.step(step)
-            evaluation_due = ((step + 1) % self.evaluation.every == 0
-                              or step + 1 == self.total_steps)
+            evaluation_due = self.evaluator.due(step)
             stop = should_stop()
             if not (len(self.pending.steps) >= sync.sync_every or evaluation_due or stop
                     or time.perf_counter() - self.last_sync >= sync.sync_seconds):
@@ -344,39 +227,11 @@ class TrainingLoop:
 
     def evaluate(self, step: int) -> bool:
         """Evaluate after step `step` and record it; True when the run should stop early."""
-        plan = self.evaluation
-        test_loss, test_acc = plan.evaluate(self.model)
-        val_loss, val_acc = (plan.validate(self.model) if plan.validate is not None
-                             else (math.nan, math.nan))
-        self.model.train()
-        self.recorder.evaluation({
-            "step": step + 1,
-            "epoch": (step + 1) / plan.steps_per_epoch,
-            "train_loss": self.since_eval.mean_loss(),
-            "train_acc": self.since_eval.accuracy() if self.objective.correct_fn else math.nan,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-        })
+        stop = self.evaluator.evaluate(
+            step, self.model, self.since_eval, has_accuracy=bool(self.objective.correct_fn),
+            recorder=self.recorder, probes=self.measurements.probes)
         self.since_eval = TrainAccumulator()
-        if plan.validate is not None:  # what early stopping watches: lower is better
-            self.val_losses.append(-val_acc if plan.early_stop_metric == "acc" else val_loss)
-        stop = (plan.early_stop is not None and step + 1 < self.total_steps
-                and early_stop_due(self.val_losses, plan.early_stop, plan.early_stop_min_delta))
-        if plan.keep_best and val_acc > self.best_val_acc:
-            self.best_val_acc = val_acc
-            self.keep_best(step + 1, last=stop or step + 1 == self.total_steps)
         return stop
-
-    def keep_best(self, steps_done: int, *, last: bool) -> None:
-        """The rows of the probes that keep the weights at a new best validation accuracy
-        (`last`: the run ends here)."""
-        for probe in self.measurements.probes:
-            best = getattr(probe, "best_rows", None)
-            rows = best(steps_done, last=last) if best is not None else None
-            if rows is not None:
-                self.recorder.probe(probe.name, rows)
 
     def checkpoint_due(self) -> bool:
         every = self.reliability.checkpoint_seconds
@@ -392,7 +247,7 @@ class TrainingLoop:
         if save is not None:
             save(LoopState(steps_done, [g.detach().cpu() for g in self.prev_grads],
                            self.since_eval.as_dict(), self.images_done, self.elapsed(),
-                           list(self.val_losses), self.best_val_acc))
+                           list(self.evaluator.val_losses), self.evaluator.best_val_acc))
         self.last_checkpoint = time.perf_counter()
 
     def finish(self, status: str, steps_done: int, stop_reason: str, *,

@@ -21,7 +21,8 @@ from landscape.errors import ConfigError, field_ref
 from landscape.training.losses import summed_loss, training_loss
 from landscape.models import MODELS
 from landscape.models.dln import l2_loss
-from landscape.training.loop import LossFn, classification_correct
+from landscape.training.contracts import LossFn
+from landscape.training.loop_settings import classification_correct
 
 IMAGE_CLASSIFICATION = "image-classification"
 LINEAR_REGRESSION = "linear-regression"

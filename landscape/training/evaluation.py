@@ -1,0 +1,114 @@
+"""When and on what a training loop evaluates (`EvaluationPlan`), and what an evaluation does
+(`Evaluator`): the held-out and validation numbers recorded with the training loss and accuracy
+since the last evaluation, early stopping (`early_stop_due`), and the weights kept at a new best
+validation accuracy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import nn
+
+from landscape.training.contracts import LoopState, Probe, RunRecorder
+from landscape.training.step_rows import TrainAccumulator
+
+
+def early_stop_due(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
+    """True when none of the last `patience` validation losses improved on (was lower by more
+    than `min_delta` than) the best one before it. A NaN loss is no improvement. (For early
+    stopping on accuracy the loop passes −accuracy: lower is better there too.)"""
+    best, since_best = math.inf, 0
+    for loss in val_losses:
+        if loss < best - min_delta:
+            best, since_best = loss, 0
+        else:
+            since_best += 1
+    return since_best >= patience
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """When and on what the loop evaluates.
+
+    `evaluate(model)` returns (loss, accuracy) on held-out data, every `every` steps and after
+    the last step; `steps_per_epoch` converts steps to the recorded epoch. `validate(model)`
+    (None: no validation data) returns (loss, accuracy) on the validation images at the same
+    moments; with `early_stop` = N the run ends, complete with stop reason "early_stop", after an
+    evaluation when the validation loss (`early_stop_metric` "loss") or accuracy ("acc") has not
+    improved by more than `early_stop_min_delta` for N evaluations. With `keep_best`, every
+    evaluation whose validation accuracy beats the best so far hands the probes that keep
+    weights (`best_rows`) the moment to keep them.
+    """
+
+    evaluate: Callable[[nn.Module], tuple[float, float]]
+    every: int
+    steps_per_epoch: int
+    validate: Callable[[nn.Module], tuple[float, float]] | None = None
+    early_stop: int | None = None
+    early_stop_metric: str = "loss"
+    early_stop_min_delta: float = 0.0
+    keep_best: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.early_stop is not None or self.keep_best) and self.validate is None:
+            raise ValueError("early stopping needs validation data (`validate`)")
+
+
+class Evaluator:
+    """The evaluations of one run of `total_steps` steps, and what early stopping and
+    `keep_best` remember between them (every watched validation value, the best validation
+    accuracy): the loop's checkpoint keeps both, and `resume_from` gives them back."""
+
+    def __init__(self, plan: EvaluationPlan, total_steps: int,
+                 resume_from: LoopState | None = None) -> None:
+        self.plan, self.total_steps = plan, total_steps
+        self.val_losses: list[float] = []  # every validation loss so far, for early stopping
+        self.best_val_acc = -math.inf
+        if resume_from is not None:
+            self.val_losses = list(resume_from.val_losses)
+            self.best_val_acc = resume_from.best_val_acc
+
+    def due(self, step: int) -> bool:
+        """Whether the loop evaluates after step `step`."""
+        return (step + 1) % self.plan.every == 0 or step + 1 == self.total_steps
+
+    def evaluate(self, step: int, model: nn.Module, since_eval: TrainAccumulator, *,
+                 has_accuracy: bool, recorder: RunRecorder, probes: Sequence[Probe]) -> bool:
+        """Evaluate after step `step` and record it (`since_eval`: the training batches since
+        the last evaluation; `has_accuracy`: whether they count correct predictions); True
+        when the run should stop early."""
+        plan = self.plan
+        test_loss, test_acc = plan.evaluate(model)
+        val_loss, val_acc = (plan.validate(model) if plan.validate is not None
+                             else (math.nan, math.nan))
+        model.train()
+        recorder.evaluation({
+            "step": step + 1,
+            "epoch": (step + 1) / plan.steps_per_epoch,
+            "train_loss": since_eval.mean_loss(),
+            "train_acc": since_eval.accuracy() if has_accuracy else math.nan,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+        })
+        if plan.validate is not None:  # what early stopping watches: lower is better
+            self.val_losses.append(-val_acc if plan.early_stop_metric == "acc" else val_loss)
+        stop = (plan.early_stop is not None and step + 1 < self.total_steps
+                and early_stop_due(self.val_losses, plan.early_stop, plan.early_stop_min_delta))
+        if plan.keep_best and val_acc > self.best_val_acc:
+            self.best_val_acc = val_acc
+            keep_best(recorder, probes, step + 1, last=stop or step + 1 == self.total_steps)
+        return stop
+
+
+def keep_best(recorder: RunRecorder, probes: Sequence[Probe], steps_done: int, *,
+              last: bool) -> None:
+    """The rows of the probes that keep the weights at a new best validation accuracy
+    (`last`: the run ends here)."""
+    for probe in probes:
+        best = getattr(probe, "best_rows", None)
+        rows = best(steps_done, last=last) if best is not None else None
+        if rows is not None:
+            recorder.probe(probe.name, rows)
