@@ -56,6 +56,25 @@ def test_record_counts_seeds_as_seeds(two_seeds):
     assert "learning rates" not in output.split("Writing")[0]
 
 
+def test_the_run_count_multiplies_out_where_an_axis_applies_to_some_models():
+    from landscape.cli.record import runs_text
+    from landscape.config import RecordConfig
+    from landscape.sweep import plan_runs
+
+    config = RecordConfig(models=("vgg_light", "vgg_light_bn"), lrs=(0.1,), optimizer="sgd",
+                          seeds=(0, 1, 2), axes={"norm_placement": ["conv", "all"],
+                                                 "batch_size": [128, 256]})
+    plans = plan_runs(config)
+    # The demo-placement study: the plain network has no BatchNorm to place (not 2 x 2 x 2 x 3).
+    assert runs_text(config, plans) == (
+        "18 runs (vgg_light: 1 lr x 2 batch_size x 3 seeds = 6; vgg_light_bn: 1 lr x 2 "
+        "norm_placement x 2 batch_size x 3 seeds = 12)")
+    both = RecordConfig(models=("vgg_light", "vgg_light_bn"), lrs=(0.1, 0.05), optimizer="sgd",
+                        seeds=(0, 1), axes={"batch_size": [128, 256]})
+    assert runs_text(both, plan_runs(both)) == (
+        "16 runs (2 models x 2 lrs x 2 batch_size x 2 seeds: vgg_light, vgg_light_bn)")
+
+
 def test_band_legends_and_titles_say_seeds_not_lrs(groups):
     figures = [plot_loss_landscape(report.loss_envelopes(groups)),
                plot_gradient_change(report.gradient_change_envelopes(groups, parameter=None)),

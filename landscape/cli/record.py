@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Sequence
 
 import click
 import torch
@@ -24,7 +25,7 @@ from landscape.errors import ConfigError
 from landscape.probes.hessian_cost import cost_text, estimate_costs
 from landscape.sweep import plan_runs, record as record_sweep
 from landscape.sweep.limits import check_counts
-from landscape.sweep.plans import planned_steps, probe_model
+from landscape.sweep.plans import RunPlan, planned_steps, probe_model
 from landscape.training.tasks import make_task
 
 
@@ -32,12 +33,24 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def runs_text(config: RecordConfig, n_runs: int) -> str:
-    """'4 runs (2 models x 1 lr x 2 seeds: vgg_light, vgg_light_bn)': seeds counted as seeds."""
-    axes = "".join(f" x {len(a.values)} {a.name}" for a in config.axes)
-    return (f"{_count(n_runs, 'run')} ({_count(len(config.model.models), 'model')} x "
-            f"{_count(len(config.optim.lrs), 'lr')}{axes} x "
-            f"{_count(len(config.seeds), 'seed')}: {', '.join(config.model.models)})")
+def runs_text(config: RecordConfig, plans: Sequence[RunPlan]) -> str:
+    """'4 runs (2 models x 1 lr x 2 seeds: vgg_light, vgg_light_bn)': seeds counted as seeds.
+    Where an axis applies to some models only (BatchNorm's placement), the product per model:
+    '18 runs (vgg_light: 1 lr x 2 batch_size x 3 seeds = 6; vgg_light_bn: 1 lr x 2
+    norm_placement x 2 batch_size x 3 seeds = 12)', so that the factors multiply to the count."""
+    def factors(model_plans) -> str:
+        counts = [len({dict(p.levels).get(a.name) for p in model_plans if a.name in
+                       dict(p.levels)}) for a in config.axes]
+        return "".join(f" x {n} {a.name}" for n, a in zip(counts, config.axes) if n)
+
+    models = config.model.models
+    lrs, seeds = _count(len(config.optim.lrs), 'lr'), _count(len(config.seeds), 'seed')
+    by_model = {m: [p for p in plans if p.model == m] for m in models}
+    if len({factors(ps) for ps in by_model.values()}) <= 1:
+        return (f"{_count(len(plans), 'run')} ({_count(len(models), 'model')} x {lrs}"
+                f"{factors(plans)} x {seeds}: {', '.join(models)})")
+    parts = [f"{m}: {lrs}{factors(ps)} x {seeds} = {len(ps)}" for m, ps in by_model.items()]
+    return f"{_count(len(plans), 'run')} ({'; '.join(parts)})"
 
 
 @click.command(cls=sectioned(RECORD_SECTIONS))
@@ -65,7 +78,7 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     click.echo(f"Data: {task.identity.describe()}", err=True)
     batch = "varied" if any(a.name == "batch_size" for a in config.axes) else \
         config.optim.batch_size
-    click.echo(f"Device: {config.device}. {runs_text(config, len(plans))}, "
+    click.echo(f"Device: {config.device}. {runs_text(config, plans)}, "
                f"{config.optim.optimizer}, batch {batch}. Writing {out}",
                err=True)
     if config.recording.hessian.enabled:  # what the probe will cost, before the wait
