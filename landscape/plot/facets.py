@@ -74,6 +74,17 @@ def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], 
     return out
 
 
+def title_levels(fig: Figure, label: str) -> None:
+    """Start a figure's title with a line of the levels it is drawn at ("At batch_size=16"),
+    for figures drawn once per cell (a line of its own: the title's lines keep their width)."""
+    # matplotlib keeps the suptitle's Text here: set_text keeps the size the figure chose.
+    title = fig._suptitle
+    if title is None:
+        fig.suptitle(f"At {label}", fontsize=11)
+    else:
+        title.set_text(f"At {label}\n{title.get_text()}")
+
+
 def _share_y(axes: Sequence[Axes]) -> None:
     """The same y range (and scale) in every panel: the union of their own ranges."""
     log = any(ax.get_yscale() == "log" for ax in axes)
@@ -109,4 +120,4 @@ def plot_paper_facets(cells_data: Sequence[tuple[FactorCell, object]], *,
     return fig
 
 
-__all__ = ["facet_groups", "plot_facets", "plot_paper_facets", "PANEL_SIZE"]
+__all__ = ["facet_groups", "plot_facets", "plot_paper_facets", "title_levels", "PANEL_SIZE"]
