@@ -52,12 +52,21 @@ CAPTIONS: dict[str, str] = {
 _UNKNOWN = "See docs/figures.md for what this figure shows and how to read it."
 
 
+# Added to the caption of a figure drawn once per level ("ics_batch_size=16").
+PER_LEVEL = ("One figure per level of the record's axes (or of the settings combined records "
+             "differ in): its title and file name say which.")
+
+
 def figure_caption(name: str) -> str:
     """The caption of the figure `all_figures` names `name` ("paper_lr0.1", "surface_plane",
-    ...)."""
+    "ics_batch_size=16", ...)."""
     if name in CAPTIONS:
         return CAPTIONS[name]
     for prefix in ("paper_lr", "surface"):
         if name.startswith(prefix):
             return CAPTIONS[prefix]
+    # The longest stem first: "hessian_density_batch_size=16" is not a "hessian" figure.
+    for stem in sorted(CAPTIONS, key=len, reverse=True):
+        if name.startswith(stem + "_") and "=" in name[len(stem) + 1:]:
+            return f"{CAPTIONS[stem]} {PER_LEVEL}"
     return _UNKNOWN

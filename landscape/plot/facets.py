@@ -46,11 +46,11 @@ def facet_groups(cells: Sequence[FactorCell]
     return out
 
 
-def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool], *,
-                title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
-    """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel (and returns
-    whether it drew anything), whose title then names the cell's levels; the figure's title is
-    `title` and the levels it holds fixed."""
+def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool | str],
+                *, title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
+    """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel and returns True,
+    or False (or why, as a string shown in the panel) when it drew nothing; the panel's title
+    names the cell's levels, the figure's is `title` and the levels it holds fixed."""
     out = []
     for fixed, grid in facet_groups(cells):
         rows, cols = len(grid), len(grid[0])
@@ -60,8 +60,9 @@ def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], 
         for r, row in enumerate(grid):
             for c, cell in enumerate(row):
                 ax = axes[r][c]
-                if cell is None or not draw(cell, ax):
-                    _empty(ax, "no runs at these levels" if cell is None else "nothing to draw")
+                drew = draw(cell, ax) if cell is not None else "no runs at these levels"
+                if drew is not True:
+                    _empty(ax, drew if isinstance(drew, str) else "nothing to draw")
                     ax.set_title(cell.label if cell else "", fontsize=9)
                     continue
                 ax.set_title(cell.label, fontsize=10)  # each keeps its legend: cells differ

@@ -125,11 +125,11 @@ def _pooled(by_model, colors, smooth, parameter, whole) -> dict[str, Figure]:
 
 def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
     """The figures of `_pooled`, one panel (or row of panels) per cell."""
-    def panel(series_of, plot, **options):
-        def draw(cell, ax) -> bool:
+    def panel(series_of, plot, empty="nothing to draw", **options):
+        def draw(cell, ax) -> bool | str:
             series = series_of(group_by_model(cell.runs))
             if not series:
-                return False
+                return empty
             plot(series, ax=ax, colors=colors, **options)
             return True
         return draw
@@ -145,7 +145,8 @@ def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
             b, parameter=parameter, smooth=smooth), plot_trajectory_beta, full_batch=whole),
             "Trajectory beta (max over each model's runs), per level"),
         "loss_envelope_width": (panel(lambda b: band_widths(loss_envelopes(b, smooth=smooth)),
-                                      plot_band_width),
+                                      plot_band_width,
+                                      empty="no model has two runs at these levels"),
                                 "Width of the loss band: max − min training-batch loss over "
                                 "each model's runs (lrs, seeds), per level"),
     }
