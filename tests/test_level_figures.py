@@ -175,3 +175,11 @@ def test_every_figure_has_its_own_caption(figures):
     assert figure_caption("hessian_density_batch_size=16") == \
         f"{CAPTIONS['hessian_density']} {PER_LEVEL}"
     assert figure_caption("hessian_batch_size=16") == f"{CAPTIONS['hessian']} {PER_LEVEL}"
+
+
+def test_training_curves_name_each_runs_level(figures):
+    legend = [t.get_text() for lg in figures["training_curves"].legends for t in lg.get_texts()]
+    # Eight runs, eight distinct labels: the same model, lr and seed at two batch sizes.
+    assert sorted(legend) == sorted(
+        f"{m} ({'BatchNorm' if m.endswith('bn') else 'no BatchNorm'}), lr 0.05, seed {s}, "
+        f"batch_size={b}" for m in MODELS for s in SEEDS for b in LEVELS)

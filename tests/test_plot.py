@@ -185,7 +185,8 @@ def test_diverged_run_is_marked_in_every_figure(records):
         assert "vgg (no BatchNorm), 2 lrs (0.0005, 0.001), seed 0" in legend_texts(adam)
     ax = figures["training_curves"].axes[0]
     assert len(markers(ax, "x")) == 1
-    assert any("lr 10000 (diverged at step" in t for t in legend_texts(figures["training_curves"]))
+    assert any("lr 10000, optimizer=sgd (diverged at step" in t
+               for t in legend_texts(figures["training_curves"]))
     paper = figures["paper_lr10000"]
     assert all(len(markers(ax, "x")) == 1 for ax in paper.axes)
     # The loss exploded: the y axis of the loss landscape switched to log to show it all.

@@ -10,8 +10,8 @@ CAPTIONS: dict[str, str] = {
                       "landscape): a narrow band trains alike at every lr, a lower band trains "
                       "faster.",
     "loss_envelope_width": "max − min of each model's training-batch loss across its "
-                           "learning rates at every step (the course's band width, log axis): "
-                           "lower means the model trains alike whatever the lr.",
+                           "runs (lrs, seeds) at every step (the course's band width, log "
+                           "axis): lower means the model trains alike whatever the lr.",
     "paper_lr": "The paper's probe at one learning rate: at each probed step, the band of the "
                 "loss (left) and of the gradient change (middle) over the step lengths along the "
                 "probed line, and the effective β (right); narrower and lower is smoother.",
@@ -31,9 +31,10 @@ CAPTIONS: dict[str, str] = {
                    "standard deviation (lower): shaded 10th to 90th percentile, thick line the "
                    "median, dashed single channels; with BN both stay narrow and steady.",
     "activation_histograms": "Histograms of a layer's output values at a few recorded steps, "
-                             "stacked with an offset per model (the paper's Figures 2 and 7): "
-                             "a distribution that moves from step to step is what BN is said "
-                             "to prevent.",
+                             "stacked with an offset per step, one panel per model showing one "
+                             "run (its lr and seed in the panel's title; the paper's Figures 2 "
+                             "and 7): a distribution that moves from step to step is what BN is "
+                             "said to prevent.",
     "hessian": "λ_max of the batch Hessian per run (solid) with the paper's β (dotted) and 2/η "
                "(dashed), and its trace (right): λ_max above 2/η means a plain gradient step "
                "overshoots along the sharpest direction.",
