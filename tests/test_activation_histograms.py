@@ -84,6 +84,10 @@ def test_figure_has_one_panel_per_model(record):
     fig = figures["activation_histograms"]
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert len(panels) == 2
-    assert LAYER in fig._suptitle.get_text() and "0.05" in fig._suptitle.get_text()
+    assert LAYER in fig.get_suptitle() and "one run per model" in fig.get_suptitle()
+    # Each panel names the run it shows (one per model, not the model's runs pooled).
+    assert [ax.get_title() for ax in panels] == [
+        "vgg_light (no BatchNorm)\none run: lr 0.05, seed 0",
+        "vgg_light_bn (BatchNorm)\none run: lr 0.05, seed 0"]
     with pytest.raises(ValueError, match="no run"):
         plot.plot_activation_histograms([])

@@ -166,7 +166,14 @@ def test_diverged_run_is_marked_in_every_figure(records):
     figures = plot.all_figures(runs)
     assert set(figures) == {"loss_landscape", "paper_lr0.0005", "paper_lr0.001",
                             "paper_lr10000", "gradient_change", "trajectory_beta",
-                            "training_curves"}
+                            "loss_envelope_width", "training_curves"}
+    # The band width per optimizer too: only adam's models have two runs (lrs) to span.
+    adam, sgd = figures["loss_envelope_width"].axes
+    assert (adam.get_title(), sgd.get_title()) == ("optimizer=adam", "optimizer=sgd")
+    assert [line.get_label() for line in adam.lines] == [
+        f"{m}: 2 lrs (0.0005, 0.001), seed 0" for m in ("vgg (no BatchNorm)",
+                                                          "vgg_bn (BatchNorm)")]
+    assert not sgd.lines and [t.get_text() for t in sgd.texts] == ["no model has two runs at these levels"]
     # The records differ in their optimizer: these figures have a panel per optimizer.
     for name in ("loss_landscape", "gradient_change", "trajectory_beta"):
         adam, sgd = figures[name].axes
@@ -178,7 +185,8 @@ def test_diverged_run_is_marked_in_every_figure(records):
         assert "vgg (no BatchNorm), 2 lrs (0.0005, 0.001), seed 0" in legend_texts(adam)
     ax = figures["training_curves"].axes[0]
     assert len(markers(ax, "x")) == 1
-    assert any("lr 10000 (diverged at step" in t for t in legend_texts(figures["training_curves"]))
+    assert any("lr 10000, optimizer=sgd (diverged at step" in t
+               for t in legend_texts(figures["training_curves"]))
     paper = figures["paper_lr10000"]
     assert all(len(markers(ax, "x")) == 1 for ax in paper.axes)
     # The loss exploded: the y axis of the loss landscape switched to log to show it all.

@@ -10,8 +10,8 @@ CAPTIONS: dict[str, str] = {
                       "landscape): a narrow band trains alike at every lr, a lower band trains "
                       "faster.",
     "loss_envelope_width": "max − min of each model's training-batch loss across its "
-                           "learning rates at every step (the course's band width, log axis): "
-                           "lower means the model trains alike whatever the lr.",
+                           "runs (lrs, seeds) at every step (the course's band width, log "
+                           "axis): lower means the model trains alike whatever the lr.",
     "paper_lr": "The paper's probe at one learning rate: at each probed step, the band of the "
                 "loss (left) and of the gradient change (middle) over the step lengths along the "
                 "probed line, and the effective β (right); narrower and lower is smoother.",
@@ -31,9 +31,10 @@ CAPTIONS: dict[str, str] = {
                    "standard deviation (lower): shaded 10th to 90th percentile, thick line the "
                    "median, dashed single channels; with BN both stay narrow and steady.",
     "activation_histograms": "Histograms of a layer's output values at a few recorded steps, "
-                             "stacked with an offset per model (the paper's Figures 2 and 7): "
-                             "a distribution that moves from step to step is what BN is said "
-                             "to prevent.",
+                             "stacked with an offset per step, one panel per model showing one "
+                             "run (its lr and seed in the panel's title; the paper's Figures 2 "
+                             "and 7): a distribution that moves from step to step is what BN is "
+                             "said to prevent.",
     "hessian": "λ_max of the batch Hessian per run (solid) with the paper's β (dotted) and 2/η "
                "(dashed), and its trace (right): λ_max above 2/η means a plain gradient step "
                "overshoots along the sharpest direction.",
@@ -52,12 +53,21 @@ CAPTIONS: dict[str, str] = {
 _UNKNOWN = "See docs/figures.md for what this figure shows and how to read it."
 
 
+# Added to the caption of a figure drawn once per level ("ics_batch_size=16").
+PER_LEVEL = ("One figure per level of the record's axes (or of the settings combined records "
+             "differ in): its title and file name say which.")
+
+
 def figure_caption(name: str) -> str:
     """The caption of the figure `all_figures` names `name` ("paper_lr0.1", "surface_plane",
-    ...)."""
+    "ics_batch_size=16", ...)."""
     if name in CAPTIONS:
         return CAPTIONS[name]
     for prefix in ("paper_lr", "surface"):
         if name.startswith(prefix):
             return CAPTIONS[prefix]
+    # The longest stem first: "hessian_density_batch_size=16" is not a "hessian" figure.
+    for stem in sorted(CAPTIONS, key=len, reverse=True):
+        if name.startswith(stem + "_") and "=" in name[len(stem) + 1:]:
+            return f"{CAPTIONS[stem]} {PER_LEVEL}"
     return _UNKNOWN

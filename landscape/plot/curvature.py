@@ -63,9 +63,16 @@ def plot_hessian_course(data: Sequence[RunHessian], *,
             ax.grid(alpha=0.3)
     _legend(fig, grid[-1][0], _course_handles(models, colors, markers), own_figure=own)
     if own:
-        fig.suptitle("Curvature of the training objective on the step's batch, BN vs no BN "
-                     f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''} per model)")
+        fig.suptitle("Curvature of the training objective on the step's batch, BN vs no BN\n"
+                     f"one line per run ({_seeds_text(seeds)} per model and lr"
+                     f"{', told apart by marker' if len(seeds) > 1 else ''})", fontsize=11)
     return fig
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    """'seed 0' or 'seeds 0, 1, 2'."""
+    seeds = sorted(set(seeds))
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
 
 
 def _stability_line(ax: Axes, run: RunHessian) -> None:
@@ -153,8 +160,9 @@ def plot_hessian_density(data: Sequence[ModelDensity], *, n_steps: int = 4,
                for m in models]
     _legend(fig, grid[-1][0], handles, own_figure=own)
     if own:
-        seeds = max(len(d.seeds) for d in data)
-        fig.suptitle(f"Hessian spectral density on the step's batch (SLQ, {seeds} "
-                     f"seed{'s' if seeds > 1 else ''} pooled; Gaussian width "
-                     f"{sigma_fraction:g} x range)")
+        seeds = [s for d in data for s in d.seeds]
+        pooled = " pooled" if max(len(d.seeds) for d in data) > 1 else ""
+        fig.suptitle(f"Hessian spectral density on the step's batch (SLQ)\none line per "
+                     f"model and lr: {_seeds_text(seeds)}{pooled}; Gaussian width "
+                     f"{sigma_fraction:g} x range", fontsize=11)
     return fig

@@ -51,9 +51,10 @@ def plot_activation_histograms(data: Sequence[ActivationHistogram], *, n_steps: 
                                cmap: str = "Blues") -> Figure:
     """One panel per model: the density of all of one layer's output values on the training
     batch at `n_steps` evenly chosen recorded steps, stacked with an offset per step (the
-    earliest at the top, light to dark over time), as in the paper's Figures 2 and 7. The
-    panels share the layer; values outside the fixed bins are counted in the edge bins.
-    `colors` (model -> color) colors the panel titles."""
+    earliest at the top, light to dark over time), as in the paper's Figures 2 and 7. Each
+    panel is one run, its title naming the run's lr and seed. The panels share the layer;
+    values outside the fixed bins are counted in the edge bins. `colors` (model -> color)
+    colors the panel titles."""
     if not data:
         raise ValueError("no run with recorded activation histograms")
     layers = {h.layer for h in data}
@@ -63,10 +64,11 @@ def plot_activation_histograms(data: Sequence[ActivationHistogram], *, n_steps: 
     models = [h.model for h in data]
     for ax, h in zip(panels, data):
         _draw_stack(ax, h, n_steps, cmap)
-        ax.set_title(model_name(h.model, models), color=(colors or {}).get(h.model, "black"))
-    lrs = sorted({h.lr for h in data})
+        # Each panel is one run, not a model's runs pooled: its title says which.
+        ax.set_title(f"{model_name(h.model, models)}\none run: lr {h.lr:g}, seed {h.seed}",
+                     color=(colors or {}).get(h.model, "black"), fontsize=10)
     low, high = data[0].edges[0], data[0].edges[-1]
-    fig.suptitle(f"Distribution of {next(iter(layers))}'s output on the training batch "
-                 f"(lr {', '.join(f'{lr:g}' for lr in lrs)}); values outside "
-                 f"[{low:g}, {high:g}] are counted in the edge bins")
+    fig.suptitle(f"Distribution of {next(iter(layers))}'s output on the training batch\n"
+                 f"one run per model (named above its panel); values outside [{low:g}, "
+                 f"{high:g}] in the edge bins", fontsize=11)
     return fig

@@ -46,11 +46,11 @@ def facet_groups(cells: Sequence[FactorCell]
     return out
 
 
-def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool], *,
-                title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
-    """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel (and returns
-    whether it drew anything), whose title then names the cell's levels; the figure's title is
-    `title` and the levels it holds fixed."""
+def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool | str],
+                *, title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
+    """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel and returns True,
+    or False (or why, as a string shown in the panel) when it drew nothing; the panel's title
+    names the cell's levels, the figure's is `title` and the levels it holds fixed."""
     out = []
     for fixed, grid in facet_groups(cells):
         rows, cols = len(grid), len(grid[0])
@@ -60,8 +60,9 @@ def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], 
         for r, row in enumerate(grid):
             for c, cell in enumerate(row):
                 ax = axes[r][c]
-                if cell is None or not draw(cell, ax):
-                    _empty(ax, "no runs at these levels" if cell is None else "nothing to draw")
+                drew = draw(cell, ax) if cell is not None else "no runs at these levels"
+                if drew is not True:
+                    _empty(ax, drew if isinstance(drew, str) else "nothing to draw")
                     ax.set_title(cell.label if cell else "", fontsize=9)
                     continue
                 ax.set_title(cell.label, fontsize=10)  # each keeps its legend: cells differ
@@ -72,6 +73,17 @@ def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], 
         fig.suptitle(title + fixed_text, fontsize=11)
         out.append((fixed, fig))
     return out
+
+
+def title_levels(fig: Figure, label: str) -> None:
+    """Start a figure's title with a line of the levels it is drawn at ("At batch_size=16"),
+    for figures drawn once per cell (a line of its own: the title's lines keep their width)."""
+    # matplotlib keeps the suptitle's Text here: set_text keeps the size the figure chose.
+    title = fig._suptitle
+    if title is None:
+        fig.suptitle(f"At {label}", fontsize=11)
+    else:
+        title.set_text(f"At {label}\n{title.get_text()}")
 
 
 def _share_y(axes: Sequence[Axes]) -> None:
@@ -109,4 +121,4 @@ def plot_paper_facets(cells_data: Sequence[tuple[FactorCell, object]], *,
     return fig
 
 
-__all__ = ["facet_groups", "plot_facets", "plot_paper_facets", "PANEL_SIZE"]
+__all__ = ["facet_groups", "plot_facets", "plot_paper_facets", "title_levels", "PANEL_SIZE"]

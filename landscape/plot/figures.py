@@ -12,7 +12,7 @@ from landscape.plot._style import model_colors
 from landscape.plot.curvature import plot_hessian_course, plot_hessian_density
 from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
 from landscape.plot.distributions import plot_activation_histograms
-from landscape.plot.facets import plot_facets, plot_paper_facets
+from landscape.plot.facets import plot_facets, plot_paper_facets, title_levels
 from landscape.plot.layers import plot_activations, plot_ics
 from landscape.plot.paper import plot_paper
 from landscape.plot.practice import plot_band_width, plot_weight_histograms
@@ -41,20 +41,22 @@ from landscape.report.practice import band_widths, weight_histograms
 def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict[str, Figure]:
     """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if
-    a run measured internal covariate shift), "activations" (if a run recorded activations), "activation_histograms" (if a run
-    recorded activation histograms: the first layer that has them), "hessian" (if a run had the
-    Hessian probe: λ_max with 2/η and β, and the trace), "hessian_density" (if a run
-    recorded Hessian densities) and "surface_<name>" (one per loss surface name computed with
-    `landscape surface`: every run that has it, side by side), "loss_envelope_width" (max − min
-    of the loss across a model's learning rates, for models with two or more runs) and
-    "weight_histograms" (if a run kept weights: per layer, the last weights kept).
-    `smooth` (moving-average window) applies to the loss landscape and trajectory figures.
-    Runs without a single recorded step are left out.
+    a run measured internal covariate shift), "activations" (if a run recorded activations),
+    "activation_histograms" (if a run recorded activation histograms: the first layer that has
+    them), "hessian" (if a run had the Hessian probe: λ_max with 2/η and β, and the trace),
+    "hessian_density" (if a run recorded Hessian densities) and "surface_<name>" (one per loss
+    surface name computed with `landscape surface`: every run that has it, side by side),
+    "loss_envelope_width" (max − min of the loss across a model's runs, for models with two or
+    more runs) and "weight_histograms" (if a run kept weights: per layer, the last weights
+    kept). `smooth` (moving-average window) applies to the loss landscape, band width and
+    trajectory figures. Runs without a single recorded step are left out.
 
-    Runs with factors (axes, or records combined that differ in a setting) get the loss
-    landscape, paper and trajectory figures faceted by the factors' levels instead (one panel
-    per cell, `plot.facets`; with more than two axes, one file per level of the others,
-    e.g. "loss_landscape_optimizer=adam"): pooled over levels they would mix settings."""
+    Runs with factors (axes, or records combined that differ in a setting) get every figure of
+    a model's runs split by the factors' levels instead, since pooled over levels they would
+    mix settings: the loss landscape, band width, paper and trajectory figures with one panel
+    per cell (`plot.facets`; with more than two axes, one file per level of the others, e.g.
+    "loss_landscape_optimizer=adam"), the ICS, activation, activation-histogram and Hessian
+    figures one file per cell, e.g. "ics_batch_size=16", titled with the cell's levels."""
     runs = [r for r in runs if r.last_step is not None]
     if not runs:
         raise RecordError("nothing to plot: no run has a recorded step")
@@ -69,26 +71,36 @@ def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict
     else:
         figures.update(_pooled(by_model, colors, smooth, parameter, whole))
     figures["training_curves"] = plot_training_curves(runs, colors=colors)
-    ics = ics_data(by_model)
-    if ics:
-        figures["ics"] = plot_ics(ics, colors=colors)
-    activations = activation_data(by_model)
-    if activations:
-        figures["activations"] = plot_activations(activations, colors=colors)
-    histograms = activation_histograms(by_model)
-    if histograms:
-        figures["activation_histograms"] = plot_activation_histograms(histograms, colors=colors)
-    hessian = hessian_data(by_model)
-    if hessian:
-        figures["hessian"] = plot_hessian_course(hessian, colors=colors)
-    densities = hessian_densities(by_model)
-    if densities:
-        figures["hessian_density"] = plot_hessian_density(densities, colors=colors)
+    figures.update(_per_run_kinds(split, by_model, colors))
     for name, panels in surface_groups(runs).items():
         figures[f"surface_{name}"] = plot_surface(panels, colors=colors)
     weights = weight_histograms(runs)
     if weights:
         figures["weight_histograms"] = plot_weight_histograms(weights)
+    return figures
+
+
+def _per_run_kinds(split, by_model, colors) -> dict[str, Figure]:
+    """The ICS, activation and Hessian figures: of all runs without factors, else one figure
+    per cell ("ics_batch_size=16"), its title starting with the cell's levels (these figures
+    have rows and columns of their own, which a panel per cell would not hold)."""
+    histograms = activation_histograms(by_model)
+    layer = histograms[0].layer if histograms else None  # the same layer in every cell
+    kinds = [("ics", ics_data, plot_ics), ("activations", activation_data, plot_activations),
+             ("activation_histograms", lambda b: activation_histograms(b, layer) if layer
+              else [], plot_activation_histograms),
+             ("hessian", hessian_data, plot_hessian_course),
+             ("hessian_density", hessian_densities, plot_hessian_density)]
+    figures: dict[str, Figure] = {}
+    for name, data_of, plot in kinds:
+        for cell in split:
+            data = data_of(group_by_model(cell.runs))
+            if not data:
+                continue
+            fig = plot(data, colors=colors)
+            if cell.levels:
+                title_levels(fig, cell.label)
+            figures[name + _suffix(cell.levels)] = fig
     return figures
 
 
@@ -113,11 +125,11 @@ def _pooled(by_model, colors, smooth, parameter, whole) -> dict[str, Figure]:
 
 def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
     """The figures of `_pooled`, one panel (or row of panels) per cell."""
-    def panel(series_of, plot, **options):
-        def draw(cell, ax) -> bool:
+    def panel(series_of, plot, empty="nothing to draw", **options):
+        def draw(cell, ax) -> bool | str:
             series = series_of(group_by_model(cell.runs))
             if not series:
-                return False
+                return empty
             plot(series, ax=ax, colors=colors, **options)
             return True
         return draw
@@ -132,12 +144,17 @@ def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
         "trajectory_beta": (panel(lambda b: trajectory_beta_envelopes(
             b, parameter=parameter, smooth=smooth), plot_trajectory_beta, full_batch=whole),
             "Trajectory beta (max over each model's runs), per level"),
+        "loss_envelope_width": (panel(lambda b: band_widths(loss_envelopes(b, smooth=smooth)),
+                                      plot_band_width,
+                                      empty="no model has two runs at these levels"),
+                                "Width of the loss band: max − min training-batch loss over "
+                                "each model's runs (lrs, seeds), per level"),
     }
     figures: dict[str, Figure] = {}
     for name, (draw, title) in kinds.items():
         for fixed, fig in plot_facets(split, draw, title=title):
             if fig.axes and any(ax.has_data() for ax in fig.axes):
-                figures[name + "".join(f"_{k}={_value(v)}" for k, v in fixed.items())] = fig
+                figures[name + _suffix(fixed)] = fig
     by_lr: dict[float, list] = {}
     for cell in split:
         for data in paper_data(group_by_model(cell.runs)):
@@ -147,5 +164,6 @@ def _faceted(split, colors, smooth, parameter, whole) -> dict[str, Figure]:
     return figures
 
 
-def _value(value) -> str:
-    return format_value(value)
+def _suffix(levels) -> str:
+    """'_batch_size=16_norm_placement=conv': a figure's name at these levels."""
+    return "".join(f"_{k}={format_value(v)}" for k, v in levels.items())

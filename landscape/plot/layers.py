@@ -56,10 +56,12 @@ def _curve_label(curve: RunCurve, models: Sequence[str], *, with_lr: bool,
     return label
 
 
-def _lr_text(lrs: Sequence[float]) -> str:
-    """', lr 0.001' when every run has the same lr (the legend then leaves it out)."""
-    distinct = sorted(set(lrs))
-    return f", lr {distinct[0]:g}" if len(distinct) == 1 else ""
+def _shared_text(curves: Sequence[RunCurve]) -> str:
+    """', lr 0.001, seed 0' for what every run shares (the labels then leave it out, and a
+    reader still knows which runs these are)."""
+    lrs, seeds = sorted({c.lr for c in curves}), sorted({c.seed for c in curves})
+    text = f", lr {lrs[0]:g}" if len(lrs) == 1 else ""
+    return text + (f", seed {seeds[0]}" if len(seeds) == 1 else "")
 
 
 def _plain_numbers(ax: Axes) -> None:
@@ -138,8 +140,8 @@ def plot_ics(data: Sequence[RunICS], *, axes: Sequence[Axes] | np.ndarray | None
                 _empty(ax, "no finite value at any measured step")
         _readable_log_ticks(ax_d)
     _legend(fig, top[0], handles + _end_handles(div, inc), own_figure=axes is None)
-    fig.suptitle("Internal covariate shift (paper's Definition 2.1)"
-                 f"{_lr_text([d.lr for d in data])}\n"
+    fig.suptitle("Internal covariate shift (paper's Definition 2.1), one line per run"
+                 f"{_shared_text([first_curve(d) for d in data])}\n"
                  "G, G′: gradient of layer i before vs after the preceding layers' update of "
                  "step t,\nsame batch B_t (layer i and the layers after it still at w_t)",
                  fontsize=11)
@@ -191,7 +193,8 @@ def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
         _label_activation_rows(grid[2 * li], grid[2 * li + 1], layer, bands[layer], xlabel)
     handles = _activation_handles({b.percentiles for b in drawn}, {b.channels for b in drawn})
     _legend(fig, grid[0][0], handles + _end_handles(div, inc), own_figure=axes is None)
-    fig.suptitle(_activation_title(models, layers, [b.lr for b in runs.values()]), fontsize=11)
+    fig.suptitle(_activation_title(models, layers, [b.curve for b in runs.values()]),
+                 fontsize=11)
     return fig
 
 
@@ -256,7 +259,8 @@ def _activation_handles(percentiles: set, channels: set) -> list:
     return handles
 
 
-def _activation_title(models: Sequence[str], layers: Sequence[str], lrs: Sequence[float]) -> str:
+def _activation_title(models: Sequence[str], layers: Sequence[str],
+                      curves: Sequence[RunCurve]) -> str:
     """The figure's title; it says when a model without normalization shows a norm layer (an
     identity there)."""
     plain = [m for m in models if m not in MODELS or MODELS[m].norm is None]
@@ -265,8 +269,8 @@ def _activation_title(models: Sequence[str], layers: Sequence[str], lrs: Sequenc
         identity = (f"\n{', '.join(plain)} {'has' if len(plain) == 1 else 'have'} no "
                     "normalization: a norm layer is an identity there (its output is the "
                     "preceding layer's)")
-    return ("Activation distributions during training (as in the paper's Figures 2 and 7)"
-            f"{_lr_text(lrs)}\n"
+    return ("Activation distributions during training (as in the paper's Figures 2 and 7), "
+            f"one column per run{_shared_text(curves)}\n"
             "per channel c of the layer's output on the step's training batch: its mean "
             "and standard deviation\nover the batch (and positions); panels of a row share "
             "their y range" + identity)

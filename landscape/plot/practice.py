@@ -7,18 +7,24 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from landscape.plot._style import model_colors, model_name
 
 
-def plot_band_width(widths: Mapping, *, colors: Mapping[str, str] | None = None,
+def plot_band_width(widths: Mapping, *, ax: Axes | None = None,
+                    colors: Mapping[str, str] | None = None,
                     title: str | None = None) -> Figure:
-    """max − min of each model's training-batch loss across its learning rates, per step (the
-    course's "band width"), on a log axis."""
-    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    """max − min of each model's training-batch loss across its runs (lrs, seeds), per step
+    (the course's "band width"), on a log axis; into `ax` if given (a panel per level of a
+    record's axes, `plot.facets`)."""
+    if ax is None:
+        fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     models = list(widths)
     colors = colors or model_colors(models)
     for model, band in widths.items():

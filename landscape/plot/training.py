@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from landscape.config.axes import levels_text
 from landscape.plot._style import (
     _MARKERS,
     YScale,
@@ -32,8 +33,11 @@ from landscape.report.spans import run_name
 
 
 def _run_label(run: LoadedRun, models: Sequence[str], seeds: Sequence[int]) -> str:
-    # The seed is named where the runs have several: two seeds at one lr are two lines.
+    # The seed is named where the runs have several: two seeds at one lr are two lines; and
+    # a run's levels where it has factors (batch_size=16 and 32 are two lines as well).
     label = f"{model_name(run.model, models)}, {run_name(run.lr, run.seed, seeds=seeds)}"
+    if run.factors:
+        label += f", {levels_text(run.factors)}"
     if run.diverged_step is not None:
         return label + f" (diverged at step {run.diverged_step})"
     if run.incomplete:

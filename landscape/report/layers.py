@@ -177,7 +177,8 @@ def activation_data(runs_by_model: Mapping[str, Sequence[LoadedRun]], *,
 class ActivationHistogram:
     """Histograms of all of one layer's output values on the training batch, at every recorded
     step of one run (the paper's Figures 2 and 7). step: int64 [S]; edges: float64 [B + 1], the
-    fixed bins (values outside them are counted in the first/last bin); counts: int64 [S, B]."""
+    fixed bins (values outside them are counted in the first/last bin); counts: int64 [S, B];
+    seed: the run's (the figure names the run it shows by lr and seed)."""
 
     run_id: str
     model: str
@@ -186,6 +187,7 @@ class ActivationHistogram:
     step: np.ndarray
     edges: np.ndarray
     counts: np.ndarray
+    seed: int = 0
 
 
 def activation_histograms(runs_by_model: Mapping[str, Sequence[LoadedRun]],
@@ -219,5 +221,5 @@ def activation_histograms(runs_by_model: Mapping[str, Sequence[LoadedRun]],
             out.append(ActivationHistogram(
                 run.run_id, run.model, run.lr, layer, np.asarray(act.step, dtype=np.int64)[kept],
                 np.asarray(act.hist_edges, dtype=np.float64),
-                np.asarray(act.hist, np.int64)[kept]))
+                np.asarray(act.hist, np.int64)[kept], run.seed))
     return out
