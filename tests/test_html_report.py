@@ -180,3 +180,58 @@ def test_output_folder_is_a_one_line_error(tiny, tmp_path):
     result = CliRunner().invoke(main, ["report", str(tiny), "-o", str(tmp_path)])
     assert result.exit_code != 0
     assert result.output.count("Error:") == 1 and "is a folder" in result.output
+
+
+@pytest.fixture(scope="module")
+def factored(tmp_path_factory):
+    """The tiny record with an axis (batch size 16 and 32): two cells of levels."""
+    path = tmp_path_factory.mktemp("html-axes") / "axes.h5"
+    record(RecordConfig(models=("vgg", "vgg_bn"), lrs=(1e-3,), seeds=(0, 1),
+                        probe=ProbeConfig(every=2), axes={"batch_size": [16, 32]},
+                        **{**TINY, "batch_size": 32}), path)
+    out = path.with_suffix(".html")
+    result = CliRunner().invoke(main, ["report", str(path), "-o", str(out), "--dpi", "60"])
+    assert result.exit_code == 0, result.output
+    return path, out
+
+
+def test_a_record_with_axes_shows_the_verdict_of_each_level_and_the_ablation_table(
+        browser, factored):
+    from landscape.report.ablation import ablation_cells
+
+    path, page = factored
+    state = page_state(browser, page)
+    runs = report.load_runs([path])
+    levels = report.level_verdicts(runs)
+    assert [dict(v.levels) for v in levels] == [{"batch_size": 16}, {"batch_size": 32}]
+    tables = state["tables"]
+    # Pooled over batch sizes a verdict or an accuracy would mix settings: only per level.
+    assert "verdict-vgg-vgg_bn" not in tables and "accuracy" not in tables
+    assert len(tables["levels"]) == 2
+    for v, shown in zip(levels, tables["levels"]):
+        assert [[c["text"] for c in row] for row in shown] == \
+            [list(r) for r in verdict_table(v.verdict)]
+        for row, cells in zip(v.verdict.rows, shown):
+            assert float(cells[1]["value"]) == row.per_step.ratio
+    # The two levels' numbers differ (each table is its own cell's, not one table twice).
+    assert tables["levels"][0] != tables["levels"][1]
+    html = page.read_text(encoding="utf-8")
+    assert "At batch_size=16: vgg (no BN) vs vgg_bn (BN)" in html
+    for line in report.verdict_changes(levels):
+        assert line.replace("'", "&#39;") in html
+    # The ablation table: the summary's cells, the exact medians behind them.
+    rows = report.ablation_rows(runs)
+    _, texts, keys = ablation_cells(rows)
+    shown = tables["ablation"][0]
+    assert [[c["text"] for c in row] for row in shown] == texts
+    acc = keys.index("final_test_acc")
+    for row, cells in zip(rows, shown):
+        assert float(cells[acc]["value"]) == pytest.approx(row["final_test_acc"], rel=1e-12)
+        assert cells[1]["text"] == str(row["batch_size"])
+    html5lib.HTMLParser(strict=True).parse(html)
+
+
+def test_a_record_without_axes_has_the_ablation_table_after_its_verdicts(tiny):
+    study = study_report(report.load_runs([tiny]))
+    keys = [s.key for s in study.sections]
+    assert keys == ["run", "verdict-vgg-vgg_bn", "accuracy", "ablation", "runs", "warnings"]

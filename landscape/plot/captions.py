@@ -6,9 +6,9 @@ from __future__ import annotations
 # By figure stem; "paper_lr<lr>" and "surface_<name>" by their prefix.
 CAPTIONS: dict[str, str] = {
     "loss_landscape": "Training-batch loss of each model, shaded between its lowest and highest "
-                      "value over the learning rates at every step (the course's loss "
-                      "landscape): a narrow band trains alike at every lr, a lower band trains "
-                      "faster.",
+                      "value over its runs (lrs, seeds: the legend says which) at every step "
+                      "(the course's loss landscape): a narrow band trains alike at every lr "
+                      "and seed, a lower band trains faster.",
     "loss_envelope_width": "max − min of each model's training-batch loss across its "
                            "runs (lrs, seeds) at every step (the course's band width, log "
                            "axis): lower means the model trains alike whatever the lr.",

@@ -168,21 +168,31 @@ def ablation_frame(rows: Sequence[dict[str, Any]]):
     return pandas.DataFrame(list(rows))
 
 
-def ablation_text(rows: Sequence[dict[str, Any]]) -> str:
-    """The table as text: one line per group; each number 'median [low, high]' (the interval
-    over seeds), accuracies in %, '-' where an axis does not apply to the model."""
-    if not rows:
-        return "(no run with a recorded step)"
+def ablation_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]],
+                                                              list[str]]:
+    """The table's column heads, its rows as text cells (each number 'median [low, high]', the
+    interval over seeds; accuracies in %; '-' where an axis does not apply to the model), and
+    the row key behind each column ('' for the seeds count): the text table and the HTML
+    report show the same cells."""
     keys = list(rows[0])
     axes = keys[1:keys.index("lr")]  # model, the axes, lr, seeds, the numbers
     numbers = [k for k in keys if k in RUN_VALUES or k in LANDSCAPE_METRICS]
     head = ["model", *axes, "lr", "seeds", *(_HEADS.get(n, n) for n in numbers)]
-    lines = [head]
+    lines = []
     for row in rows:
         cells = [row["model"], *("-" if row[a] is None else format_value(row[a]) for a in axes),
                  f"{row['lr']:g}", str(len(row["seeds"]))]
         cells += [_cell(row, n) for n in numbers]
         lines.append(cells)
+    return head, lines, ["model", *axes, "lr", "", *numbers]
+
+
+def ablation_text(rows: Sequence[dict[str, Any]]) -> str:
+    """The table as text, one line per group (`ablation_cells`)."""
+    if not rows:
+        return "(no run with a recorded step)"
+    head, cells, _ = ablation_cells(rows)
+    lines = [head, *cells]
     widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
                      for line in lines)
@@ -200,4 +210,4 @@ def _cell(row: dict, name: str) -> str:
 
 
 __all__ = ["RUN_VALUES", "LANDSCAPE_METRICS", "ablation_rows", "ablation_array",
-           "ablation_frame", "ablation_text"]
+           "ablation_frame", "ablation_cells", "ablation_text"]

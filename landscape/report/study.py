@@ -12,13 +12,13 @@ renders whatever rows a table has.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from analyses.confidence import RatioEstimate
+from landscape.config.axes import format_value
 from landscape.models import MODELS
 from landscape.report.compare import (_comparable_pairs, compare, metric_description,
                                       missing_metrics, verdict)
@@ -27,81 +27,31 @@ from landscape.report.paper import direction_text, eta_range, probe_direction
 from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
 from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, plateau_lines,
                                        verdict_columns, verdict_head, verdict_table)
+from landscape.report.study_blocks import Cell, Facts, Notes, Section, StudyReport, Table
+from landscape.report.study_factors import ablation_section, has_factors, level_verdict_section
 from landscape.store import Record
-
-
-@dataclass(frozen=True)
-class Cell:
-    """What a table cell shows, and the number behind it (full precision; None for words), so
-    that a reader of the page (or a test) can check and sort by the exact value."""
-
-    text: str
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-    caption: str = ""
-    notes: tuple[str, ...] = ()  # under the table
-    intro: tuple[str, ...] = ()  # above it (what its numbers are)
-    kind: str = "table"
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Label-value lines (what was run)."""
-
-    items: tuple[tuple[str, str], ...]
-    caption: str = ""
-    kind: str = "facts"
-
-
-@dataclass(frozen=True)
-class Notes:
-    lines: tuple[str, ...]
-    caption: str = ""
-    intro: str = ""  # a paragraph before the lines
-    kind: str = "notes"
-
-
-Block = Union[Facts, Table, Notes]
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str  # a stable id ("run", "verdict-vgg-vgg_bn", "accuracy", "runs", "warnings")
-    title: str
-    blocks: tuple[Block, ...] = ()
-    intro: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StudyReport:
-    """The page's sections, in order, and its title."""
-
-    title: str
-    sections: tuple[Section, ...]
-
-    def section(self, key: str) -> Section:
-        for s in self.sections:
-            if s.key == key:
-                return s
-        raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
 
 
 def study_report(runs: Sequence[LoadedRun]) -> StudyReport:
     """The sections of a study's report, from the runs of its records (`load_runs`): what was
-    run (one block per record), a verdict per BN pair, the accuracy table, the runs, and the
-    warnings. Runs without a recorded step appear in the runs table and the warnings only."""
+    run (one block per record), a verdict per BN pair, the accuracy table, the ablation table,
+    the runs, and the warnings. Runs without a recorded step appear in the runs table and the
+    warnings only.
+
+    With factors (axes, or records combined that differ in a setting) the verdicts are those
+    within each cell of levels ("Verdicts by level") and the ablation table takes the accuracy
+    table's place: pooled over levels, a verdict or an accuracy would mix settings."""
     by_model = group_by_model([r for r in runs if r.last_step is not None])
     records = _records(runs)
     sections = [Section("run", "What was run", tuple(_record_facts(rec, runs)
                                                      for rec in records.values()))]
-    for a, b in _comparable_pairs(by_model):
-        sections.append(_verdict_section(by_model, a, b))
-    sections.append(accuracy_section(by_model))
+    if has_factors(runs):
+        sections.append(level_verdict_section(runs, verdict_cells))
+    else:
+        for a, b in _comparable_pairs(by_model):
+            sections.append(_verdict_section(by_model, a, b))
+        sections.append(accuracy_section(by_model))
+    sections.append(ablation_section(runs))
     sections.append(runs_section(runs))
     sections.append(warnings_section(runs, records, by_model))
     names = ", ".join(p.name for p in records)
@@ -124,7 +74,8 @@ def _record_facts(record: Record, runs: Sequence[LoadedRun]) -> Facts:
              ("models", "; ".join(f"{m}: {MODELS[m].description}" if m in MODELS else m
                                   for m in models))]
     if cfg.get("axes"):  # records with factor axes (levels beyond model × lr × seed)
-        items.append(("axes", str(cfg["axes"])))
+        items.append(("axes", "; ".join(f"{name} = {', '.join(map(format_value, values))}"
+                                        for name, values in cfg["axes"].items())))
     items += [("optimizer", _optimizer_text(cfg)),
               ("learning rates", ", ".join(f"{lr:g}" for lr in cfg.get("lrs", ()))),
               ("seeds", ", ".join(map(str, cfg.get("seeds", [cfg.get("seed")])))),
