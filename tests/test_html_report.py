@@ -217,6 +217,7 @@ def test_a_record_with_axes_shows_the_verdict_of_each_level_and_the_ablation_tab
     assert tables["levels"][0] != tables["levels"][1]
     html = page.read_text(encoding="utf-8")
     assert "At batch_size=16: vgg (no BN) vs vgg_bn (BN)" in html
+    assert "batch 16, 32 (an axis)" in html  # not the record's base batch size
     for line in report.verdict_changes(levels):
         assert line.replace("'", "&#39;") in html
     # The ablation table: the summary's cells, the exact medians behind them.

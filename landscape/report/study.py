@@ -75,7 +75,9 @@ def _record_facts(record: Record, runs: Sequence[LoadedRun]) -> Facts:
                                   for m in models))]
     if cfg.get("axes"):  # records with factor axes (levels beyond model × lr × seed)
         items.append(("axes", "; ".join(f"{name} = {', '.join(map(format_value, values))}"
-                                        for name, values in cfg["axes"].items())))
+                                        for name, values in cfg["axes"].items())
+                      + " (each run trains at its levels; the lines below are the record's "
+                        "other settings)"))
     items += [("optimizer", _optimizer_text(cfg)),
               ("learning rates", ", ".join(f"{lr:g}" for lr in cfg.get("lrs", ()))),
               ("seeds", ", ".join(map(str, cfg.get("seeds", [cfg.get("seed")])))),
@@ -108,8 +110,10 @@ def _steps_text(cfg: Mapping, runs: Sequence[LoadedRun]) -> str:
     done = [r.info.steps_done for r in runs]
     recorded = (f"; {min(done):,} to {max(done):,} steps done per run" if done and
                 min(done) != max(done) else f"; {done[0]:,} steps done per run" if done else "")
-    return (", ".join(p for p in planned if p) or "?") + f", batch {cfg.get('batch_size')}" + \
-        recorded
+    axes = cfg.get("axes") or {}
+    batch = (f"batch {', '.join(map(format_value, axes['batch_size']))} (an axis)"
+             if "batch_size" in axes else f"batch {cfg.get('batch_size')}")
+    return (", ".join(p for p in planned if p) or "?") + f", {batch}" + recorded
 
 
 def _data_text(data: Mapping) -> str:
