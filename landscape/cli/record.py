@@ -39,8 +39,8 @@ def runs_text(config: RecordConfig, plans: Sequence[RunPlan]) -> str:
     '18 runs (vgg_light: 1 lr x 2 batch_size x 3 seeds = 6; vgg_light_bn: 1 lr x 2
     norm_placement x 2 batch_size x 3 seeds = 12)', so that the factors multiply to the count."""
     def factors(model_plans) -> str:
-        counts = [len({dict(p.levels).get(a.name) for p in model_plans if a.name in
-                       dict(p.levels)}) for a in config.axes]
+        counts = [len({p.factors[a.name] for p in model_plans if a.name in p.factors})
+                  for a in config.axes]
         return "".join(f" x {n} {a.name}" for n, a in zip(counts, config.axes) if n)
 
     models = config.model.models

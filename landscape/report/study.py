@@ -17,7 +17,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from analyses.confidence import RatioEstimate
 from landscape.config.axes import format_value
 from landscape.models import MODELS
 from landscape.report.compare import (_comparable_pairs, compare, metric_description,
@@ -25,9 +24,9 @@ from landscape.report.compare import (_comparable_pairs, compare, metric_descrip
 from landscape.report.course import ALL_PARAMETERS, trajectory_source
 from landscape.report.paper import direction_text, eta_range, probe_direction
 from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
-from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, plateau_lines,
-                                       verdict_columns, verdict_head, verdict_table)
-from landscape.report.study_blocks import Cell, Facts, Notes, Section, StudyReport, Table
+from landscape.report.verdicts import PairVerdict, _plateau, data_subset, plateau_lines
+from landscape.report.study_blocks import (Cell, Facts, Notes, Section, StudyReport, Table,
+                                           verdict_cells)
 from landscape.report.study_factors import ablation_section, has_factors, level_verdict_section
 from landscape.store import Record
 
@@ -46,7 +45,7 @@ def study_report(runs: Sequence[LoadedRun]) -> StudyReport:
     sections = [Section("run", "What was run", tuple(_record_facts(rec, runs)
                                                      for rec in records.values()))]
     if has_factors(runs):
-        sections.append(level_verdict_section(runs, verdict_cells))
+        sections.append(level_verdict_section(runs))
     else:
         for a, b in _comparable_pairs(by_model):
             sections.append(_verdict_section(by_model, a, b))
@@ -133,26 +132,6 @@ def _wall_text(runs: Sequence[LoadedRun]) -> str:
         return "-"
     return (f"{sum(seconds):,.1f} s of training over {len(seconds)} runs "
             f"(longest run {max(seconds):,.1f} s)")
-
-
-def _ratio_cells(estimate: RatioEstimate | None, texts: Sequence[str]) -> list[Cell]:
-    """The three cells (ratio, interval, verdict) of one estimate: the verdict module's own
-    text, with the exact ratio behind the first (an interval has no single number)."""
-    if estimate is None:
-        return [Cell(t) for t in texts]
-    ratio = float(estimate.ratio)
-    return [Cell(texts[0], ratio if math.isfinite(ratio) else None), Cell(texts[1]),
-            Cell(texts[2])]
-
-
-def verdict_cells(v: PairVerdict) -> Table:
-    """The verdict table of one pair, cell for cell the text summary's (`verdict_table`)."""
-    rows = []
-    for row, texts in zip(v.rows, verdict_table(v)):
-        rows.append((Cell(texts[0]), *_ratio_cells(row.per_step, texts[1:4]),
-                     *_ratio_cells(row.matched, texts[4:7])))
-    head = verdict_head(v)
-    return Table(verdict_columns(len(v.seeds)), tuple(rows), caption=head[0], intro=tuple(head[1:]))
 
 
 def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str) -> Section:

@@ -1,11 +1,16 @@
 """The blocks of a study's report (`landscape.report.study`): plain text cells that carry the
-numbers behind them, tables, label-value facts, notes, sections. No HTML here: the template of
-`landscape.page` renders whatever rows a table has."""
+numbers behind them, tables, label-value facts, notes, sections, and the verdict table of one
+BN pair as such a table. No HTML here: the template of `landscape.page` renders whatever rows a
+table has."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Union
+
+from analyses.confidence import RatioEstimate
+from landscape.report.verdicts import PairVerdict, verdict_columns, verdict_head, verdict_table
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,23 @@ class StudyReport:
             if s.key == key:
                 return s
         raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
+
+
+def _ratio_cells(estimate: RatioEstimate | None, texts: Sequence[str]) -> list[Cell]:
+    """The three cells (ratio, interval, verdict) of one estimate: the verdict module's own
+    text, with the exact ratio behind the first (an interval has no single number)."""
+    if estimate is None:
+        return [Cell(t) for t in texts]
+    ratio = float(estimate.ratio)
+    return [Cell(texts[0], ratio if math.isfinite(ratio) else None), Cell(texts[1]),
+            Cell(texts[2])]
+
+
+def verdict_cells(v: PairVerdict) -> Table:
+    """The verdict table of one pair, cell for cell the text summary's (`verdict_table`)."""
+    rows = []
+    for row, texts in zip(v.rows, verdict_table(v)):
+        rows.append((Cell(texts[0]), *_ratio_cells(row.per_step, texts[1:4]),
+                     *_ratio_cells(row.matched, texts[4:7])))
+    head = verdict_head(v)
+    return Table(verdict_columns(len(v.seeds)), tuple(rows), caption=head[0], intro=tuple(head[1:]))

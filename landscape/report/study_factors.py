@@ -14,17 +14,16 @@ from landscape.config.axes import levels_text
 from landscape.report.ablation import ablation_cells, ablation_rows
 from landscape.report.factors import axes_text, level_verdicts, verdict_changes
 from landscape.report.runs import LoadedRun, report_axes
-from landscape.report.study_blocks import Cell, Notes, Section, Table
+from landscape.report.study_blocks import Cell, Notes, Section, Table, verdict_cells
 
 
 def has_factors(runs: Sequence[LoadedRun]) -> bool:
     return bool(report_axes([r for r in runs if r.last_step is not None]))
 
 
-def level_verdict_section(runs: Sequence[LoadedRun], verdict_cells) -> Section:
+def level_verdict_section(runs: Sequence[LoadedRun]) -> Section:
     """One verdict table per cell of levels (the same cells as a record of that cell alone
-    would show), after the sentences on where a verdict changes between levels.
-    `verdict_cells(PairVerdict) -> Table` is the study's own table of one pair."""
+    would show), after the sentences on where a verdict changes between levels."""
     finished = [r for r in runs if r.last_step is not None]
     verdicts = level_verdicts(finished)
     intro = (axes_text(runs),

@@ -66,7 +66,7 @@ class TrainingLoop:
         self.arithmetic = arithmetic
         self.total_steps = total_steps
         self.recorder, self.progress = recorder, progress
-        self.evaluation, self.objective, self.lr_schedule = evaluation, objective, lr_schedule
+        self.objective, self.lr_schedule = objective, lr_schedule
         self.measurements, self.reliability = measurements, reliability
 
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
