@@ -12,7 +12,7 @@ the estimate reports the per-seed range (smallest to largest single-seed ratio) 
 that, its verdict is "greater" or "less" only when every seed's ratio lies on the same side
 of 1, and its ratio is the median of the single-seed ratios, so that it lies inside the range it
 is printed beside (a ratio of the seeds' pooled values can fall outside it: at matched loss one
-record had 1.13 pooled beside single-seed ratios 0.87–0.98). Why 5: docs/measurements.md §4.
+record had 1.13 pooled beside single-seed ratios 0.87–0.98). Why 5: docs/measurements.md §6.
 """
 
 from __future__ import annotations
