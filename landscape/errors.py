@@ -54,6 +54,12 @@ class RecordError(LandscapeError):
     """A record file cannot be created, written or read as a landscape record."""
 
 
+class InstrumentError(LandscapeError):
+    """A training loop drives the instrument (`landscape.Recorder`) in a way that cannot be
+    measured faithfully (an optimizer step with a closure, random draws that cannot be
+    replayed, a probe that changed training in check mode, calls out of order)."""
+
+
 class RecordWriteError(RecordError):
     """Writing the record failed (full disk, file size limit, vanished device).
 

@@ -18,7 +18,7 @@ class StepState:
 
     def __init__(self, ctx: StepContext) -> None:
         self.buffers = [b.clone() for b in ctx.model.buffers()]
-        self.rng_after = RngState.capture(ctx.x.device)
+        self.rng_after = RngState.capture(ctx.device)
 
     def restore(self, ctx: StepContext, weights: Sequence[torch.Tensor] | None = None) -> None:
         """Weights to `weights` (default: w_t, the parameter snapshot), gradients to g_t,

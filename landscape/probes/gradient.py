@@ -128,12 +128,12 @@ class GradientProbe:
         # Leave no trace: weights, gradients, running statistics and random state as before.
         saved.restore(ctx, w_end)
 
-        eta = self._grid_tensor(ctx.x.device) * lr
+        eta = self._grid_tensor(ctx.device) * lr
         grad_norm = global_norm(self._selected(g_t))
         if self.direction == "gradient":
             distance = eta * grad_norm.double()  # ‖w_η − w_t‖ = η‖g_t‖
         else:  # ‖w_c − w_t‖ = c‖d_t‖
-            distance = self._grid_tensor(ctx.x.device) * global_norm(
+            distance = self._grid_tensor(ctx.device) * global_norm(
                 self._selected(along)).double()
         grad_diff = torch.stack(diffs).double()
         ratio = grad_diff / distance
@@ -164,8 +164,7 @@ class GradientProbe:
                 if a != 0.0:
                     torch._foreach_add_(params, along, alpha=a)
                 torch._foreach_zero_(grads)
-            ctx.rng_before_forward.restore()
-            loss = ctx.loss_fn(model(ctx.x), ctx.y)
+            loss = ctx.batch_loss(model)
             loss.backward()
             with torch.no_grad():
                 torch._foreach_sub_(selected_grads, selected_ref)  # ∇L(w) − g_ref, in place
@@ -181,27 +180,25 @@ class GradientProbe:
         with torch.no_grad():
             for s_buf, buf in zip(shadow.buffers(), ctx.model.buffers()):
                 s_buf.copy_(buf)
-        x = ctx.x.double()
         start64 = [w.double() for w in start]
         along64 = [d.double() for d in along]
         w_t64 = [w.double() for w in ctx.param_snapshot]
         # ∇L(w_t; B_t) in float64: the reference every gradient change is measured from.
-        _, g_ref = self._loss_and_grad(ctx, shadow, s_params, w_t64, None, 0.0, x)
+        _, g_ref = self._loss_and_grad(ctx, shadow, s_params, w_t64, None, 0.0)
         losses, diffs = [], []
         for a in coefs:
-            loss, g = self._loss_and_grad(ctx, shadow, s_params, start64, along64, a, x)
+            loss, g = self._loss_and_grad(ctx, shadow, s_params, start64, along64, a)
             losses.append(loss)
             diffs.append(global_norm(torch._foreach_sub(self._selected(g),
                                                         self._selected(g_ref))))
         return losses, diffs
 
-    def _loss_and_grad(self, ctx, shadow, s_params, start, along, a, x):
+    def _loss_and_grad(self, ctx, shadow, s_params, start, along, a):
         with torch.no_grad():
             torch._foreach_copy_(s_params, start)
             if along is not None and a != 0.0:
                 torch._foreach_add_(s_params, along, alpha=a)
-        ctx.rng_before_forward.restore()
-        loss = ctx.loss_fn(shadow(x), ctx.y)
+        loss = ctx.batch_loss(shadow, dtype=torch.float64)
         grads = torch.autograd.grad(loss, s_params)
         return loss.detach(), [g.detach() for g in grads]
 
@@ -221,8 +218,7 @@ def reference_gradient(ctx: StepContext, model: nn.Module,
     with the step's random draws; leaves the parameters at w_t and p.grad changed."""
     with torch.no_grad():
         torch._foreach_copy_(params, ctx.param_snapshot)
-    ctx.rng_before_forward.restore()
-    loss = ctx.loss_fn(model(ctx.x), ctx.y)
+    loss = ctx.batch_loss(model)
     return [g.detach() for g in torch.autograd.grad(loss, list(params))]
 
 

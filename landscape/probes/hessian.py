@@ -36,8 +36,7 @@ def step_generator(step: int, offset: int = 0) -> torch.Generator:
 def hessian_operator(ctx: StepContext) -> HessianOperator:
     """The Hessian of L(·; B_t) at the parameters' current values, the step's random state
     replayed for its forward pass (which updates BatchNorm's running statistics: restore them)."""
-    ctx.rng_before_forward.restore()
-    loss = ctx.loss_fn(ctx.model(ctx.x), ctx.y)
+    loss = ctx.batch_loss()
     return HessianOperator(loss, ctx.params)
 
 

@@ -54,7 +54,7 @@ class ICSProbe:
         params, model = ctx.params, ctx.model
         w_next = [p.detach().clone() for p in params]  # w_{t+1}
         buffers = [b.clone() for b in model.buffers()]
-        rng_after = RngState.capture(ctx.x.device)
+        rng_after = RngState.capture(ctx.device)
         g_t = ctx.grad_snapshot
         if ctx.reduced_precision:
             # As in the gradient probe: G in the probe's float32, not the training arithmetic's.
@@ -67,8 +67,7 @@ class ICSProbe:
             with torch.no_grad():
                 # Layer i and everything after it back at w_t; earlier layers stay at w_{t+1}.
                 torch._foreach_copy_(params[first:], ctx.param_snapshot[first:])
-            ctx.rng_before_forward.restore()
-            loss = ctx.loss_fn(model(ctx.x), ctx.y)
+            loss = ctx.batch_loss(model)
             g_shifted = torch.autograd.grad(loss, [params[i] for i in indices])
             g_plain = [g_t[i] for i in indices]
             with torch.no_grad():

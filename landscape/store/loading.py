@@ -38,7 +38,7 @@ def load_run(group: h5py.Group, info: RunInfo) -> RunData:
                if TableKind.HESSIAN_DENSITY in group else None)
     return RunData(
         info=info,
-        steps=StepData(**read_table(group[TableKind.STEPS])),
+        steps=read_steps(group[TableKind.STEPS]),
         eval=EvalData(**read_eval(group[TableKind.EVAL])),
         probe=probe,
         ics=ics,
@@ -77,6 +77,14 @@ def run_group(file: h5py.File, run_id: str, path: Path) -> h5py.Group:
     if runs is None or run_id not in runs:
         raise RecordError(f"{path} has no run {run_id!r}")
     return runs[run_id]
+
+
+def read_steps(group: h5py.Group) -> StepData:
+    """The steps table; applied_grad_norm, which records before version 5 lack, is NaN."""
+    table = read_table(group)
+    if "applied_grad_norm" not in table:
+        table["applied_grad_norm"] = np.full(len(table["step"]), np.nan, dtype=np.float32)
+    return StepData(**table)
 
 
 def read_eval(group: h5py.Group) -> dict[str, np.ndarray]:

@@ -53,6 +53,9 @@ class StepData:
     update_norm: np.ndarray  # ‖w_{t+1} − w_t‖
     grad_change: np.ndarray  # ‖g_t − g_{t−1}‖ (NaN at the first step)
     lr: np.ndarray  # float64 [T], learning rate of step t
+    # ‖the gradient the optimizer stepped with‖: grad_norm unless the loop changed the
+    # gradient after measuring it (clipping); NaN for a skipped step and in older records.
+    applied_grad_norm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 # runs' `factors` and `config` attributes (the levels of the record's axes a run was trained at,
 # and its full effective configuration). Older records are read with NaN/derived values for
 # them, and gain them when resumed.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FORMAT_NAME = "landscape-record"
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
 
@@ -115,6 +115,9 @@ def step_columns() -> dict[str, Column]:
         "update_norm": Column("float32"),
         "grad_change": Column("float32"),
         "lr": Column("float64"),
+        # Version 5: the norm of the gradient the optimizer stepped with (p.grad when its step
+        # ran): grad_norm unless the loop changed the gradient after measuring it (clipping).
+        "applied_grad_norm": Column("float32"),
     }
 
 

@@ -18,6 +18,7 @@ from landscape.store.schema import (
     activation_hist_edges,
     eval_columns,
     gradient_probe_distance,
+    step_columns,
     v1_stop_reason,
     v3_run_config,
 )
@@ -27,7 +28,8 @@ def upgrade(file: h5py.File) -> None:
     """Bring a record written with an older schema to the current one (before SWMR mode: the
     only moment datasets can be added). Version 1 lacks eval/val_loss, eval/val_acc (NaN: it
     had no validation split) and stop_reason (derived from the status); versions 1 and 2 lack
-    probe/distance (η‖g_t‖: they probed along the gradient)."""
+    probe/distance (η‖g_t‖: they probed along the gradient); versions before 5 lack
+    steps/applied_grad_norm (NaN: not measured)."""
     if int(file.attrs["schema_version"]) >= SCHEMA_VERSION:
         return
     for group in file["runs"].values():
@@ -35,16 +37,8 @@ def upgrade(file: h5py.File) -> None:
             group.create_dataset("stop_reason",
                                  data=np.bytes_(v1_stop_reason(read_string(group["status"]))),
                                  dtype="S16")
-        table = group[TableKind.EVAL]
-        columns = list(table.attrs["columns"])
-        n = len(table[columns[0]])
-        for name, column in eval_columns().items():
-            if name not in columns:
-                create_column(table, name, column)
-                table[name].resize(n, axis=0)
-                table[name][:] = np.nan
-                columns.append(name)
-        table.attrs["columns"] = columns
+        _add_missing_columns(group[TableKind.EVAL], eval_columns())
+        _add_missing_columns(group[TableKind.STEPS], step_columns())
         if TableKind.PROBE in group and "distance" not in group[TableKind.PROBE]:
             _add_probe_distance(group[TableKind.PROBE])
         for activations in group.get(TableKind.ACTIVATIONS, {}).values():
@@ -56,6 +50,21 @@ def upgrade(file: h5py.File) -> None:
                 json.loads(file.attrs["config"]), decode_attr(group.attrs["model"]),
                 float(group.attrs["lr"])))
     file.attrs["schema_version"] = SCHEMA_VERSION
+
+
+def _add_missing_columns(table: h5py.Group, columns: dict[str, Column]) -> None:
+    """Columns an older version lacks, NaN in its rows: version 1's eval/val_loss and
+    eval/val_acc (it had no validation split), version 5's steps/applied_grad_norm (not
+    measured then)."""
+    names = list(table.attrs["columns"])
+    n = len(table[names[0]])
+    for name, column in columns.items():
+        if name not in names:
+            create_column(table, name, column)
+            table[name].resize(n, axis=0)
+            table[name][:] = np.nan
+            names.append(name)
+    table.attrs["columns"] = names
 
 
 def _add_unrecorded_histograms(table: h5py.Group) -> None:

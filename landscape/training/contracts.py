@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Protocol
+from typing import Any, Callable, Literal, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -64,28 +64,115 @@ class NoProgress:
         pass
 
 
+BatchLossFn = Callable[[nn.Module, Any], torch.Tensor]  # (model, batch) -> scalar loss
+
+
+def cast_floats(batch: Any, dtype: torch.dtype) -> Any:
+    """`batch` with every floating-point tensor in it (in tuples, lists and dicts, as deep as
+    they go) converted to `dtype`; labels, masks and everything else as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(dtype) if batch.is_floating_point() else batch
+    if isinstance(batch, Mapping):
+        return type(batch)({k: cast_floats(v, dtype) for k, v in batch.items()})
+    if isinstance(batch, (tuple, list)):
+        cast = [cast_floats(v, dtype) for v in batch]
+        return type(batch)(*cast) if hasattr(batch, "_fields") else type(batch)(cast)
+    return batch
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """The data of a training step and how to recompute its loss L(w; B_t) at any weights.
+
+    `parts` holds the step's batch, or the micro-batches of a step whose gradient was
+    accumulated over several backward passes; `rng[i]` is the random state just before part
+    i's training forward pass (None where nothing needs replaying), so that dropout masks and
+    injected noise are those of the step. The step's loss is `loss_fn(model, part)` for one
+    part, and the mean over the parts for several (the gradient a loop accumulates when it
+    divides each micro-batch's loss by their number). With `eval_mode`, the loss is taken
+    with the model in eval mode (BatchNorm's running statistics, no dropout): the labelled
+    option of `ProbeConfig.bn`, never the default.
+    """
+
+    parts: tuple[Any, ...]
+    rng: tuple[RngState | None, ...]
+    loss_fn: BatchLossFn
+    eval_mode: bool = False
+
+    def loss(self, model: nn.Module, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """L(w; B_t) of `model` at its current weights (`dtype`: the batch's floating-point
+        tensors converted first, e.g. for a float64 copy of the model)."""
+        was_training = model.training
+        if self.eval_mode:
+            model.eval()
+        try:
+            total = None
+            for part, rng in zip(self.parts, self.rng):
+                if rng is not None:
+                    rng.restore()
+                loss = self.loss_fn(model, part if dtype is None else cast_floats(part, dtype))
+                total = loss if total is None else total + loss
+            return total if len(self.parts) == 1 else total / len(self.parts)
+        finally:
+            if self.eval_mode:
+                model.train(was_training)
+
+
+def output_loss(loss_fn: LossFn) -> BatchLossFn:
+    """The batch loss of a loop that computes `loss_fn(model(x), y)` on batches (x, y)."""
+
+    def batch_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return loss_fn(model(x), y)
+
+    batch_loss.output_loss = loss_fn  # type: ignore[attr-defined]
+    return batch_loss
+
+
 @dataclass
 class StepContext:
     """What a probe may look at during step `step`.
 
     Before the update `params` hold w_t; after it they hold w_{t+1}. The snapshots are the
-    loop's own buffers: a probe reads them and never writes them.
+    loop's own buffers: a probe reads them and never writes them. A probe recomputes the
+    step's loss at other weights with `batch_loss()` (the step's batch, its random state
+    replayed); `x`, `y`, `loss_fn` and `rng_before_forward` describe a step of one (x, y)
+    batch and a loss of the model's output, as the built-in loop trains (`batch` is then made
+    from them), and are None for other batches.
     """
 
     step: int
     model: nn.Module
     params: list[torch.Tensor]
     names: list[str]
-    x: torch.Tensor
-    y: torch.Tensor
-    loss_fn: LossFn
+    x: torch.Tensor | None
+    y: torch.Tensor | None
+    loss_fn: LossFn | None
     lr: float
-    rng_before_forward: RngState  # replaying it reproduces the step's dropout/noise draws
+    rng_before_forward: RngState | None  # replaying it reproduces the step's dropout/noise draws
     grad_snapshot: list[torch.Tensor]  # g_t (p.grad may be changed by a probe; this may not)
     param_snapshot: list[torch.Tensor]  # w_t
     # True when training ran in reduced precision (bf16, or TF32 on CUDA): g_t then carries
     # that arithmetic's rounding, and a float32 probe recomputes its reference gradient.
     reduced_precision: bool = False
+    batch: StepBatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch is None:
+            if self.loss_fn is None:
+                raise TypeError("StepContext needs a batch, or x, y and loss_fn")
+            self.batch = StepBatch(((self.x, self.y),), (self.rng_before_forward,),
+                                   output_loss(self.loss_fn))
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    def batch_loss(self, model: nn.Module | None = None, *,
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+        """L(w; B_t) of `model` (default: the run's) at its current weights, the step's
+        random state replayed before each forward pass."""
+        return self.batch.loss(self.model if model is None else model, dtype)
 
 
 class Probe(Protocol):
@@ -123,6 +210,9 @@ class LoopState:
     seconds: float
     val_losses: list[float] = field(default_factory=list)  # what early stopping watched so far
     best_val_acc: float = -math.inf  # the best validation accuracy so far (for keep_best)
+    # The state probes carry between probed steps (a Hessian probe's warm start), by table name:
+    # {name: probe.state_dict()}.
+    probe_states: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from torch import nn
 
-from landscape.training.contracts import LoopState, Probe, RunRecorder
-from landscape.training.step_rows import TrainAccumulator
+from landscape.training.contracts import LoopState
+
+if TYPE_CHECKING:  # the instrument imports nothing from here; typing only
+    from landscape.training.instrument import Instrument
 
 
 def early_stop_due(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
@@ -73,42 +75,26 @@ class Evaluator:
         """Whether the loop evaluates after step `step`."""
         return (step + 1) % self.plan.every == 0 or step + 1 == self.total_steps
 
-    def evaluate(self, step: int, model: nn.Module, since_eval: TrainAccumulator, *,
-                 has_accuracy: bool, recorder: RunRecorder, probes: Sequence[Probe]) -> bool:
-        """Evaluate after step `step` and record it (`since_eval`: the training batches since
-        the last evaluation; `has_accuracy`: whether they count correct predictions); True
-        when the run should stop early."""
+    def evaluate(self, step: int, model: nn.Module, instrument: "Instrument", *,
+                 has_accuracy: bool) -> bool:
+        """Evaluate after step `step` and record it through the run's instrument (which adds
+        the training loss and accuracy since the last evaluation; `has_accuracy`: whether
+        those count correct predictions); True when the run should stop early."""
         plan = self.plan
-        test_loss, test_acc = plan.evaluate(model)
-        val_loss, val_acc = (plan.validate(model) if plan.validate is not None
-                             else (math.nan, math.nan))
+        test = plan.evaluate(model)
+        val = plan.validate(model) if plan.validate is not None else (math.nan, math.nan)
         model.train()
-        recorder.evaluation({
-            "step": step + 1,
-            "epoch": (step + 1) / plan.steps_per_epoch,
-            "train_loss": since_eval.mean_loss(),
-            "train_acc": since_eval.accuracy() if has_accuracy else math.nan,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-        })
+        instrument.evaluation(test, val, epoch=(step + 1) / plan.steps_per_epoch,
+                              has_accuracy=has_accuracy)
+        val_loss, val_acc = val
         if plan.validate is not None:  # what early stopping watches: lower is better
             self.val_losses.append(-val_acc if plan.early_stop_metric == "acc" else val_loss)
         stop = (plan.early_stop is not None and step + 1 < self.total_steps
                 and early_stop_due(self.val_losses, plan.early_stop, plan.early_stop_min_delta))
         if plan.keep_best and val_acc > self.best_val_acc:
             self.best_val_acc = val_acc
-            keep_best(recorder, probes, step + 1, last=stop or step + 1 == self.total_steps)
+            # The weights at a new best: the rows of the probes that keep them (`last`: the
+            # run ends here).
+            instrument.keep_rows("best_rows", step + 1,
+                                 last=stop or step + 1 == self.total_steps)
         return stop
-
-
-def keep_best(recorder: RunRecorder, probes: Sequence[Probe], steps_done: int, *,
-              last: bool) -> None:
-    """The rows of the probes that keep the weights at a new best validation accuracy
-    (`last`: the run ends here)."""
-    for probe in probes:
-        best = getattr(probe, "best_rows", None)
-        rows = best(steps_done, last=last) if best is not None else None
-        if rows is not None:
-            recorder.probe(probe.name, rows)

@@ -34,6 +34,17 @@ def classification_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return (logits.argmax(1) == y).sum()
 
 
+def batch_correct(correct_fn: CorrectFn | None) -> Callable | None:
+    """`correct_fn(output, y)` as the instrument calls it: on the output and the (x, y) batch."""
+    if correct_fn is None:
+        return None
+
+    def correct(output, batch) -> torch.Tensor:
+        return correct_fn(output, batch[1])
+
+    return correct
+
+
 @dataclass(frozen=True)
 class Objective:
     """What the loop minimizes, records and probes (`loss_fn(output, y)`), and how it counts

@@ -14,29 +14,6 @@ import numpy as np
 import torch
 
 from landscape.training.contracts import RunRecorder
-from landscape.training.tensors import global_norm
-
-
-def measure_gradients(step, grads, prev_grads, params, prev_params, taps, tap_index, nan, *,
-                      has_prev=None, copy_grads=True):
-    """‖g_t‖, ‖g_t − g_{t−1}‖ and copies of the tapped gradients; leaves w_t in `prev_params`
-    (the snapshot the probes and the update norm need) and, with `copy_grads`, g_t in
-    `prev_grads` (without it, `prev_grads` is left holding g_{t−1} − g_t: the caller keeps
-    `grads` themselves as the next step's g_{t−1}, which saves a copy of every gradient).
-    `has_prev` says whether `prev_grads` holds g_{t−1} (default: every step but the first)."""
-    grad_norm = global_norm(grads)
-    if not (step > 0 if has_prev is None else has_prev):
-        grad_change = nan
-    else:
-        torch._foreach_sub_(prev_grads, grads)
-        grad_change = global_norm(prev_grads)
-    if copy_grads:
-        torch._foreach_copy_(prev_grads, grads)
-    torch._foreach_copy_(prev_params, params)
-    tapped = []
-    if taps.due(step):
-        tapped = [grads[i].to(taps.dtype, copy=True) for i in tap_index.values()]
-    return grad_norm, grad_change, tapped
 
 
 @dataclass
@@ -102,6 +79,7 @@ class PendingRows:
             "grad_change": stats[:keep, 2],
             "update_norm": stats[:keep, 3],
             "lr": np.asarray(self.lrs[:keep]),
+            "applied_grad_norm": stats[:keep, 5],
         })
         last = int(steps[-1])
         for name, rows in self.taps.items():
