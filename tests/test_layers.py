@@ -18,6 +18,7 @@ LAYERS = [
     ("training", "report"),
     ("probes", "plot"),
     ("page",),  # landscape report's HTML: report's sections and plot's figures
+    ("instrument",),  # landscape.Recorder: a run of any loop; what record's runs share with it
     ("sweep",),
     ("kept",),
     ("surfaces",),

@@ -37,6 +37,32 @@ def info(record_path: Path) -> None:
     cfg, data = rec.config, rec.data
     click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
                f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
+    if cfg.get("source") == "recorder":  # a user's loop wrote it (landscape.Recorder)
+        _echo_recorder_header(cfg, data)
+    else:
+        _echo_record_header(rec, cfg, data)
+    _echo_measurements(cfg)
+    _echo_runs(rec, bool(data.get("n_val")))
+    unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
+    if unfinished:
+        click.echo(f"Incomplete runs: {', '.join(unfinished)}")
+    _echo_surfaces(rec)
+    _echo_sizes(record_path)
+    _echo_shards(record_path)
+
+
+def _echo_recorder_header(cfg: dict, data: dict) -> None:
+    """What a record of a user's loop (landscape.Recorder) says of its data and training."""
+    click.echo(f"Data: {data.get('description', data.get('name'))}")
+    click.echo(f"Training: your own loop (landscape.Recorder): "
+               f"{cfg.get('optimizer') or 'optimizers differ'}, lr "
+               f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}, batch "
+               f"{cfg.get('batch_size') or 'sizes differ'}, loss "
+               f"{cfg.get('loss') or 'losses differ'}, {_seeds_text(cfg)}")
+
+
+def _echo_record_header(rec, cfg: dict, data: dict) -> None:
+    """What a record of `landscape record` says of its data, training and axes."""
     val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
     click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
                f"held-out samples; {data['note']}")
@@ -53,8 +79,12 @@ def info(record_path: Path) -> None:
         click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
                                         for name, values in axes.items())
                    + f" ({len(rec.runs)} runs; each run's levels are in its id)")
-    probe = cfg["probe"]
-    if probe["every"]:
+
+
+def _echo_measurements(cfg: dict) -> None:
+    """The probes, kept weights and Hessian probe a record's runs measure."""
+    probe = cfg.get("probe") or {}
+    if probe.get("every"):
         direction = probe.get("direction", "gradient")  # records before directions: gradient
         if direction == "update":
             where = "along the update w + c*(w_next - w), c"
@@ -79,7 +109,10 @@ def info(record_path: Path) -> None:
         if hessian.get("density_at"):
             parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
         click.echo("Hessian: " + "; ".join(parts))
-    has_val = bool(data.get("n_val"))
+
+
+def _echo_runs(rec, has_val: bool) -> None:
+    """Every run's status, steps, accuracies, probes, time and taps."""
     rows = []
     for run in rec.runs.values():
         data = rec.load(run.run_id)
@@ -99,12 +132,6 @@ def info(record_path: Path) -> None:
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
                       *(["val acc"] if has_val else []), "probes", "time", "taps"])
-    unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
-    if unfinished:
-        click.echo(f"Incomplete runs: {', '.join(unfinished)}")
-    _echo_surfaces(rec)
-    _echo_sizes(record_path)
-    _echo_shards(record_path)
 
 
 def _megabytes(n: int) -> str:

@@ -105,6 +105,34 @@ class RecordWriter:
         return cls(h5py.File(path, "r+", libver=WRITE_LIBVER))
 
     @classmethod
+    def add_runs(cls, path: str | os.PathLike, runs: Sequence[RunLayout], *,
+                 config: Mapping[str, Any], data: Mapping[str, Any],
+                 versions: Mapping[str, str]) -> "RecordWriter":
+        """Add `runs` to the record at `path` (a run each `landscape.Recorder` adds in turn) and
+        open it for writing them, with the record's header replaced by `config`, `data` and
+        `versions`. As for `reopen`, the record is first copied (and upgraded) into a fresh
+        file that replaces it atomically once the runs exist: a kill while adding leaves the
+        record as it was."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".resume-tmp")
+
+        def prepare(file: h5py.File) -> None:
+            upgrade(file)
+            present = json.loads(file.attrs["run_ids"])
+            for layout in runs:
+                create_run(file["runs"], layout)
+            file.attrs["run_ids"] = json.dumps([*present, *(r.run_id for r in runs)])
+            file.attrs["config"] = json.dumps(config)
+            file.attrs["data"] = json.dumps(data)
+            file.attrs["versions"] = json.dumps(dict(versions))
+
+        copy_record(path, tmp, "to add a run to it", prepare=prepare)
+        os.replace(tmp, path)
+        writer = cls(h5py.File(path, "r+", libver=WRITE_LIBVER))
+        writer.start_appending()
+        return writer
+
+    @classmethod
     def beside(cls, path: str | os.PathLike, *, extra_bytes: int = 0) -> "RecordWriter":
         """A copy of the record at `path` (`RECORD.h5.add-tmp`), open for writing, for adding
         to the record without endangering what is in it (a surface): `commit()` replaces the

@@ -3,29 +3,27 @@ and checked (taps, layers, inputs) before the file exists."""
 
 from __future__ import annotations
 
-import difflib
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
+from landscape.config import RecordConfig, resume_differences, run_id
 from landscape.errors import ConfigError, RecordError, field_ref
 from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, resolve_sparse_layers
 from landscape.probes import layer_indices
 from landscape.probes import output_channels, select_parameters, weight_entries
+from landscape.instrument.layout import check_taps, parameter_shapes, resolve_taps  # noqa: F401 (re-exported)
 from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
 from landscape.sweep.init_from import InitFrom
 from landscape.training.loop import RunOutcome
 from landscape.training.tasks import for_run
-from landscape.version import __version__
+from landscape.version import package_versions
 
 
 @dataclass(frozen=True)
@@ -118,38 +116,11 @@ def model_options(config: RecordConfig) -> dict:
     return config.model.options()
 
 
-def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {n: tuple(p.shape) for n, p in model.named_parameters()}
-
-
-def resolve_taps(taps: tuple[str, ...], model: nn.Module, model_name: str) -> tuple[str, ...]:
-    """The parameters a run taps: "final" stands for the weight of the model's last linear
-    layer (classifier.fc3.weight in VGG-A, fc.weight in the ResNets, layers.fc25.weight in the
-    deep linear network)."""
-    if FINAL_TAP not in taps:
-        return taps
-    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linear:
-        raise ConfigError(f"model {model_name!r} has no linear layer for "
-                          f"{field_ref('recording.taps')} {FINAL_TAP}; name a parameter instead")
-    return tuple(dict.fromkeys(f"{linear[-1]}.weight" if t == FINAL_TAP else t for t in taps))
-
-
 def probe_model(config: RecordConfig, model_name: str) -> nn.Module:
     """A model to read names and shapes from, built without touching the global random state
     (which the runs' initialization, dropout and noise draw from)."""
     with torch.random.fork_rng(devices=[]):
         return build_model(model_name, **model_options(config))
-
-
-def check_taps(taps: tuple[str, ...], shapes: dict[str, tuple[int, ...]],
-               model_name: str) -> None:
-    for tap in taps:
-        if tap not in shapes:
-            close = difflib.get_close_matches(tap, list(shapes), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else \
-                f"e.g. {', '.join(list(shapes)[-4:])}"
-            raise ConfigError(f"unknown tap {tap!r} for model {model_name!r}; {hint}")
 
 
 def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
@@ -239,14 +210,7 @@ def activation_channels(config: RecordConfig, model: nn.Module, example: torch.T
 
 
 def versions() -> dict[str, str]:
-    return {
-        "landscape": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-        "hdf5": h5py.version.hdf5_version,
-        "python": platform.python_version(),
-    }
+    return package_versions()
 
 
 def check_init_from(config: RecordConfig) -> None:

@@ -18,8 +18,7 @@ from landscape.config import RecordConfig
 from landscape.errors import ConfigError
 from landscape.models import build_model
 from landscape.optim import SLBI_OPTIMIZERS, make_slbi
-from landscape.probes import ActivationProbe, GradientProbe, ICSProbe, WeightsProbe
-from landscape.probes.hessian import hessian_probes
+from landscape.instrument.measurements import make_probes
 from landscape.probes.sparsity import slbi_probes
 from landscape.store import RecordWriter, RunStatus
 from landscape.sweep.init_from import InitFrom
@@ -60,26 +59,6 @@ def make_optimizer(config: RecordConfig, params, lr: float, *,
 
 
 
-def make_probes(config: RecordConfig, model: nn.Module) -> list:
-    names = [n for n, _ in model.named_parameters()]
-    probes: list = []
-    recording = config.recording
-    if recording.probe.every:
-        probes.append(GradientProbe(recording.probe, names=names))
-    if recording.ics_every:
-        probes.append(ICSProbe(every=recording.ics_every, layers=recording.ics_layers,
-                               names=names))
-    for layer in recording.activation_layers if recording.activation_every else ():
-        probes.append(ActivationProbe(model, layer, every=recording.activation_every))
-    if recording.saves_weights:
-        probes.append(WeightsProbe(model, every=recording.save_weights_every,
-                                   at=recording.save_weights_at,
-                                   final=recording.save_final_weights,
-                                   best=recording.keep_best))
-    probes.extend(hessian_probes(recording.hessian))
-    return probes
-
-
 def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
                writer: RecordWriter, device: torch.device, progress: ProgressFactory | None,
                should_stop: Callable[[], bool], path: Path,
@@ -110,7 +89,7 @@ def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     # The objective: the task's loss plus the penalties, over the parameters the loop trains.
     objective = penalized(task.loss_fn, [p for p in model.parameters() if p.requires_grad],
                           l1=config.optim.l1, l2=config.optim.l2)
-    probes = make_probes(config, model) + slbi_probes(optimizer, total)
+    probes = make_probes(config.recording, model) + slbi_probes(optimizer, total)
     taps = TapPlan(resolve_taps(recording.taps, model, plan.model), recording.tap_every,
                    torch.float16 if recording.tap_dtype == "float16" else torch.float32)
     ckpt_file = checkpoint_path(path)

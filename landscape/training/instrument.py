@@ -123,12 +123,15 @@ class Instrument:
 
         self._due: list[Probe] = []  # the probes of the step in progress
         self._rngs: list[RngState] = []  # the random state before each training forward
+        self._outputs: list = []  # the model's output of each training forward
         self._forwards = 0  # training forward passes seen since the last step
         self._awaiting_update = False  # `step` ran; the optimizer's step has not
         self._step_values: dict[str, torch.Tensor] = {}  # the step in progress's measurements
         self._step_batch: StepBatch | None = None
         self._measuring = False  # a probe's own forward passes are not training's
         self._handles: list = []
+        # Called after every step (the optimizer's step done): a Recorder checkpoints there.
+        self.after_step: list[Callable[[], None]] = []
 
     # ---- attaching to a model and an optimizer ---------------------------------------------
 
@@ -137,6 +140,7 @@ class Instrument:
         if not self._handles:
             self._handles = [
                 self.model.register_forward_pre_hook(self._before_forward),
+                self.model.register_forward_hook(self._after_forward),
                 self.optimizer.register_step_pre_hook(self._before_update),
                 self.optimizer.register_step_post_hook(self._after_update),
             ]
@@ -160,10 +164,17 @@ class Instrument:
         if self._intrusive:
             self._rngs.append(RngState.capture(self.device))
 
+    def _after_forward(self, module: nn.Module, args: Any, output: Any) -> None:
+        """The outputs of the step's training forward passes, for its accuracy."""
+        if not self._measuring and module.training and torch.is_grad_enabled():
+            self._outputs.append(output)
+
     def _begin(self, step: int) -> None:
         """The first training forward of step `step`: arm the probes that observe it."""
         if self.started is None:
             self.started = time.perf_counter()
+        if _reduced_arithmetic(self.device):  # the loop trains under autocast, or TF32
+            self.reduced_precision = True
         self._due = [p for p in self.probes if p.due(step)] if self.diverged_step is None else []
         # Only probes that move the weights or replay the forward need g_t copied out and the
         # random state kept; those that merely read leave the step on its fast path.
@@ -184,6 +195,9 @@ class Instrument:
             raise InstrumentError("step() needs the step's loss: rec.step(batch, loss)")
         parts = self._parts(batch, micro_batches)
         if self._awaiting_update:
+            if self.scaler is None:
+                self._warn_once("rec.step() ran twice without optimizer.step() between them; "
+                                "the first of those steps is recorded with no update")
             self._finish_update(skipped=True)
         if self._forwards == 0:  # the forward hook saw no training pass (a wrapper called?)
             self._begin(self.next_step)
@@ -195,8 +209,7 @@ class Instrument:
         with torch.no_grad():
             values = self._measure_gradients(step, grads)
             loss_value = loss.detach().float().reshape(())
-            correct = (self.correct_fn(output, parts[0]).float()
-                       if self.correct_fn is not None and output is not None else self.nan)
+            correct = self._correct(output, parts)
         self._step_values = {"loss": loss_value, "correct": correct, **values}
         self._lr = float(self.optimizer.param_groups[0]["lr"])
         self._images = sum(batch_size(p) for p in parts)
@@ -254,10 +267,24 @@ class Instrument:
             pending.batch_sizes.append(self._images)
         self.next_step += 1
         self._forwards, self._rngs, self._due, self._step_batch = 0, [], [], None
+        self._outputs = []
         self._step_values = {}
         if len(pending.steps) >= self.sampling.sync_every or \
                 time.perf_counter() - self.last_sync >= self.sampling.sync_seconds:
             self.sync()
+        for call in self.after_step:
+            call()
+
+    @property
+    def at_step_boundary(self) -> bool:
+        """Whether the loop is between two steps (no forward pass of the next one seen yet)."""
+        return not self._awaiting_update and self._forwards == 0
+
+    def end_step(self) -> None:
+        """A step whose optimizer step never came (the loop ended right after `step`): recorded
+        without an update."""
+        if self._awaiting_update:
+            self._finish_update(skipped=True)
 
     # ---- measuring -----------------------------------------------------------------------------
 
@@ -272,6 +299,19 @@ class Instrument:
         if batch is None:
             raise InstrumentError("step() needs the step's batch: rec.step(batch, loss)")
         return [batch]
+
+    def _correct(self, output: Any, parts: list[Any]) -> torch.Tensor:
+        """Correct predictions of the step (NaN without a `correct_fn`): of `output` when the
+        loop gives it, else of the outputs of the training forward passes seen (one per
+        micro-batch)."""
+        if self.correct_fn is None:
+            return self.nan
+        if output is not None:
+            return self.correct_fn(output, parts[0]).float()
+        if len(self._outputs) != len(parts):
+            return self.nan
+        return torch.stack([self.correct_fn(o, p).float()
+                            for o, p in zip(self._outputs, parts)]).sum()
 
     def _gradients(self) -> list[torch.Tensor]:
         """g_t as the optimizer will use it: p.grad (zeros for a parameter the step did not
@@ -477,6 +517,15 @@ def _rngs_per_part(rngs: list[RngState], parts: int) -> tuple[RngState | None, .
             f"same number of forward passes for each")
     every = len(rngs) // parts
     return tuple(rngs[::every])
+
+
+def _reduced_arithmetic(device: torch.device) -> bool:
+    """Whether a training forward run now rounds more than float32: inside autocast, or on
+    CUDA with TF32 allowed for matmuls or cuDNN (cuDNN's is torch's default)."""
+    if torch.is_autocast_enabled(device.type):
+        return True
+    return device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
+                                      or torch.backends.cudnn.allow_tf32)
 
 
 def _unscaled(scaler: Any, optimizer: torch.optim.Optimizer) -> bool:
