@@ -376,7 +376,12 @@ class _ChannelWatch:
         self._layers = tuple(layers)
         for layer in layers:
             self._handles.append(find_layer(model, layer).register_forward_hook(
-                lambda m, i, out, layer=layer: self._seen.setdefault(layer, out.shape[1])))
+                self._watcher(layer)))
+
+    def _watcher(self, layer: str):
+        def hook(module, inputs, output) -> None:  # returns None: a value would replace output
+            self._seen.setdefault(layer, output.shape[1])
+        return hook
 
     def channels(self) -> dict[str, int]:
         missing = [layer for layer in self._layers if layer not in self._seen]

@@ -1,0 +1,207 @@
+"""landscape.Recorder: a model the project never saw, trained in a plain loop, recorded into the
+record format; held against landscape record bit for bit, against float64 recomputations, and
+against training without it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+
+import landscape
+from landscape.cli import main
+from landscape.config import ProbeConfig, RecordConfig
+from landscape.errors import InstrumentError, RecordError
+from landscape.models import build_model
+from landscape.training.tasks import make_task
+
+
+class Mixer(nn.Module):
+    """A small network of this test's own: a conv, an optional normalization, dropout, a
+    linear head."""
+
+    def __init__(self, norm: bool, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.norm = nn.BatchNorm2d(6) if norm else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(6 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.max_pool2d(F.relu(self.norm(self.conv(x))), 4)
+        return self.head(self.drop(h.flatten(1)))
+
+
+@pytest.fixture(scope="module")
+def batches(embedded):
+    x = torch.from_numpy(embedded.train_x[:240]).float() / 127.5 - 1  # NCHW uint8
+    y = torch.from_numpy(embedded.train_y[:240]).long()
+    return [(x[i:i + 24], y[i:i + 24]) for i in range(0, 240, 24)]
+
+
+def train(path, batches, *, norm: bool, run_id: str | None = None, dropout: float = 0.0,
+          lr: float = 0.05, recorder: bool = True, steps: int | None = None, **options):
+    """The ten-line loop, with the recorder (or without: `recorder=False`); the model."""
+    torch.manual_seed(0)
+    model = Mixer(norm, dropout)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    rec = (landscape.Recorder(path, model, optimizer, run_id=run_id or
+                              ("mixer_bn" if norm else "mixer"), **options)
+           if recorder else None)
+    for x, y in batches[:steps]:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if rec is not None:
+            rec.step((x, y), loss)
+        optimizer.step()
+    if rec is not None:
+        rec.close()
+    return model
+
+
+# ---- one code path: the plain loop and landscape record write the same rows ------------------
+
+
+def test_a_plain_loop_with_the_recorder_writes_landscape_records_rows(tmp_path, one_thread):
+    """vgg_light_bn on the embedded images: landscape record's run and a plain loop over the
+    same batches, model and seed, with the Recorder, give bit-identical steps, probe and taps."""
+    config = RecordConfig(models=("vgg_light_bn",), width=0.5, optimizer="sgd", lrs=(0.05,),
+                          max_steps=10, subset=320, batch_size=32,
+                          probe=ProbeConfig(every=4, count=3), ics_every=5,
+                          ics_layers=("features.stage2.conv1",))
+    builtin = tmp_path / "builtin.h5"
+    landscape.record(config, builtin)
+    device = torch.device("cpu")
+    task = make_task(config, device).using(torch.channels_last)
+    torch.manual_seed(0)
+    model = build_model("vgg_light_bn", width=0.5).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    mine = tmp_path / "mine.h5"
+    with landscape.Recorder(mine, model, optimizer, run_id="vgg_light_bn",
+                            probe=ProbeConfig(every=4, count=3), ics_every=5,
+                            ics_layers=("features.stage2.conv1",)) as rec:
+        for _, (x, y) in zip(range(10), task.stream(0).batches()):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            rec.step((x, y), loss)
+            optimizer.step()
+    a = landscape.open_record(builtin)
+    b = landscape.open_record(mine)
+    ra, rb = a.load("vgg_light_bn_lr0.05"), b.load("vgg_light_bn")
+    for table in ("steps", "probe", "ics"):
+        for name, value in vars(getattr(ra, table)).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(value, getattr(getattr(rb, table), name),
+                                              err_msg=f"{table}/{name}")
+    tap = "classifier.fc3.weight"
+    np.testing.assert_array_equal(a.tap("vgg_light_bn_lr0.05", tap).grad,
+                                  b.tap("vgg_light_bn", tap).grad)
+    np.testing.assert_array_equal(a.tap("vgg_light_bn_lr0.05", tap).weight_delta,
+                                  b.tap("vgg_light_bn", tap).weight_delta)
+    assert len(ra.steps.step) == 10 and len(ra.probe.step) == 3
+
+
+# ---- faithful: the probe's values against float64, training untouched ------------------------
+
+
+def float64_probe(model_state, norm: bool, x, y, etas):
+    """The paper's probe recomputed independently: a float64 copy of the model at w_t (BN in
+    training mode), g_t in float64, the loss and ‖∇L(w_t) − ∇L(w_t − η g_t)‖ at each η."""
+    twin = Mixer(norm).double().train()
+    twin.load_state_dict(model_state)
+    params = list(twin.parameters())
+    w_t = [p.detach().clone() for p in params]
+
+    def loss_and_grad():
+        loss = F.cross_entropy(twin(x.double()), y)
+        return loss.item(), torch.autograd.grad(loss, params)
+
+    _, g_t = loss_and_grad()
+    losses, diffs = [], []
+    for eta in etas:
+        with torch.no_grad():
+            for p, w, g in zip(params, w_t, g_t):
+                p.copy_(w - eta * g)
+        loss, g = loss_and_grad()
+        losses.append(loss)
+        diffs.append(math.sqrt(sum(((a - b) ** 2).sum().item() for a, b in zip(g, g_t))))
+    return np.array(losses), np.array(diffs)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_probe_values_equal_an_independent_float64_computation(tmp_path, batches, norm,
+                                                               one_thread):
+    path = tmp_path / "mine.h5"
+    train(path, batches, norm=norm, probe=ProbeConfig(every=3, count=3), save_weights_every=3)
+    rec = landscape.open_record(path)
+    run_id = "mixer_bn" if norm else "mixer"
+    run = rec.load(run_id)
+    assert list(run.probe.step) == [0, 3, 6, 9]
+    assert rec.runs[run_id].attrs["norm"] == ("bn" if norm else "none")
+    assert rec.runs[run_id].attrs["family"] == "mixer"
+    for row, step in enumerate(run.probe.step):
+        kept = rec.weights(run_id, int(step))  # w_t: kept at the start of the step
+        state = {k: torch.as_tensor(v).double() if np.asarray(v).dtype.kind == "f"
+                 else torch.as_tensor(v) for k, v in kept.state.items()}
+        x, y = batches[step]
+        losses, diffs = float64_probe(state, norm, x, y, run.probe.eta[row])
+        np.testing.assert_allclose(run.probe.loss[row], losses, rtol=2e-5)
+        np.testing.assert_allclose(run.probe.grad_diff[row], diffs, rtol=1e-3, atol=1e-6)
+
+
+def test_measuring_leaves_training_bit_identical_with_bn_and_dropout(tmp_path, batches,
+                                                                     one_thread):
+    """Every measurement on (probe every step, ICS, activations, Hessian, taps, kept weights):
+    the weights after training equal those of the same loop without the recorder, and check
+    mode finds nothing changed at any probed step."""
+    plain = train(None, batches, norm=True, dropout=0.3, recorder=False)
+    recorded = train(tmp_path / "r.h5", batches, norm=True, dropout=0.3, check=True,
+                     probe=ProbeConfig(every=1, count=2), ics_every=2, ics_layers=("conv",),
+                     activation_every=2, activation_layers=("norm",),
+                     hessian=landscape.HessianConfig(every=5, k=1, iters=4, trace_samples=2),
+                     save_weights_at=(0, 5))
+    for (name, a), b in zip(plain.state_dict().items(), recorded.state_dict().values()):
+        assert torch.equal(a, b), name
+    run = landscape.open_record(tmp_path / "r.h5").load("mixer_bn")
+    assert len(run.probe.step) == len(batches) and len(run.hessian.step) == 2
+    assert list(run.activations) == ["norm"]
+
+
+class LeakyProbe:
+    """A probe that forgets to give back BatchNorm's running mean."""
+
+    name = "probe"
+    phase = "before_update"
+
+    def due(self, step: int) -> bool:
+        return step == 2
+
+    def measure(self, ctx):
+        ctx.model.norm.running_mean.add_(1.0)
+        return {}
+
+
+def test_check_mode_names_what_a_probe_changed(tmp_path, batches):
+    torch.manual_seed(0)
+    model = Mixer(True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = landscape.Recorder(tmp_path / "r.h5", model, optimizer, run_id="mixer_bn", check=True)
+    rec.instrument.probes.append(LeakyProbe())
+    with pytest.raises(InstrumentError, match="probe 'probe' at step 2 changed the buffer "
+                                              "norm.running_mean"):
+        with rec:
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                rec.step((x, y), loss)
+                optimizer.step()
+    status = landscape.open_record(tmp_path / "r.h5").runs["mixer_bn"]
+    assert status.status == "interrupted" and status.steps_done == 2
