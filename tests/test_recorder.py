@@ -205,3 +205,171 @@ def test_check_mode_names_what_a_probe_changed(tmp_path, batches):
                 optimizer.step()
     status = landscape.open_record(tmp_path / "r.h5").runs["mixer_bn"]
     assert status.status == "interrupted" and status.steps_done == 2
+
+
+# ---- the loops of practice: AMP, accumulation, clipping -----------------------------------------
+
+
+def test_gradients_are_read_through_the_amp_scaler(tmp_path, batches, one_thread):
+    """A GradScaler multiplies the loss by a power of two: the recorded gradient norms are
+    those of the unscaled loop, whether the loop unscales before rec.step or leaves it to
+    scaler.step."""
+    def run(path, scale: bool, unscale_first: bool = False):
+        torch.manual_seed(0)
+        model = Mixer(True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, enabled=scale)
+        with landscape.Recorder(path, model, optimizer, run_id="mixer_bn", scaler=scaler,
+                                probe=ProbeConfig(every=2, count=2)) as rec:
+            for x, y in batches[:6]:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                scaler.scale(loss).backward()
+                if unscale_first:
+                    scaler.unscale_(optimizer)
+                rec.step((x, y), loss)
+                scaler.step(optimizer)
+                scaler.update()
+        return landscape.open_record(path).load("mixer_bn")
+
+    plain = run(tmp_path / "plain.h5", scale=False)
+    for name, first in (("scaled", False), ("unscaled", True)):
+        scaled = run(tmp_path / f"{name}.h5", scale=True, unscale_first=first)
+        for column in ("loss", "grad_norm", "grad_change", "update_norm"):
+            np.testing.assert_allclose(getattr(scaled.steps, column),
+                                       getattr(plain.steps, column), rtol=1e-6, err_msg=column)
+        np.testing.assert_allclose(scaled.probe.grad_diff, plain.probe.grad_diff, rtol=1e-5)
+
+
+def test_an_accumulated_gradient_is_probed_on_its_micro_batches(tmp_path, batches, one_thread):
+    """Two micro-batches per step, each loss halved: the recorded loss is their mean, and the
+    probe at w_t − ηg_t equals a float64 recomputation of that mean (BatchNorm normalizes each
+    micro-batch on its own, as in training)."""
+    torch.manual_seed(0)
+    model = Mixer(True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    path = tmp_path / "acc.h5"
+    with landscape.Recorder(path, model, optimizer, run_id="mixer_bn", save_weights_at=(2,),
+                            probe=ProbeConfig(every=2, count=2)) as rec:
+        for i in range(0, 8, 2):
+            optimizer.zero_grad()
+            total = 0.0
+            for x, y in batches[i:i + 2]:
+                loss = F.cross_entropy(model(x), y) / 2
+                loss.backward()
+                total = total + loss.detach()
+            rec.step(micro_batches=batches[i:i + 2], loss=total)
+            optimizer.step()
+    rec = landscape.open_record(path)
+    run = rec.load("mixer_bn")
+    assert run.steps.step.tolist() == [0, 1, 2, 3]
+    state = {k: torch.as_tensor(v).double() if np.asarray(v).dtype.kind == "f"
+             else torch.as_tensor(v) for k, v in rec.weights("mixer_bn", 2).state.items()}
+    twin = Mixer(True).double().train()
+    twin.load_state_dict(state)
+    params = list(twin.parameters())
+
+    def mean_loss():
+        return sum(F.cross_entropy(twin(x.double()), y) for x, y in batches[4:6]) / 2
+
+    g_t = torch.autograd.grad(mean_loss(), params)
+    with torch.no_grad():
+        for p, g in zip(params, g_t):
+            p.sub_(run.probe.eta[1, 0] * g)
+    np.testing.assert_allclose(run.probe.loss[1, 0], mean_loss().item(), rtol=2e-5)
+
+
+def test_a_clipped_gradient_is_recorded_raw_and_the_record_says_what_was_applied(
+        tmp_path, batches):
+    torch.manual_seed(0)
+    model = Mixer(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with landscape.Recorder(tmp_path / "c.h5", model, optimizer, run_id="mixer") as rec:
+        for x, y in batches[:4]:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            rec.step((x, y), loss)
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.1)
+            optimizer.step()
+    steps = landscape.open_record(tmp_path / "c.h5").load("mixer").steps
+    assert (steps.grad_norm > 0.1).all()
+    np.testing.assert_allclose(steps.applied_grad_norm, 0.1, rtol=1e-4)
+    np.testing.assert_allclose(steps.update_norm, 0.05 * 0.1, rtol=1e-3)
+
+
+# ---- what cannot be made faithful is refused in one line ----------------------------------------
+
+
+def test_an_optimizer_step_with_a_closure_is_refused(tmp_path, batches):
+    torch.manual_seed(0)
+    model = Mixer(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = batches[0]
+    with pytest.raises(InstrumentError, match=r"optimizer.step\(closure\)"):
+        with landscape.Recorder(tmp_path / "c.h5", model, optimizer, run_id="mixer") as rec:
+            def closure():
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+            loss = closure()
+            rec.step((x, y), loss)
+            optimizer.step(closure)
+    with pytest.raises(InstrumentError, match="LBFGS"):
+        landscape.Recorder(tmp_path / "l.h5", model, torch.optim.LBFGS(model.parameters()),
+                           run_id="mixer")
+    assert not (tmp_path / "l.h5").exists() and not (tmp_path / "l.h5.lock").exists()
+
+
+class PrivateNoise(nn.Module):
+    """Noise from a generator of its own, which the recorder cannot replay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = Mixer(False)
+        self.generator = torch.Generator().manual_seed(1)
+
+    def forward(self, x):
+        return self.inner(x + 0.1 * torch.randn(x.shape, generator=self.generator))
+
+
+def test_random_draws_that_cannot_be_replayed_are_refused_at_the_first_probe(tmp_path,
+                                                                            batches):
+    torch.manual_seed(0)
+    model = PrivateNoise()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(InstrumentError, match="draw random numbers only from torch's global "
+                                              "generator"):
+        with landscape.Recorder(tmp_path / "n.h5", model, optimizer, run_id="noisy",
+                                probe=ProbeConfig(every=1)) as rec:
+            for x, y in batches[:2]:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                rec.step((x, y), loss)
+                optimizer.step()
+
+
+def test_bad_arguments_are_one_line_before_anything_is_written(tmp_path):
+    model = Mixer(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    path = tmp_path / "r.h5"
+    cases = [
+        (dict(run_id="a/b"), "run_id must be a name"),
+        (dict(run_id="x", norm=3), "norm names the run's normalization"),
+        (dict(run_id="x", seed=-1), "seed is the seed"),
+        (dict(run_id="x", probe_bn="half"), "probe_bn must be"),
+        (dict(run_id="x", taps=("nope.weight",)), "unknown tap 'nope.weight'"),
+        (dict(run_id="x", ics_every=2, ics_layers=("nope",)), "layer 'nope' has no parameters"),
+        (dict(run_id="x", probes_every=3), "unknown option 'probes_every'"),
+        (dict(run_id="x", keep_best=True), "keep_best"),
+    ]
+    for options, message in cases:
+        with pytest.raises(landscape.LandscapeError, match=message):
+            landscape.Recorder(path, model, optimizer, **options)
+        assert not path.exists()
+    with pytest.raises(landscape.ConfigError, match="optimizer must be a torch.optim.Optimizer"):
+        landscape.Recorder(path, model, "sgd", run_id="x")
+    with pytest.raises(RecordError, match="does not exist"):
+        landscape.Recorder(tmp_path / "no" / "r.h5", model, optimizer, run_id="x")

@@ -124,6 +124,8 @@ class Instrument:
         self._due: list[Probe] = []  # the probes of the step in progress
         self._rngs: list[RngState] = []  # the random state before each training forward
         self._outputs: list = []  # the model's output of each training forward
+        self._intrusive = False  # a probe of the step moves the weights or replays the forward
+        self._grads_copied = False  # g_t is a copy of p.grad (unscaled), not p.grad itself
         self._forwards = 0  # training forward passes seen since the last step
         self._awaiting_update = False  # `step` ran; the optimizer's step has not
         self._step_values: dict[str, torch.Tensor] = {}  # the step in progress's measurements
@@ -203,6 +205,9 @@ class Instrument:
             self._begin(self.next_step)
         step = self.next_step
         grads = self._gradients()
+        # Probes give p.grad back as g_t; where g_t is an unscaled copy (an AMP scaler's),
+        # `measure` puts back the values p.grad held instead.
+        self._grads_copied = any(g is not p.grad for g, p in zip(grads, self.params))
         rngs = self._rngs if len(self._rngs) == len(parts) else \
             _rngs_per_part(self._rngs, len(parts))
         self._step_batch = StepBatch(tuple(parts), rngs, self.loss_fn, self.probe_eval_mode)
@@ -348,12 +353,19 @@ class Instrument:
         if probing is not None:
             probing(str(probe.name), step)
         before = TrainingState.capture(self) if self.check and probe.phase != "forward" else None
+        raw = ([None if p.grad is None else p.grad.clone() for p in self.params]
+               if self._grads_copied and probe.phase != "forward" else None)
         self._measuring = True
         try:
             with float32_math(), torch.enable_grad(), _no_autocast(self.device):
                 values = probe.measure(self.context(step))
         finally:
             self._measuring = False
+            if raw is not None:
+                with torch.no_grad():
+                    for p, value in zip(self.params, raw):
+                        if value is not None:
+                            p.grad.copy_(value)
         if before is not None:
             before.compare(self, f"probe {probe.name!r} at step {step}")
         if probing is not None:
