@@ -301,21 +301,42 @@ def test_a_clipped_gradient_is_recorded_raw_and_the_record_says_what_was_applied
 # ---- what cannot be made faithful is refused in one line ----------------------------------------
 
 
-def test_an_optimizer_step_with_a_closure_is_refused(tmp_path, batches):
+def test_a_closure_that_runs_the_step_once_is_recorded_and_others_are_refused(tmp_path,
+                                                                           batches):
+    """optimizer.step(closure) with rec.step inside the closure after backward (Lightning's
+    automatic optimization) gives the plain loop's rows; rec.step before a closure that
+    computes the gradient again, and LBFGS, are refused in one line."""
+    plain = tmp_path / "plain.h5"
+    train(plain, batches, norm=True, steps=4, probe=ProbeConfig(every=2, count=2))
     torch.manual_seed(0)
-    model = Mixer(False)
+    model = Mixer(True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    x, y = batches[0]
-    with pytest.raises(InstrumentError, match=r"optimizer.step\(closure\)"):
-        with landscape.Recorder(tmp_path / "c.h5", model, optimizer, run_id="mixer") as rec:
+    inside = tmp_path / "closure.h5"
+    with landscape.Recorder(inside, model, optimizer, run_id="mixer_bn",
+                            probe=ProbeConfig(every=2, count=2)) as rec:
+        for x, y in batches[:4]:
             def closure():
                 optimizer.zero_grad()
                 loss = F.cross_entropy(model(x), y)
                 loss.backward()
+                rec.step((x, y), loss)
                 return loss
-            loss = closure()
-            rec.step((x, y), loss)
             optimizer.step(closure)
+    a = landscape.open_record(plain).load("mixer_bn")
+    b = landscape.open_record(inside).load("mixer_bn")
+    np.testing.assert_array_equal(a.steps.loss, b.steps.loss)
+    np.testing.assert_array_equal(a.probe.grad_diff, b.probe.grad_diff)
+
+    x, y = batches[0]
+    with pytest.raises(InstrumentError, match=r"optimizer.step\(closure\) after rec.step"):
+        with landscape.Recorder(tmp_path / "c.h5", model, optimizer, run_id="mixer") as rec:
+            def again():
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+            rec.step((x, y), again())
+            optimizer.step(again)
     with pytest.raises(InstrumentError, match="LBFGS"):
         landscape.Recorder(tmp_path / "l.h5", model, torch.optim.LBFGS(model.parameters()),
                            run_id="mixer")
@@ -373,3 +394,155 @@ def test_bad_arguments_are_one_line_before_anything_is_written(tmp_path):
         landscape.Recorder(path, model, "sgd", run_id="x")
     with pytest.raises(RecordError, match="does not exist"):
         landscape.Recorder(tmp_path / "no" / "r.h5", model, optimizer, run_id="x")
+
+
+# ---- several runs, one record: the verdict from landscape plot and report ----------------------
+
+
+def test_runs_of_a_plain_loop_give_the_bn_verdict_in_plot_and_report(tmp_path, batches,
+                                                                      one_thread):
+    """Four Recorders in turn (BN and no BN, two seeds) write one record; `landscape info`,
+    `plot` and `report` read it like landscape record's and give the BN vs no-BN verdict."""
+    path = tmp_path / "mine.h5"
+    for seed in (0, 1):
+        for norm in (False, True):
+            torch.manual_seed(seed)
+            model = Mixer(norm)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+            with landscape.Recorder(path, model, optimizer, family="mixer", seed=seed,
+                                    run_id=f"mixer{'_bn' if norm else ''}_s{seed}",
+                                    probe=ProbeConfig(every=2, count=2)) as rec:
+                for x, y in batches[:6]:
+                    optimizer.zero_grad()
+                    loss = F.cross_entropy(model(x), y)
+                    loss.backward()
+                    rec.step((x, y), loss)
+                    optimizer.step()
+                rec.evaluate(batches[6:8])
+    record = landscape.open_record(path)
+    assert list(record.runs) == ["mixer_s0", "mixer_bn_s0", "mixer_s1", "mixer_bn_s1"]
+    assert record.config["models"] == ["mixer", "mixer_bn"] and record.config["seeds"] == [0, 1]
+    assert all(r.status == "complete" and r.steps_done == 6 for r in record.runs.values())
+    runner = CliRunner()
+    info = runner.invoke(main, ["info", str(path)])
+    assert info.exit_code == 0, info.output
+    assert "your own loop (landscape.Recorder): sgd, lr 0.05, batch 24" in info.output
+    plot = runner.invoke(main, ["plot", str(path), "--out", str(tmp_path / "figures")])
+    assert plot.exit_code == 0, plot.output
+    assert "mixer (no BN) vs mixer_bn (BN): sgd, lr 0.05" in plot.output
+    assert "predictiveness" in plot.output and "per-seed range" in plot.output
+    report = runner.invoke(main, ["report", str(path), "-o", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "r.html").read_text()
+    assert "mixer (no BN) vs mixer_bn (BN)" in page and "your own loop" in page
+
+
+def test_a_run_is_never_written_twice_and_a_landscape_record_is_not_joined(tmp_path, batches):
+    path = tmp_path / "mine.h5"
+    train(path, batches, norm=False, steps=2)
+    with pytest.raises(RecordError, match="run 'mixer' is already in .* give another run_id"):
+        train(path, batches, norm=False, steps=2)
+    assert list(landscape.open_record(path).runs) == ["mixer"]
+    builtin = tmp_path / "builtin.h5"
+    landscape.record(RecordConfig(models=("lenet",), optimizer="sgd", lrs=(0.1,), max_steps=1,
+                                  subset=64, batch_size=32, taps=()), builtin)
+    with pytest.raises(RecordError, match="was made by landscape record"):
+        train(builtin, batches, norm=False, steps=1)
+
+
+def test_a_diverging_run_is_recorded_as_diverged(tmp_path, batches):
+    path = tmp_path / "d.h5"
+    torch.manual_seed(0)
+    model = Mixer(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e6)
+    with landscape.Recorder(path, model, optimizer, run_id="mixer", sync_every=1) as rec:
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            rec.step((x, y), loss)
+            optimizer.step()
+            if rec.diverged:
+                break
+    run = landscape.open_record(path).runs["mixer"]
+    steps = landscape.open_record(path).load("mixer").steps
+    assert run.status == "diverged" and run.diverged_step == steps.step[-1]
+    assert not np.isfinite(steps.loss[-1]) and np.isfinite(steps.loss[:-1]).all()
+
+
+# ---- interruptions: a killed loop leaves a record that opens, and resume=True continues ------
+
+LOOP = """
+import sys, time, torch, torch.nn.functional as F
+sys.path.insert(0, {tests!r})
+import landscape
+from test_recorder import Mixer
+torch.set_num_threads(1)
+data = torch.load({data!r})
+batches = list(zip(data["x"], data["y"]))
+torch.manual_seed(0)
+model = Mixer(True, dropout=0.3)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+with landscape.Recorder({path!r}, model, optimizer, run_id="mixer_bn", resume={resume},
+                        probe=landscape.ProbeConfig(every=3, count=2), flush_seconds=0.05,
+                        checkpoint_seconds=0.05, sync_every=1) as rec:
+    for step in range(rec.next_step, len(batches)):
+        x, y = batches[step]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        rec.step((x, y), loss)
+        optimizer.step()
+        time.sleep({pause})
+"""
+
+
+def run_loop(tmp_path, path, *, resume=False, pause=0.0, wait=True):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / f"loop_{path.stem}_{int(resume)}.py"
+    script.write_text(LOOP.format(tests=str(Path(__file__).parent), data=str(tmp_path / "b.pt"),
+                                  path=str(path), resume=resume, pause=pause))
+    process = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    if wait:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    return process
+
+
+def test_a_killed_loop_leaves_a_record_that_resume_continues_identically(tmp_path, batches):
+    import signal
+    import time
+
+    x = torch.cat([b[0] for b in batches] * 3)
+    y = torch.cat([b[1] for b in batches] * 3)
+    torch.save({"x": list(x.split(24)), "y": list(y.split(24))}, tmp_path / "b.pt")
+    whole = tmp_path / "whole.h5"
+    run_loop(tmp_path, whole)
+    killed = tmp_path / "killed.h5"
+    process = run_loop(tmp_path, killed, pause=0.1, wait=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            if landscape.open_record(killed).runs["mixer_bn"].steps_done >= 8:
+                break
+        except (RecordError, KeyError):
+            continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    left = landscape.open_record(killed)  # opens, with the rows up to the last flush
+    done = left.runs["mixer_bn"].steps_done
+    assert 8 <= done < 30 and left.runs["mixer_bn"].status == "running"
+    assert len(left.load("mixer_bn").steps.step) >= done
+    run_loop(tmp_path, killed, resume=True)
+    a, b = landscape.open_record(whole), landscape.open_record(killed)
+    assert b.runs["mixer_bn"].status == "complete" and b.runs["mixer_bn"].steps_done == 30
+    ra, rb = a.load("mixer_bn"), b.load("mixer_bn")
+    for table in ("steps", "probe"):
+        for name, value in vars(getattr(ra, table)).items():
+            np.testing.assert_array_equal(value, getattr(getattr(rb, table), name),
+                                          err_msg=f"{table}/{name}")

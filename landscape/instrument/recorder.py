@@ -255,7 +255,9 @@ class Recorder:
         config = run_config(identity, self.optimizer, recording=self.recording,
                             direction=self.direction, batch_size=batch_size(first_batch) * parts,
                             loss=getattr(self.loss_fn, "__name__", type(self.loss_fn).__name__),
-                            data=self.data, probe_bn=self.probe_bn)
+                            data=self.data, probe_bn=self.probe_bn,
+                            device=str(self.instrument.device),
+                            precision=self.instrument.arithmetic)
         configs, index = [config], 0
         if self.path.exists():
             rec = open_record(self.path)

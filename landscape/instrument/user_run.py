@@ -139,7 +139,7 @@ def run_layout(identity: RunIdentity, model: nn.Module, optimizer: torch.optim.O
 
 def run_config(identity: RunIdentity, optimizer: torch.optim.Optimizer, *,
                recording: RecordingConfig, direction: str, batch_size: int, loss: str,
-               data: str, probe_bn: str) -> dict[str, Any]:
+               data: str, probe_bn: str, device: str, precision: str) -> dict[str, Any]:
     """The run's configuration, in the keys of `landscape record`'s where they mean the same
     (models, lrs, seeds, optimizer, batch_size, the recording options), and what only a user's
     loop has (its loss, its data, the optimizer's hyper-parameters)."""
@@ -154,6 +154,7 @@ def run_config(identity: RunIdentity, optimizer: torch.optim.Optimizer, *,
         "seeds": [identity.seed],
         "optimizer": type(optimizer).__name__.lower(),
         "optimizer_options": hyper,
+        "schedule": "your loop's",  # the learning rate each step used is in its row
         "batch_size": batch_size,
         "loss": loss,
         "dataset": data,
@@ -161,6 +162,8 @@ def run_config(identity: RunIdentity, optimizer: torch.optim.Optimizer, *,
         "epochs": None,
         "eval_every": None,
         "axes": {},
+        "device": device,
+        "precision": precision,
         **recorded,
     }))
 

@@ -113,10 +113,14 @@ def _steps_text(cfg: Mapping, runs: Sequence[LoadedRun]) -> str:
     axes = cfg.get("axes") or {}
     batch = (f"batch {', '.join(map(format_value, axes['batch_size']))} (an axis)"
              if "batch_size" in axes else f"batch {cfg.get('batch_size')}")
+    if cfg.get("source") == "recorder":  # a user's loop: no plan, its steps as trained
+        planned = ["your own loop (landscape.Recorder)"]
     return (", ".join(p for p in planned if p) or "?") + f", {batch}" + recorded
 
 
 def _data_text(data: Mapping) -> str:
+    if data.get("description"):  # a user's data, which landscape did not load
+        return str(data["description"])
     counts = [f"{data[k]:,} {what}" for k, what in (("n_train", "training"),
                                                     ("n_val", "validation"),
                                                     ("n_test", "held-out"))

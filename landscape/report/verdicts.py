@@ -201,8 +201,10 @@ def _scale(runs: Sequence[LoadedRun], model: str) -> str:
     steps = max(len(r.data.steps.step) for r in runs)
     description = MODELS[model].description if model in MODELS else model
     n_train = data.get("n_train")
-    images = f"{n_train:,} training images" if isinstance(n_train, int) else "?"
-    return (f"data: {data.get('name', '?')}, {images}"
+    images = (f", {n_train:,} training images" if isinstance(n_train, int)
+              else " (your own loop's: landscape.Recorder)"
+              if runs[0].record.config.get("source") == "recorder" else ", ?")
+    return (f"data: {data.get('name', '?')}{images}"
             f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if data_subset(data) else ''}"
             f"; network: {description}; up to {steps:,} steps per run")
 

@@ -96,6 +96,9 @@ class Instrument:
         self.loss_fn, self.correct_fn = loss_fn, correct_fn
         self.taps, self.probes, self.sampling = taps, list(probes), sampling
         self.progress, self.reduced_precision = progress, reduced_precision
+        # The training arithmetic seen at the steps' forward passes ("float32" until a step
+        # runs under autocast or TF32).
+        self.arithmetic = "float32"
         self.scaler, self.probe_eval_mode, self.check = scaler, probe_eval_mode, check
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
@@ -126,6 +129,8 @@ class Instrument:
         self._outputs: list = []  # the model's output of each training forward
         self._intrusive = False  # a probe of the step moves the weights or replays the forward
         self._grads_copied = False  # g_t is a copy of p.grad (unscaled), not p.grad itself
+        # Inside optimizer.step (a closure runs the step's forward and backward there).
+        self._in_update, self._steps_in_update = False, 0
         self._forwards = 0  # training forward passes seen since the last step
         self._awaiting_update = False  # `step` ran; the optimizer's step has not
         self._step_values: dict[str, torch.Tensor] = {}  # the step in progress's measurements
@@ -158,6 +163,11 @@ class Instrument:
     def _before_forward(self, module: nn.Module, args: Any) -> None:
         if self._measuring or not module.training or not torch.is_grad_enabled():
             return  # a probe's, an evaluation's or an inference forward pass
+        if self._in_update and self._awaiting_update:
+            raise InstrumentError(
+                "the optimizer evaluated its closure more than once in one step (LBFGS, a "
+                "line search): its step does not follow the gradient of one batch at w_t, "
+                "which is what landscape measures; use an optimizer that evaluates it once")
         if self._awaiting_update:  # the loop skipped the optimizer's step (an AMP scaler can)
             self._finish_update(skipped=True)
         if self._forwards == 0:
@@ -175,8 +185,10 @@ class Instrument:
         """The first training forward of step `step`: arm the probes that observe it."""
         if self.started is None:
             self.started = time.perf_counter()
-        if _reduced_arithmetic(self.device):  # the loop trains under autocast, or TF32
+        arithmetic = _reduced_arithmetic(self.device)
+        if arithmetic is not None:  # the loop trains under autocast, or TF32
             self.reduced_precision = True
+            self.arithmetic = arithmetic
         self._due = [p for p in self.probes if p.due(step)] if self.diverged_step is None else []
         # Only probes that move the weights or replay the forward need g_t copied out and the
         # random state kept; those that merely read leave the step on its fast path.
@@ -227,13 +239,17 @@ class Instrument:
 
     def _before_update(self, optimizer, args, kwargs) -> None:
         # `args` starts with the optimizer itself (torch passes step's own arguments).
-        if (len(args) > 1 and args[1] is not None) or kwargs.get("closure") is not None:
+        closure = args[1] if len(args) > 1 else kwargs.get("closure")
+        if closure is not None and self._awaiting_update:
             raise InstrumentError(
-                "optimizer.step(closure) re-evaluates the loss inside the step, so the step's "
-                "batch and weights are not the ones the recorder measured; landscape cannot "
-                "record such optimizers (LBFGS): call optimizer.step() without a closure")
+                "optimizer.step(closure) after rec.step(): the closure computes the gradient "
+                "again, so the optimizer would not step with the gradient the recorder "
+                "measured; call rec.step() inside the closure after backward (as Lightning "
+                "does), or optimizer.step() without a closure")
+        self._in_update, self._steps_in_update = True, 0
 
     def _after_update(self, optimizer, args, kwargs) -> None:
+        self._in_update = False
         if self._awaiting_update:
             self._finish_update(skipped=False)
         elif not self._measuring:
@@ -531,13 +547,17 @@ def _rngs_per_part(rngs: list[RngState], parts: int) -> tuple[RngState | None, .
     return tuple(rngs[::every])
 
 
-def _reduced_arithmetic(device: torch.device) -> bool:
-    """Whether a training forward run now rounds more than float32: inside autocast, or on
-    CUDA with TF32 allowed for matmuls or cuDNN (cuDNN's is torch's default)."""
+def _reduced_arithmetic(device: torch.device) -> str | None:
+    """How a training forward run now rounds more than float32 ("autocast bfloat16", "tf32"),
+    or None: inside autocast, or on CUDA with TF32 allowed for matmuls or cuDNN (cuDNN's is
+    torch's default)."""
     if torch.is_autocast_enabled(device.type):
-        return True
-    return device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
-                                      or torch.backends.cudnn.allow_tf32)
+        dtype = torch.get_autocast_dtype(device.type)
+        return f"autocast {str(dtype).removeprefix('torch.')}"
+    if device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
+                                  or torch.backends.cudnn.allow_tf32):
+        return "tf32"
+    return None
 
 
 def _unscaled(scaler: Any, optimizer: torch.optim.Optimizer) -> bool:
