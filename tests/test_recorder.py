@@ -546,3 +546,17 @@ def test_a_killed_loop_leaves_a_record_that_resume_continues_identically(tmp_pat
         for name, value in vars(getattr(ra, table)).items():
             np.testing.assert_array_equal(value, getattr(getattr(rb, table), name),
                                           err_msg=f"{table}/{name}")
+
+
+def test_commands_that_rebuild_a_run_refuse_a_recorder_record_in_one_line(tmp_path, batches):
+    path = tmp_path / "mine.h5"
+    train(path, batches, norm=True, steps=3, save_weights_at=(1,))
+    runner = CliRunner()
+    for args in (["surface", str(path), "--run", "mixer_bn", "--step", "1"],
+                 ["prune", str(path), "--run", "mixer_bn", "--layer", "conv"],
+                 ["record", "--resume", str(path)]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "Traceback" not in result.output, result.output
+        assert "recorded by landscape.Recorder in your own loop" in errors[0]

@@ -218,3 +218,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value):
         return list(value)
     return None
+
+
+_IN_PYTHON = ("do it in Python with your model and the weights the run kept "
+              "(docs/your-model.md, 'Loss surfaces of your model')")
+
+
+def check_rebuildable(config: Mapping[str, Any], path, what: str,
+                      instead: str = _IN_PYTHON) -> None:
+    """Refuse, in one line, to rebuild a run of a record a user's loop wrote (`what`: what the
+    command would do with the rebuilt model and data; `instead`: what to do): landscape knows
+    neither."""
+    if config.get("source") == RECORDER_SOURCE:
+        raise RecordError(f"{path} was recorded by landscape.Recorder in your own loop: "
+                          f"landscape cannot rebuild your model and data to {what}; {instead}")

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig
+from landscape.instrument.user_run import check_rebuildable
 from landscape.sweep.init_from import kept_step  # noqa: F401 (re-exported)
 from landscape.models import build_model
 from landscape.store import Record
@@ -18,6 +19,7 @@ def load_model(record: Record, run_id: str, step: int | None = None,
     """Run `run_id`'s model with the weights it kept at `step` (None: the last ones kept), on
     `device`, in training mode, and the step they are from. Raises RecordError (one line) when
     the run kept no weights there."""
+    check_rebuildable(record.config, record.path, "load its kept weights into it")
     saved = record.weights(run_id, step)
     config = RecordConfig.from_dict(record.config)
     model = build_model(record.runs[run_id].model, **model_options(config))

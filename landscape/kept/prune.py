@@ -30,6 +30,7 @@ from landscape.config import RecordConfig
 from landscape.errors import ConfigError, RecordError
 from landscape.optim import group_norms, resolve_sparse_layers
 from landscape.kept.models import load_model
+from landscape.instrument.user_run import check_rebuildable
 from landscape.store import open_record
 from landscape.sweep.plans import resolve_device
 from landscape.training.tasks import make_task
@@ -128,6 +129,7 @@ def prune_run(path: str | Path, run_id: str, layer: str | Sequence[str],
     is_slbi = record.sparsity(run_id) is not None
     gammas = [_gamma(record, run_id, parameter, step, info.steps_done) if is_slbi else None
               for parameter in parameters]
+    check_rebuildable(record.config, path, "prune it")
     config = RecordConfig.from_dict(record.config).with_changes(device=device)
     task = make_task(config, torch.device(device))
     if task.identity.test_sha256 != record.data.get("test_sha256"):

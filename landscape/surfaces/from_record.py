@@ -21,6 +21,7 @@ import torch
 from landscape.config import MAX_SEED, RecordConfig
 from landscape.data import BatchStream, eval_batches
 from landscape.errors import ConfigError, RecordError, RecordWriteError
+from landscape.instrument.user_run import check_rebuildable
 from landscape.kept.models import load_model
 from landscape.store import Record, RecordWriter, RunStatus, SurfaceData, open_record
 from landscape.store import write_error_reason
@@ -113,6 +114,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
                            data_dir: str | None, progress: Callable[[int, int], None] | None,
                            should_stop: Callable[[], bool]) -> SurfaceData:
     record = open_record(path)  # read again under the lock: as the last writer left it
+    check_rebuildable(record.config, path, "compute a loss surface")
     check_run(record, run_id)
     name = name or options.default_name
     if not name or "/" in name:

@@ -15,6 +15,7 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
+from landscape.instrument.user_run import check_rebuildable
 from landscape.store import RecordWriter, check_replaceable, open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
@@ -113,6 +114,8 @@ def resume(
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
     with writer_lock(path):
         rec = open_record(path)
+        check_rebuildable(rec.config, path, "continue it",
+                          "continue it in your loop with landscape.Recorder(..., resume=True)")
         config = RecordConfig.from_dict(rec.config)
         if device is not None:
             config = config.with_changes(device=device)
