@@ -111,6 +111,12 @@ def test_a_plain_loop_with_the_recorder_writes_landscape_records_rows(tmp_path, 
 # ---- faithful: the probe's values against float64, training untouched ------------------------
 
 
+def kept_state(rec, run_id: str, step: int) -> dict[str, torch.Tensor]:
+    """The weights a run kept at the start of `step`, floating-point ones in float64."""
+    return {k: torch.as_tensor(v).double() if np.asarray(v).dtype.kind == "f"
+            else torch.as_tensor(v) for k, v in rec.weights(run_id, step).state.items()}
+
+
 def float64_probe(model_state, norm: bool, x, y, etas):
     """The paper's probe recomputed independently: a float64 copy of the model at w_t (BN in
     training mode), g_t in float64, the loss and ‖∇L(w_t) − ∇L(w_t − η g_t)‖ at each η."""
@@ -147,9 +153,7 @@ def test_probe_values_equal_an_independent_float64_computation(tmp_path, batches
     assert rec.runs[run_id].attrs["norm"] == ("bn" if norm else "none")
     assert rec.runs[run_id].attrs["family"] == "mixer"
     for row, step in enumerate(run.probe.step):
-        kept = rec.weights(run_id, int(step))  # w_t: kept at the start of the step
-        state = {k: torch.as_tensor(v).double() if np.asarray(v).dtype.kind == "f"
-                 else torch.as_tensor(v) for k, v in kept.state.items()}
+        state = kept_state(rec, run_id, int(step))  # w_t: kept at the start of the step
         x, y = batches[step]
         losses, diffs = float64_probe(state, norm, x, y, run.probe.eta[row])
         np.testing.assert_allclose(run.probe.loss[row], losses, rtol=2e-5)
@@ -263,10 +267,8 @@ def test_an_accumulated_gradient_is_probed_on_its_micro_batches(tmp_path, batche
     rec = landscape.open_record(path)
     run = rec.load("mixer_bn")
     assert run.steps.step.tolist() == [0, 1, 2, 3]
-    state = {k: torch.as_tensor(v).double() if np.asarray(v).dtype.kind == "f"
-             else torch.as_tensor(v) for k, v in rec.weights("mixer_bn", 2).state.items()}
     twin = Mixer(True).double().train()
-    twin.load_state_dict(state)
+    twin.load_state_dict(kept_state(rec, "mixer_bn", 2))
     params = list(twin.parameters())
 
     def mean_loss():
@@ -560,3 +562,37 @@ def test_commands_that_rebuild_a_run_refuse_a_recorder_record_in_one_line(tmp_pa
         errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
         assert len(errors) == 1 and "Traceback" not in result.output, result.output
         assert "recorded by landscape.Recorder in your own loop" in errors[0]
+
+
+def test_eval_mode_probing_is_a_labelled_option_with_its_own_reference(tmp_path, batches,
+                                                                         one_thread):
+    """probe_bn="eval" probes the model in eval mode (running statistics as the step's forward
+    left them) from an eval-mode reference gradient; the record says so."""
+    path = tmp_path / "eval.h5"
+    train(path, batches, norm=True, steps=4, probe_bn="eval",
+          probe=ProbeConfig(every=3, count=2), save_weights_at=(3,))
+    rec = landscape.open_record(path)
+    assert rec.runs["mixer_bn"].config["probe"]["bn"] == "eval"
+    run = rec.load("mixer_bn")
+    twin = Mixer(True).double()
+    twin.load_state_dict(kept_state(rec, "mixer_bn", 3))
+    x, y = batches[3]
+    with torch.no_grad():
+        twin.train()(x.double())  # the step's training forward moves the running statistics
+    twin.eval()
+    params = list(twin.parameters())
+    w_t = [p.detach().clone() for p in params]
+    train_twin = Mixer(True).double()
+    train_twin.load_state_dict(kept_state(rec, "mixer_bn", 3))
+    g_train = torch.autograd.grad(F.cross_entropy(train_twin.train()(x.double()), y),
+                                  list(train_twin.parameters()))  # the direction trained along
+    g_eval = torch.autograd.grad(F.cross_entropy(twin(x.double()), y), params)
+    eta = run.probe.eta[1, 0]
+    with torch.no_grad():
+        for p, w, g in zip(params, w_t, g_train):
+            p.copy_(w - eta * g)
+    loss = F.cross_entropy(twin(x.double()), y)
+    diff = torch.autograd.grad(loss, params)
+    expected = math.sqrt(sum(((a - b) ** 2).sum().item() for a, b in zip(diff, g_eval)))
+    np.testing.assert_allclose(run.probe.loss[1, 0], loss.item(), rtol=1e-4)
+    np.testing.assert_allclose(run.probe.grad_diff[1, 0], expected, rtol=2e-3)

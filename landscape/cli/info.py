@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from landscape.cli.common import duration, echo_table, user_errors
 from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
@@ -113,10 +114,17 @@ def _echo_measurements(cfg: dict) -> None:
 
 def _echo_runs(rec, has_val: bool) -> None:
     """Every run's status, steps, accuracies, probes, time and taps."""
-    rows = []
+    rows, changed = [], []
     for run in rec.runs.values():
         data = rec.load(run.run_id)
         ev = data.eval
+        steps = data.steps
+        # A loop that changed the gradient between measuring and stepping (clipping): the
+        # measured gradient is the raw one, the record says which steps differ.
+        differs = int(np.sum(np.isfinite(steps.applied_grad_norm)
+                             & ~np.isclose(steps.applied_grad_norm, steps.grad_norm, rtol=1e-5)))
+        if differs:
+            changed.append(f"{run.run_id} ({differs} of {len(steps.step)} steps)")
         status = run.status + (f" at step {run.diverged_step}" if run.diverged_step is not None
                                else "")
         if run.stop_reason == StopReason.EARLY_STOP:
@@ -132,6 +140,10 @@ def _echo_runs(rec, has_val: bool) -> None:
         ])
     echo_table(rows, ["run", "model", "lr", "status", "steps", "train acc", "test acc",
                       *(["val acc"] if has_val else []), "probes", "time", "taps"])
+    if changed:
+        click.echo("The gradient the optimizer stepped with differs from the one measured (the "
+                   "loop changed it after rec.step, e.g. clipping; steps/applied_grad_norm): "
+                   + ", ".join(changed))
 
 
 def _megabytes(n: int) -> str:

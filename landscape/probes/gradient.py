@@ -120,8 +120,9 @@ class GradientProbe:
         else:
             # Training in bf16 (or TF32) gives a g_t that differs from the float32 gradient at
             # w_t by its own rounding; measured from it, every gradient change would include
-            # that difference. The reference is then ∇L(w_t; B_t) recomputed in float32.
-            g_ref = (reference_gradient(ctx, model, params) if ctx.reduced_precision
+            # that difference. The reference is then ∇L(w_t; B_t) recomputed in float32 (and
+            # in eval mode, where the function probed is not the one training differentiated).
+            g_ref = (reference_gradient(ctx, model, params) if ctx.recompute_reference
                      else g_t)
             losses, diffs = self._evaluate(ctx, model, params, start, along, coefs, g_ref)
 

@@ -56,7 +56,7 @@ class ICSProbe:
         buffers = [b.clone() for b in model.buffers()]
         rng_after = RngState.capture(ctx.device)
         g_t = ctx.grad_snapshot
-        if ctx.reduced_precision:
+        if ctx.recompute_reference:
             # As in the gradient probe: G in the probe's float32, not the training arithmetic's.
             g_t = reference_gradient(ctx, model, params)
             with torch.no_grad():

@@ -168,6 +168,13 @@ class StepContext:
     def device(self) -> torch.device:
         return self.params[0].device
 
+    @property
+    def recompute_reference(self) -> bool:
+        """Whether a probe must recompute ∇L(w_t; B_t) rather than take the training step's
+        g_t: training's arithmetic rounded more than the probe's (reduced precision), or the
+        probe's function is not training's (eval mode, `StepBatch.eval_mode`)."""
+        return self.reduced_precision or self.batch.eval_mode
+
     def batch_loss(self, model: nn.Module | None = None, *,
                    dtype: torch.dtype | None = None) -> torch.Tensor:
         """L(w; B_t) of `model` (default: the run's) at its current weights, the step's
