@@ -126,7 +126,7 @@ class Recorder:
                 probes=probes, sampling=Sampling(sync_every, sync_seconds), progress=self._bar,
                 scaler=scaler, probe_eval_mode=probe_bn == "eval", check=check,
                 resume_from=resume_from)
-            self.instrument.after_step.append(self._checkpoint_if_due)
+            self.instrument.after_step.append(self._after_step)
             self._channels = _ChannelWatch(model, self.recording)
             self.instrument.attach()
         except BaseException:
@@ -298,10 +298,17 @@ class Recorder:
         self._sink.state(RunStatus.INTERRUPTED, steps_done=instrument.steps_done,
                          seconds=instrument.elapsed())
 
-    def _checkpoint_if_due(self) -> None:
+    def _after_step(self) -> None:
+        """After each step: the run's state at a host sync, a checkpoint when one is due."""
+        instrument = self.instrument
+        if instrument.diverged_step is not None:
+            return
         if time.perf_counter() - self._last_checkpoint >= self.recording.checkpoint_seconds:
-            self.instrument.sync()
+            instrument.sync()
             self._save_checkpoint()
+        elif instrument.synced:
+            self._sink.state(RunStatus.RUNNING, steps_done=instrument.steps_done,
+                             seconds=instrument.elapsed())
 
     def _save_checkpoint(self) -> None:
         """The rows first (flushed), then the checkpoint: it never refers to unwritten rows."""

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from landscape.errors import InstrumentError
-from landscape.training.contracts import (RUN_COMPLETE, RUN_RUNNING, BatchLossFn, LoopState,
+from landscape.training.contracts import (RUN_COMPLETE, BatchLossFn, LoopState,
                                           NoProgress, Probe, Progress, RunOutcome, RunRecorder,
                                           StepBatch, StepContext)
 from landscape.training.loop_settings import TapPlan
@@ -137,8 +137,10 @@ class Instrument:
         self._step_batch: StepBatch | None = None
         self._measuring = False  # a probe's own forward passes are not training's
         self._handles: list = []
-        # Called after every step (the optimizer's step done): a Recorder checkpoints there.
+        # Called after every step (the optimizer's step done): a Recorder writes the run's state
+        # and checkpoints there; `synced` says whether that step ended with a host sync.
         self.after_step: list[Callable[[], None]] = []
+        self.synced = False
 
     # ---- attaching to a model and an optimizer ---------------------------------------------
 
@@ -290,8 +292,9 @@ class Instrument:
         self._forwards, self._rngs, self._due, self._step_batch = 0, [], [], None
         self._outputs = []
         self._step_values = {}
-        if len(pending.steps) >= self.sampling.sync_every or \
-                time.perf_counter() - self.last_sync >= self.sampling.sync_seconds:
+        self.synced = (len(pending.steps) >= self.sampling.sync_every
+                       or time.perf_counter() - self.last_sync >= self.sampling.sync_seconds)
+        if self.synced:
             self.sync()
         for call in self.after_step:
             call()
@@ -450,8 +453,6 @@ class Instrument:
             self.diverged_step = kept.diverged_step
         self.progress.advance(kept.n, loss=self.last_loss, images_per_second=self.images_done
                               / max(self.elapsed(), 1e-9))
-        if self.diverged_step is None:  # the recorder writes it out at its own pace
-            self.recorder.state(RUN_RUNNING, steps_done=self.steps_done, seconds=self.elapsed())
         return kept
 
     @property

@@ -103,8 +103,9 @@ class TrainingLoop:
                     return self.diverged()
                 evaluation_due = self.evaluator.due(step)
                 stop = should_stop()
-                checkpoint_due = self.checkpoint_due()
-                if not (evaluation_due or stop or checkpoint_due):
+                # What follows a host sync (the instrument's own, every few steps, or one the
+                # evaluation or a stop needs): evaluating, checkpointing, the run's state.
+                if not (instrument.synced or evaluation_due or stop):
                     continue
                 instrument.sync()
                 if instrument.diverged_step is not None:
@@ -113,10 +114,13 @@ class TrainingLoop:
                     return self.finish(RUN_COMPLETE, step + 1, STOP_EARLY)
                 if step + 1 == self.total_steps:
                     break
-                if stop or checkpoint_due:
+                if stop or self.checkpoint_due():
                     self.checkpoint(step + 1)
                     if stop:
                         return self.finish(RUN_INTERRUPTED, step + 1, STOP_NONE)
+                else:
+                    self.recorder.state(RUN_RUNNING, steps_done=step + 1,
+                                        seconds=instrument.elapsed())
             instrument.sync()
             if instrument.diverged_step is not None:
                 return self.diverged()
