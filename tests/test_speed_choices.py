@@ -12,6 +12,7 @@ from torch import nn
 
 import landscape
 import landscape.sweep.run
+import landscape.training.instrument
 from landscape.training import tuning
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
@@ -282,6 +283,11 @@ def test_bf16_training_is_probed_in_float32(tmp_path, monkeypatch):
     np.testing.assert_allclose(b16.ics.distance, f32.ics.distance, rtol=0.1)
 
     monkeypatch.setattr(landscape.sweep.run, "is_reduced", lambda precision, device: False)
+    # …and the instrument neither detects the autocast nor checks the replayed loss (which,
+    # computed in float32, would differ from the bf16 loss and be refused).
+    monkeypatch.setattr(landscape.training.instrument, "_reduced_arithmetic", lambda device: None)
+    monkeypatch.setattr(landscape.training.instrument.Instrument, "_replay_check",
+                        lambda self, step, loss: None)
     _, unfixed = first_probe(tmp_path, "b16-training-reference", probe_config(precision="bf16"))
     assert unfixed.probe.grad_diff[0, 0] > 10 * f32.probe.grad_diff[0, 0]
 

@@ -205,10 +205,14 @@ class GradientProbe:
 
     def _shadow_model(self, model: nn.Module) -> nn.Module:
         if self._shadow is None:
-            shadow = copy.deepcopy(model).double()
-            for module in shadow.modules():  # observers of the training forward stay there
-                module._forward_hooks.clear()
-                module._forward_pre_hooks.clear()
+            # Observers of the training forward (the instrument's hooks, which hold the step's
+            # outputs) stay with the model: the copy gets empty hook tables, and deepcopy never
+            # walks into the observers (whose non-leaf tensors cannot be copied).
+            memo = {}
+            for module in model.modules():
+                for table in (module._forward_hooks, module._forward_pre_hooks):
+                    memo[id(table)] = type(table)()
+            shadow = copy.deepcopy(model, memo).double()
             self._shadow = shadow.train()
         return self._shadow
 

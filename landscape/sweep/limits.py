@@ -136,7 +136,7 @@ def record_bytes(config: RecordConfig, layouts: Sequence, total_steps: int) -> i
     steps: the per-step rows, the tapped tensors, the probes, the kept weights, the evaluations."""
     recording = config.recording
     kept = kept_weight_steps(recording, total_steps)
-    step_row = 8 + 4 * 4 + 8
+    step_row = 8 + 5 * 4 + 8  # step; loss, |g|, |g - g_prev|, |dw|, applied |g|; lr
     tapped = total_steps if recording.tap_every == 1 else 2 * (total_steps // recording.tap_every
                                                                + 1)
     tap_item = 2 if recording.tap_dtype == "float16" else 4
