@@ -60,14 +60,14 @@ def recorder_spec(adapter: str, path: Any, run_id: Any, *, loss_fn: Any = None,
                   held_out: Any = None, options: Mapping[str, Any]) -> RecorderSpec:
     """The options of `adapter` (its name, for messages), checked by name and type before
     any training: the values the Recorder checks itself when training starts."""
-    unknown = sorted(set(options) - _recorder_options())
-    if unknown:
-        raise ConfigError(f"{adapter} got an unknown option {unknown[0]!r}; it takes the "
-                          f"options of landscape.Recorder: "
-                          f"{', '.join(sorted(_recorder_options() - set(_SUPPLIED)))}")
     supplied = sorted(set(options) & set(_SUPPLIED))
     if supplied:
         raise ConfigError(f"{adapter} takes {supplied[0]} from the framework; do not give it")
+    unknown = sorted(set(options) - _recorder_options())
+    if unknown:
+        valid = sorted(_recorder_options() - set(_SUPPLIED) - {"resume"})
+        raise ConfigError(f"{adapter} got an unknown option {unknown[0]!r}; it takes the "
+                          f"options of landscape.Recorder: {', '.join(valid)}")
     if options.get("resume"):
         raise ConfigError(f"{adapter} records a run from the start of its training: "
                           f"resume=True is for your own loop (landscape.Recorder)")
