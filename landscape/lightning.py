@@ -97,6 +97,8 @@ class LandscapeCallback(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         if self.recorder is not None:
+            if not self._parts.batches:  # a new step: its probes are done with the last one's
+                self._loss.batch_index.clear()
             self._parts.add_batch(batch)
             self._loss.batch_index[id(batch)] = batch_idx
 
@@ -118,7 +120,6 @@ class LandscapeCallback(pl.Callback):
         # last, shorter group: the step's objective is then parts/every times their mean.
         self._loss.weight = parts / every if pl_module.automatic_optimization else 1.0
         self._parts.hand_to(self.recorder)
-        self._loss.batch_index.clear()
 
     # ---- evaluations ----------------------------------------------------------------------------
 
@@ -188,6 +189,9 @@ def _check_supported(trainer: pl.Trainer, module: pl.LightningModule,
     if trainer.world_size > 1:
         raise ConfigError(f"{_ADAPTER} records one process's training; this Trainer runs "
                           f"{trainer.world_size} (record a single-device run)")
+    if sum(isinstance(c, LandscapeCallback) for c in trainer.callbacks) > 1:
+        raise ConfigError(f"one {_ADAPTER} per Trainer: each would see the other's probes as "
+                          f"training steps; record one run per fit")
     if len(trainer.optimizers) != 1:
         raise ConfigError(f"{_ADAPTER} records a module trained by one optimizer; "
                           f"configure_optimizers gave {len(trainer.optimizers)}")

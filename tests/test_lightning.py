@@ -34,6 +34,7 @@ class LitMixer(pl.LightningModule):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(6 * 8 * 8, 10)
         self.fail_at, self.error = fail_at, error
+        self.calls: list[tuple[float, int]] = []  # (the batch's sum, batch_idx) of each call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.max_pool2d(F.relu(self.norm(self.conv(x))), 4)
@@ -43,6 +44,7 @@ class LitMixer(pl.LightningModule):
         if batch_idx == self.fail_at:
             raise self.error("stopped by the test")
         x, y = batch
+        self.calls.append((float(x.sum()), batch_idx))
         loss = F.cross_entropy(self(x), y)
         self.log("train_loss", loss, on_step=True, on_epoch=True)
         return loss
@@ -184,6 +186,11 @@ def test_the_callbacks_rows_equal_a_plain_loops_bit_for_bit(tmp_path, dataset, m
         tmp_path / "plain.h5").tap("mixer_bn", tap).grad)
     if module is LitMixer:
         assert record.config["loss"] == "LitMixer.training_step"
+        # The probes (ICS after the update too) call training_step with each batch's own index.
+        indices: dict[float, set[int]] = {}
+        for key, index in lit.calls:
+            indices.setdefault(key, set()).add(index)
+        assert len(lit.calls) > 7 and sorted(indices.values()) == [{i} for i in range(7)]
 
 
 def test_accumulated_batches_are_the_recorders_micro_batches(tmp_path, dataset, one_thread):
@@ -313,11 +320,13 @@ def test_what_cannot_be_recorded_is_refused_before_the_record_exists(tmp_path, d
     cases = [
         (TwoOptimizers(), {"loss_fn": mixer_loss}, "one optimizer; configure_optimizers gave 2"),
         (WithMetric(), {}, "holds the metric 'train_acc'.*give loss_fn"),
+        (LitMixer(), {"twice": True}, "one LandscapeCallback per Trainer"),
         (ManualMixer(), {}, "manual optimization.*give loss_fn"),
         (LitMixer(), {"taps": ("nope.weight",)}, "unknown tap .nope.weight."),
     ]
     for module, options, message in cases:
+        callbacks = [LandscapeCallback(path, run_id="mixer_bn", **options)
+                     for _ in range(2 if options.pop("twice", False) else 1)]
         with pytest.raises(landscape.LandscapeError, match=message):
-            fit(module, loader(dataset, 48),
-                [LandscapeCallback(path, run_id="mixer_bn", **options)], max_steps=1)
+            fit(module, loader(dataset, 48), callbacks, max_steps=1)
         assert not path.exists()
