@@ -279,6 +279,30 @@ def test_validations_are_recorded_as_held_out_evaluations(tmp_path, dataset, one
     assert landscape.open_record(tmp_path / "bad.h5").runs["mixer_bn"].status == "interrupted"
 
 
+class SkipsABatch(LitMixer):
+    """training_step returns None for batch 2 (after a forward pass): Lightning still steps
+    the optimizer, on no gradient."""
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx == 2:
+            self(batch[0])
+            return None
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_skipped_batch_is_not_recorded_and_the_next_steps_are_probed_faithfully(
+        tmp_path, dataset, one_thread):
+    """The step Lightning takes without a loss is left out (the Recorder warns); the next
+    steps replay their own dropout masks (check mode recomputes each probed step's loss)."""
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"optimizer.step\(\) ran without rec.step\(\)"):
+        fit(SkipsABatch(dropout=0.3), loader(dataset),
+            [LandscapeCallback(tmp_path / "r.h5", run_id="mixer_bn", check=True,
+                               probe=landscape.ProbeConfig(every=1, count=2))], max_steps=5)
+    run = landscape.open_record(tmp_path / "r.h5").load("mixer_bn")
+    assert run.steps.step.tolist() == run.probe.step.tolist() == [0, 1, 3, 4]
+
+
 # ---- how a fit ends ----------------------------------------------------------------------------
 
 
