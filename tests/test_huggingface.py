@@ -125,6 +125,9 @@ def test_the_trainers_rows_equal_a_plain_loops_bit_for_bit(tmp_path, images, one
             if isinstance(value, np.ndarray):
                 np.testing.assert_array_equal(value, getattr(getattr(rb, table), name),
                                               err_msg=f"{table}/{name}")
+    for name in ("grad", "weight_delta"):
+        np.testing.assert_array_equal(getattr(a.tap("mixer_bn", "head.weight"), name),
+                                      getattr(b.tap("mixer_bn", "head.weight"), name))
     for (name, p), q in zip(model.state_dict().items(), plain.state_dict().values()):
         assert torch.equal(p, q), name
     assert ra.steps.step.tolist() == list(range(6)) and (ra.steps.grad_norm > 1.0).all()
