@@ -19,6 +19,7 @@ LAYERS = [
     ("probes", "plot"),
     ("page",),  # landscape report's HTML: report's sections and plot's figures
     ("instrument",),  # landscape.Recorder: a run of any loop; what record's runs share with it
+    ("lightning", "huggingface"),  # the Recorder's adapters to frameworks (optional extras)
     ("sweep",),
     ("kept",),
     ("surfaces",),

@@ -258,6 +258,8 @@ class Instrument:
             # An optimizer step without `step()` before it: training moved on unrecorded.
             self.next_step += 1
             self.has_prev_grad = False
+            # What its forward passes left belongs to it: the next step starts afresh.
+            self._forwards, self._rngs, self._due, self._outputs = 0, [], [], []
             self._warn_once("optimizer.step() ran without rec.step() before it; that step is "
                             "not recorded (call rec.step(batch, loss) after every backward)")
 
