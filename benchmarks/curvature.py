@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.probes.curvature import HessianOperator, hutchinson, lanczos
+from landscape.probes.curvature import HessianOperator, lanczos
+from landscape.probes.trace import hutchinson
 from landscape.data import load_embedded
 from landscape.models import build_model
 

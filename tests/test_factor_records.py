@@ -22,6 +22,7 @@ import landscape
 from landscape import plot, report
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
+from landscape.store import SCHEMA_VERSION
 from landscape.sweep import record, resume
 
 from conftest import assert_records_equal
@@ -198,7 +199,7 @@ def test_a_version_3_record_reads_as_measured_and_resumes_into_version_4(tmp_pat
     assert [c.levels for c in report.factor_cells(report.load_runs([path]))] == [{}]
     resume(path)  # the interrupted run restarts and the record is upgraded
     new = landscape.open_record(path)
-    assert new.schema_version == 4 and all(r.complete for r in new.runs.values())
+    assert new.schema_version == SCHEMA_VERSION and all(r.complete for r in new.runs.values())
     for run_id, info in new.runs.items():
         assert (info.factors, info.config) == ({}, fresh.runs[run_id].config)
         assert "config" in info.attrs  # stored again, not derived

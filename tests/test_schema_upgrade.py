@@ -9,6 +9,7 @@ import numpy as np
 import landscape
 from landscape.config import RecordConfig
 from landscape.report import activation_histograms, group_by_model, load_runs, probe_bands
+from landscape.store import SCHEMA_VERSION
 from landscape.sweep import record, resume
 
 
@@ -60,7 +61,7 @@ def test_a_version_2_record_reads_and_resumes_into_the_current_version(tmp_path)
 
     resume(path)  # the interrupted run restarts (no checkpoint) and the record is upgraded
     new = landscape.open_record(path)
-    assert new.schema_version == 4 and all(r.complete for r in new.runs.values())
+    assert new.schema_version == SCHEMA_VERSION and all(r.complete for r in new.runs.values())
     for run_id, info in new.runs.items():  # version 4's attributes, from the old configuration
         assert info.factors == {} and "config" in info.attrs
         assert RecordConfig.from_dict(info.config) == \

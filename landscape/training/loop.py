@@ -95,6 +95,9 @@ class TrainingLoop:
             self.has_prev_grad = resume.next_step > 0
             self.since_eval = TrainAccumulator(**resume.since_eval)
             self.images_done, self.seconds_before = resume.images_done, resume.seconds
+            for probe in measurements.probes:
+                if str(probe.name) in resume.probe_states and hasattr(probe, "load_state_dict"):
+                    probe.load_state_dict(resume.probe_states[str(probe.name)])
         self.started = self.last_sync = self.last_checkpoint = 0.0  # set when `run` starts
 
     def elapsed(self) -> float:
@@ -247,7 +250,9 @@ class TrainingLoop:
         if save is not None:
             save(LoopState(steps_done, [g.detach().cpu() for g in self.prev_grads],
                            self.since_eval.as_dict(), self.images_done, self.elapsed(),
-                           list(self.evaluator.val_losses), self.evaluator.best_val_acc))
+                           list(self.evaluator.val_losses), self.evaluator.best_val_acc,
+                           {str(p.name): p.state_dict() for p in self.measurements.probes
+                            if hasattr(p, "state_dict")}))
         self.last_checkpoint = time.perf_counter()
 
     def finish(self, status: str, steps_done: int, stop_reason: str, *,
