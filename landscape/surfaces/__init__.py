@@ -31,6 +31,7 @@ class Surface:
     accuracy: np.ndarray  # the same shape (NaN without `correct_fn`)
     directions: list[Direction]
     vectorized: bool  # whether the points went through batched (vmap) passes
+    points_at_once: int = 1  # per batched pass, or (not vectorized) on CPU threads
 
 
 def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: int = 2,
@@ -75,7 +76,8 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: in
         loss[index], accuracy[index] = values.numpy(), right.numpy()
         if progress is not None:
             progress(len(index[0]))
-    return Surface(alpha, loss, accuracy, list(directions), evaluator.vectorized)
+    return Surface(alpha, loss, accuracy, list(directions), evaluator.vectorized,
+                   evaluator.chunk)
 
 
 __all__ = ["BN_MODES", "BN_PARAMS", "Surface", "filter_normalize", "loss_surface",
