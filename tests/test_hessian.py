@@ -463,8 +463,9 @@ def test_verdict_and_figures_of_a_hessian_probed_record(tmp_path, tiny_args, one
 
 
 def test_resumed_record_has_the_same_hessian_rows(tmp_path, cifar_dir, one_thread):
-    """Stopped mid-run and resumed: the Hessian rows (random vectors seeded by the step) equal
-    those of an uninterrupted record, with dropout, Adam, a schedule and penalties."""
+    """Stopped mid-run and resumed: the Hessian rows (random vectors seeded by the step, Lanczos
+    warm-started from the previous probed step's Ritz vectors, which the checkpoint keeps)
+    equal those of an uninterrupted record, with dropout, Adam, a schedule and penalties."""
     import landscape
     from landscape.sweep import record, resume
     from test_resume import StopAfter, busy_config
@@ -483,3 +484,7 @@ def test_resumed_record_has_the_same_hessian_rows(tmp_path, cifar_dir, one_threa
                 np.testing.assert_array_equal(value, getattr(getattr(b, table), name),
                                               err_msg=f"{run_id} {table}/{name}")
         np.testing.assert_array_equal(a.hessian.step, [0, 3, 6, 9])
+        # Step 9, after the resume at step 7, started from step 6's Ritz vectors. (Step 0's
+        # Hessian is NaN here: the ℓ2 penalty, a squared norm, has no second derivative at the
+        # zero biases of the initialization; so step 3 has nothing to start from.)
+        np.testing.assert_array_equal(a.hessian.warm_start, [False, False, True, True])
