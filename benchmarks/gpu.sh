@@ -51,7 +51,7 @@ else
     "record_fp32|300|benchmarks/record_speed.py --device cpu --model vgg_light --width 0.25 --steps 3 --warmup 1"
     "record_bf16|300|benchmarks/record_speed.py --device cpu --model vgg_light --width 0.25 --steps 3 --warmup 1 --precision bf16"
     "sweep_course|300|benchmarks/record_speed.py --device cpu --sweep demo-course --steps 2"
-    "curvature_training|600|benchmarks/curvature.py --part training --device cpu --models vgg_light --probes 2 --every 2 --warm-steps 2 --trace-se 0.2 --max-samples 30 --deflate 4"
+    "curvature_training|600|benchmarks/curvature.py --part training --device cpu --models vgg_light --batch 32 --probes 2 --every 2 --warm-steps 2 --trace-se 0.3 --max-samples 20 --deflate 3"
     "surfaces|300|benchmarks/curvature_surfaces.py --device cpu --points 3 --images 64 --train-steps 1 --repeats 1"
     "no_sync|120|-m pytest -q -p no:cacheprovider tests/test_speed_choices.py -k cuda"
   )
