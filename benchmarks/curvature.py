@@ -1,7 +1,9 @@
 """Curvature instruments against the published peers, on the same model, batch and settings.
 
 Part "hessian" (`--part surface` runs benchmarks/curvature_surfaces.py, the loss-surface
-instrument against loss-landscapes; `--part all`, the default, both):
+instrument against loss-landscapes; `--part training` benchmarks/curvature_training.py, λ_max
+and the trace at 10 probed steps along an SGD run, our users' case; `--part all`, the default,
+all three):
 `landscape.probes.curvature` (the Hessian probe's Lanczos and Hutchinson) against PyHessian
 (Yao et al. 2020, `pip install pyhessian`, its `hessian` class on a single batch), for each model
 (default: vgg_light and vgg_light_bn), on one batch of embedded CIFAR-10 images after a short
@@ -41,7 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.probes.curvature import HessianOperator, hutchinson, lanczos
+from landscape.probes.curvature import HessianOperator, lanczos
+from landscape.probes.trace import hutchinson
 from landscape.data import load_embedded
 from landscape.models import build_model
 
@@ -339,7 +342,13 @@ def surface_part(args) -> None:
     subprocess.run([sys.executable, str(script), "--device", args.device], check=True)
 
 
-PARTS = {"hessian": hessian_part, "surface": surface_part}
+def training_part(args) -> None:
+    """Part "training": benchmarks/curvature_training.py (curvature along an SGD run)."""
+    from curvature_training import training_part as along_training
+    along_training(args)
+
+
+PARTS = {"hessian": hessian_part, "surface": surface_part, "training": training_part}
 
 
 def main() -> None:
@@ -358,6 +367,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="time each measurement this often and keep the fastest")
+    from curvature_training import add_arguments
+    add_arguments(parser)
     args = parser.parse_args()
     global REPEATS
     REPEATS = args.repeats

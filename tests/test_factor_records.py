@@ -22,6 +22,7 @@ import landscape
 from landscape import plot, report
 from landscape.cli import main
 from landscape.config import ProbeConfig, RecordConfig
+from landscape.store import SCHEMA_VERSION
 from landscape.sweep import record, resume
 from landscape.store.schema import SCHEMA_VERSION
 

@@ -14,7 +14,8 @@ from torch.func import functional_call
 
 from landscape.cli import main
 from landscape.config import HessianConfig, ProbeConfig
-from landscape.probes.curvature import hutchinson, lanczos, rademacher, slq_density, top_eigenvalues
+from landscape.probes.curvature import lanczos, rademacher, slq_density, top_eigenvalues
+from landscape.probes.trace import hutchinson
 from landscape.data import BatchOptions, BatchStream, DeviceImages
 from landscape.models import build_model
 from landscape.probes import GradientProbe
@@ -169,10 +170,15 @@ def test_probe_on_a_quadratic_gives_its_spectrum_and_beta_is_a_directional_curva
     a, w0 = known_spectrum(values, seed=1), np.random.default_rng(1).normal(size=6)
     model = Quadratic(a, w0)
     ctx = context_after_backward(model, model.loss, torch.zeros(1), None)
-    out = HessianProbe(HessianConfig(every=1, k=3, iters=6, tol=1e-8,
-                                     trace_samples=2000)).measure(ctx)
+    out = HessianProbe(HessianConfig(every=1, k=3, iters=6, tol=1e-8, trace_samples=2000,
+                                     trace_method="hutchinson")).measure(ctx)
     np.testing.assert_allclose(out["eigenvalues"].numpy(), values[:3], rtol=1e-10)
     assert abs(out["trace"].item() - values.sum()) < 4 * out["trace_se"].item()
+    # Deflated by a Lanczos basis that spans the whole space: the trace is exact.
+    deflated = HessianProbe(HessianConfig(every=1, k=3, iters=6, trace_samples=3,
+                                          trace_deflate=6)).measure(ctx)
+    assert deflated["trace"].item() == pytest.approx(values.sum(), rel=1e-10)
+    assert deflated["trace_se"].item() < 1e-10 * values.sum()
     # β along g (the paper's probe) = ‖Ag‖/‖g‖: at least the Rayleigh quotient gᵀAg/gᵀg, at
     # most λ_max.
     probe = GradientProbe(ProbeConfig(every=1, low=0.01, high=0.3, count=5, scale="absolute"),
@@ -365,8 +371,11 @@ def test_record_holds_the_hessian_tables(tmp_path, tiny_args, one_thread):
     assert data.hessian_density.nodes.shape == (2, 6)
     np.testing.assert_allclose(data.hessian_density.weights.sum(axis=1), 1.0)
     info = CliRunner().invoke(main, ["info", str(out)]).output
-    assert "Hessian: top 2 eigenvalues (Lanczos, <= 8 steps, tol 0.001) and trace (4 vectors) " \
-           "every 3 steps; density at steps 0, 5" in info
+    assert "Hessian: top 2 eigenvalues (Lanczos, <= 8 steps, tol 0.001, warm starts) and trace " \
+           "(4 vectors, deflated by >= 8 Lanczos vectors) every 3 steps; density at steps 0, 5" \
+           in info
+    # The first probed step has no Ritz vectors to start from; the second starts from them.
+    np.testing.assert_array_equal(data.hessian.warm_start, [False, True])
     # A record without the probe has no tables, and reads as such.
     plain = tmp_path / "plain.h5"
     assert CliRunner().invoke(main, ["record", *tiny_args, "--model", "vgg", "--lrs", "0.01",
@@ -454,8 +463,9 @@ def test_verdict_and_figures_of_a_hessian_probed_record(tmp_path, tiny_args, one
 
 
 def test_resumed_record_has_the_same_hessian_rows(tmp_path, cifar_dir, one_thread):
-    """Stopped mid-run and resumed: the Hessian rows (random vectors seeded by the step) equal
-    those of an uninterrupted record, with dropout, Adam, a schedule and penalties."""
+    """Stopped mid-run and resumed: the Hessian rows (random vectors seeded by the step, Lanczos
+    warm-started from the previous probed step's Ritz vectors, which the checkpoint keeps)
+    equal those of an uninterrupted record, with dropout, Adam, a schedule and penalties."""
     import landscape
     from landscape.sweep import record, resume
     from test_resume import StopAfter, busy_config
@@ -474,3 +484,7 @@ def test_resumed_record_has_the_same_hessian_rows(tmp_path, cifar_dir, one_threa
                 np.testing.assert_array_equal(value, getattr(getattr(b, table), name),
                                               err_msg=f"{run_id} {table}/{name}")
         np.testing.assert_array_equal(a.hessian.step, [0, 3, 6, 9])
+        # Step 9, after the resume at step 7, started from step 6's Ritz vectors. (Step 0's
+        # Hessian is NaN here: the ℓ2 penalty, a squared norm, has no second derivative at the
+        # zero biases of the initialization; so step 3 has nothing to start from.)
+        np.testing.assert_array_equal(a.hessian.warm_start, [False, False, True, True])

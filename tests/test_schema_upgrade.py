@@ -9,6 +9,7 @@ import numpy as np
 import landscape
 from landscape.config import RecordConfig
 from landscape.report import activation_histograms, group_by_model, load_runs, probe_bands
+from landscape.store import SCHEMA_VERSION
 from landscape.sweep import record, resume
 from landscape.store.schema import SCHEMA_VERSION
 

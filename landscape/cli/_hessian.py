@@ -9,6 +9,7 @@ import click
 
 from landscape.cli._types import CommaList
 from landscape.config import HessianConfig
+from landscape.config.hessian import STARTS, TRACE_METHODS
 
 _DEFAULT = HessianConfig()
 
@@ -23,8 +24,27 @@ _OPTIONS = [
     click.option("--hessian-tol", type=float, default=_DEFAULT.tol, show_default=True,
                  help="Stop Lanczos when each eigenvalue's residual bound is below this "
                       "fraction of it."),
+    click.option("--hessian-start", type=click.Choice(STARTS), default=_DEFAULT.start,
+                 show_default=True,
+                 help="Start each Lanczos run from the previous probed step's Ritz vectors "
+                      "(warm; random where that converged slower) or from a random vector."),
     click.option("--hessian-trace-samples", type=int, default=_DEFAULT.trace_samples,
-                 show_default=True, help="Rademacher vectors of the trace estimate."),
+                 show_default=True,
+                 help="Rademacher vectors of the trace estimate (with --hessian-trace-se: at "
+                      "most this many)."),
+    click.option("--hessian-trace-method", type=click.Choice(TRACE_METHODS),
+                 default=_DEFAULT.trace_method, show_default=True,
+                 help="deflated: the Lanczos basis's part of the trace exactly, Hutchinson on "
+                      "the rest (smaller standard error); hutchinson: plain Hutchinson."),
+    click.option("--hessian-trace-deflate", type=int, default=_DEFAULT.trace_deflate,
+                 show_default=True,
+                 help="With the deflated trace, Lanczos takes at least this many steps (at "
+                      "most --hessian-iters): the basis that deflates the trace."),
+    click.option("--hessian-trace-se", type=float, default=_DEFAULT.trace_se,
+                 show_default=True,
+                 help="Draw as many trace vectors as this standard error relative to the "
+                      "trace needs (e.g. 0.02), at most --hessian-trace-samples (0: exactly "
+                      "--hessian-trace-samples)."),
     click.option("--hessian-density-at", type=CommaList(int), default=None,
                  help="Steps (e.g. 0,500,1000) at which to record the Hessian's spectral "
                       "density (stochastic Lanczos quadrature)."),

@@ -103,10 +103,7 @@ def _echo_measurements(cfg: dict) -> None:
     if hessian.get("every") or hessian.get("density_at"):
         parts = []
         if hessian.get("every"):
-            parts.append(f"top {hessian['k']} eigenvalue{'s' if hessian['k'] > 1 else ''} "
-                         f"(Lanczos, <= {hessian['iters']} steps, tol {hessian['tol']:g}) and "
-                         f"trace ({hessian['trace_samples']} vectors) every "
-                         f"{hessian['every']} steps")
+            parts.append(_hessian_text(hessian))
         if hessian.get("density_at"):
             parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
         click.echo("Hessian: " + "; ".join(parts))
@@ -209,6 +206,22 @@ def _length_text(cfg: dict, runs) -> str:
 
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
+def _hessian_text(hessian: dict) -> str:
+    """The eigenvalue and trace part of the Hessian line (records before version 5 lack
+    `start` and `trace_method`: they started at random with a plain trace)."""
+    start = hessian.get("start", "random")
+    if hessian.get("trace_se"):
+        vectors = f"to {hessian['trace_se']:g} relative s.e., <= {hessian['trace_samples']} vectors"
+    else:
+        vectors = f"{hessian['trace_samples']} vectors"
+    if hessian.get("trace_method", "hutchinson") == "deflated":
+        vectors += f", deflated by >= {min(hessian['trace_deflate'], hessian['iters'])} " \
+                   f"Lanczos vectors"
+    return (f"top {hessian['k']} eigenvalue{'s' if hessian['k'] > 1 else ''} (Lanczos, "
+            f"<= {hessian['iters']} steps, tol {hessian['tol']:g}, {start} starts) and trace "
+            f"({vectors}) every {hessian['every']} steps")
 
 
 def _weights_text(cfg: dict) -> str:

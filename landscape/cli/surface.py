@@ -60,13 +60,16 @@ def _step(record_path: Path, run_id: str, text: str) -> int:
 @click.option("--chunk", type=int, default=None,
               help="Grid points per batched (vmap) forward pass; 1: one at a time.  "
                    "[default: from free GPU memory; 1 on a CPU]")
+@click.option("--compile", "compile_model", is_flag=True, default=False,
+              help="Run the model through torch.compile: tens of seconds to compile, then "
+                   "faster points (pays on large grids; values equal to float32 rounding).")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, cuda:N, or auto (CUDA when available).")
 @click.option("--data-dir", default=None,
               help="Where the record's CIFAR-10 is now, if not where it was recorded.")
 @user_errors
 def surface(record_path, run_id, step, dims, points, span, direction, bn_params, bn, batch,
-            images, seed, name, chunk, device, data_dir):
+            images, seed, name, chunk, compile_model, device, data_dir):
     """Compute a loss surface around the weights run ID kept at step S (record it with
     --save-weights-at or --save-weights-every) and store it in RECORD.h5. Running the same
     command again continues an interrupted surface."""
@@ -90,7 +93,8 @@ def surface(record_path, run_id, step, dims, points, span, direction, bn_params,
     try:
         with graceful_stop() as should_stop:
             result = record_surface(record_path, run_id, options, name=name, device=device,
-                                    chunk=chunk, data_dir=data_dir, progress=progress,
+                                    chunk=chunk, compile=compile_model, data_dir=data_dir,
+                                    progress=progress,
                                     should_stop=should_stop)
     finally:
         if bar is not None:

@@ -8,15 +8,27 @@ from dataclasses import dataclass
 from landscape.errors import ConfigError, field_ref as ref
 
 
+STARTS = ("warm", "random")
+TRACE_METHODS = ("deflated", "hutchinson")
+# What records made before these options used (read back with them: config.record.from_dict).
+BEFORE_WARM_STARTS = {"start": "random", "trace_method": "hutchinson"}
+
+
 @dataclass(frozen=True)
 class HessianConfig:
     """The Hessian of the training objective at w_t on the step's batch B_t.
 
     Every `every` steps (0: never): the `k` largest eigenvalues by Lanczos (at most `iters`
-    steps, stopping when each has a relative residual bound below `tol`) and the trace by
-    Hutchinson's estimator over `trace_samples` Rademacher vectors, with its standard error.
-    At the steps `density_at` (whether or not `every` is on): the spectral density by
-    stochastic Lanczos quadrature, `density_iters` Lanczos steps from each of
+    steps, stopping when each has a relative residual bound below `tol`), started from the
+    previous probed step's Ritz vectors (`start` "warm", falling back to a random vector where
+    that converged slower) or from a random vector at every probed step ("random"); and the
+    trace by Hutchinson's estimator over `trace_samples` Rademacher vectors, with its standard
+    error: deflated by the Lanczos basis (`trace_method` "deflated": Lanczos then takes at
+    least `trace_deflate` steps, at most `iters`, whose part of the trace is exact) or plain
+    ("hutchinson"). With `trace_se` > 0 the number of vectors is chosen for that standard
+    error relative to the trace (a pilot of 10 vectors measures their spread), at most
+    `trace_samples`. At the steps `density_at` (whether or not `every` is on): the spectral
+    density by stochastic Lanczos quadrature, `density_iters` Lanczos steps from each of
     `density_vectors` random vectors.
     """
 
@@ -25,6 +37,10 @@ class HessianConfig:
     iters: int = 40
     tol: float = 1e-3
     trace_samples: int = 20
+    start: str = "warm"
+    trace_method: str = "deflated"
+    trace_deflate: int = 20
+    trace_se: float = 0.0
     density_at: tuple[int, ...] = ()
     density_iters: int = 40
     density_vectors: int = 1
@@ -52,6 +68,16 @@ class HessianConfig:
             raise ConfigError(f"{ref(field + 'iters')} ({self.iters}) must be at least "
                               f"{ref(field + 'k')} ({self.k}): Lanczos finds at most one "
                               f"eigenvalue per step")
+        for name, choices in (("start", STARTS), ("trace_method", TRACE_METHODS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{ref(field + name)} must be one of {', '.join(choices)}, "
+                                  f"got {getattr(self, name)!r}")
+        if self.trace_deflate < 0:
+            raise ConfigError(f"{ref(field + 'trace_deflate')} must be >= 0, got "
+                              f"{self.trace_deflate}")
+        if not (0 <= self.trace_se < 1):  # also refuses nan
+            raise ConfigError(f"{ref(field + 'trace_se')} is a standard error relative to the "
+                              f"trace between 0 (off) and 1 (e.g. 0.02), got {self.trace_se}")
         if not (0 < self.tol < 1) or not math.isfinite(self.tol):
             raise ConfigError(f"{ref(field + 'tol')} is a relative tolerance between 0 and 1 "
                               f"(e.g. 1e-3), got {self.tol}")

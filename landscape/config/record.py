@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from landscape.config.axes import Axis, format_value, levels, levels_text, normalize_axes, to_json
+from landscape.config.hessian import BEFORE_WARM_STARTS
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
@@ -276,6 +277,10 @@ class RecordConfig:
         if isinstance(probe, Mapping) and "direction" not in probe:
             # Records before the probe had a direction probed along the gradient.
             values["probe"] = {**probe, "direction": "gradient"}
+        hessian = values.get("hessian")
+        if isinstance(hessian, Mapping) and "start" not in hessian:
+            # Records before warm starts started Lanczos at random, with a plain trace.
+            values["hessian"] = {**BEFORE_WARM_STARTS, **hessian}
         unknown = sorted(set(values) - set(_FLAT_KEYS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")

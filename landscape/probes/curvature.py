@@ -16,7 +16,7 @@ device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -75,7 +75,12 @@ class LanczosResult:
     (`alpha` diagonal, `beta` off-diagonal, float64) of the `steps` steps taken, its
     eigenvalues (`ritz`, ascending) and the first components of their unit eigenvectors
     (`first`: the quadrature weights are their squares), and the residual bound of each Ritz
-    value (|β_m s_m|, the last components scaled by the next β)."""
+    value (|β_m s_m|, the last components scaled by the next β).
+
+    `converged_at`: the step at which the k largest Ritz values first met the tolerance (0:
+    never). With `keep_basis`, `basis` holds the orthonormal Lanczos vectors ([steps, n], so
+    that Vᵀ H V = T) and `vectors` T's eigenvectors (float64 [steps, steps], columns in the
+    order of `ritz`): together the Ritz vectors (`ritz_vectors`)."""
 
     alpha: np.ndarray
     beta: np.ndarray
@@ -84,17 +89,30 @@ class LanczosResult:
     residual: np.ndarray
     steps: int
     converged: bool
+    converged_at: int = 0
+    vectors: np.ndarray | None = None
+    basis: torch.Tensor | None = None
+
+    def ritz_vectors(self, count: int) -> torch.Tensor:
+        """The unit Ritz vectors of the `count` largest Ritz values, largest first: [count, n]
+        (needs `keep_basis`)."""
+        if self.basis is None or self.vectors is None:
+            raise ValueError("Ritz vectors need the Lanczos basis: run lanczos(keep_basis=True)")
+        top = self.vectors[:, ::-1][:, :count].T.copy()  # [count, steps]
+        return torch.from_numpy(top).to(self.basis) @ self.basis
 
 
-def lanczos(hvp: HVP, v0: torch.Tensor, max_steps: int, *, k: int = 1, tol: float = 0.0
-            ) -> LanczosResult:
+def lanczos(hvp: HVP, v0: torch.Tensor, max_steps: int, *, k: int = 1, tol: float = 0.0,
+            min_steps: int = 0, keep_basis: bool = False) -> LanczosResult:
     """Lanczos with full reorthogonalization (see the loop) from `v0`.
 
     Stops after `max_steps` steps, when the Krylov space is invariant (β ≈ 0: the Ritz values
     are then exact), or, with `tol` > 0, once the k largest Ritz values θ each have a residual
-    bound |β_m s_m| ≤ tol·|θ| (which bounds the distance to an eigenvalue of the operator). The
-    basis is kept (max_steps × n values), the price of full reorthogonalization, which
-    keeps the Ritz values free of the spurious copies plain Lanczos produces in floating point.
+    bound |β_m s_m| ≤ tol·|θ| (which bounds the distance to an eigenvalue of the operator) and
+    at least `min_steps` steps were taken (more steps: a larger basis for a deflated trace).
+    The basis is kept (max_steps × n values), the price of full reorthogonalization, which
+    keeps the Ritz values free of the spurious copies plain Lanczos produces in floating point;
+    `keep_basis` returns it.
     """
     n = v0.numel()
     max_steps = min(max_steps, n)
@@ -103,7 +121,7 @@ def lanczos(hvp: HVP, v0: torch.Tensor, max_steps: int, *, k: int = 1, tol: floa
     alphas: list[float] = []
     betas: list[float] = []
     beta_prev = 0.0
-    result = None
+    converged_at = 0
     for j in range(max_steps):
         basis[j] = v
         w = hvp(v)
@@ -129,17 +147,19 @@ def lanczos(hvp: HVP, v0: torch.Tensor, max_steps: int, *, k: int = 1, tol: floa
             # A non-finite Hessian (a diverging run): nothing to report, nothing to raise.
             nan = np.full(j + 1, np.nan)
             return LanczosResult(np.asarray(alphas), np.asarray(betas), nan, nan, nan, j + 1,
-                                 False)
+                                 False, basis=basis[: j + 1] if keep_basis else None)
         invariant = beta <= 1e-10 * max(abs(a) for a in alphas)
-        check = tol > 0 or invariant or j + 1 == max_steps
-        if check:
+        if tol > 0 or invariant or j + 1 == max_steps:
             result = _ritz(alphas, betas, beta)
             top = result.residual[-k:]
-            converged = invariant or (tol > 0 and j + 1 >= k and bool(np.all(
-                top <= tol * np.abs(result.ritz[-k:]))))
-            if converged or j + 1 == max_steps:
-                return LanczosResult(result.alpha, result.beta, result.ritz, result.first,
-                                     result.residual, j + 1, converged)
+            if not converged_at and tol > 0 and j + 1 >= k and bool(np.all(
+                    top <= tol * np.abs(result.ritz[-k:]))):
+                converged_at = j + 1
+            stop = (converged_at and j + 1 >= min_steps) or invariant or j + 1 == max_steps
+            if stop:
+                return replace(result, converged=bool(converged_at) or invariant,
+                               converged_at=converged_at or (j + 1 if invariant else 0),
+                               basis=basis[: j + 1] if keep_basis else None)
         betas.append(beta)
         beta_prev = beta
         v = w / beta
@@ -151,7 +171,8 @@ def _ritz(alphas: list[float], betas: list[float], beta_next: float) -> LanczosR
     t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
     ritz, vectors = np.linalg.eigh(t)
     residual = np.abs(beta_next * vectors[-1, :])
-    return LanczosResult(alpha, beta, ritz, vectors[0, :], residual, len(alphas), False)
+    return LanczosResult(alpha, beta, ritz, vectors[0, :], residual, len(alphas), False,
+                         vectors=vectors)
 
 
 @dataclass(frozen=True)
@@ -160,37 +181,86 @@ class TopEigenvalues:
     residual: np.ndarray  # float64 [k], their residual bounds
     steps: int  # Lanczos steps (= products) taken
     converged: bool
+    warm_start: bool = False  # started from the previous step's Ritz vectors (`LanczosStarts`)
+    lanczos: LanczosResult | None = None  # the run, with its basis (keep_basis, or warm starts)
+
+
+# The weight of the step's random vector in a warm start (see LanczosStarts.choose).
+WARM_NOISE = 0.1
+
+
+class LanczosStarts:
+    """Where Lanczos starts at each probed step along training: from the previous probed
+    step's top Ritz vectors (warm: the Hessian moves little between nearby steps, so they are
+    already close to its top eigenvectors) or from the step's random vector.
+
+    A warm start is the sum of the previous top-k unit Ritz vectors, plus WARM_NOISE times the
+    step's unit random vector: without it a Krylov space grown from the old vectors alone could
+    stay blind to a direction they lack (an eigenvalue that overtook the old top ones). It falls
+    back to the random start where warm converged slower: after a warm run that needed more
+    steps than the latest random-start run, the next probed step starts from its random vector
+    (and measures anew what a random start needs); the first probed step has nothing to warm
+    from. The stopping rule is the same residual bound either way, so a warm start changes how
+    many products an answer takes, not its accuracy.
+
+    `state_dict()` / `load_state_dict()` carry it through a checkpoint (CPU tensors and plain
+    values), so that a resumed run starts each Lanczos run as the uninterrupted one did.
+    """
+
+    def __init__(self) -> None:
+        self.vectors: torch.Tensor | None = None  # [k, n] the previous top Ritz vectors
+        self.random_steps = 0  # steps the latest random-start run took to converge (0: none)
+        self.warm_lost = False  # the latest run was warm and took more steps than that
+
+    def choose(self, random_v0: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """(start vector, whether it is warm) for a run whose random start is `random_v0`."""
+        if self.vectors is None or self.warm_lost:
+            return random_v0, False
+        warm = self.vectors.to(random_v0).sum(dim=0)
+        warm = warm / torch.linalg.vector_norm(warm)
+        return warm + WARM_NOISE * random_v0 / torch.linalg.vector_norm(random_v0), True
+
+    def update(self, result: LanczosResult, k: int, warm: bool) -> None:
+        """Learn from the run that just ended (started warm or not)."""
+        needed = result.converged_at or result.steps
+        if warm:
+            self.warm_lost = needed > self.random_steps > 0
+        else:
+            self.random_steps, self.warm_lost = needed, False
+        finite = result.basis is not None and bool(np.all(np.isfinite(result.ritz)))
+        self.vectors = result.ritz_vectors(min(k, result.steps)) if finite else None
+
+    def state_dict(self) -> dict:
+        return {"vectors": None if self.vectors is None else self.vectors.detach().cpu().clone(),
+                "random_steps": self.random_steps, "warm_lost": self.warm_lost}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.vectors = state["vectors"]
+        self.random_steps = int(state["random_steps"])
+        self.warm_lost = bool(state["warm_lost"])
 
 
 def top_eigenvalues(hvp: HVP, n: int, k: int, *, max_steps: int, tol: float,
-                    generator: torch.Generator, dtype: torch.dtype, device: torch.device
-                    ) -> TopEigenvalues:
-    """The k largest eigenvalues by Lanczos from a Rademacher start vector."""
+                    generator: torch.Generator, dtype: torch.dtype, device: torch.device,
+                    starts: LanczosStarts | None = None, min_steps: int = 0,
+                    keep_basis: bool = False) -> TopEigenvalues:
+    """The k largest eigenvalues by Lanczos from a Rademacher start vector, or, with
+    `starts`, from where `starts` says (then told how the run went). The random vector is
+    drawn from `generator` either way, so that later draws from it do not depend on the start.
+    `min_steps` and `keep_basis`: see `lanczos` (the basis is in the result's `lanczos`)."""
     v0 = rademacher(n, 1, generator, dtype=dtype, device=device)[0]
-    result = lanczos(hvp, v0, max(max_steps, k), k=k, tol=tol)
+    v0, warm = starts.choose(v0) if starts is not None else (v0, False)
+    result = lanczos(hvp, v0, max(max_steps, k), k=k, tol=tol, min_steps=min_steps,
+                     keep_basis=keep_basis or starts is not None)
+    if starts is not None:
+        starts.update(result, k, warm)
     order = np.argsort(result.ritz)[::-1][:k]
     values = np.full(k, np.nan)
     residual = np.full(k, np.nan)
     values[: len(order)] = result.ritz[order]
     residual[: len(order)] = result.residual[order]
-    return TopEigenvalues(values, residual, result.steps, result.converged)
-
-
-@dataclass(frozen=True)
-class TraceEstimate:
-    trace: float
-    standard_error: float  # of the mean over samples (NaN with one sample)
-    samples: np.ndarray  # float64 [m], zᵀHz per Rademacher vector z
-
-
-def hutchinson(hvp: HVP, n: int, samples: int, *, generator: torch.Generator,
-               dtype: torch.dtype, device: torch.device) -> TraceEstimate:
-    """tr H ≈ mean of zᵀHz over Rademacher vectors z (unbiased; variance 2 Σ_{i≠j} H_ij²),
-    with the standard error of that mean."""
-    z = rademacher(n, samples, generator, dtype=dtype, device=device)
-    quads = torch.stack([torch.dot(v, hvp(v)) for v in z]).double().cpu().numpy()
-    se = float(quads.std(ddof=1) / math.sqrt(len(quads))) if len(quads) > 1 else math.nan
-    return TraceEstimate(float(quads.mean()), se, quads)
+    return TopEigenvalues(values, residual, result.steps, result.converged, warm,
+                          result if keep_basis else None)
 
 
 @dataclass(frozen=True)

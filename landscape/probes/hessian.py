@@ -10,8 +10,12 @@ penalties included. Afterwards the weights, gradients, BatchNorm running statist
 state are restored bit for bit, so a probed run trains exactly as an unprobed one.
 
 Random vectors come from a generator seeded by the step (reproducible, and the training
-random state is not drawn from). The probe syncs with the host once per Lanczos step: it is
-meant for every hundredth step or so, not every step.
+random state is not drawn from). Along training, each Lanczos run starts from the previous
+probed step's Ritz vectors (`landscape.probes.curvature.LanczosStarts`), state the probe
+carries from step to step and through a checkpoint (`state_dict` / `load_state_dict`), so that
+a resumed run probes exactly as an uninterrupted one. The trace is deflated by the Lanczos
+basis (`landscape.probes.trace`). The probe syncs with the host once per Lanczos step: it is
+meant for every tenth step or so, not every step.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import torch
 
 from landscape.config.hessian import HessianConfig
 from landscape.training.contracts import StepContext
-from landscape.probes.curvature import HessianOperator, hutchinson, slq_density, top_eigenvalues
+from landscape.probes.curvature import (HessianOperator, LanczosStarts, slq_density,
+                                        top_eigenvalues)
+from landscape.probes.trace import deflated_hutchinson, hutchinson, lanczos_trace
 from landscape.probes._restore import StepState
 from landscape.store.schema import TableKind
 
@@ -41,14 +47,15 @@ def hessian_operator(ctx: StepContext) -> HessianOperator:
 
 
 class HessianProbe:
-    """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of ∇²L(w_t; B_t) every
-    `config.every` steps.
+    """Top-k eigenvalues (Lanczos) and trace (Hutchinson, deflated or plain) of ∇²L(w_t; B_t)
+    every `config.every` steps.
 
     Per probed step (device/host tensors): `eigenvalues` float64 [k] (largest first; NaN where
     Lanczos stopped on an invariant space smaller than k), `residual` [k] (their residual
     bounds: |λ − θ| ≤ residual for some eigenvalue λ), `converged` (every one within `tol`
-    relative), `trace`, `trace_se` (standard error), `hvps` (Hessian-vector products taken) and
-    `lr` (the step's learning rate, for the 2/η line).
+    relative), `warm_start` (Lanczos started from the previous probed step's Ritz vectors),
+    `trace`, `trace_se` (standard error), `hvps` (Hessian-vector products taken) and `lr` (the
+    step's learning rate, for the 2/η line).
     """
 
     name = TableKind.HESSIAN
@@ -56,6 +63,7 @@ class HessianProbe:
 
     def __init__(self, config: HessianConfig) -> None:
         self.config = config
+        self.starts = LanczosStarts() if config.start == "warm" else None
 
     def due(self, step: int) -> bool:
         return self.config.every > 0 and step % self.config.every == 0
@@ -65,10 +73,19 @@ class HessianProbe:
         saved = StepState(ctx)
         op = hessian_operator(ctx)
         generator = step_generator(ctx.step)
+        deflate = config.trace_method == "deflated"
         top = top_eigenvalues(op, op.n, config.k, max_steps=config.iters, tol=config.tol,
-                              generator=generator, dtype=op.dtype, device=op.device)
-        trace = hutchinson(op, op.n, config.trace_samples, generator=generator,
-                           dtype=op.dtype, device=op.device)
+                              generator=generator, dtype=op.dtype, device=op.device,
+                              starts=self.starts,
+                              min_steps=config.trace_deflate if deflate else 0,
+                              keep_basis=deflate)
+        if deflate:
+            trace = deflated_hutchinson(op, top.lanczos.basis, lanczos_trace(top.lanczos.alpha),
+                                        config.trace_samples, generator=generator,
+                                        target_se=config.trace_se)
+        else:
+            trace = hutchinson(op, op.n, config.trace_samples, generator=generator,
+                               dtype=op.dtype, device=op.device, target_se=config.trace_se)
         hvps = op.count
         del op  # frees the gradient's graph before training goes on
         saved.restore(ctx)
@@ -76,11 +93,21 @@ class HessianProbe:
             "eigenvalues": torch.from_numpy(top.values),
             "residual": torch.from_numpy(top.residual),
             "converged": torch.tensor(top.converged),
+            "warm_start": torch.tensor(top.warm_start),
             "trace": torch.tensor(trace.trace, dtype=torch.float64),
             "trace_se": torch.tensor(trace.standard_error, dtype=torch.float64),
             "hvps": torch.tensor(hvps, dtype=torch.int64),
             "lr": torch.tensor(float(ctx.lr), dtype=torch.float64),
         }
+
+    def state_dict(self) -> dict:
+        """What the probe carries from one probed step to the next (the Lanczos starts), for
+        a checkpoint: CPU tensors and plain values."""
+        return {"starts": self.starts.state_dict() if self.starts is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.starts is not None and state.get("starts") is not None:
+            self.starts.load_state_dict(state["starts"])
 
 
 class HessianDensityProbe:

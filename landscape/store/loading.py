@@ -32,7 +32,7 @@ def load_run(group: h5py.Group, info: RunInfo) -> RunData:
     order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
         tables, "attrs", {}) else list(tables)
     activations = {layer: activation_data(tables[layer]) for layer in order}
-    hessian = (HessianData(**read_table(group[TableKind.HESSIAN]))
+    hessian = (hessian_data(read_table(group[TableKind.HESSIAN]))
                if TableKind.HESSIAN in group else None)
     density = (HessianDensityData(**read_table(group[TableKind.HESSIAN_DENSITY]))
                if TableKind.HESSIAN_DENSITY in group else None)
@@ -64,6 +64,12 @@ def weights_table(file: h5py.File, path: Path, run_id: str) -> h5py.Group:
         raise RecordError(f"run {run_id!r} of {path} kept no weights; record it with "
                           f"--save-weights-every N or --save-weights-at STEPS,end")
     return group[TableKind.WEIGHTS]
+
+
+def hessian_data(table: dict[str, np.ndarray]) -> HessianData:
+    if "warm_start" not in table:  # before version 5: every Lanczos run started at random
+        table["warm_start"] = np.zeros(len(table["step"]), dtype=bool)
+    return HessianData(**table)
 
 
 def probe_data(table: dict[str, np.ndarray]) -> ProbeData:

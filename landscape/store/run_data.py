@@ -122,6 +122,9 @@ class HessianData:
     eigenvalues: np.ndarray  # float64 [H, k], the k largest eigenvalues of ∇²L(w_t; B_t)
     residual: np.ndarray  # float64 [H, k], their Lanczos residual bounds
     converged: np.ndarray  # bool [H], every one within the relative tolerance
+    # bool [H], Lanczos started from the previous probed step's Ritz vectors (False: from a
+    # random vector; always False in records before version 5)
+    warm_start: np.ndarray
     trace: np.ndarray  # float64 [H], Hutchinson's estimate of tr ∇²L(w_t; B_t)
     trace_se: np.ndarray  # float64 [H], its standard error
     hvps: np.ndarray  # int64 [H], Hessian-vector products taken

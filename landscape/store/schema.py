@@ -14,8 +14,10 @@ import numpy as np
 # Version 2 added eval/val_loss, eval/val_acc and the run's stop_reason; version 3 the probe's
 # distance column (the probe can move along the update, not only the gradient); version 4 the
 # runs' `factors` and `config` attributes (the levels of the record's axes a run was trained at,
-# and its full effective configuration). Older records are read with NaN/derived values for
-# them, and gain them when resumed.
+# and its full effective configuration); version 5 the steps' `applied_grad_norm` column (the
+# gradient the optimizer applied, where a loop clipped it after the instrument measured g_t) and
+# the Hessian table's `warm_start` column (Lanczos started from the previous probed step's Ritz
+# vectors). Older records are read with NaN/derived values for them, and gain them when resumed.
 SCHEMA_VERSION = 5
 FORMAT_NAME = "landscape-record"
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
@@ -157,6 +159,7 @@ def hessian_columns(k: int) -> dict[str, Column]:
         "eigenvalues": Column("float64", (k,)),  # largest first
         "residual": Column("float64", (k,)),  # Lanczos residual bound of each
         "converged": Column("bool"),
+        "warm_start": Column("bool"),  # Lanczos started from the previous probe's Ritz vectors
         "trace": Column("float64"),
         "trace_se": Column("float64"),
         "hvps": Column("int64"),  # Hessian-vector products taken

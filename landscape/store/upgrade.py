@@ -18,6 +18,7 @@ from landscape.store.schema import (
     activation_hist_edges,
     eval_columns,
     gradient_probe_distance,
+    hessian_columns,
     step_columns,
     v1_stop_reason,
     v3_run_config,
@@ -29,7 +30,8 @@ def upgrade(file: h5py.File) -> None:
     only moment datasets can be added). Version 1 lacks eval/val_loss, eval/val_acc (NaN: it
     had no validation split) and stop_reason (derived from the status); versions 1 and 2 lack
     probe/distance (η‖g_t‖: they probed along the gradient); versions before 5 lack
-    steps/applied_grad_norm (NaN: not measured)."""
+    steps/applied_grad_norm (NaN: not measured) and hessian/warm_start (False: they started
+    Lanczos at random)."""
     if int(file.attrs["schema_version"]) >= SCHEMA_VERSION:
         return
     for group in file["runs"].values():
@@ -41,6 +43,8 @@ def upgrade(file: h5py.File) -> None:
         _add_missing_columns(group[TableKind.STEPS], step_columns())
         if TableKind.PROBE in group and "distance" not in group[TableKind.PROBE]:
             _add_probe_distance(group[TableKind.PROBE])
+        if TableKind.HESSIAN in group and "warm_start" not in group[TableKind.HESSIAN]:
+            _add_random_starts(group[TableKind.HESSIAN])
         for activations in group.get(TableKind.ACTIVATIONS, {}).values():
             if "hist" not in activations:
                 _add_unrecorded_histograms(activations)
@@ -76,6 +80,17 @@ def _add_unrecorded_histograms(table: h5py.Group) -> None:
     table["hist"][:] = -1
     table.attrs["hist_edges"] = activation_hist_edges()
     table.attrs["columns"] = [*table.attrs["columns"], "hist"]
+
+
+def _add_random_starts(table: h5py.Group) -> None:
+    """Hessian rows before version 5 started Lanczos from a random vector."""
+    n = len(table["step"])
+    create_column(table, "warm_start", hessian_columns(1)["warm_start"])
+    table["warm_start"].resize(n, axis=0)
+    table["warm_start"][:] = False
+    columns = list(table.attrs["columns"])
+    columns.insert(columns.index("converged") + 1, "warm_start")
+    table.attrs["columns"] = columns
 
 
 def _add_probe_distance(table: h5py.Group) -> None:

@@ -31,6 +31,7 @@ class Surface:
     accuracy: np.ndarray  # the same shape (NaN without `correct_fn`)
     directions: list[Direction]
     vectorized: bool  # whether the points went through batched (vmap) passes
+    points_at_once: int = 1  # per batched pass, or (not vectorized) on CPU threads
 
 
 def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: int = 2,
@@ -40,6 +41,7 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: in
                  loss_fn: Callable = nn.functional.cross_entropy,
                  correct_fn: Callable | None = classification_correct,
                  batch_size: int | None = None, chunk: int | None = None,
+                 workers: int | None = None, compile: bool = False,
                  progress: Callable[[int], None] | None = None) -> Surface:
     """The loss of `model` on (x, y) over a `points`-per-axis grid of α in [low, high] in
     `dims` (1 or 2) dimensions around its weights.
@@ -49,7 +51,8 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: in
     parameter name -> tensor, e.g. `update_directions(...)`). `bn` "train" normalizes with the
     statistics of each batch (of `batch_size` images, default all of x at once), "eval" with
     the model's running statistics. `model` is left unchanged. `progress(n)` is called after
-    every n points.
+    every n points. `chunk`, `workers`, `compile`: how the points are evaluated (the same
+    values to float32 rounding; see `GridEvaluator`).
     """
     check_grid(dims, points, low, high)
     params = {n: p.detach() for n, p in model.named_parameters()}
@@ -60,7 +63,8 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: in
     size = batch_size or len(y)
     batches = [(x[i:i + size], y[i:i + size]) for i in range(0, len(y), size)]
     evaluator = GridEvaluator(model, batches, directions, objective=loss_fn,
-                              correct_fn=correct_fn, bn=bn, seed=seed, chunk=chunk)
+                              correct_fn=correct_fn, bn=bn, seed=seed, chunk=chunk,
+                              workers=workers, compile=compile)
     alpha = coordinates(points, low, high)
     shape = (points,) * dims
     loss = np.full(shape, np.nan)
@@ -72,7 +76,8 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, dims: in
         loss[index], accuracy[index] = values.numpy(), right.numpy()
         if progress is not None:
             progress(len(index[0]))
-    return Surface(alpha, loss, accuracy, list(directions), evaluator.vectorized)
+    return Surface(alpha, loss, accuracy, list(directions), evaluator.vectorized,
+                   evaluator.chunk)
 
 
 __all__ = ["BN_MODES", "BN_PARAMS", "Surface", "filter_normalize", "loss_surface",

@@ -3,7 +3,9 @@
 `torch.func.functional_call` under `torch.vmap` runs K weight sets through the network in one
 batched pass (convolutions become one grouped convolution, matrix products one batched
 product): on a GPU, where a small network's pass leaves most of the device idle, that is where
-a surface's time is won. On a CPU one weight set at a time is faster (see `default_chunk`).
+a surface's time is won. On a CPU one weight set at a time is faster (see `default_chunk`), and
+with several cores several weight sets at once, each on its own core and its own copy of the
+model, where that measures faster than one set on all cores (`landscape.surfaces.speed`).
 Where vmap cannot run the model (a layer that updates a buffer in place during the forward
 pass, such as the ℓp normalizations' running statistics, or an operation without a batching
 rule) the evaluator falls back to one weight set at a time and says so in `vectorized`.
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.surfaces.speed import cpu_workers, on_threads
 
 BnMode = Literal["train", "eval"]
 BN_MODES = ("train", "eval")
@@ -44,7 +47,10 @@ class GridEvaluator:
     predictions (None: accuracy NaN). Stochastic layers (dropout, noisy BatchNorm) draw from a
     generator reseeded with `seed` before every pass, so every grid point sees the same draws.
     `chunk` weight sets go through one batched pass (None: `default_chunk`); with 1, one at a
-    time without vmap.
+    time without vmap. On a CPU, without `chunk`, `workers` threads evaluate as many weight
+    sets at once (None: as many as torch has threads where that measured faster, else 1:
+    `speed.cpu_workers`). `compile` runs the one-at-a-time passes through `torch.compile`
+    (tens of seconds to compile, then faster passes: for large grids; off by default).
     """
 
     def __init__(self, model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -52,11 +58,14 @@ class GridEvaluator:
                  objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  correct_fn: Callable | None = None,
                  penalty: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
-                 bn: BnMode = "train", seed: int = 0, chunk: int | None = None) -> None:
+                 bn: BnMode = "train", seed: int = 0, chunk: int | None = None,
+                 workers: int | None = None, compile: bool = False) -> None:
         if bn not in BN_MODES:
             raise ConfigError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
         if chunk is not None and chunk < 1:
             raise ConfigError(f"--chunk must be at least 1, got {chunk}")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}")
         # A copy: its BatchNorm layers lose their running statistics in training mode.
         self.model = copy.deepcopy(model)
         self.model.train(bn == "train")
@@ -76,8 +85,16 @@ class GridEvaluator:
         self.stacked = {n: torch.stack([d[n].to(w) for d in directions]) for n, w in
                         self.base.items()}
         self.device = next(iter(self.base.values())).device
-        self.chunk = chunk if chunk is not None else default_chunk(self)
-        self.vectorized = self.chunk > 1
+        self.forward_model = torch.compile(self.model) if compile else self.model
+        self.workers = 1
+        if chunk is not None or self.device.type == "cuda":  # weight sets per batched pass
+            self.chunk = chunk if chunk is not None else default_chunk(self)
+        else:  # a CPU: one weight set per pass, on each of `workers` threads
+            self.workers = workers if workers is not None else (
+                1 if compile else cpu_workers(self.model, self.batches))
+            self.chunk = self.workers
+        self.vectorized = self.workers == 1 and self.chunk > 1
+        self.replicas = [copy.deepcopy(self.model) for _ in range(self.workers - 1)]
 
     def weights(self, coefficients: torch.Tensor) -> dict[str, torch.Tensor]:
         """[K, D] coefficients -> parameter name -> [K, *shape] weight sets."""
@@ -117,6 +134,9 @@ class GridEvaluator:
                     # weight set at a time.
                     self.vectorized, self.chunk = False, 1
                     total, correct = self._one_by_one(coefficients)
+            elif self.workers > 1:
+                total, correct = on_threads(self._one_by_one, coefficients,
+                                            [self.model, *self.replicas])
             else:
                 total, correct = self._one_by_one(coefficients)
         accuracy = (correct / self.n_images if self.correct_fn is not None
@@ -148,12 +168,14 @@ class GridEvaluator:
             ).double()
         return total, correct
 
-    def _one_by_one(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _one_by_one(self, coefficients: torch.Tensor, model: nn.Module | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The same, one weight set at a time. Each is written into the evaluator's own model
-        in place (w, then + cⱼ·dⱼ) and the model called as it is: building the weight set
-        out of place and functional_call's re-parametrization cost more than the forward pass
-        of a small model."""
-        params = list(self.model.parameters())
+        (or `model`, a replica of it) in place (w, then + cⱼ·dⱼ) and the model called as it
+        is: building the weight set out of place and functional_call's re-parametrization cost
+        more than the forward pass of a small model."""
+        run = self.forward_model if model is None else model
+        params = list((model or self.model).parameters())
         base = list(self.base.values())
         directions = [[self.stacked[n][j] for n in self.base] for j in
                       range(coefficients.shape[1])]
@@ -166,7 +188,7 @@ class GridEvaluator:
             correct = torch.zeros((), dtype=torch.float64, device=self.device)
             for x, y in self.batches:
                 self._reseed()
-                output = self.model(x)
+                output = run(x)
                 total += self.objective(output, y).double() * len(y)
                 if self.correct_fn is not None:
                     correct += self.correct_fn(output, y).double()

@@ -31,6 +31,7 @@ from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
 from landscape.store.lock import writer_lock
 from landscape.sweep.plans import check_resume_compatible, resolve_device
 from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
+from landscape.training.tuning import FORMATS
 
 DIRECTIONS = ("random", "update")
 BATCHES = ("step", "images")
@@ -90,6 +91,7 @@ class SurfaceOptions:
 
 def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
                    name: str | None = None, device: str = "cpu", chunk: int | None = None,
+                   compile: bool = False,
                    data_dir: str | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] = lambda: False) -> SurfaceData:
@@ -105,12 +107,13 @@ def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
     with writer_lock(path):  # one writer per record: a surface is one (landscape.writer_lock)
         return _record_surface_locked(path, run_id, options, name=name, device=device,
-                                      chunk=chunk, data_dir=data_dir, progress=progress,
+                                      chunk=chunk, compile=compile, data_dir=data_dir,
+                                      progress=progress,
                                       should_stop=should_stop)
 
 
 def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
-                           name: str | None, device: str, chunk: int | None,
+                           name: str | None, device: str, chunk: int | None, compile: bool,
                            data_dir: str | None, progress: Callable[[int, int], None] | None,
                            should_stop: Callable[[], bool]) -> SurfaceData:
     record = open_record(path)  # read again under the lock: as the last writer left it
@@ -129,6 +132,11 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
     task = make_task(config, torch.device(config.device))
     check_resume_compatible(path, config, data_now=task.identity.to_dict(),
                             data_then=record.data)
+    # The memory format the run trained in (measured faster on the machine that recorded it;
+    # the same values to float32 rounding): records before the choice have none.
+    trained_in = record.runs[run_id].attrs.get("memory_format")
+    if trained_in is not None:
+        task = task.using(FORMATS[str(trained_in)])
     dev = torch.device(config.device)
     model, _ = load_model(record, run_id, options.step, dev)
     model = model.to(memory_format=task.memory_format)
@@ -142,7 +150,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
     evaluator = GridEvaluator(model, batches, directions, objective=task.loss_fn,
                               correct_fn=task.correct_fn,
                               penalty=penalty(config.optim.l1, config.optim.l2),
-                              bn=options.bn, seed=options.seed, chunk=chunk)
+                              bn=options.bn, seed=options.seed, chunk=chunk, compile=compile)
     alpha = coordinates(options.points, options.low, options.high)
     # Written into a copy that replaces the record once the surface stops (complete, or asked
     # to stop): a failed write (full disk) or a kill never touches what the record holds.

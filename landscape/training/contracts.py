@@ -195,6 +195,11 @@ class Probe(Protocol):
     an activation): it neither changes `p.grad` nor replays the step's random state, so on its
     steps the loop keeps its fast path (no copy of g_t, no capture of the random state, and
     `StepContext.rng_before_forward` is None). Without it the loop assumes both are needed.
+
+    A probe that carries state from one of its steps to the next (the Hessian probe's Lanczos
+    starts) has `state_dict() -> dict` (CPU tensors and plain values) and
+    `load_state_dict(dict)`: the loop keeps `{probe.name: probe.state_dict()}` in its
+    checkpoint (`LoopState.probe_states`) and gives each back on resume.
     """
 
     name: str
@@ -217,8 +222,9 @@ class LoopState:
     seconds: float
     val_losses: list[float] = field(default_factory=list)  # what early stopping watched so far
     best_val_acc: float = -math.inf  # the best validation accuracy so far (for keep_best)
-    # The state probes carry between probed steps (a Hessian probe's warm start), by table name:
-    # {name: probe.state_dict()}.
+    # {probe.name: probe.state_dict()} of the probes that carry state from step to step (those
+    # with `state_dict` and `load_state_dict`, e.g. the Hessian probe's Lanczos starts): CPU
+    # tensors and plain values, restored into the probes on resume.
     probe_states: dict = field(default_factory=dict)
 
 
