@@ -159,9 +159,19 @@ def test_verdict_changes_name_the_levels_where_a_verdict_differs():
     # a verdict (a seed without a ratio of its own): not a change, however the reasons differ.
     assert lines == [
         "beta, all steps, vgg vs vgg_bn: the verdict changes with batch_size: smoother with BN "
-        "(every seed) at batch_size=128 (ratio 1.3, 1.2 to 1.4 (per-seed range, 3 seeds)); "
-        "rougher with BN (every seed) at batch_size=256 (ratio 0.8, 0.7 to 0.9 (per-seed range, "
-        "3 seeds))"]
+        "(every seed) at batch_size 128 (1.3 [1.2, 1.4]); rougher with BN (every seed) at "
+        "batch_size 256 (0.8 [0.7, 0.9])"]
+    # Levels with the same verdict are named together, each with its ratio; a level without a
+    # ratio of its own (no verdict) shows none.
+    three = verdicts + [LevelVerdict({"batch_size": 512}, _pair((1.5, 1.6, 1.7), (1.1,) * 3))]
+    assert verdict_changes(three)[0].endswith(
+        "smoother with BN (every seed) at batch_size 128 (1.3 [1.2, 1.4]), 512 (1.6 [1.5, 1.7]); "
+        "rougher with BN (every seed) at batch_size 256 (0.8 [0.7, 0.9])")
+    assert verdict_changes(three)[1] == (
+        "beta, matched loss, vgg vs vgg_bn: the verdict changes with batch_size: no verdict (2 of "
+        "3 seeds have a ratio of their own) at batch_size 128; no verdict (1 of 3 seeds have a "
+        "ratio of their own) at batch_size 256; smoother with BN (every seed) at batch_size 512 "
+        "(1.1 [1.1, 1.1])")
     same = [LevelVerdict({"batch_size": b}, _pair((1.2, 1.3, 1.4), (1.1, 1.2, 1.3)))
             for b in (128, 256)]
     assert verdict_changes(same) == [
