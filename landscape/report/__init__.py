@@ -45,7 +45,8 @@ from landscape.report.ablation import (LANDSCAPE_METRICS, RUN_VALUES, ablation_a
                                        ablation_frame, ablation_rows, ablation_text)
 from landscape.report.factors import (FactorCell, LevelVerdict, VerdictGroup, axes_text,
                                       factor_cells, factor_summary, level_verdicts,
-                                      report_axes, verdict_changes, verdict_groups)
+                                      report_axes, verdict_changes, verdict_digest,
+                                      verdict_groups)
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -101,5 +102,6 @@ __all__ = [
     "LANDSCAPE_METRICS", "RUN_VALUES", "ablation_array", "ablation_frame", "ablation_rows",
     "ablation_text", "FactorCell", "LevelVerdict", "axes_text", "factor_cells", "factor_summary",
     "level_verdicts", "report_axes", "verdict_changes", "VerdictGroup", "verdict_groups",
+    "verdict_digest",
     "Cell", "Facts", "Notes", "Section", "StudyReport", "Table", "study_report",
 ]

@@ -27,7 +27,8 @@ from landscape.config.axes import format_value, levels_text
 from landscape.report.ablation import ablation_rows, ablation_text
 from landscape.report.compare import _comparable_pairs, summary_text, verdict
 from landscape.report.runs import LoadedRun, group_by_model, report_axes, run_notes
-from landscape.report.verdicts import PairVerdict, shows_ratio, verdict_words
+from landscape.report.verdicts import (PairVerdict, shows_ratio, verdict_head,
+                                       verdict_table_lines, verdict_words)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,8 +246,24 @@ def lr_note(group: VerdictGroup) -> list[str]:
     lines with one lr)."""
     if not group.per_lr:
         return []
-    return ["At each learning rate (each lr's own table follows):",
+    return ["At each learning rate alone:",
             *(f"  {line}" for line in group.lr_lines())]
+
+
+def verdict_digest(runs: Sequence[LoadedRun]) -> str | None:
+    """The verdicts at a glance, as `summary.txt` begins them: per BN pair (and cell of levels)
+    the first line of its verdict's head, its table, and what changes between the learning
+    rates it pools; None without a pair. (`make demo` ends with it; the README shows it.)"""
+    groups = verdict_groups([r for r in runs if r.last_step is not None])
+    if not groups:
+        return None
+    parts = []
+    for group in groups:
+        v = group.pooled.verdict
+        at = f"At {group.pooled.label}: " if group.pooled.levels else ""
+        parts.append("\n".join([at + verdict_head(v)[0], *verdict_table_lines(v),
+                                *lr_note(group)]))
+    return "\n\n".join(parts)
 
 
 def factor_summary(runs: Sequence[LoadedRun]) -> str | None:
@@ -295,5 +312,5 @@ def factor_summary(runs: Sequence[LoadedRun]) -> str | None:
 
 
 __all__ = ["FactorCell", "LevelVerdict", "VerdictGroup", "report_axes", "factor_cells",
-           "level_verdicts", "verdict_groups", "verdict_changes", "lr_note",
+           "level_verdicts", "verdict_groups", "verdict_changes", "lr_note", "verdict_digest",
            "axes_text", "factor_summary"]

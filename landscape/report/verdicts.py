@@ -242,11 +242,16 @@ def _setting(runs: Sequence[LoadedRun]) -> str:
 def verdict_text(v: PairVerdict, notes: Sequence[str] = ()) -> str:
     """The verdict table, what it means, `notes` right under the table, and the plateaus, as
     plain text."""
+    return "\n".join([*verdict_head(v), "", *verdict_table_lines(v), *notes, "",
+                      *plateau_lines(v)])
+
+
+def verdict_table_lines(v: PairVerdict) -> list[str]:
+    """The verdict table as aligned text lines, its column names first."""
     table = [verdict_columns(len(v.seeds)), *verdict_table(v)]
     widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-             for line in table]
-    return "\n".join([*verdict_head(v), "", *lines, *notes, "", *plateau_lines(v)])
+    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+            for line in table]
 
 
 def verdict_head(v: PairVerdict) -> list[str]:
