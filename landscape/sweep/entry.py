@@ -15,7 +15,7 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
-from landscape.store import RecordWriter, check_replaceable, open_record
+from landscape.store import RecordWriter, check_replaceable, compact, open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
 from landscape.sweep.formats import with_memory_formats
@@ -102,8 +102,10 @@ def record(
             with RecordWriter.create(out, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=layouts,
                                      versions=versions(), overwrite=overwrite) as writer:
-                return executor.run(Sweep(config, plans, len(plans), task, writer, out,
-                                          formats, should_stop))
+                results = executor.run(Sweep(config, plans, len(plans), task, writer, out,
+                                             formats, should_stop))
+        compact(out)  # the space the writer's flushes left behind (store.write.compact)
+        return results
 
 
 def resume(
@@ -136,5 +138,7 @@ def resume(
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
             plans, saved = executor.continue_runs(writer, plans, path)
             writer.start_appending()
-            return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
-                                      formats, should_stop, resume_from=saved))
+            results = executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
+                                         formats, should_stop, resume_from=saved))
+        compact(path)
+        return results
