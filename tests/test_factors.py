@@ -176,3 +176,23 @@ def test_verdict_changes_name_the_levels_where_a_verdict_differs():
             for b in (128, 256)]
     assert verdict_changes(same) == [
         "The verdicts are the same at every level of batch_size (128, 256)."]
+
+
+def test_with_one_seed_a_ratio_on_the_other_side_of_1_is_a_change():
+    """One seed has no interval and no verdict, only a ratio: a level whose ratio is on the
+    other side of 1 is named (the course preset's β at lr 1e-4: 0.23 beside 1.6 to 4.9)."""
+    from analyses.confidence import bootstrap_ratio
+    from landscape.report.factors import LevelVerdict, verdict_changes
+    from landscape.report.verdicts import MetricVerdict, PairVerdict
+
+    def one_seed(ratio):
+        row = MetricVerdict("beta", bootstrap_ratio(1, lambda seeds: ratio), None)
+        return PairVerdict("vgg", "vgg_bn", (0,), "update", "adam, lr 1", "", {}, (row,))
+
+    verdicts = [LevelVerdict({"lr": lr}, one_seed(r)) for lr, r in ((1e-4, 0.229), (1e-3, 2.2))]
+    assert verdict_changes(verdicts) == [
+        "beta, all steps, vgg vs vgg_bn: the verdict changes with lr: no interval (1 seed), ratio "
+        "below 1 at lr 0.0001 (0.229); no interval (1 seed), ratio above 1 at lr 0.001 (2.2)"]
+    same = [LevelVerdict({"lr": lr}, one_seed(r)) for lr, r in ((1e-4, 1.3), (1e-3, 2.2))]
+    assert verdict_changes(same) == ["The verdicts are the same at every level of lr "
+                                     "(0.0001, 0.001)."]

@@ -139,8 +139,8 @@ def _caveats(pooled: PairVerdict, per_lr: Sequence[LevelVerdict]) -> dict[tuple[
             differ: dict[str, list[str]] = {}
             for v in per_lr:
                 at = [get(r) for r in v.verdict.rows if r.metric == row.metric]
-                if at and at[0] is not None and at[0].verdict != estimate.verdict:
-                    differ.setdefault(verdict_words(at[0]), []).append(format_value(v.levels[LR]))
+                if at and at[0] is not None and _kind(at[0]) != _kind(estimate):
+                    differ.setdefault(_words(at[0]), []).append(format_value(v.levels[LR]))
             if differ:
                 out[(row.metric, view)] = "; ".join(f"at lr {', '.join(lrs)}: {words}"
                                                     for words, lrs in differ.items())
@@ -176,8 +176,8 @@ def verdict_changes(verdicts: Sequence[LevelVerdict]) -> list[str]:
             if len(group) < 2:
                 continue
             for metric, view, shown, kinds in _views(group, axis):
-                # The verdict itself (greater, less, unclear, none), not its words: two levels
-                # without a verdict differ only in why ("1 of 3 seeds …" vs "0 of 3 …").
+                # The verdict itself (`_kind`), not its words: two levels without a verdict
+                # differ only in why ("1 of 3 seeds …" vs "0 of 3 …").
                 if len(set(kinds)) > 1:
                     changed.add(axis)
                     at = f" (at {levels_text(dict(others))})" if others else ""
@@ -209,10 +209,30 @@ def _views(group: Sequence[LevelVerdict], axis: str):
                 continue
             words: dict[str, list[str]] = {}
             for v, e in zip(group, estimates):
-                said = _NOT_AT_LEVEL if e is None else verdict_words(e)
+                said = _NOT_AT_LEVEL if e is None else _words(e)
                 words.setdefault(said, []).append(format_value(v.levels[axis]) + _brief(e))
             shown = "; ".join(f"{w} at {axis} {', '.join(levels)}" for w, levels in words.items())
-            yield metric, view, shown, [None if e is None else e.verdict for e in estimates]
+            yield metric, view, shown, [_kind(e) for e in estimates]
+
+
+def _kind(estimate):
+    """What counts as the verdict when levels are compared: greater, less, unclear or no
+    interval; with a single seed (no interval, only a ratio) also the side of 1 the ratio is
+    on, so that a ratio of 0.23 at one lr and 1.6 at the others is said to change."""
+    if estimate is None:
+        return None
+    if estimate.n_seeds < 2 and math.isfinite(estimate.ratio):
+        return estimate.verdict, estimate.ratio > 1
+    return estimate.verdict
+
+
+def _words(estimate) -> str:
+    """`verdict_words`, with a single seed's side of 1 ('no interval (1 seed), ratio below
+    1')."""
+    words = verdict_words(estimate)
+    if estimate.n_seeds < 2 and math.isfinite(estimate.ratio):
+        words += f", ratio {'above' if estimate.ratio > 1 else 'below'} 1"
+    return words
 
 
 def _brief(estimate) -> str:
