@@ -76,7 +76,7 @@ def markers_off_blocks(text: str) -> list[str]:
     ```python or ```bash fence."""
     lines, problems = text.splitlines(), []
     for i, line in enumerate(lines):
-        if "<!-- not run" not in line:
+        if not line.startswith("<!-- not run"):  # a marker is a line of its own
             continue
         marker = MARKER.match(line)
         if not marker or not marker.group(1).strip():
@@ -208,6 +208,7 @@ def test_the_harness_reads_markers_and_finds_what_is_not_landscape(tmp_path):
     assert markers_off_blocks(text) == [
         "line 12: a marker needs a reason: <!-- not run: REASON -->",
         "line 16: a marker must stand directly before a ```python or ```bash fence"]
+    assert markers_off_blocks("Mark it with `<!-- not run: REASON -->` in prose.\n") == []
     code = 'C="--lrs 0.1 \\\n  --seeds 0"  # options\nlandscape record $C -o "a b.h5"\n'
     assert landscape_calls(code, tmp_path) == [["record", "--lrs", "0.1", "--seeds", "0", "-o",
                                                 "a b.h5"]]
