@@ -106,11 +106,11 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
              "update" else "along the gradient")
     seeds = max(data.n_seeds.values(), default=1)
     fig.suptitle(f"Paper's measurement (Santurkar et al. 2018): probe {along}, "
-                 f"lr = {data.lr:g}, {_range_text(data)}"
-                 + (f"; each band's edges and β: median over {seeds} seeds" if seeds > 1
-                    else "") + "\n"
+                 f"lr = {data.lr:g}, {_range_text(data)}\n"
                  "at each probed step t the batch B_t is fixed and the weights are moved to "
-                 f"{point} (an evaluation, not a training step)", fontsize=11)
+                 f"{point} (an evaluation, not a training step)"
+                 + (f"\neach band's edges and β: the median over {seeds} seeds" if seeds > 1
+                    else ""), fontsize=11)
     return fig
 
 
