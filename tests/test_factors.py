@@ -159,10 +159,40 @@ def test_verdict_changes_name_the_levels_where_a_verdict_differs():
     # a verdict (a seed without a ratio of its own): not a change, however the reasons differ.
     assert lines == [
         "beta, all steps, vgg vs vgg_bn: the verdict changes with batch_size: smoother with BN "
-        "(every seed) at batch_size=128 (ratio 1.3, 1.2 to 1.4 (per-seed range, 3 seeds)); "
-        "rougher with BN (every seed) at batch_size=256 (ratio 0.8, 0.7 to 0.9 (per-seed range, "
-        "3 seeds))"]
+        "(every seed) at batch_size 128 (1.3 [1.2, 1.4]); rougher with BN (every seed) at "
+        "batch_size 256 (0.8 [0.7, 0.9])"]
+    # Levels with the same verdict are named together, each with its ratio; a level without a
+    # ratio of its own (no verdict) shows none.
+    three = verdicts + [LevelVerdict({"batch_size": 512}, _pair((1.5, 1.6, 1.7), (1.1,) * 3))]
+    assert verdict_changes(three)[0].endswith(
+        "smoother with BN (every seed) at batch_size 128 (1.3 [1.2, 1.4]), 512 (1.6 [1.5, 1.7]); "
+        "rougher with BN (every seed) at batch_size 256 (0.8 [0.7, 0.9])")
+    assert verdict_changes(three)[1] == (
+        "beta, matched loss, vgg vs vgg_bn: the verdict changes with batch_size: no verdict (2 of "
+        "3 seeds have a ratio of their own) at batch_size 128; no verdict (1 of 3 seeds have a "
+        "ratio of their own) at batch_size 256; smoother with BN (every seed) at batch_size 512 "
+        "(1.1 [1.1, 1.1])")
     same = [LevelVerdict({"batch_size": b}, _pair((1.2, 1.3, 1.4), (1.1, 1.2, 1.3)))
             for b in (128, 256)]
     assert verdict_changes(same) == [
         "The verdicts are the same at every level of batch_size (128, 256)."]
+
+
+def test_with_one_seed_a_ratio_on_the_other_side_of_1_is_a_change():
+    """One seed has no interval and no verdict, only a ratio: a level whose ratio is on the
+    other side of 1 is named (the course preset's β at lr 1e-4: 0.23 beside 1.6 to 4.9)."""
+    from analyses.confidence import bootstrap_ratio
+    from landscape.report.factors import LevelVerdict, verdict_changes
+    from landscape.report.verdicts import MetricVerdict, PairVerdict
+
+    def one_seed(ratio):
+        row = MetricVerdict("beta", bootstrap_ratio(1, lambda seeds: ratio), None)
+        return PairVerdict("vgg", "vgg_bn", (0,), "update", "adam, lr 1", "", {}, (row,))
+
+    verdicts = [LevelVerdict({"lr": lr}, one_seed(r)) for lr, r in ((1e-4, 0.229), (1e-3, 2.2))]
+    assert verdict_changes(verdicts) == [
+        "beta, all steps, vgg vs vgg_bn: the verdict changes with lr: no interval (1 seed), ratio "
+        "below 1 at lr 0.0001 (0.229); no interval (1 seed), ratio above 1 at lr 0.001 (2.2)"]
+    same = [LevelVerdict({"lr": lr}, one_seed(r)) for lr, r in ((1e-4, 1.3), (1e-3, 2.2))]
+    assert verdict_changes(same) == ["The verdicts are the same at every level of lr "
+                                     "(0.0001, 0.001)."]

@@ -127,15 +127,16 @@ def test_tables_hold_the_record_numbers(browser, page, tiny):
     accuracy = tables["accuracy"][0]
     assert [row[0]["text"] for row in accuracy] == ["vgg", "vgg_bn"]
     for row in accuracy:
-        truth = np.median([last[f"{row[0]['text']}_lr0.001_s{s}"][0] for s in (0, 1)])
-        assert float(row[3]["value"]) == pytest.approx(truth, rel=1e-12)
-        assert row[3]["text"] == f"{truth:.3g}"
+        # Accuracies in % on every table of the page (the value behind the cell too).
+        truth = 100 * np.median([last[f"{row[0]['text']}_lr0.001_s{s}"][0] for s in (0, 1)])
+        assert float(row[3]["value"]) == pytest.approx(truth, rel=1e-6)
+        assert row[3]["text"] == f"{truth:.1f}"
     runs_table = tables["runs"][0]
     assert sorted(row[0]["text"] for row in runs_table) == sorted(last)
     for row in runs_table:
         acc, steps, status = last[row[0]["text"]]
         assert (row[5]["text"], int(row[6]["value"])) == (status, steps)
-        assert float(row[8]["value"]) == pytest.approx(acc, rel=1e-6)
+        assert float(row[8]["value"]) == pytest.approx(100 * acc, rel=1e-6)
         assert row[7]["text"]  # the plateau
     assert any("subset" in line for line in page_state(browser, page)["warnings"])
 
@@ -227,7 +228,11 @@ def test_a_record_with_axes_shows_the_verdict_of_each_level_and_the_ablation_tab
     assert [[c["text"] for c in row] for row in shown] == texts
     acc = keys.index("final_test_acc")
     for row, cells in zip(rows, shown):
-        assert float(cells[acc]["value"]) == pytest.approx(row["final_test_acc"], rel=1e-12)
+        assert float(cells[acc]["value"]) == pytest.approx(100 * row["final_test_acc"], rel=1e-12)
+        assert "seconds" not in keys  # wall-clock time: a table of its own
+    timings = tables["ablation"][1]
+    for row, cells in zip(rows, timings):
+        assert float(cells[-1]["value"]) == pytest.approx(row["seconds"], rel=1e-12)
         assert cells[1]["text"] == str(row["batch_size"])
     html5lib.HTMLParser(strict=True).parse(html)
 

@@ -293,7 +293,7 @@ def test_summary_text_has_table_legend_and_notes(records):
     text = report.summary_text(report.group_by_model(runs))
     assert text.startswith("vgg (no BN) vs vgg_bn (BN): adam")
     assert "\nvgg vs vgg_bn: medians" in text  # the medians behind the verdict
-    assert "loss_envelope_width" in text and "course: max - min training loss" in text
+    assert "loss_envelope_width" in text and "course: max − min of the training loss" in text
     assert f"Trajectory metrics (vgg vs vgg_bn) are of {TAP}." in text
     # Internal covariate shift was not measured: its metrics are named as missing.
     assert "Not available for both models: ics_distance, ics_cosine." in text

@@ -37,10 +37,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # batch 128, the probe along the gradient = along the update) on the light VGG-A, three
     # seeds, so that each ratio comes with an interval. Reduced from the paper: the network
     # (vgg_light: 2 conv stages), the images (the embedded 1,599) and the steps.
+    # No tap: the course's trajectory quantities are then of all parameters (from the norms
+    # every step records), and the record stays a few MB; the last layer's gradients and
+    # weight deltas at every step (`--tap last-linear`) would add 8 kB a step and run, 50 MB.
     "demo-paper": {
         "models": ("vgg_light", "vgg_light_bn"), "optimizer": "sgd", "lrs": (0.1,),
         "momentum": 0.0, "weight_decay": 0.0, "batch_size": 128, "epochs": None,
-        "max_steps": 1000, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
+        "max_steps": 1000, "seeds": (0, 1, 2), "taps": (),
         "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
     },
     # The worked example of docs/experiments.md: demo-paper's setting with BatchNorm's placement
@@ -54,12 +57,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "probe": ProbeConfig(every=20, low=0.5, high=4.0, count=8),
         "axes": {"norm_placement": ("conv", "all"), "batch_size": (128, 256)},
     },
-    # The course's four-lr Adam sweep beside it, probed along the update Adam takes.
+    # The course's four-lr Adam sweep beside it, probed along the update Adam takes. No tap,
+    # as for demo-paper (with the last layer's: 40 MB).
     "demo-course": {
         "models": ("vgg_light", "vgg_light_bn"), "optimizer": "adam",
         "lrs": (1e-3, 2e-3, 5e-4, 1e-4), "momentum": 0.0, "weight_decay": 0.0,
         "batch_size": 128, "epochs": None, "max_steps": 200, "seeds": (0, 1, 2),
-        "taps": (DEFAULT_TAP,), "probe": ProbeConfig(every=20, direction="update"),
+        "taps": (), "probe": ProbeConfig(every=20, direction="update"),
     },
 }
 

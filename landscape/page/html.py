@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import jinja2
+from markupsafe import Markup, escape
 from matplotlib.figure import Figure
 
 from landscape.errors import ConfigError
@@ -93,9 +94,26 @@ def write_report(records: Sequence[str | os.PathLike], out: str | os.PathLike, *
     return out
 
 
+def split_interval(text: str) -> tuple[str, str]:
+    """A number cell's text as (the number, its interval): '45.0 [44.1, 46.0]' ->
+    ('45.0', '[44.1, 46.0]'), so that the page sets the interval under the number and a wide
+    table fits; ('1.3', '') for a cell without one."""
+    number, bracket, rest = text.partition(" [")
+    return (number, bracket.strip() + rest) if bracket and rest.endswith("]") else (text, "")
+
+
+def breakable(text: str) -> Markup:
+    """`text`, escaped, with a line-break opportunity after each underscore, so that a narrow
+    column breaks 'loss_band_width' at its parts rather than widening the table."""
+    return escape(text).replace("_", Markup("_<wbr>"))
+
+
 def _environment() -> jinja2.Environment:
     # Autoescape: run ids, notes and record names are text, never markup. StrictUndefined: a
     # misspelt field in the template fails the render instead of printing nothing.
-    return jinja2.Environment(loader=jinja2.PackageLoader("landscape.page", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("landscape.page", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["split_interval"] = split_interval
+    env.filters["breakable"] = breakable
+    return env

@@ -10,17 +10,24 @@ CAPTIONS: dict[str, str] = {
                       "(the course's loss landscape): a narrow band trains alike at every lr "
                       "and seed, a lower band trains faster.",
     "loss_envelope_width": "max − min of each model's training-batch loss across its "
-                           "runs (lrs, seeds) at every step (the course's band width, log "
-                           "axis): lower means the model trains alike whatever the lr.",
+                           "runs (lrs and seeds together) at every step (the course's band "
+                           "width, log axis): lower means the model trains alike whatever the "
+                           "lr. The verdict takes the width per seed, across its lrs, and its "
+                           "median over steps.",
     "paper_lr": "The paper's probe at one learning rate: at each probed step, the band of the "
                 "loss (left) and of the gradient change (middle) over the step lengths along the "
-                "probed line, and the effective β (right); narrower and lower is smoother.",
-    "gradient_change": "‖g_{t+1} − g_t‖ between consecutive training steps, shaded from min to "
+                "probed line, and the effective β (right), each the median over seeds (β's "
+                "min and max over seeds dotted); narrower and lower is smoother. The verdict at "
+                "this lr compares medians over all probed steps.",
+    "gradient_change": "‖gₜ₊₁ − gₜ‖ between consecutive training steps, shaded from min to "
                        "max over each model's runs (the course's quantity: it mixes batches, it "
-                       "is not the paper's predictiveness); lower is smoother.",
-    "trajectory_beta": "‖g_{t+1} − g_t‖ / ‖w_{t+1} − w_t‖ along the training trajectory, the "
-                       "max over each model's runs (the course's β, not the paper's); lower is "
-                       "smoother.",
+                       "is not the paper's predictiveness); lower is smoother. The verdict "
+                       "compares medians over all steps, per seed, not this band.",
+    "trajectory_beta": "‖gₜ₊₁ − gₜ‖ / ‖wₜ₊₁ − wₜ‖ along the training trajectory, the max over "
+                       "each model's runs at every step (the course's β, not the paper's); "
+                       "lower is smoother. The verdict compares medians over all steps, per "
+                       "seed: a max drawn higher with BN can sit beside a verdict 'smoother "
+                       "with BN'.",
     "training_curves": "Every run's training-batch loss per step (left) and its training and "
                        "held-out accuracy per evaluation (middle, right); an x marks a diverged "
                        "run, an open circle an incomplete one.",

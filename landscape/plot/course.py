@@ -124,6 +124,11 @@ def plot_loss_landscape(envelopes: Mapping[str, ModelSeries], *, ax: Axes | None
     return fig
 
 
+# What the verdict does instead of a figure's max or band, said in the figures that differ.
+VERDICT_AGGREGATES = ("the verdict (summary.txt) compares the median over all steps, per seed, "
+                      "not this")
+
+
 def _trajectory_note(full_batch: bool) -> str:
     batches = "on the same (full) batch" if full_batch else "on different batches"
     return f"course quantity: consecutive training steps {batches}"
@@ -152,7 +157,8 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     ax.set_title(f"Gradient change between consecutive steps, {_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's gradient "
                  "predictiveness)\n"
-                 f"{_band_text(series)}; {_smooth_text(smooth)}", fontsize=10)
+                 f"{_band_text(series)}; {_smooth_text(smooth)}\n{VERDICT_AGGREGATES}",
+                 fontsize=10)
     ax.legend(handles=handles + _end_handles(div, inc), loc="best", fontsize=9)
     ax.grid(True, alpha=0.3)
     _readable_log_ticks(ax)
@@ -186,10 +192,10 @@ def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
     _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale)
-    ax.set_title(f"Trajectory β: max over each model's runs ({_runs_per(series)}), "
-                 f"{_source_text(series)}\n"
+    ax.set_title(f"Trajectory β: the max over each model's runs ({_runs_per(series)}) at "
+                 f"every step, {_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's effective β)\n"
-                 f"{_smooth_text(smooth)}", fontsize=10)
+                 f"{_smooth_text(smooth)}; {VERDICT_AGGREGATES}", fontsize=10)
     ax.legend(handles=handles + _end_handles(div, inc), loc="best", fontsize=9)
     ax.grid(True, alpha=0.3)
     _readable_log_ticks(ax)

@@ -9,6 +9,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from landscape.plot._style import (
@@ -52,10 +53,12 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
                 markers=True)
         ax_beta.plot(bands.step, _finite(bands.beta), color=color,
                      marker=_marker_for(len(bands.step), True), markersize=4)
-        if model in data.beta_range:  # several seeds: β's range over them, lightly shaded
+        if model in data.beta_range:  # several seeds: β's range over them, dotted lines
+            # (shading means one thing in this figure: the band over the step lengths)
             low, high = data.beta_range[model]
-            ax_beta.fill_between(bands.step, _finite(low), _finite(high), color=color,
-                                 alpha=0.15, linewidth=0)
+            for edge in (low, high):
+                ax_beta.plot(bands.step, _finite(edge), color=color, linestyle=":",
+                             linewidth=1.0)
         pred_values += [bands.grad_diff_low, bands.grad_diff_high]
         beta_values.append(bands.beta)
         label = model_name(model, list(data.bands))
@@ -95,15 +98,19 @@ def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = No
     for ax in (ax_loss, ax_pred, ax_beta):
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
+    if data.beta_range:
+        handles.append(Line2D([], [], color="0.35", linestyle=":", linewidth=1.0,
+                              label="(3) dotted: min and max of β over the seeds"))
     _legend(fig, ax_loss, handles + _end_handles(div, inc), own_figure=axes is None)
     along = ("along the update d_t = w_{t+1} − w_t the optimizer took" if data.direction ==
              "update" else "along the gradient")
     seeds = max(data.n_seeds.values(), default=1)
     fig.suptitle(f"Paper's measurement (Santurkar et al. 2018): probe {along}, "
-                 f"lr = {data.lr:g}, {_range_text(data)}"
-                 + (f"; median over {seeds} seeds" if seeds > 1 else "") + "\n"
+                 f"lr = {data.lr:g}, {_range_text(data)}\n"
                  "at each probed step t the batch B_t is fixed and the weights are moved to "
-                 f"{point} (an evaluation, not a training step)", fontsize=11)
+                 f"{point} (an evaluation, not a training step)"
+                 + (f"\neach band's edges and β: the median over {seeds} seeds" if seeds > 1
+                    else ""), fontsize=11)
     return fig
 
 
@@ -121,7 +128,7 @@ def _range_text(data: PaperData) -> str:
 
 
 def _seeds_note(data: PaperData) -> str:
-    return "\nlight shading: range over seeds" if data.beta_range else ""
+    return "\nline: median over seeds; dotted: min and max over seeds" if data.beta_range else ""
 
 
 def _probe_spacing(data: PaperData) -> str:

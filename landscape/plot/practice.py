@@ -39,7 +39,9 @@ def plot_band_width(widths: Mapping, *, ax: Axes | None = None,
     ax.set_ylabel("max − min training-batch loss\nacross each model's runs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or "Width of the loss band (the course's loss landscape)", fontsize=9)
+    ax.set_title(title or "Width of the loss band (the course's loss landscape):\nmax − min over "
+                 "each model's runs, its lrs and seeds together;\nthe verdict takes it per seed "
+                 "(across its lrs), median over steps", fontsize=9)
     return fig
 
 

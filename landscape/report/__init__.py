@@ -16,7 +16,8 @@ and turned into plain data with the pure functions of `analyses`, one module per
 - `surfaces`: the loss surfaces of `landscape surface`, one group per name, a panel per run;
 - `compare`: a model-vs-model comparison table (e.g. vgg vs vgg_bn) and `summary.txt`'s text;
 - `factors`: runs split into cells by the levels of their axes (records with `--vary`, or
-  records combined), the verdict within each cell and where it changes between levels;
+  records combined), the verdict within each cell and at each of its learning rates, and
+  where it changes between levels (the lr one of them);
 - `ablation`: one row per run group (accuracy, time, losses, landscape metrics with intervals
   over seeds) as dicts, a numpy structured array or a pandas DataFrame;
 - `study`: the sections of `landscape report`'s page (what was run, verdicts, accuracy, runs,
@@ -43,9 +44,10 @@ from landscape.report.compare import (
 from landscape.report.verdicts import MetricVerdict, PairVerdict
 from landscape.report.ablation import (LANDSCAPE_METRICS, RUN_VALUES, ablation_array,
                                        ablation_frame, ablation_rows, ablation_text)
-from landscape.report.factors import (FactorCell, LevelVerdict, axes_text, factor_cells,
-                                      factor_summary, level_verdicts, report_axes,
-                                      verdict_changes)
+from landscape.report.factors import (FactorCell, LevelVerdict, VerdictGroup, axes_text,
+                                      factor_cells, factor_summary, level_verdicts,
+                                      report_axes, verdict_changes, verdict_digest,
+                                      verdict_groups)
 from landscape.report.course import (
     ALL_PARAMETERS,
     ModelSeries,
@@ -101,6 +103,7 @@ __all__ = [
     "SurfacePanel", "surface_groups",
     "LANDSCAPE_METRICS", "RUN_VALUES", "ablation_array", "ablation_frame", "ablation_rows",
     "ablation_text", "FactorCell", "LevelVerdict", "axes_text", "factor_cells", "factor_summary",
-    "level_verdicts", "report_axes", "verdict_changes",
+    "level_verdicts", "report_axes", "verdict_changes", "VerdictGroup", "verdict_groups",
+    "verdict_digest",
     "Cell", "Facts", "Notes", "Section", "StudyReport", "Table", "study_report",
 ]

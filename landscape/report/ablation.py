@@ -32,9 +32,9 @@ RUN_VALUES: dict[str, Callable[[LoadedRun], float]] = {
 }
 LANDSCAPE_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
                      "trajectory_beta", "hessian_lambda_max", "hessian_trace")
-_HEADS = {"final_test_acc": "final acc", "best_test_acc": "best acc",
+_HEADS = {"final_test_acc": "final acc (%)", "best_test_acc": "best acc (%)",
           "final_train_loss": "final train loss", "final_test_loss": "final test loss",
-          "seconds": "seconds"}
+          "seconds": "wall-clock seconds per run"}
 
 
 def _last(values: np.ndarray) -> float:
@@ -168,15 +168,23 @@ def ablation_frame(rows: Sequence[dict[str, Any]]):
     return pandas.DataFrame(list(rows))
 
 
-def ablation_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]],
-                                                              list[str]]:
+# Wall-clock time is the machine's, not a result: its own table (`timing_cells`), apart from
+# the scientific columns.
+TIMINGS = ("seconds",)
+
+
+def ablation_cells(rows: Sequence[dict[str, Any]], *, numbers: Sequence[str] | None = None
+                   ) -> tuple[list[str], list[list[str]], list[str]]:
     """The table's column heads, its rows as text cells (each number 'median [low, high]', the
     interval over seeds; accuracies in %; '-' where an axis does not apply to the model), and
     the row key behind each column ('' for the seeds count): the text table and the HTML
-    report show the same cells."""
+    report show the same cells. `numbers`: the number columns (default: every result, the
+    wall-clock time left to `timing_cells`)."""
     keys = list(rows[0])
     axes = keys[1:keys.index("lr")]  # model, the axes, lr, seeds, the numbers
-    numbers = [k for k in keys if k in RUN_VALUES or k in LANDSCAPE_METRICS]
+    if numbers is None:
+        numbers = [k for k in keys if (k in RUN_VALUES or k in LANDSCAPE_METRICS)
+                   and k not in TIMINGS]
     head = ["model", *axes, "lr", "seeds", *(_HEADS.get(n, n) for n in numbers)]
     lines = []
     for row in rows:
@@ -187,11 +195,17 @@ def ablation_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
     return head, lines, ["model", *axes, "lr", "", *numbers]
 
 
-def ablation_text(rows: Sequence[dict[str, Any]]) -> str:
-    """The table as text, one line per group (`ablation_cells`)."""
+def timing_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]],
+                                                            list[str]]:
+    """`ablation_cells` of the wall-clock time alone: seconds per run, median over seeds."""
+    return ablation_cells(rows, numbers=TIMINGS)
+
+
+def ablation_text(rows: Sequence[dict[str, Any]], *, timings: bool = False) -> str:
+    """The table as text, one line per group (`ablation_cells`; `timings`: `timing_cells`)."""
     if not rows:
         return "(no run with a recorded step)"
-    head, cells, _ = ablation_cells(rows)
+    head, cells, _ = (timing_cells if timings else ablation_cells)(rows)
     lines = [head, *cells]
     widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
@@ -209,5 +223,5 @@ def _cell(row: dict, name: str) -> str:
     return text
 
 
-__all__ = ["RUN_VALUES", "LANDSCAPE_METRICS", "ablation_rows", "ablation_array",
-           "ablation_frame", "ablation_cells", "ablation_text"]
+__all__ = ["RUN_VALUES", "LANDSCAPE_METRICS", "TIMINGS", "ablation_rows", "ablation_array",
+           "ablation_frame", "ablation_cells", "timing_cells", "ablation_text"]

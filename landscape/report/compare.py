@@ -24,32 +24,32 @@ from landscape.report.verdicts import PairVerdict, pair_verdict
 
 # The comparison table's metrics, in table order, and what each one is (printed under the table).
 COMPARISON_METRICS: dict[str, str] = {
-    "loss_band_width": "paper: max/min of the probe loss L(w; B_t) over the probed points w",
-    "predictiveness": "paper: max over the probed points of ||grad L(w_t) - grad L(w)||, same "
-                      "batch",
-    "beta": "paper: effective beta, max over the probed points of that gradient change / "
-            "||w - w_t||",
-    "grad_change": "course: ||g_{t+1} - g_t||, consecutive training steps",
-    "trajectory_beta": "course: ||g_{t+1} - g_t|| / ||w_{t+1} - w_t||, consecutive steps",
-    "loss_envelope_width": "course: max - min training loss over a model's runs, its lrs and "
-                           "seeds together (steps with >= 2 runs; the verdict: per seed, "
+    "loss_band_width": "paper: max / min of the probe loss L(w; Bₜ) over the probed points w",
+    "predictiveness": "paper: max over the probed points w of ‖∇L(wₜ; Bₜ) − ∇L(w; Bₜ)‖₂ "
+                      "(same batch)",
+    "beta": "paper: effective β = max over the probed points w of "
+            "‖∇L(wₜ; Bₜ) − ∇L(w; Bₜ)‖₂ / ‖w − wₜ‖₂",
+    "grad_change": "course: ‖gₜ₊₁ − gₜ‖₂ between consecutive training steps",
+    "trajectory_beta": "course: ‖gₜ₊₁ − gₜ‖₂ / ‖wₜ₊₁ − wₜ‖₂ between consecutive steps",
+    "loss_envelope_width": "course: max − min of the training loss over a model's runs, its lrs "
+                           "and seeds together (steps with ≥ 2 runs; the verdict: per seed, "
                            "across its lrs)",
 }
 
 # Per-layer metrics of the comparison table, named "<metric>[<layer>]" (e.g.
 # "ics_distance[features.stage2.conv1]"), after the metrics above.
 ICS_METRICS: dict[str, str] = {
-    "ics_distance": "paper Def. 2.1: ||G - G'||, the layer's gradient before (G) and after "
-                    "(G') the preceding layers' update, same batch",
-    "ics_cosine": "paper Def. 2.1: cos angle(G, G'); 1 means the same direction",
+    "ics_distance": "paper Def. 2.1: ‖G − G′‖₂, the layer's gradient before (G) and after "
+                    "(G′) the preceding layers' update, same batch",
+    "ics_cosine": "paper Def. 2.1: cos∠(G, G′); 1 means the same direction",
 }
 
 
 # The Hessian probe's metrics (landscape.probes.hessian), after the per-layer ones; only where a
 # model was probed.
 HESSIAN_METRICS: dict[str, str] = {
-    "hessian_lambda_max": "largest eigenvalue of the Hessian of L(.; B_t) at w_t (Lanczos)",
-    "hessian_trace": "trace of that Hessian (Hutchinson estimate)",
+    "hessian_lambda_max": "λ_max, the largest eigenvalue of the Hessian ∇²L(wₜ; Bₜ) (Lanczos)",
+    "hessian_trace": "tr ∇²L(wₜ; Bₜ), the trace of that Hessian (Hutchinson estimate)",
 }
 
 
@@ -179,12 +179,17 @@ def _comparable_pairs(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[
             and any(r.last_step is not None for r in runs_by_model[b])]
 
 
-def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None:
+def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]], *,
+                 verdicts: Mapping[tuple[str, str], PairVerdict] | None = None,
+                 verdict_notes: Mapping[tuple[str, str], Sequence[str]] | None = None
+                 ) -> str | None:
     """The comparison of every network without normalization with each normalized variant
     of it (X vs X_bn, X vs X_gn, ...: `norm_pairs`): the verdict table (ratios with
     intervals over seeds, at matched steps and matched training loss, and the plateaus), the
     medians per phase, what each metric means, and notes on runs that did not finish; None if
-    no pair is present."""
+    no pair is present. `verdicts[(X, X_bn)]`: that pair's verdict, where the caller has it
+    (with its caveats: `report.factors`); `verdict_notes[(X, X_bn)]`: lines right under its
+    table (what changes between the learning rates it pools)."""
     pairs = _comparable_pairs(runs_by_model)
     if not pairs:
         return None
@@ -192,7 +197,8 @@ def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None
     used: list[str] = []
     for a, b in pairs:
         comp = compare(runs_by_model, a, b)
-        parts.append(verdict(runs_by_model, a, b).to_text())
+        v = (verdicts or {}).get((a, b)) or verdict(runs_by_model, a, b)
+        parts.append(v.to_text((verdict_notes or {}).get((a, b), ())))
         parts.append("The medians behind the ratios, per phase (all seeds and lrs pooled):\n"
                      + comp.to_text())
         metrics = list(dict.fromkeys(r.metric for r in comp.rows))

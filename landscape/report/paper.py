@@ -36,8 +36,8 @@ def probe_direction(run: LoadedRun) -> str:
 
 def direction_text(direction: str) -> str:
     """How figures and summaries name the probe's line."""
-    return ("probe along the update w_t + c·d_t (the step the optimizer took)"
-            if direction == "update" else "probe along the gradient w_t − η·g_t")
+    return ("probe along the update wₜ + c·dₜ (the step the optimizer took)"
+            if direction == "update" else "probe along the gradient wₜ − η·gₜ")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from landscape.config.axes import format_value
 from landscape.models import MODELS
 from landscape.report.compare import (NO_PAIR, _comparable_pairs, compare, metric_description,
                                       missing_metrics, verdict)
+from landscape.report.factors import VerdictGroup, verdict_groups
 from landscape.report.course import ALL_PARAMETERS, trajectory_source
 from landscape.report.paper import direction_text, eta_range, probe_direction
 from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
@@ -28,7 +29,8 @@ from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, pair_
                                        plateau_lines)
 from landscape.report.study_blocks import (Cell, Facts, Notes, Section, StudyReport, Table,
                                            verdict_cells)
-from landscape.report.study_factors import ablation_section, has_factors, level_verdict_section
+from landscape.report.study_factors import (ablation_section, has_factors,
+                                            level_verdict_section, lr_blocks)
 from landscape.store import Record
 
 
@@ -48,8 +50,8 @@ def study_report(runs: Sequence[LoadedRun]) -> StudyReport:
     if has_factors(runs):
         sections.append(level_verdict_section(runs))
     else:
-        for a, b in _comparable_pairs(by_model):
-            sections.append(_verdict_section(by_model, a, b))
+        for group in verdict_groups([r for rs in by_model.values() for r in rs]):
+            sections.append(_verdict_section(by_model, group))
         sections.append(accuracy_section(by_model))
     sections.append(ablation_section(runs))
     sections.append(runs_section(runs))
@@ -139,8 +141,10 @@ def _wall_text(runs: Sequence[LoadedRun]) -> str:
             f"(longest run {max(seconds):,.1f} s)")
 
 
-def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str) -> Section:
-    v = verdict(by_model, a, b)
+def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]],
+                     group: VerdictGroup) -> Section:
+    v = group.pooled.verdict
+    a, b = v.model_a, v.model_b
     comp = compare(by_model, a, b)
     metrics = list(dict.fromkeys([r.metric for r in v.rows] + [r.metric for r in comp.rows]))
     medians = Table(
@@ -150,14 +154,15 @@ def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str
               for r in comp.rows),
         caption="The medians behind the ratios, per phase (all seeds and lrs pooled)")
     missing = missing_metrics(by_model, a, b, comp)
-    meaning = [f"{m}: {_describe(m)}" for m in metrics]
+    # A glossary (metric: its formula), in the page's ink rather than a grey note.
+    meaning = [(m, _describe(m)) for m in metrics]
     parameter = trajectory_source([*by_model[a], *by_model[b]])
-    meaning.append(f"Trajectory metrics are of {parameter or ALL_PARAMETERS}.")
+    meaning.append(("trajectory metrics", f"of {parameter or ALL_PARAMETERS}"))
     if missing:
-        meaning.append(f"Not available for both models: {', '.join(missing)}.")
+        meaning.append(("not available for both models", ", ".join(missing)))
     return Section(f"verdict-{a}-{b}", pair_title(v),
-                   (verdict_cells(v), _plateau_notes(v),
-                    Notes(tuple(meaning), "What the metrics are"), medians))
+                   (verdict_cells(v), *lr_blocks(group), _plateau_notes(v),
+                    Facts(tuple(meaning), "What the metrics are"), medians))
 
 
 def _plateau_notes(v: PairVerdict) -> Notes:
@@ -198,10 +203,11 @@ def accuracy_section(by_model: Mapping[str, Sequence[LoadedRun]]) -> Section:
             loss = np.array([_last(r.data.eval.test_loss) for r in group])
             rows.append((Cell(model), Cell(f"{lr:g}", lr),
                          Cell(", ".join(str(r.seed) for r in group)),
-                         _median(test), _range(test), _median(train), _median(loss)))
+                         _median(test, percent=True), _range(test), _median(train, percent=True),
+                         _median(loss)))
     return Section("accuracy", "Accuracy", (Table(
-        ("model", "lr", "seeds", "held-out accuracy (median)", "range over seeds",
-         "training accuracy (median)", "held-out loss (median)"),
+        ("model", "lr", "seeds", "held-out accuracy (%, median)", "range over seeds (%)",
+         "training accuracy (%, median)", "held-out loss (median)"),
         tuple(rows),
         caption="At each run's last evaluation (held-out images in eval mode; the training "
                 "accuracy on the batches of the last epoch, as trained)",
@@ -209,16 +215,25 @@ def accuracy_section(by_model: Mapping[str, Sequence[LoadedRun]]) -> Section:
                "task has no accuracy or the run was never evaluated.",)),))
 
 
-def _median(values: np.ndarray) -> Cell:
+def _median(values: np.ndarray, *, percent: bool = False) -> Cell:
+    """The median of the finite values; `percent`: a fraction shown (and kept) in %."""
     finite = values[np.isfinite(values)]
-    return _number(float(np.median(finite)) if len(finite) else float("nan"))
+    median = float(np.median(finite)) if len(finite) else float("nan")
+    return _percent(median) if percent else _number(median)
+
+
+def _percent(fraction: float) -> Cell:
+    """An accuracy in % with one decimal, as every table of the page shows accuracies."""
+    value = 100.0 * fraction
+    return Cell(f"{value:.1f}", value) if math.isfinite(value) else Cell("-")
 
 
 def _range(values: np.ndarray) -> Cell:
-    finite = values[np.isfinite(values)]
+    """The range over seeds of accuracies (fractions), in %."""
+    finite = 100.0 * values[np.isfinite(values)]
     if len(finite) < 2:
         return Cell("-")
-    return Cell(f"{finite.min():.3g} to {finite.max():.3g}", float(finite.max() - finite.min()))
+    return Cell(f"{finite.min():.1f} to {finite.max():.1f}", float(finite.max() - finite.min()))
 
 
 def runs_section(runs: Sequence[LoadedRun]) -> Section:
@@ -238,11 +253,11 @@ def runs_section(runs: Sequence[LoadedRun]) -> Section:
         rows.append((Cell(run.run_id), Cell(run.source.name), Cell(run.model),
                      Cell(f"{run.lr:g}", run.lr), Cell(str(run.seed), run.seed), Cell(status),
                      Cell(f"{info.steps_done:,}", info.steps_done), plateau,
-                     _number(_last(run.data.eval.test_acc)),
+                     _percent(_last(run.data.eval.test_acc)),
                      Cell(f"{info.seconds:,.1f}", info.seconds)))
     return Section("runs", "Runs", (Table(
         ("run", "record", "model", "lr", "seed", "status", "steps", "plateau (steps)",
-         "held-out accuracy", "wall time (s)"), tuple(rows),
+         "held-out accuracy (%)", "wall-clock time (s)"), tuple(rows),
         notes=("Plateau: steps before the training loss (running mean over 10 steps) fell 5% "
                "below its start; 'all': the run never left it.",)),))
 

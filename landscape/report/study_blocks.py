@@ -5,12 +5,12 @@ table has."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
 from analyses.confidence import RatioEstimate
-from landscape.report.verdicts import PairVerdict, verdict_columns, verdict_head, verdict_table
+from landscape.report.verdicts import (PairVerdict, shows_ratio, verdict_columns, verdict_head,
+                                       verdict_table)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Notes:
     lines: tuple[str, ...]
     caption: str = ""
     intro: str = ""  # a paragraph before the lines
+    emphasis: bool = False  # what a table beside it would hide: shown as a finding, not aside
     kind: str = "notes"
 
 
@@ -80,7 +81,7 @@ def _ratio_cells(estimate: RatioEstimate | None, texts: Sequence[str]) -> list[C
     if estimate is None:
         return [Cell(t) for t in texts]
     ratio = float(estimate.ratio)
-    return [Cell(texts[0], ratio if math.isfinite(ratio) else None), Cell(texts[1]),
+    return [Cell(texts[0], ratio if shows_ratio(estimate) else None), Cell(texts[1]),
             Cell(texts[2])]
 
 

@@ -13,7 +13,7 @@ called that, and a verdict needs every seed to agree; a single-seed record says 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -73,6 +73,9 @@ class PairVerdict:
     plateaus: Mapping[str, tuple[tuple[float, int, Plateau, int], ...]]
     rows: tuple[MetricVerdict, ...]
     norm: str = "bn"  # model_b's normalization kind ("bn", "gn", "noisy_bn", ...)
+    # (metric, view: "all steps" or "matched loss") -> what the verdict cell adds where a level
+    # this verdict pools (a learning rate) has another verdict: "at lr 0.0001: rougher with BN"
+    caveats: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -85,8 +88,10 @@ class PairVerdict:
                 return r
         raise ValueError(f"no verdict for metric {metric!r}")
 
-    def to_text(self) -> str:
-        return verdict_text(self)
+    def to_text(self, notes: Sequence[str] = ()) -> str:
+        """The verdict as plain text; `notes`: lines right under its table (what changes
+        between the learning rates it pools, say)."""
+        return verdict_text(self, notes)
 
 
 def verdict_words(estimate: RatioEstimate, kind: str = "BN") -> str:
@@ -106,6 +111,25 @@ def verdict_words(estimate: RatioEstimate, kind: str = "BN") -> str:
                     "ratio of their own)")
         return "no verdict (the interval is undefined)"
     return _VERDICT_WORDS[estimate.verdict].format(**{"with": kind})
+
+
+def shows_ratio(estimate: RatioEstimate) -> bool:
+    """Whether a ratio is shown beside the estimate's verdict: not where it has none, nor where
+    no seed has a ratio of its own (a ratio of the seeds pooled would read as a result)."""
+    return math.isfinite(estimate.ratio) and not (estimate.n_seeds >= 2
+                                                  and estimate.n_defined == 0)
+
+
+def ratio_text(estimate: RatioEstimate) -> str:
+    """The ratio as a table shows it: '-' where `shows_ratio` says none; '1.13 (seeds pooled)'
+    where a per-seed range lacks a seed's own ratio, so that the ratio cannot be their
+    median."""
+    if not shows_ratio(estimate):
+        return "-"
+    text = f"{estimate.ratio:.3g}"
+    if estimate.basis == "seed range" and estimate.n_defined < estimate.n_seeds:
+        text += " (seeds pooled)"
+    return text
 
 
 def interval_note(n_seeds: int) -> str:
@@ -220,18 +244,27 @@ def data_subset(data: Mapping) -> bool:
 
 
 def _setting(runs: Sequence[LoadedRun]) -> str:
+    """'adam, lr 0.001', or 'adam, lrs 0.0001, 0.001 pooled' for a verdict over several."""
     cfg = runs[0].record.config
     lrs = sorted({r.lr for r in runs})
-    return f"{cfg.get('optimizer', '?')}, lr {', '.join(f'{lr:g}' for lr in lrs)}"
+    listed = ', '.join(f'{lr:g}' for lr in lrs)
+    return f"{cfg.get('optimizer', '?')}, " + (f"lrs {listed} pooled" if len(lrs) > 1
+                                               else f"lr {listed}")
 
 
-def verdict_text(v: PairVerdict) -> str:
-    """The verdict table, what it means, and the plateaus, as plain text."""
+def verdict_text(v: PairVerdict, notes: Sequence[str] = ()) -> str:
+    """The verdict table, what it means, `notes` right under the table, and the plateaus, as
+    plain text."""
+    return "\n".join([*verdict_head(v), "", *verdict_table_lines(v), *notes, "",
+                      *plateau_lines(v)])
+
+
+def verdict_table_lines(v: PairVerdict) -> list[str]:
+    """The verdict table as aligned text lines, its column names first."""
     table = [verdict_columns(len(v.seeds)), *verdict_table(v)]
     widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-             for line in table]
-    return "\n".join([*verdict_head(v), "", *lines, "", *plateau_lines(v)])
+    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+            for line in table]
 
 
 def verdict_head(v: PairVerdict) -> list[str]:
@@ -266,22 +299,25 @@ def verdict_table(v: PairVerdict) -> list[tuple[str, ...]]:
     summary and the HTML report show the same cells."""
     table = []
     for row in v.rows:
-        cells = [row.metric, *_estimate_cells(row.per_step, v.kind)]
-        cells += _estimate_cells(row.matched, v.kind) if row.matched is not None else \
+        cells = [row.metric, *_estimate_cells(row.per_step, v.kind,
+                                              v.caveats.get((row.metric, "all steps")))]
+        cells += _estimate_cells(row.matched, v.kind,
+                                 v.caveats.get((row.metric, "matched loss"))) \
+            if row.matched is not None else \
             ["-", "", "no common loss range" if row.metric not in _NO_LOSS_LEVEL
              else "(per seed, across its lrs: no single run's loss)"]
         table.append(tuple(cells))
     return table
 
 
-def _estimate_cells(e: RatioEstimate, kind: str) -> list[str]:
+def _estimate_cells(e: RatioEstimate, kind: str, caveat: str | None = None) -> list[str]:
     if e.n_seeds < 2 or not (math.isfinite(e.low) and math.isfinite(e.high)):
         interval = "-"
     elif e.basis == "seed range" and math.isfinite(e.low) and math.isfinite(e.high):
         interval = f"{e.low:.3g} to {e.high:.3g}"  # the column's heading says what it is
     else:
         interval = e.interval_text()
-    return [f"{e.ratio:.3g}", interval, verdict_words(e, kind)]
+    return [ratio_text(e), interval, verdict_words(e, kind) + (f"; {caveat}" if caveat else "")]
 
 
 def plateau_lines(v: PairVerdict) -> list[str]:

@@ -67,12 +67,13 @@ from landscape.store.schema import (
 )
 from landscape.store.surface_write import SurfaceWriter
 from landscape.store.tables import RunWriter, Table
-from landscape.store.write import RecordWriter
+from landscape.store.write import RecordWriter, compact
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import run_into_shard, shards_in_progress
 from landscape.store.sizes import PartSize, storage_sizes
 
 __all__ = [
+    "compact",
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",
     "activation_columns", "eval_columns", "hessian_columns", "hessian_density_columns",

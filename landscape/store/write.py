@@ -49,6 +49,23 @@ def _publish(writer: "RecordWriter", building: Path, path: Path) -> None:
     writer.path = path
 
 
+def compact(path: str | os.PathLike) -> bool:
+    """Rewrite the record at `path` into a fresh file that replaces it: the same groups,
+    attributes and chunks, without the space its writer left behind. Appending rows to a
+    compressed chunk (taps, kept weights) writes the grown chunk elsewhere at every flush, and
+    the file keeps the old copies as dead space: a demo record was 170 of its 189 MB dead.
+    Call it when the writer has closed the record, under its writer lock. Returns False (and
+    leaves the record as it was, which is valid) when the disk has no room for the copy."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".compact-tmp")
+    try:
+        copy_record(path, tmp, "to compact it", prepare=lambda copy: None)
+    except RecordError:  # no room for the copy (or a write that failed): keep it as it is
+        return False
+    os.replace(tmp, path)
+    return True
+
+
 class RecordWriter:
     """A record open for writing. Create with `RecordWriter.create(...)`; use as a context manager."""
 

@@ -9,14 +9,14 @@ line (`landscape record`) parses its options and makes this one call.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
 from landscape.instrument.user_run import check_rebuildable
-from landscape.store import RecordWriter, check_replaceable, open_record
+from landscape.store import RecordWriter, check_replaceable, compact, open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
 from landscape.sweep.formats import with_memory_formats
@@ -26,15 +26,23 @@ from landscape.store.lock import writer_lock
 from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
 from landscape.sweep.plans import check_weight_steps
 from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, versions
+from landscape.sweep.progress import run_progress
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
 from landscape.training.tasks import Task, for_run, make_task
 
 
-def _executor(executor: Executor | None, progress: ProgressFactory | None) -> Executor:
+Progress = Union[ProgressFactory, bool, None]
+
+
+def _executor(executor: Executor | None, progress: Progress) -> Executor:
+    """The executor to run: `executor`, or the local one with `progress` (True: a bar per run,
+    as `landscape record` shows; False or None: none; or a ProgressFactory of one's own)."""
     if executor is None:
-        return LocalExecutor(progress)
-    if progress is not None:
+        if progress is True:
+            progress = run_progress
+        return LocalExecutor(progress or None)
+    if progress is not True and progress not in (False, None):
         raise TypeError("progress is for the default (local) executor; give the executor its "
                         "own progress reporter instead")
     return executor
@@ -47,13 +55,15 @@ def record(
     executor: Executor | None = None,
     overwrite: bool = False,
     task: Task | None = None,
-    progress: ProgressFactory | None = None,
+    progress: Progress = True,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[RunResult]:
     """Train every (model, lr, seed) run of `config` and write the record to `out`.
 
     `executor`: who trains the runs (`LocalExecutor(progress)`, the default, or
-    `RayExecutor(options, progress)`); `progress` is the default executor's. `task` (see
+    `RayExecutor(options, progress)`); `progress` is the default executor's: True (the
+    default) shows a bar per run on stderr, as `landscape record` does; False shows nothing; a
+    ProgressFactory (`landscape.sweep.run`) reports to your own display. `task` (see
     landscape.training.tasks.make_task) holds the data on the device; by default it is made
     from `config`. Everything that can be wrong with the options or the data is checked before
     the file is created. A run whose loss becomes non-finite is recorded as diverged and the
@@ -93,8 +103,10 @@ def record(
             with RecordWriter.create(out, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=layouts,
                                      versions=versions(), overwrite=overwrite) as writer:
-                return executor.run(Sweep(config, plans, len(plans), task, writer, out,
-                                          formats, should_stop))
+                results = executor.run(Sweep(config, plans, len(plans), task, writer, out,
+                                             formats, should_stop))
+        compact(out)  # the space the writer's flushes left behind (store.write.compact)
+        return results
 
 
 def resume(
@@ -102,7 +114,7 @@ def resume(
     *,
     executor: Executor | None = None,
     device: str | None = None,
-    progress: ProgressFactory | None = None,
+    progress: Progress = True,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[RunResult]:
     """Continue every run of the record at `path` that is not finished, from its checkpoint
@@ -129,5 +141,7 @@ def resume(
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
             plans, saved = executor.continue_runs(writer, plans, path)
             writer.start_appending()
-            return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
-                                      formats, should_stop, resume_from=saved))
+            results = executor.run(Sweep(config, plans, len(all_plans), task, writer, path,
+                                         formats, should_stop, resume_from=saved))
+        compact(path)
+        return results
