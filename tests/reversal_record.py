@@ -68,6 +68,7 @@ def _fill(run, beta: float, seed: int) -> None:
     grad_norm = 1.0 + 0.0 * step
     run.table("steps").append(step=step, loss=loss, grad_norm=grad_norm,
                               update_norm=0.01 + 0.0 * step, grad_change=0.1 + 0.0 * step,
+                              applied_grad_norm=grad_norm,
                               lr=np.full(STEPS, 1e-3))
     probed = step[::PROBE_EVERY]
     n = len(probed)
