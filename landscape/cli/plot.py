@@ -11,6 +11,7 @@ from landscape.errors import ConfigError
 from landscape.plot import all_figures
 from landscape.report import group_by_model, load_runs, record_differences, run_notes
 from landscape.report import factor_summary
+from landscape.report.compare import NO_PAIR
 
 
 @click.command()
@@ -63,8 +64,7 @@ def plot(records, out, fmt, smooth, dpi):
         click.echo(summary, nl=False)
     else:
         models = ", ".join(group_by_model(runs))
-        click.echo(f"No model X with its BatchNorm variant X_bn among {models}: "
-                   f"no comparison table.")
+        click.echo(f"{NO_PAIR} among {models}: no comparison table.")
 
 
 def _write(path: Path, write) -> None:

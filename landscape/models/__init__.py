@@ -21,15 +21,24 @@ from landscape.models.vgg import VGG, vgg_a, vgg_light
 
 
 NORMS = ("bn", "noisy_bn", "l1", "l2", "linf", "noise")  # None: no normalization
+# Words for each normalization kind a run can store as its `norm` ("none": none), and the
+# short form the verdicts use ("smoother with BN"). A kind not listed is shown as it is.
 _NORM_LABELS = {
-    None: "no normalization",
+    "none": "no normalization",
     "bn": "BatchNorm",
     "noisy_bn": "noisy BatchNorm",
     "l1": "l1 normalization",
     "l2": "l2 normalization",
     "linf": "l-infinity normalization",
     "noise": "Algorithm 1's noise alone (no BatchNorm)",
+    "gn": "GroupNorm",
+    "ln": "LayerNorm",
+    "in": "InstanceNorm",
+    "ws": "BatchNorm with weight standardization",
 }
+_NORM_SHORT = {"none": "no normalization", "bn": "BN", "noisy_bn": "noisy BN",
+               "l1": "l1 norm", "l2": "l2 norm", "linf": "linf norm", "noise": "noise only",
+               "gn": "GN", "ln": "LN", "in": "IN", "ws": "BN+WS"}
 
 
 @dataclass(frozen=True)
@@ -147,11 +156,36 @@ def bn_partner(name: str) -> str | None:
 
 def norm_label(norm: str | None) -> str:
     """Words for a normalization: "BatchNorm", "noisy BatchNorm", "l1 normalization", ...,
-    "no normalization" for None."""
+    "no normalization" for "none" (or None)."""
+    norm = "none" if norm is None else norm
     if norm not in _NORM_LABELS:
-        raise ConfigError(f"unknown normalization {norm!r}; valid: "
-                          f"{', '.join(str(n) for n in _NORM_LABELS)}")
+        raise ConfigError(f"unknown normalization {norm!r}; valid: {', '.join(_NORM_LABELS)}")
     return _NORM_LABELS[norm]
+
+
+def known_norm(norm: str) -> bool:
+    """Whether `norm` is a normalization kind this library names ("none", "bn", "gn", ...)."""
+    return norm in _NORM_LABELS
+
+
+def norm_short(norm: str) -> str:
+    """The short name of a normalization kind in verdicts: "BN", "GN", "noisy BN", ...; a kind
+    this library does not name (a user's own) as it is."""
+    return _NORM_SHORT.get(norm, norm)
+
+
+def variant_name(family: str, norm: str) -> str:
+    """The name a run of network `family` with normalization `norm` is reported under: the
+    family for "none", else family + "_" + norm ("vgg_bn", "torchvision:resnet18_gn"), the
+    rule the model table's names follow."""
+    return family if norm == "none" else f"{family}_{norm}"
+
+
+def table_identity(name: str) -> tuple[str, str] | None:
+    """(family, norm) of a model of the table ("none" for none), e.g. ("vgg", "bn") for vgg_bn;
+    None for a name the table does not hold."""
+    spec = MODELS.get(name)
+    return None if spec is None else (spec.family, spec.norm or "none")
 
 
 def model_names() -> list[str]:
@@ -189,5 +223,6 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
 
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
-           "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
+           "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label",
+           "known_norm", "norm_short", "variant_name", "table_identity", "VGG", "ResNet",
            "CifarResNet", "CNN3", "LeNet", "LeNet5"]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from landscape.models import MODELS, norm_label
+from landscape.models import MODELS, known_norm, norm_label
 from landscape.report import RunCurve
 
 YScale = Literal["linear", "log", "auto"]
@@ -86,9 +86,11 @@ _NORM_WORDS = {
 def model_name(model: str, models: Sequence[str] = ()) -> str:
     """The model's name for legends: 'vgg_bn (BatchNorm)', 'vgg_noisy_bn (noisy BatchNorm)',
     'vgg_l1 (ℓ1 normalization)', and 'vgg (no BatchNorm)' when a normalized variant of it is
-    among `models`. A name the model table does not know is shown as it is."""
+    among `models`. A name the model table does not know is named by the others of `models`:
+    'net_gn (GroupNorm)' beside 'net', and 'net (no normalization)' beside 'net_gn' (the
+    names runs are reported under: `models.variant_name`); alone, it is shown as it is."""
     if model not in MODELS:
-        return model
+        return _outside_name(model, models)
     norm = MODELS[model].norm
     if norm is not None:
         return f"{model} ({_NORM_WORDS.get(norm, norm_label(norm))})"
@@ -96,6 +98,17 @@ def model_name(model: str, models: Sequence[str] = ()) -> str:
     if any(m in MODELS and MODELS[m].family == family and MODELS[m].norm is not None
            for m in models):
         return f"{model} (no BatchNorm)"
+    return model
+
+
+def _outside_name(model: str, models: Sequence[str]) -> str:
+    """`model_name` of a name outside the model table, from its relation to the others."""
+    for other in models:
+        kind = model[len(other) + 1:] if model.startswith(other + "_") else ""
+        if kind and known_norm(kind):
+            return f"{model} ({_NORM_WORDS.get(kind, norm_label(kind))})"
+    if any(m.startswith(model + "_") and known_norm(m[len(model) + 1:]) for m in models):
+        return f"{model} ({norm_label('none')})"
     return model
 
 

@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from landscape.models import MODELS
+from landscape.models.norms import NORM_KINDS
 from landscape.plot._style import (
     _MARKERS,
     YScale,
@@ -263,7 +264,7 @@ def _activation_title(models: Sequence[str], layers: Sequence[str],
                       curves: Sequence[RunCurve]) -> str:
     """The figure's title; it says when a model without normalization shows a norm layer (an
     identity there)."""
-    plain = [m for m in models if m not in MODELS or MODELS[m].norm is None]
+    plain = [m for m in models if _unnormalized(m)]
     identity = ""
     if plain and any(".norm" in layer for layer in layers):
         identity = (f"\n{', '.join(plain)} {'has' if len(plain) == 1 else 'have'} no "
@@ -274,6 +275,14 @@ def _activation_title(models: Sequence[str], layers: Sequence[str],
             "per channel c of the layer's output on the step's training batch: its mean "
             "and standard deviation\nover the batch (and positions); panels of a row share "
             "their y range" + identity)
+
+
+def _unnormalized(model: str) -> bool:
+    """A model of the table without normalization, or a name without a normalization kind
+    at its end (`models.variant_name`: "net" beside "net_gn")."""
+    if model in MODELS:
+        return MODELS[model].norm is None
+    return not any(model.endswith("_" + kind) for kind in NORM_KINDS if kind != "none")
 
 
 _ACTIVATION_LOG_RANGE = 10.0

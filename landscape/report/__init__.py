@@ -36,6 +36,7 @@ from landscape.report.compare import (
     compare,
     comparisons,
     metric_description,
+    norm_pairs,
     summary_text,
     verdict,
 )
@@ -88,7 +89,8 @@ __all__ = [
     "ALL_PARAMETERS", "COMPARISON_METRICS", "ICS_METRICS", "ActivationBands",
     "ActivationHistogram", "EtaRange",
     "LoadedRun", "ModelSeries", "PaperData", "RunCurve", "RunICS", "activation_bands",
-    "activation_data", "activation_histograms", "bn_pairs", "compare", "comparisons",
+    "activation_data", "activation_histograms", "bn_pairs", "norm_pairs", "compare",
+    "comparisons",
     "eta_range", "full_batch",
     "gradient_change_envelopes", "group_by_model", "ics_data", "ics_layers", "load_runs",
     "loss_envelopes", "metric_description", "paper_data", "probe_bands", "record_differences",

@@ -54,11 +54,37 @@ HESSIAN_METRICS: dict[str, str] = {
 
 
 def bn_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """(X, X_bn) for every unnormalized model X whose BatchNorm variant (the model table's
-    `bn_partner`) is also present."""
+    """(X, X_bn) for every unnormalized model X of the model table whose BatchNorm variant
+    (`bn_partner`) is also present (by name; records are paired by `norm_pairs`)."""
     present = set(models)
     pairs = [(m, bn_partner(m)) for m in models if m in MODELS]
     return [(a, b) for a, b in pairs if b is not None and b in present]
+
+
+# What the reports say when no pair is present (`norm_pairs`).
+NO_PAIR = "No network both without normalization and with one (X and X_bn, X_gn, ...)"
+
+
+def norm_pairs(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[tuple[str, str]]:
+    """(A, B) for every network A without normalization (its runs' norm "none") and every B of
+    the same family with another normalization kind ("bn", "gn", "noisy_bn", ...), each A
+    with its Bs in the order the models come; from the runs' `family` and `norm`
+    (`LoadedRun`), so any network pairs, not only those the model table lists twice."""
+    identity = {model: (runs[0].family, runs[0].norm)
+                for model, runs in runs_by_model.items() if runs}
+    pairs = []
+    for a, (family, norm) in identity.items():
+        if norm != "none":
+            continue
+        pairs += [(a, b) for b, (other, kind) in identity.items()
+                  if other == family and kind not in (None, "none")]
+    return pairs
+
+
+def pair_kind(runs_by_model: Mapping[str, Sequence[LoadedRun]], model: str) -> str:
+    """The normalization kind of `model`'s runs ("bn" where it is not known)."""
+    runs = runs_by_model.get(model) or ()
+    return next((r.norm for r in runs if r.norm is not None), "bn")
 
 
 def _metric_curves(runs: Sequence[LoadedRun], parameter: str | None) -> dict[str, list]:
@@ -130,28 +156,32 @@ def compare(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, mode
 
 def verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str,
             model_b: str) -> PairVerdict:
-    """The verdict of `model_a` (no BN) vs `model_b` (BN): every metric's ratio with its 95%
-    interval over seeds, over all probed steps and at matched training loss, and the plateaus
-    (`report.verdicts`), from the same curves as the comparison table."""
+    """The verdict of `model_a` (no normalization) vs `model_b` (normalized: BN, GN, ...):
+    every metric's ratio with its 95% interval over seeds, over all probed steps and at
+    matched training loss, and the plateaus (`report.verdicts`), from the same curves as the
+    comparison table."""
     for model in (model_a, model_b):
         if model not in runs_by_model:
             raise ConfigError(f"no run of model {model!r}; models: {', '.join(runs_by_model)}")
-    return pair_verdict(runs_by_model, model_a, model_b, metric_curves=_metric_curves)
+    return pair_verdict(runs_by_model, model_a, model_b, metric_curves=_metric_curves,
+                        norm=pair_kind(runs_by_model, model_b))
 
 
 def comparisons(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[Comparison]:
-    """`compare(X, X_bn)` for every BN pair present (see `bn_pairs`) whose runs have data."""
+    """`compare(A, B)` for every pair of a network without and with a normalization (see
+    `norm_pairs`) whose runs have data."""
     return [compare(runs_by_model, a, b) for a, b in _comparable_pairs(runs_by_model)]
 
 
 def _comparable_pairs(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> list[tuple[str, str]]:
-    return [(a, b) for a, b in bn_pairs(list(runs_by_model))
+    return [(a, b) for a, b in norm_pairs(runs_by_model)
             if any(r.last_step is not None for r in runs_by_model[a])
             and any(r.last_step is not None for r in runs_by_model[b])]
 
 
 def summary_text(runs_by_model: Mapping[str, Sequence[LoadedRun]]) -> str | None:
-    """The BN vs no-BN comparison of every pair X, X_bn: the verdict table (ratios with
+    """The comparison of every network without normalization with each normalized variant
+    of it (X vs X_bn, X vs X_gn, ...: `norm_pairs`): the verdict table (ratios with
     intervals over seeds, at matched steps and matched training loss, and the plateaus), the
     medians per phase, what each metric means, and notes on runs that did not finish; None if
     no pair is present."""

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from analyses.confidence import interval_name
 from landscape.config.axes import format_value, levels_text
 from landscape.report.ablation import ablation_rows, ablation_text
-from landscape.report.compare import _comparable_pairs, summary_text, verdict
+from landscape.report.compare import NO_PAIR, _comparable_pairs, summary_text, verdict
 from landscape.report.runs import LoadedRun, group_by_model, report_axes, run_notes
 from landscape.report.verdicts import PairVerdict, verdict_words
 
@@ -67,7 +67,7 @@ def factor_cells(runs: Sequence[LoadedRun]) -> list[FactorCell]:
 
 
 def level_verdicts(runs: Sequence[LoadedRun]) -> list[LevelVerdict]:
-    """The verdict of every BN pair (X, X_bn) within every cell whose runs hold both, cells in
+    """The verdict of every pair (X and X_bn, X_gn, ...: `compare.norm_pairs`) within every cell whose runs hold both, cells in
     order, pairs in model order (runs without a recorded step are left out)."""
     out = []
     for cell in factor_cells(runs):
@@ -127,7 +127,7 @@ def _views(group: Sequence[LevelVerdict]):
                 estimates.append(get(rows[0]) if rows else None)
             if any(e is None for e in estimates):
                 continue
-            yield metric, view, [(lv, verdict_words(e), f"ratio {e.ratio:.3g}, {e.interval_text()}")
+            yield metric, view, [(lv, verdict_words(e, group[0].verdict.kind), f"ratio {e.ratio:.3g}, {e.interval_text()}")
                                  for lv, e in zip(axis_value, estimates)], \
                 [e.verdict for e in estimates]
 
@@ -173,7 +173,7 @@ def factor_summary(runs: Sequence[LoadedRun]) -> str | None:
                      + "\n".join(f"  {line}" for line in verdict_changes(verdicts)))
         parts += [v.to_text() for v in verdicts]
     else:
-        parts.append("No model X with its BatchNorm variant X_bn in any cell: no verdict.")
+        parts.append(f"{NO_PAIR} in any cell: no verdict.")
     parts.append(ablation)
     notes = run_notes(runs)
     if notes:

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from landscape.config.axes import FIXED_FIELDS, Axis
 from landscape.errors import ConfigError, RecordError
+from landscape.models import table_identity, variant_name
 from landscape.store import Record, RunData, RunInfo, TapData, open_record
 
 
@@ -51,7 +52,31 @@ class LoadedRun:
 
     @property
     def model(self) -> str:
-        return self.info.model
+        """The name the run is reported under: its family, plus "_" and its normalization
+        kind for a normalized one (`models.variant_name`: "vgg_bn", "torchvision:resnet18_gn";
+        the run's own model name where neither is known)."""
+        if self.norm is None:
+            return self.info.model
+        return variant_name(self.family, self.norm)
+
+    @property
+    def family(self) -> str:
+        """The network without its normalization: the run's `family` attribute, or the model
+        table's for a record written before runs stored it (the model's name where neither
+        knows it)."""
+        if self.info.family is not None:
+            return self.info.family
+        known = table_identity(self.info.model)
+        return self.info.model if known is None else known[0]
+
+    @property
+    def norm(self) -> str | None:
+        """The run's normalization kind ("none", "bn", "gn", ...): its `norm` attribute, or the
+        model table's for an older record; None where neither knows it (never paired)."""
+        if self.info.norm is not None:
+            return self.info.norm
+        known = table_identity(self.info.model)
+        return None if known is None else known[1]
 
     @property
     def lr(self) -> float:
@@ -113,7 +138,7 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
     runs: list[LoadedRun] = []
     for record, label in zip(records, labels):
         for run_id, info in record.runs.items():
-            factors = dict(info.factors)
+            factors = {k: v for k, v in info.factors.items() if k not in MODEL_FIELDS}
             for key in differing:
                 if key not in factors:
                     factors[key] = label if key == "record" else _hashable(info.config.get(key))
@@ -122,11 +147,14 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
     return runs
 
 
+# Settings that are part of the name a run is reported under (`LoadedRun.model`): a level of
+# the normalization is another network to compare, not a cell to compare within.
+MODEL_FIELDS = ("norm",)
 # Settings that do not change what a run measures, the runs' own dimensions, and what is
 # measured (records that differ there are noted by `record_differences`, not compared as
 # levels): records that differ only in these are not told apart by them.
-_NOT_FACTORS = ("models", "lrs", "seeds", "axes", "device", "data_dir", "download",
-                "verify_md5", "flush_seconds", "checkpoint_seconds",
+_NOT_FACTORS = (*MODEL_FIELDS, "models", "lrs", "seeds", "axes", "device", "data_dir",
+                "download", "verify_md5", "flush_seconds", "checkpoint_seconds",
                 *(key for key, why in FIXED_FIELDS.items() if "what is measured" in why))
 
 
@@ -164,6 +192,8 @@ def report_axes(runs: Sequence[LoadedRun]) -> list[Axis]:
     values: dict[str, list] = {}
     for record in {id(r.record): r.record for r in runs}.values():
         for name, declared in (record.config.get("axes") or {}).items():
+            if name in MODEL_FIELDS:
+                continue  # in the runs' names
             seen = values.setdefault(name, [])
             seen += [v for v in map(_hashable, declared) if v not in seen]
     for run in runs:

@@ -19,12 +19,13 @@ import numpy as np
 
 from landscape.config.axes import format_value
 from landscape.models import MODELS
-from landscape.report.compare import (_comparable_pairs, compare, metric_description,
+from landscape.report.compare import (NO_PAIR, _comparable_pairs, compare, metric_description,
                                       missing_metrics, verdict)
 from landscape.report.course import ALL_PARAMETERS, trajectory_source
 from landscape.report.paper import direction_text, eta_range, probe_direction
 from landscape.report.runs import LoadedRun, group_by_model, record_differences, run_notes
-from landscape.report.verdicts import PairVerdict, _plateau, data_subset, plateau_lines
+from landscape.report.verdicts import (PairVerdict, _plateau, data_subset, pair_title,
+                                       plateau_lines)
 from landscape.report.study_blocks import (Cell, Facts, Notes, Section, StudyReport, Table,
                                            verdict_cells)
 from landscape.report.study_factors import ablation_section, has_factors, level_verdict_section
@@ -150,7 +151,7 @@ def _verdict_section(by_model: Mapping[str, Sequence[LoadedRun]], a: str, b: str
     meaning.append(f"Trajectory metrics are of {parameter or ALL_PARAMETERS}.")
     if missing:
         meaning.append(f"Not available for both models: {', '.join(missing)}.")
-    return Section(f"verdict-{a}-{b}", f"{a} (no BN) vs {b} (BN)",
+    return Section(f"verdict-{a}-{b}", pair_title(v),
                    (verdict_cells(v), _plateau_notes(v),
                     Notes(tuple(meaning), "What the metrics are"), medians))
 
@@ -257,6 +258,5 @@ def warnings_section(runs: Sequence[LoadedRun], records: Mapping[Path, Record],
     lines += [f"The records differ in {note}" for note in record_differences(runs)]
     lines += run_notes(runs)
     if not _comparable_pairs(by_model):
-        lines.append(f"No model X with its BatchNorm variant X_bn among "
-                     f"{', '.join(by_model) or 'the runs'}: no verdict table.")
+        lines.append(f"{NO_PAIR} among {', '.join(by_model) or 'the runs'}: no verdict table.")
     return Section("warnings", "Warnings", (Notes(tuple(lines) or ("None.",)),))

@@ -12,6 +12,7 @@ from typing import Sequence
 from analyses.confidence import interval_name
 from landscape.config.axes import levels_text
 from landscape.report.ablation import ablation_cells, ablation_rows
+from landscape.report.compare import NO_PAIR
 from landscape.report.factors import axes_text, level_verdicts, verdict_changes
 from landscape.report.runs import LoadedRun, report_axes
 from landscape.report.study_blocks import Cell, Notes, Section, Table, verdict_cells
@@ -31,7 +32,7 @@ def level_verdict_section(runs: Sequence[LoadedRun]) -> Section:
              "over levels, a verdict would mix settings.")
     if not verdicts:
         return Section("levels", "Verdicts by level", (Notes((
-            "No model X with its BatchNorm variant X_bn in any cell: no verdict.",)),), intro)
+            f"{NO_PAIR} in any cell: no verdict.",)),), intro)
     blocks = [Notes(tuple(verdict_changes(verdicts)), "Where the verdict depends on the levels")]
     for v in verdicts:
         table = verdict_cells(v.verdict)

@@ -27,7 +27,7 @@ from analyses.confidence import (
     pooled_median_ratio,
 )
 from analyses.progress import Plateau, common_loss_bins, detect_plateau, loss_at, matched_ratio
-from landscape.models import MODELS
+from landscape.models import MODELS, norm_short
 from landscape.report.course import trajectory_source
 from landscape.report.paper import direction_text, probe_direction
 from landscape.report.runs import LoadedRun
@@ -39,17 +39,19 @@ VERDICT_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
 # Across a seed's learning rates: no single run's loss.
 _NO_LOSS_LEVEL = ("loss_envelope_width",)
 
-_VERDICT_WORDS = {"greater": "smoother with BN", "less": "rougher with BN",
+# "{with}" is the normalization's short name: "BN", "GN", ... (models.norm_short).
+_VERDICT_WORDS = {"greater": "smoother with {with}", "less": "rougher with {with}",
                   "unclear": "no clear difference", "no interval": "no interval (1 seed)"}
 # With fewer than MIN_BOOTSTRAP_SEEDS seeds the interval is the per-seed range: a verdict says
 # that every seed agrees, and "unclear" means that they do not.
-_RANGE_WORDS = {"greater": "smoother with BN (every seed)",
-                "less": "rougher with BN (every seed)", "unclear": "seeds disagree"}
+_RANGE_WORDS = {"greater": "smoother with {with} (every seed)",
+                "less": "rougher with {with} (every seed)", "unclear": "seeds disagree"}
 
 
 @dataclass(frozen=True)
 class MetricVerdict:
-    """One metric: no-BN / BN over all probed steps and at matched training loss."""
+    """One metric: unnormalized / normalized over all probed steps and at matched training
+    loss."""
 
     metric: str
     per_step: RatioEstimate
@@ -58,7 +60,8 @@ class MetricVerdict:
 
 @dataclass(frozen=True)
 class PairVerdict:
-    """The verdict table of one pair (a: without BN, b: with BN)."""
+    """The verdict table of one pair (a: without normalization, b: with normalization `norm`,
+    BatchNorm unless said otherwise)."""
 
     model_a: str
     model_b: str
@@ -69,6 +72,12 @@ class PairVerdict:
     # model -> (lr, seed, plateau, steps recorded) per run
     plateaus: Mapping[str, tuple[tuple[float, int, Plateau, int], ...]]
     rows: tuple[MetricVerdict, ...]
+    norm: str = "bn"  # model_b's normalization kind ("bn", "gn", "noisy_bn", ...)
+
+    @property
+    def kind(self) -> str:
+        """model_b's normalization as the verdicts name it: "BN", "GN", ..."""
+        return norm_short(self.norm)
 
     def row(self, metric: str) -> MetricVerdict:
         for r in self.rows:
@@ -80,14 +89,15 @@ class PairVerdict:
         return verdict_text(self)
 
 
-def verdict_words(estimate: RatioEstimate) -> str:
+def verdict_words(estimate: RatioEstimate, kind: str = "BN") -> str:
     """'smoother with BN', 'rougher with BN', 'no clear difference' or 'no interval (1 seed)'
-    for a no-BN / BN ratio of a larger-is-rougher metric; from a per-seed range (fewer than
-    MIN_BOOTSTRAP_SEEDS seeds) 'smoother with BN (every seed)', 'rougher with BN (every seed)'
-    or 'seeds disagree'; 'no verdict (1 of 3 seeds have a ratio of their own)' where seeds are
-    enough but some seed's ratio is undefined."""
+    for a no-BN / BN ratio of a larger-is-rougher metric (`kind`: the normalization's short
+    name, "GN" for a GroupNorm pair); from a per-seed range (fewer than MIN_BOOTSTRAP_SEEDS
+    seeds) 'smoother with BN (every seed)', 'rougher with BN (every seed)' or 'seeds
+    disagree'; 'no verdict (1 of 3 seeds have a ratio of their own)' where seeds are enough
+    but some seed's ratio is undefined."""
     if estimate.basis == "seed range" and estimate.verdict in _RANGE_WORDS:
-        return _RANGE_WORDS[estimate.verdict]
+        return _RANGE_WORDS[estimate.verdict].format(**{"with": kind})
     if estimate.verdict == "no interval" and estimate.n_seeds >= 2:
         # Seeds enough, but a seed's own ratio (or the interval) is undefined, e.g. at matched
         # loss when a seed alone shares no loss range between the two models.
@@ -95,7 +105,7 @@ def verdict_words(estimate: RatioEstimate) -> str:
             return (f"no verdict ({estimate.n_defined} of {estimate.n_seeds} seeds have a "
                     "ratio of their own)")
         return "no verdict (the interval is undefined)"
-    return _VERDICT_WORDS[estimate.verdict]
+    return _VERDICT_WORDS[estimate.verdict].format(**{"with": kind})
 
 
 def interval_note(n_seeds: int) -> str:
@@ -112,8 +122,9 @@ def interval_note(n_seeds: int) -> str:
 
 
 def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str, model_b: str,
-                 *, metric_curves, n_bins: int = 6) -> PairVerdict:
-    """The verdict of `model_a` (no BN) vs `model_b` (BN) from their runs.
+                 *, metric_curves, n_bins: int = 6, norm: str = "bn") -> PairVerdict:
+    """The verdict of `model_a` (no normalization) vs `model_b` (normalization `norm`) from
+    their runs.
 
     `metric_curves(runs, parameter)` gives metric -> [(step, values)] per run (the comparison
     table's own curves, so both tables measure the same numbers). Runs are paired by seed; a
@@ -142,7 +153,7 @@ def pair_verdict(runs_by_model: Mapping[str, Sequence[LoadedRun]], model_a: str,
                          for r in runs if r.last_step is not None)
                 for m, runs in ((model_a, runs_a), (model_b, runs_b))}
     return PairVerdict(model_a, model_b, seeds, probe_direction(runs_a[0]),
-                       _setting(runs_a), _scale(runs_a, model_a), plateaus, tuple(rows))
+                       _setting(runs_a), _scale(runs_a, model_a), plateaus, tuple(rows), norm)
 
 
 def _seed_values(runs: Sequence[LoadedRun], parameter, metric_curves) -> dict:
@@ -226,11 +237,18 @@ def verdict_head(v: PairVerdict) -> list[str]:
     and its interval are."""
     seeds = (f"{len(v.seeds)} seeds ({', '.join(map(str, v.seeds))})" if len(v.seeds) > 1
              else f"1 seed ({v.seeds[0]}): no interval; record with --seeds 0,1,2 for one")
-    return [f"{v.model_a} (no BN) vs {v.model_b} (BN): {v.setting}; {direction_text(v.direction)}"
-            f"; {seeds}",
+    k = v.kind
+    return [f"{pair_title(v)}: {v.setting}; {direction_text(v.direction)}; {seeds}",
             v.scale,
-            "ratio = median without BN / median with BN (above 1: rougher without BN, i.e. "
-            f"smoother with BN); {interval_note(len(v.seeds))}"]
+            f"ratio = median without {k} / median with {k} (above 1: rougher without {k}, "
+            f"i.e. smoother with {k}); {interval_note(len(v.seeds))}"]
+
+
+def pair_title(v: PairVerdict) -> str:
+    """'vgg (no BN) vs vgg_bn (BN)'; for another kind 'resnet (no normalization) vs
+    resnet_gn (GN)'."""
+    without = "no BN" if v.norm == "bn" else norm_short("none")
+    return f"{v.model_a} ({without}) vs {v.model_b} ({v.kind})"
 
 
 def verdict_columns(n_seeds: int) -> tuple[str, ...]:
@@ -246,22 +264,22 @@ def verdict_table(v: PairVerdict) -> list[tuple[str, ...]]:
     summary and the HTML report show the same cells."""
     table = []
     for row in v.rows:
-        cells = [row.metric, *_estimate_cells(row.per_step)]
-        cells += _estimate_cells(row.matched) if row.matched is not None else \
+        cells = [row.metric, *_estimate_cells(row.per_step, v.kind)]
+        cells += _estimate_cells(row.matched, v.kind) if row.matched is not None else \
             ["-", "", "no common loss range" if row.metric not in _NO_LOSS_LEVEL
              else "(per seed, across its lrs: no single run's loss)"]
         table.append(tuple(cells))
     return table
 
 
-def _estimate_cells(e: RatioEstimate) -> list[str]:
+def _estimate_cells(e: RatioEstimate, kind: str) -> list[str]:
     if e.n_seeds < 2 or not (math.isfinite(e.low) and math.isfinite(e.high)):
         interval = "-"
     elif e.basis == "seed range" and math.isfinite(e.low) and math.isfinite(e.high):
         interval = f"{e.low:.3g} to {e.high:.3g}"  # the column's heading says what it is
     else:
         interval = e.interval_text()
-    return [f"{e.ratio:.3g}", interval, verdict_words(e)]
+    return [f"{e.ratio:.3g}", interval, verdict_words(e, kind)]
 
 
 def plateau_lines(v: PairVerdict) -> list[str]:

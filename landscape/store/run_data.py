@@ -36,6 +36,21 @@ class RunInfo:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def family(self) -> str | None:
+        """The network without its normalization ("vgg" for vgg_bn, "torchvision:resnet18"),
+        as the run stored it; None in a record written before runs stored it (the report then
+        reads it from the model table: `landscape.report.runs.LoadedRun.family`)."""
+        value = self.attrs.get("family")
+        return None if value is None else str(value)
+
+    @property
+    def norm(self) -> str | None:
+        """The run's normalization kind ("none", "bn", "gn", ...), as the run stored it; None
+        in a record written before runs stored it."""
+        value = self.attrs.get("norm")
+        return None if value is None else str(value)
+
+    @property
     def complete(self) -> bool:
         """Finished as planned (a diverged run is finished too, but not complete)."""
         return self.status == RunStatus.COMPLETE

@@ -16,7 +16,7 @@ from torch import nn
 
 from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
 from landscape.errors import ConfigError, RecordError, field_ref
-from landscape.models import build_model
+from landscape.models import build_model, table_identity
 from landscape.optim import SLBI_OPTIMIZERS, resolve_sparse_layers
 from landscape.probes import layer_indices
 from landscape.probes import output_channels, select_parameters, weight_entries
@@ -184,10 +184,15 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
         optim = run_config.optim
         sparse = (resolve_sparse_layers(optim.slbi_layers, shapes[plan.model], plan.model)
                   if optim.optimizer in SLBI_OPTIMIZERS else [])
+        family, norm = table_identity(plan.model)
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
                 "model": plan.model,
+                # The network without its normalization, and the normalization: the report
+                # pairs runs by these (landscape.report.compare.norm_pairs).
+                "family": family,
+                "norm": norm,
                 "lr": plan.lr,
                 "optimizer": optim.optimizer,
                 "seed": plan.seed,
