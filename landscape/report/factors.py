@@ -67,8 +67,9 @@ def factor_cells(runs: Sequence[LoadedRun]) -> list[FactorCell]:
 
 
 def level_verdicts(runs: Sequence[LoadedRun]) -> list[LevelVerdict]:
-    """The verdict of every pair (X and X_bn, X_gn, ...: `compare.norm_pairs`) within every cell whose runs hold both, cells in
-    order, pairs in model order (runs without a recorded step are left out)."""
+    """The verdict of every pair (X and X_bn, X_gn, ...: `compare.norm_pairs`) within every
+    cell whose runs hold both, cells in order, pairs in model order (runs without a recorded
+    step are left out)."""
     out = []
     for cell in factor_cells(runs):
         by_model = group_by_model([r for r in cell.runs if r.last_step is not None])
@@ -127,7 +128,9 @@ def _views(group: Sequence[LevelVerdict]):
                 estimates.append(get(rows[0]) if rows else None)
             if any(e is None for e in estimates):
                 continue
-            yield metric, view, [(lv, verdict_words(e, group[0].verdict.kind), f"ratio {e.ratio:.3g}, {e.interval_text()}")
+            kind = group[0].verdict.kind
+            yield metric, view, [(lv, verdict_words(e, kind),
+                                  f"ratio {e.ratio:.3g}, {e.interval_text()}")
                                  for lv, e in zip(axis_value, estimates)], \
                 [e.verdict for e in estimates]
 
