@@ -156,21 +156,24 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file: images uint8 [N, 3, 32, 32] and labels int64 [N]."""
+def read_batch(path: Path, *, labels_key: str = "labels", classes: int = 10,
+               what: str = "CIFAR-10") -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: images uint8 [N, 3, 32, 32] and labels int64 [N] (CIFAR-100's files:
+    `labels_key="fine_labels"`, `classes=100`)."""
     try:
         with open(path, "rb") as f:
             # latin1, as torchvision does: the official files are Python 2 pickles.
             entry = _ArrayOnlyUnpickler(f, size=os.fstat(f.fileno()).st_size,
                                         encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path} is not a readable CIFAR-10 batch file ({exc})") from exc
+        raise DataError(f"{path} is not a readable {what} batch file ({exc})") from exc
     if not isinstance(entry, dict):
-        raise DataError(f"{path} is not a CIFAR-10 batch file (it holds no dictionary)")
+        raise DataError(f"{path} is not a {what} batch file (it holds no dictionary)")
     data = entry.get("data")
-    labels = entry.get("labels")
+    labels = entry.get(labels_key)
     if data is None or labels is None:
-        raise DataError(f"{path} is not a CIFAR-10 batch file (no 'data' or 'labels' entry)")
+        raise DataError(f"{path} is not a {what} batch file (no 'data' or '{labels_key}' "
+                        f"entry)")
     data = np.asarray(data)
     labels = np.asarray(labels)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
@@ -179,8 +182,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.shape != (data.shape[0],):
         raise DataError(f"{path}: {len(labels)} labels for {data.shape[0]} images")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{path}: labels outside 0-9")
+    if labels.size and (labels.min() < 0 or labels.max() > classes - 1):
+        raise DataError(f"{path}: labels outside 0-{classes - 1}")
     # Each row is 1024 red, then 1024 green, then 1024 blue values, row-major within a channel.
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 

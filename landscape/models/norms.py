@@ -308,5 +308,6 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={self.p:g}, eps={self.eps}, momentum={self.momentum}"
 
 
-__all__ = ["NORM_KINDS", "MAX_GROUPS", "group_count", "make_norm", "NoisyBatchNorm2d", "NoisyBatchNorm1d",
+__all__ = ["NORM_KINDS", "MAX_GROUPS", "group_count", "make_norm", "NoisyBatchNorm2d",
+           "NoisyBatchNorm1d",
            "AlgorithmOneNoise", "AlgorithmOneNoiseOnly", "LpNorm"]
