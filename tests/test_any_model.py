@@ -51,8 +51,8 @@ def test_a_factory_model_gets_a_verdict_per_normalization(tmp_path, user_module,
     out = tmp_path / "r.h5"
     result = _invoke("record", "--model", "user_nets:small_net", "--model-option", "channels=6",
                      "--vary", "norm=none,bn,gn", "--seeds", "0,1", "--optimizer", "sgd",
-                     "--lrs", "0.05", "--max-steps", "6", "--probe-every", "2", *QUICK,
-                     "-o", out)
+                     "--lrs", "0.05", "--max-steps", "6", "--probe-every", "2",
+                     "--save-weights-at", "end", *QUICK, "-o", out)
     assert result.exit_code == 0, result.output
     rec = open_record(out)
     runs = {r.factors["norm"]: r for r in rec.runs.values() if r.attrs["seed"] == 0}
@@ -70,6 +70,15 @@ def test_a_factory_model_gets_a_verdict_per_normalization(tmp_path, user_module,
     assert "user_nets:small_net (no normalization) vs user_nets:small_net_gn (GN): sgd" \
         in result.output
     assert "ratio = median without GN / median with GN" in result.output
+    # The kept weights rebuild the GroupNorm twin (its build_options): pruning and surfaces.
+    gn_run = runs["gn"].run_id
+    result = _invoke("prune", out, "--run", gn_run, "--layer", "3.weight", "--fractions",
+                     "0,50", "--device", "cpu", "-o", tmp_path / "prune.png")
+    assert result.exit_code == 0 and "50" in result.output, result.output
+    result = _invoke("surface", out, "--run", gn_run, "--step", "last", "--dims", "1",
+                     "--points", "3", "--images", "64", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert len(open_record(out).surfaces(gn_run)) == 1
 
 
 def test_a_torchvision_resnet_with_and_without_batchnorm(tmp_path, one_thread):
@@ -109,6 +118,8 @@ def test_a_torchvision_resnet_with_and_without_batchnorm(tmp_path, one_thread):
      "--vary norm gives every model each normalization: list one model of family 'vgg_light'"),
     (["--model", "user_nets:small_net", "--model-option", "channels"],
      "--model-option takes KEY=VALUE"),
+    (["--model", "user_nets:small_net", "--vary", "model_options=a,b"],
+     "cannot vary model_options within one record"),
 ])
 def test_a_model_that_does_not_fit_is_refused_before_training(tmp_path, user_module, args,
                                                               message, one_thread):

@@ -124,7 +124,7 @@ def _write_folder(root, x, y, classes=("cat", "dog", "ship")):
         Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:04d}.png")
 
 
-def test_an_image_folder_of_pngs(tmp_path, images, one_thread):
+def test_an_image_folder_of_pngs(tmp_path, images, monkeypatch, one_thread):
     (x, y), (tx, ty) = images
     _write_folder(tmp_path / "shapes" / "train", x[:90], y[:90] % 3)
     _write_folder(tmp_path / "shapes" / "test", tx[:30], ty[:30] % 3)
@@ -142,10 +142,13 @@ def test_an_image_folder_of_pngs(tmp_path, images, one_thread):
     np.testing.assert_allclose(task.options.std, pixels.std(dim=(0, 2, 3), unbiased=False),
                                atol=1e-6)
     out = tmp_path / "folder.h5"
-    _record("--model", "vgg_light", "--width", "0.125", "--dataset",
-            f"imagefolder:{tmp_path / 'shapes'}", "-o", out)
-    (run,) = open_record(out).runs.values()
+    monkeypatch.chdir(tmp_path)
+    _record("--model", "vgg_light", "--width", "0.125", "--dataset", "imagefolder:shapes",
+            "-o", out)
+    rec = open_record(out)
+    (run,) = rec.runs.values()
     assert run.attrs["build_options"]["num_classes"] == 3
+    assert rec.config["dataset"] == f"imagefolder:{tmp_path / 'shapes'}"  # for --resume
 
 
 def test_a_folder_without_test_split_holds_out_a_fifth(tmp_path, images):

@@ -8,7 +8,6 @@ through the numpy globals an array needs: a file that names anything else is ref
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import pickle
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.images import DataIdentity, ImageData, file_md5, pixels_sha256
 from landscape.errors import DataError
 
 BASE_FOLDER = "cifar-10-batches-py"
@@ -84,7 +83,7 @@ def load_cifar10(data_dir: Path, *, download: bool = False, verify_md5: bool = T
     if verify_md5:
         expected = official_md5()
         for name in names:
-            actual = _md5(folder / name)
+            actual = file_md5(folder / name)
             if actual != expected[name]:
                 raise DataError(
                     f"{folder / name} is not the official CIFAR-10 file (MD5 {actual}, expected "
@@ -109,13 +108,6 @@ def load_cifar10(data_dir: Path, *, download: bool = False, verify_md5: bool = T
     )
     return ImageData(train_x, train_y, test_x, test_y, identity)
 
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):

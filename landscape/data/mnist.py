@@ -11,7 +11,6 @@ or 0x00000803 for an image file (then count, rows, columns), followed by uint8 v
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import zlib
 from importlib import resources
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.images import DataIdentity, ImageData, file_md5, pixels_sha256
 from landscape.data.split import stratified_split
 from landscape.errors import DataError
 
@@ -132,7 +131,7 @@ def _load_pair(folder: Path, names: tuple[str, str], verify_md5: bool, kind: str
                 raise DataError(f"{path} is uncompressed, so its MD5 cannot be checked against "
                                 f"the official .gz file's; add {path.name}.gz, or pass "
                                 f"--no-verify to read it anyway")
-            actual = _md5(path)
+            actual = file_md5(path)
             if actual != expected[path.name]:
                 raise DataError(
                     f"{path} is not the official {KINDS[kind][1]} file (MD5 {actual}, expected "
@@ -222,10 +221,3 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
         f.write(header + array.tobytes())
     return Path(path)
 
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from landscape.errors import ConfigError
+from landscape.errors import ConfigError, first_line
 
 TORCHVISION, TIMM = "torchvision:", "timm:"
 # package.module:factory, each part a Python identifier.
@@ -64,7 +64,7 @@ def build_external(name: str, options: dict[str, Any]) -> nn.Module:
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in sorted(options.items())) or "no options"
         raise ConfigError(f"model {name!r} cannot be built with {given} "
-                          f"({type(exc).__name__}: {_first_line(exc)})") from None
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model {name!r}: the factory returned a {type(model).__name__}, "
                           f"not a torch.nn.Module")
@@ -128,7 +128,7 @@ def _import_module(module_name: str, name: str):
         return importlib.import_module(module_name)
     except Exception as exc:  # an import runs the module's code: any error means the same here
         raise ConfigError(f"cannot import module {module_name!r} for model {name!r} "
-                          f"({type(exc).__name__}: {_first_line(exc)}); put its folder on "
+                          f"({type(exc).__name__}: {first_line(exc)}); put its folder on "
                           f"PYTHONPATH") from None
 
 
@@ -146,11 +146,6 @@ def _close(arch: str, known) -> str:
 
     close = difflib.get_close_matches(arch, list(known), n=3)
     return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["FORMS", "TIMM", "TORCHVISION", "build_external", "check_external_name",

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from landscape.config import FINAL_TAP, RecordConfig, resume_differences, run_id
-from landscape.errors import ConfigError, RecordError, field_ref
+from landscape.errors import ConfigError, RecordError, field_ref, first_line
 from landscape.models import build_model, model_identity, model_source, resolved_options
 from landscape.optim import SLBI_OPTIMIZERS, resolve_sparse_layers
 from landscape.probes import layer_indices
@@ -248,7 +248,7 @@ def check_input(model: nn.Module, model_name: str, example: torch.Tensor,
             out = model.train()(example)
         except (RuntimeError, ValueError, AssertionError) as exc:
             raise ConfigError(f"model {model_name!r} cannot take the data's {shape} images "
-                              f"({_first_line(exc)}); pick a model for this dataset "
+                              f"({first_line(exc)}); pick a model for this dataset "
                               f"(lenet5 for mnist)") from None
     expected = (len(example), num_classes)
     if num_classes is not None and (not torch.is_tensor(out) or tuple(out.shape) != expected):
@@ -258,10 +258,6 @@ def check_input(model: nn.Module, model_name: str, example: torch.Tensor,
                           f"[N, {num_classes}] (e.g. --model-option num_classes={num_classes} "
                           f"where its builder takes it)")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
