@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e '.[test,ray,lightning,huggingface]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray,lightning,huggingface,timm]'
 	touch $@
 
 # The main job, scripts/demo.py: on the embedded CIFAR-10 subset, offline, on the CPU, at laptop

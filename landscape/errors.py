@@ -46,6 +46,13 @@ class ConfigError(LandscapeError, ValueError):
         return self.render()
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): what a
+    one-line error quotes of a library's exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class DataError(LandscapeError):
     """The dataset is missing, incomplete, corrupt or not what was asked for."""
 

@@ -360,15 +360,16 @@ def test_make_norm_builds_every_kind(kind, spatial, cls):
 
 
 def test_make_norm_unknown_kind_lists_the_valid_kinds():
-    with pytest.raises(ConfigError, match="unknown normalization 'gn'; valid: none, bn, "
-                                          "noisy_bn, l1, l2, linf, noise"):
-        make_norm("gn", 4, spatial=True)
+    with pytest.raises(ConfigError, match="unknown normalization 'xn'; valid: none, bn, "
+                                          "noisy_bn, l1, l2, linf, noise, gn, ln, in, ws"):
+        make_norm("xn", 4, spatial=True)
 
 
 @pytest.mark.parametrize("kind", NORM_KINDS)
 def test_vgg_trains_one_step_with_every_norm(kind):
     torch.manual_seed(0)
-    model = build_model("vgg", norm=kind, width=0.125).train()
+    placement = {"norm_placement": "conv"} if kind == "in" else {}  # not after linear layers
+    model = build_model("vgg", norm=kind, width=0.125, **placement).train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     x, y = torch.randn(8, 3, 32, 32), torch.arange(8)

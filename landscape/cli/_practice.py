@@ -15,6 +15,7 @@ from landscape.errors import ConfigError
 from landscape.models.activations import ACTIVATIONS
 
 _DEFAULT = RecordConfig()
+TRAIN_STATS = "train"  # --normalize train: the training split's statistics
 
 _OPTIONS = [
     click.option("--activation", type=click.Choice(ACTIVATIONS), default=None,
@@ -46,11 +47,12 @@ _OPTIONS = [
     click.option("--keep-best", is_flag=True,
                  help="Keep the weights at every evaluation that improves the validation "
                       "accuracy (needs --val-split): `landscape surface/prune --step best`."),
-    click.option("--normalize", "normalization", type=click.Choice(list(NORMALIZATIONS)),
-                 default=None,
+    click.option("--normalize", "normalization",
+                 type=click.Choice([*NORMALIZATIONS, TRAIN_STATS]), default=None,
                  help="Named input mean/std: half (0.5, the default), cifar10 (the dataset's "
                       "own: std 0.2470,0.2435,0.2616), cifar10-legacy (std 0.2023,0.1994,"
-                      "0.2010, as many reports), none (pixels in [0, 1])."),
+                      "0.2010, as many reports), none (pixels in [0, 1]), train (the training "
+                      "split's own per-channel mean and std, computed and stored)."),
     click.option("--mean", type=CommaList(float), default=None,
                  help="Per-channel input mean of pixels in [0, 1], e.g. 0.4914,0.4822,0.4465."),
     click.option("--std", type=CommaList(float), default=None,
@@ -84,7 +86,9 @@ def normalization_values(options: dict, given: set[str]) -> dict:
     explicit = {k: options[k] for k in ("mean", "std") if k in given and options[k] is not None}
     if name is not None and explicit:
         raise ConfigError(f"give --normalize or --{'/--'.join(explicit)}, not both")
+    if name == TRAIN_STATS:
+        return {"normalize_from": "train", "mean": _DEFAULT.data.mean, "std": _DEFAULT.data.std}
     if name is not None:
         mean, std = NORMALIZATIONS[name]
-        return {"mean": mean, "std": std}
+        return {"mean": mean, "std": std, "normalize_from": "given"}
     return explicit

@@ -13,8 +13,9 @@ from landscape.cli._hessian import hessian_config
 from landscape.cli._names import END, is_end, taps_from_cli
 from landscape.cli._practice import NORMALIZATION_OPTIONS, normalization_values
 from landscape.cli._types import flatten
-from landscape.cli._vary import parse_vary
+from landscape.cli._vary import parse_options, parse_vary
 from landscape.config import ProbeConfig, RecordConfig, preset
+from landscape.data.outside import IMAGEFOLDER
 from landscape.errors import ConfigError
 from landscape.sweep import resolve_device
 
@@ -53,6 +54,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values[name] = taps_from_cli(flatten(value))
         elif name in ("models", "ics_layers", "activation_layers", "slbi_layers"):
             values[name] = flatten(value)
+        elif name == "model_options":
+            if value:  # a preset's options are kept, those given replace theirs
+                values[name] = {**(values.get(name) or {}), **parse_options(value)}
         elif name == "old_activations_every":
             pass  # below: after --activation-every, whatever the order of `given`
         elif name == "seed":
@@ -84,6 +88,9 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
                 values["axes"] = {**_axes_dict(values.get("axes")), **parse_vary(value)}
         elif name == "data_dir":
             values["data_dir"] = None if value is None else str(value.resolve())
+        elif name == "dataset" and value.startswith(IMAGEFOLDER):
+            # The folder absolute, as data_dir's: --resume reads it from anywhere.
+            values["dataset"] = IMAGEFOLDER + str(Path(value[len(IMAGEFOLDER):]).expanduser().resolve())
         elif name == "init_from" and value is not None:
             path, _, run = value.rpartition(":")  # the record's path absolute, as data_dir's
             values["init_from"] = f"{Path(path).resolve()}:{run}" if path else value

@@ -4,7 +4,8 @@ where, by click's parameter name. An option missing here still shows, under "Oth
 from __future__ import annotations
 
 RECORD_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("What to train", ("preset", "models", "width", "dropout", "lrs", "seeds", "seed")),
+    ("What to train", ("preset", "models", "model_options", "norm", "width", "dropout", "lrs",
+                       "seeds", "seed")),
     ("Data", ("dataset", "data_dir", "download", "no_verify", "subset", "val_split",
               "crop_padding", "flip", "erase_prob")),
     ("Optimizer and schedule", (

@@ -16,7 +16,9 @@ from landscape.cli._practice import practice_options
 from landscape.cli._types import CommaList
 from landscape.cli._vary import VARY_HELP
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, RecordConfig
+from landscape.data import DATASETS
 from landscape.models import MODELS
+from landscape.models.norms import NORM_KINDS
 
 _DEFAULT = RecordConfig()
 
@@ -28,7 +30,20 @@ _OPTIONS = [
     click.option("-m", "--model", "models", type=CommaList(), multiple=True,
                  default=(",".join(_DEFAULT.model.models),),
                  show_default=True,
-                 help=f"Models to train (repeat or comma-separate): {', '.join(MODELS)}."),
+                 help=f"Models to train (repeat or comma-separate): {', '.join(MODELS)}; or "
+                      f"torchvision:NAME (torchvision's get_model), timm:NAME (pip install "
+                      f"timm), package.module:factory (a function returning an nn.Module; "
+                      f"docs/models.md)."),
+    click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
+                 help="A keyword of the models' builder (repeatable), e.g. num_classes=100, "
+                      "stem=imagenet; VALUE is read as a number, true/false, none, or text. "
+                      "The data's class count is given as num_classes unless set here."),
+    click.option("--norm", type=click.Choice(NORM_KINDS), default=None,
+                 help="Every model's normalization: none, bn, gn (GroupNorm), ln (LayerNorm "
+                      "over C,H,W), in (InstanceNorm), ws (BN + weight standardization), or the "
+                      "paper's noisy_bn, l1, l2, linf, noise; a model from outside has each "
+                      "BatchNorm layer replaced (docs/normalization.md). --vary norm=none,bn,gn "
+                      "compares them [default: each model's own]."),
     click.option("--lrs", type=CommaList(float),
                  default=",".join(f"{lr:g}" for lr in _DEFAULT.optim.lrs), show_default=True,
                  help="Comma-separated learning rates; one run per model, learning rate and "
@@ -108,11 +123,13 @@ _OPTIONS = [
     click.option("--tf32/--no-tf32", default=False, show_default=True, hidden=True,
                  callback=warn_if_given("--tf32", "--precision tf32"),
                  help="Allow TF32 matmuls/convolutions on CUDA (faster, less exact)."),
-    click.option("--dataset", type=click.Choice(["cifar10", "mnist"]),
-                 default=_DEFAULT.data.dataset, show_default=True,
-                 help="cifar10, or mnist (official IDX files in --data-dir/MNIST/raw; without "
-                      "--data-dir an embedded split of the official MNIST *test* set: 8,000 "
-                      "training, 2,000 held-out images). Use the lenet5 models for mnist."),
+    click.option("--dataset", default=_DEFAULT.data.dataset, show_default=True,
+                 help=f"{', '.join(DATASETS)} (official files in --data-dir; --download "
+                      "fetches them), imagefolder:PATH (PATH/train/CLASS/*.png and "
+                      "PATH/test/CLASS/, or PATH/CLASS/ with 20% held out), torchvision:NAME "
+                      "(torchvision.datasets.NAME at --data-dir) or package.module:factory "
+                      "(docs/training.md). Without --data-dir, cifar10 and mnist are embedded "
+                      "subsets (mnist: of the official *test* set; use the lenet5 models)."),
     click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
                  help="Training arithmetic: float32; tf32 (TF32 matmuls and convolutions on "
                       "CUDA: faster, less exact; on a CPU the same as float32); bf16 (autocast "
@@ -125,7 +142,8 @@ _OPTIONS = [
     click.option("--download", is_flag=True,
                  help="Download the dataset into --data-dir if missing."),
     click.option("--no-verify", is_flag=True,
-                 help="Read CIFAR-10 files even if their MD5 differs from the official release."),
+                 help="Read the dataset's files even if their MD5 differs from the official "
+                      "release (the record says so)."),
     click.option("--crop-padding", type=int, default=_DEFAULT.data.crop_padding, show_default=True,
                  help="Random-crop augmentation with this much zero padding (0: off)."),
     click.option("--flip", is_flag=True, help="Random horizontal flip augmentation."),

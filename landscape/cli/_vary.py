@@ -39,9 +39,41 @@ def parse_vary(texts: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
     return axes
 
 
+def parse_options(texts: tuple[str, ...]) -> dict[str, Any]:
+    """{'num_classes': 100, 'stem': 'imagenet'} from ('num_classes=100', 'stem=imagenet'):
+    --model-option KEY=VALUE, each VALUE a whole number, a number, true/false, none or text."""
+    options: dict[str, Any] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.isidentifier() or not value:
+            raise click.ClickException(f"--model-option takes KEY=VALUE (e.g. num_classes=100), "
+                                       f"got {text!r}")
+        if key in options:
+            raise click.ClickException(f"--model-option {key} is given twice")
+        options[key] = _literal(value)
+    return options
+
+
+def _literal(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _parse(key: str, text: str) -> Any:
     kind = flat_field_type(key)
     options = _union(kind)
+    if key == "norm":
+        return text  # "none" is a kind here (no normalization), not None (the model's own)
     if text.lower() == "none" and type(None) in options:
         return None
     for option in options:

@@ -76,6 +76,8 @@ def _echo_record_header(rec, cfg: dict, data: dict) -> None:
     extras = _training_options(cfg)
     if extras:
         click.echo(f"Options: {'; '.join(extras)}")
+    for line in _model_lines(rec.runs.values()):
+        click.echo(line)
     if axes:
         click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
                                         for name, values in axes.items())
@@ -276,6 +278,26 @@ def _training_options(cfg: dict) -> list[str]:
     return out + _practice_options(cfg)
 
 
+def _model_lines(runs) -> list[str]:
+    """'Model torchvision:resnet18: torchvision 0.29.1: ...get_model('resnet18'); kinds none,
+    bn, gn; built with num_classes=10' per model from outside the table (older records and
+    the table's models say nothing more than their names)."""
+    sources: dict[str, tuple[str, list]] = {}
+    for run in runs:
+        source = run.attrs.get("model_source")
+        if source and not source.startswith("landscape"):
+            kinds = sources.setdefault(run.model, (source, []))[1]
+            if run.norm not in kinds:
+                kinds.append(run.norm)
+    lines = []
+    for model, (source, kinds) in sources.items():
+        options = next(r.attrs.get("build_options") or {} for r in runs if r.model == model)
+        built = ", ".join(f"{k}={v}" for k, v in options.items() if k != "norm")
+        lines.append(f"Model {model}: {source}; normalization {', '.join(kinds)}"
+                     + (f"; built with {built}" if built else ""))
+    return lines
+
+
 def _practice_options(cfg: dict) -> list[str]:
     """Model, loss, input and augmentation options that differ from the defaults (records
     from before them lack the keys: they had the defaults)."""
@@ -287,7 +309,9 @@ def _practice_options(cfg: dict) -> list[str]:
     if cfg.get("betas"):
         out.append(f"betas {','.join(f'{b:g}' for b in cfg['betas'])}")
     mean, std = cfg.get("mean", [0.5] * 3), cfg.get("std", [0.5] * 3)
-    if set(mean) != {0.5} or set(std) != {0.5}:
+    if cfg.get("normalize_from") == "train":
+        out.append("input mean and std of the training split (Data's train_mean, train_std)")
+    elif set(mean) != {0.5} or set(std) != {0.5}:
         out.append(f"input mean {','.join(f'{m:g}' for m in mean)}, std "
                    f"{','.join(f'{s:g}' for s in std)}")
     if cfg.get("crop_padding"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from landscape.cli.common import echo_table, user_errors
+from landscape.cli._vary import parse_options
 from landscape.models import MODELS
+from landscape.models.norms import NORM_KINDS
 from landscape.models.summary import summarize_model
 
 
@@ -23,15 +25,19 @@ def _right(column: list[str]) -> list[str]:
 deep linear network): output shape, parameters, multiply-accumulates (MACs).
 
 MACs count conv and linear layers only (normalization, activations and pooling count 0).
-Models: {", ".join(MODELS)}.""")
+Models: {", ".join(MODELS)}; or torchvision:NAME, timm:NAME, package.module:factory.""")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--width", type=float, default=None,
               help="Channel multiplier (default: the model's own, 1).")
-@click.option("--norm", default=None,
-              help="Normalization kind, e.g. none or bn (default: the model's own).")
+@click.option("--norm", type=click.Choice(NORM_KINDS), default=None,
+              help="Normalization kind (default: the model's own; docs/normalization.md).")
+@click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
+              help="A keyword of the model's builder (repeatable), e.g. num_classes=100.")
 @user_errors
-def summary(model_name: str, width: float | None, norm: str | None) -> None:
+def summary(model_name: str, width: float | None, norm: str | None,
+            model_options: tuple[str, ...]) -> None:
     options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
+    options.update(parse_options(model_options))
     result = summarize_model(model_name, **options)
     params = _right([f"{r.params:,}" for r in result.rows])
     macs = _right([f"{r.macs:,}" for r in result.rows])

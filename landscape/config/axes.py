@@ -34,6 +34,8 @@ FIXED_FIELDS: dict[str, str] = {
     **dict.fromkeys(("dataset", "data_dir", "download", "verify_md5", "subset", "val_split"),
                     f"{_SHARED} (the data and its validation split)"),
     "device": f"{_SHARED} (the device)",
+    "model_options": ("a mapping of builder keywords is not one value to vary; record each "
+                      "set of --model-option separately and combine the records"),
     **dict.fromkeys(("allow_tf32", "precision"), f"{_SHARED} (the training arithmetic)"),
     **dict.fromkeys(("flush_seconds", "checkpoint_seconds"),
                     "it changes when rows are written, not what a run measures"),

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
+from landscape.data import check_dataset_name
 from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import MODELS, check_model_name, model_options_of
+from landscape.models import MODELS, check_model_name, model_options_of, table_identity
 from landscape.models._width import width_problem
 from landscape.models.activations import check_activation
+from landscape.models.norms import NORM_KINDS
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
-DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+# Where the input normalization's mean and std come from: as given (mean, std), or the
+# training split's own per-channel statistics, computed when the data are loaded (train).
+NORMALIZE_FROM = ("given", "train")
 # A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
 # every batch's padded copy exhaust memory.
 MAX_CROP_PADDING = 32
@@ -43,9 +48,17 @@ class ModelConfig:
     # "OTHER.h5:RUN@STEP" (STEP a number, final or best; landscape.sweep.init_from). None: the
     # model's own initialization (seeded).
     init_from: str | None = None
+    # The normalization of every model (models.norms.NORM_KINDS: "none", "bn", "gn", "ln",
+    # "in", "ws", the paper's variants): the table's models place it themselves, a model from
+    # outside has its BatchNorm layers replaced (docs/normalization.md). None: each model's own.
+    norm: str | None = None
+    # Keyword options of the models' builders beyond the fields above (--model-option
+    # KEY=VALUE): e.g. {"num_classes": 100} for torchvision:resnet18, {"stem": "imagenet"}.
+    model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "model_options", dict(self.model_options))
 
     def validate(self) -> None:
         if not self.models:
@@ -67,21 +80,49 @@ class ModelConfig:
             if not (sep and path and run and run.partition("@")[0]):
                 raise ConfigError(f"{ref('model.init_from')} takes RECORD.h5:RUN or "
                                   f"RECORD.h5:RUN@STEP, got {self.init_from!r}")
+        self._validate_norm()
+        # An option a model lacks would be ignored: refuse it. (width is checked when the model
+        # is built, after the task: the DLN has none, and mixing it with images is the error.)
+        # A model from outside the table is checked when it is built (before the record exists).
+        for name in self.models:
+            accepted = model_options_of(name)
+            for option in self.options() if accepted is not None else ():
+                if option != "width" and option not in accepted:
+                    raise ConfigError(f"model {name!r} has no option {self._option_ref(option)}")
+
+    def _option_ref(self, option: str) -> str:
+        return (f"{ref('model.model_options')} {option}" if option in self.model_options
+                else ref("model." + option))
+
+    def _validate_norm(self) -> None:
+        if self.norm is not None and self.norm not in NORM_KINDS:
+            raise ConfigError(f"unknown {ref('model.norm')} {self.norm!r}; valid: "
+                              f"{', '.join(NORM_KINDS)}")
+        clash = sorted(set(self.model_options) & {"width", "dropout", "norm_placement",
+                                                  "activation", "norm"})
+        if clash:
+            raise ConfigError(f"{ref('model.model_options')} {clash[0]}: set it with "
+                              f"{ref('model.' + clash[0])}")
+        if self.norm is not None:
+            # Two models of one family with the same normalization are one network twice.
+            families = [table_identity(m)[0] if m in MODELS else m for m in self.models]
+            twice = next((f for f in families if families.count(f) > 1), None)
+            if twice is not None:
+                both = ", ".join(m for m, f in zip(self.models, families) if f == twice)
+                raise ConfigError(f"{ref('model.norm')} gives every model the same "
+                                  f"normalization: list one model of family {twice!r}, not "
+                                  f"{both}")
         if self.norm_placement is not None:
             if self.norm_placement not in NORM_PLACEMENTS:
                 raise ConfigError(f"unknown {ref('model.norm_placement')} "
                                   f"{self.norm_placement!r}; valid: {', '.join(NORM_PLACEMENTS)}")
-            plain = [m for m in self.models if MODELS[m].norm is None]
+            plain = [m for m in self.models if m not in MODELS or
+                     (self.norm or MODELS[m].norm or "none") == "none"]
             if plain:
+                hint = (f"(use e.g. {plain[0]}_bn)" if plain[0] in MODELS else
+                        "(it places the normalization of the table's VGG and LeNet models)")
                 raise ConfigError(f"{ref('model.norm_placement')} places a normalization; model "
-                                  f"{plain[0]!r} has none (use e.g. {plain[0]}_bn)")
-        # An option a model lacks would be ignored: refuse it. (width is checked when the model
-        # is built, after the task: the DLN has none, and mixing it with images is the error.)
-        for name in self.models:
-            accepted = model_options_of(name)
-            for option in self.options():
-                if option != "width" and option not in accepted:
-                    raise ConfigError(f"model {name!r} has no option {ref('model.' + option)}")
+                                  f"{plain[0]!r} has none {hint}")
 
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
@@ -89,10 +130,10 @@ class ModelConfig:
         options = {} if self.width == 1.0 else {"width": self.width}
         if self.dropout is not None:
             options["dropout"] = self.dropout
-        for name in ("norm_placement", "activation"):
+        for name in ("norm_placement", "activation", "norm"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
-        return options
+        return {**options, **self.model_options}
 
 
 @dataclass(frozen=True)
@@ -123,15 +164,27 @@ class DataConfig:
     color_jitter: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Random erasing's range of rectangle areas, as fractions of the image.
     erase_scale: tuple[float, float] = (0.02, 0.33)
+    # "given": normalize by mean and std; "train": by the training split's per-channel mean and
+    # std (computed once the split is final, stored in the record's data; --normalize train).
+    normalize_from: str = "given"
 
     def __post_init__(self) -> None:
         for name in ("mean", "std", "color_jitter", "erase_scale"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}",
-                              field="data.dataset")
+        check_dataset_name(self.dataset)
+        if self.dataset.startswith("imagefolder:") and self.data_dir is not None:
+            raise ConfigError(f"{ref('data.dataset')} imagefolder:PATH names its folder; "
+                              f"{ref('data.data_dir')} has no meaning with it")
+        if self.normalize_from not in NORMALIZE_FROM:
+            raise ConfigError(f"{ref('data.normalize_from')} must be one of "
+                              f"{', '.join(NORMALIZE_FROM)}, got {self.normalize_from!r}")
+        if self.normalize_from == "train" and (self.mean, self.std) != (DataConfig.mean,
+                                                                         DataConfig.std):
+            raise ConfigError(f"{ref('data.normalize_from')} train takes the training split's "
+                              f"mean and std; give it or {ref('data.mean')}/{ref('data.std')}, "
+                              f"not both")
         if self.subset is not None and self.subset < 1:
             raise ConfigError(
                 f"{ref('data.subset')} must be a positive number of images, got {self.subset}")
@@ -152,7 +205,7 @@ class DataConfig:
                               f"{','.join(f'{s:g}' for s in self.std)}")
         if self.download and self.data_dir is None:
             raise ConfigError(f"{ref('data.download')} needs {ref('data.data_dir')} (where to put "
-                              f"CIFAR-10)")
+                              f"the data set)")
 
     def _validate_augmentation(self) -> None:
         low, high = self.erase_scale if len(self.erase_scale) == 2 else (-1, -1)

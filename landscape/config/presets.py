@@ -65,6 +65,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 128, "epochs": None, "max_steps": 200, "seeds": (0, 1, 2),
         "taps": (), "probe": ProbeConfig(every=20, direction="update"),
     },
+    # The normalization question on a network from outside the table: torchvision's own
+    # ResNet-18 (ImageNet stem, 11.2 M parameters) without normalization, with BatchNorm,
+    # GroupNorm and LayerNorm (its BatchNorm layers replaced), the paper's plain SGD and probe
+    # along the gradient, three seeds. Reduced (laptop size): the embedded 1,599 images, batch
+    # 64, 60 steps, lr 0.02 (a fifth of the paper's: at 0.1 the GroupNorm twin's loss rose to 8
+    # in 12 steps, at 0.05 with batch 16 to 16), the probe every 15 steps at 4 points
+    # (docs/normalization.md: what it measured).
+    "demo-norm": {
+        "models": ("torchvision:resnet18",), "optimizer": "sgd", "lrs": (0.02,),
+        "momentum": 0.0, "weight_decay": 0.0, "batch_size": 64, "epochs": None,
+        "max_steps": 60, "seeds": (0, 1, 2), "taps": (DEFAULT_TAP,),
+        "probe": ProbeConfig(every=15, low=0.5, high=4.0, count=4),
+        "axes": {"norm": ("none", "bn", "gn", "ln")},
+    },
 }
 
 

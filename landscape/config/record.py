@@ -13,7 +13,7 @@ from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelC
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
 from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import MODELS
+from landscape.models import MODELS, model_task
 
 # The record stores one flat dict with the keys in this order (the order of the flat
 # configuration the first records were written with); each key belongs to the part named
@@ -47,6 +47,10 @@ _FLAT_KEYS: dict[str, str | None] = {
     "keep_best": "recording",
     "init_from": "model",
     "axes": None,  # the varied fields (config/axes.py); older records have none
+    # Issue 28's: any model's normalization and builder options, and the input normalization
+    # from the training split (older records lack them: each model's own, "given").
+    **dict.fromkeys(("norm", "model_options"), "model"),
+    "normalize_from": "data",
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
@@ -175,10 +179,11 @@ class RecordConfig:
         self.recording.validate()
         if self.axes:
             self._check_axes()
+            self._check_norm_axis()
 
     def _check_image_only(self) -> None:
         """Options that exist for image classification only (labels, images, a split)."""
-        other = [m for m in self.model.models if MODELS[m].task != IMAGE_CLASSIFICATION]
+        other = [m for m in self.model.models if model_task(m) != IMAGE_CLASSIFICATION]
         if not other:
             return
         data = self.data
@@ -191,7 +196,7 @@ class RecordConfig:
                             ("data.val_split", data.val_split is not None)):
             if given:
                 raise ConfigError(f"{ref(path)} applies to image classification; model "
-                                  f"{other[0]!r} learns {MODELS[other[0]].task}")
+                                  f"{other[0]!r} learns {model_task(other[0])}")
 
     def _check_axes(self) -> None:
         """Which models each axis applies to, and every run's configuration valid, with
@@ -219,6 +224,20 @@ class RecordConfig:
             twice = next(i for i in ids if ids.count(i) > 1)
             raise ConfigError(f"two runs would be named {twice!r}: give axis values that read "
                               f"differently")
+
+    def _check_norm_axis(self) -> None:
+        """Varying the normalization gives every model each kind: two models of one family
+        would train each network twice (vgg and vgg_bn at norm=gn are both vgg_gn)."""
+        if not any(a.name == "norm" for a in self.axes):
+            return
+        families = {}
+        for model in self.axis_models("norm"):
+            family = MODELS[model].family if model in MODELS else model
+            if family in families:
+                raise ConfigError(f"--vary norm gives every model each normalization: list one "
+                                  f"model of family {family!r}, not {families[family]} and "
+                                  f"{model}", field="model.models")
+            families[family] = model
 
     def axis_models(self, name: str) -> tuple[str, ...]:
         """The models axis `name` applies to (see config/axes.py)."""

@@ -8,7 +8,6 @@ through the numpy globals an array needs: a file that names anything else is ref
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import pickle
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.images import DataIdentity, ImageData, file_md5, pixels_sha256
 from landscape.errors import DataError
 
 BASE_FOLDER = "cifar-10-batches-py"
@@ -84,7 +83,7 @@ def load_cifar10(data_dir: Path, *, download: bool = False, verify_md5: bool = T
     if verify_md5:
         expected = official_md5()
         for name in names:
-            actual = _md5(folder / name)
+            actual = file_md5(folder / name)
             if actual != expected[name]:
                 raise DataError(
                     f"{folder / name} is not the official CIFAR-10 file (MD5 {actual}, expected "
@@ -109,13 +108,6 @@ def load_cifar10(data_dir: Path, *, download: bool = False, verify_md5: bool = T
     )
     return ImageData(train_x, train_y, test_x, test_y, identity)
 
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -156,21 +148,24 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file: images uint8 [N, 3, 32, 32] and labels int64 [N]."""
+def read_batch(path: Path, *, labels_key: str = "labels", classes: int = 10,
+               what: str = "CIFAR-10") -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: images uint8 [N, 3, 32, 32] and labels int64 [N] (CIFAR-100's files:
+    `labels_key="fine_labels"`, `classes=100`)."""
     try:
         with open(path, "rb") as f:
             # latin1, as torchvision does: the official files are Python 2 pickles.
             entry = _ArrayOnlyUnpickler(f, size=os.fstat(f.fileno()).st_size,
                                         encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path} is not a readable CIFAR-10 batch file ({exc})") from exc
+        raise DataError(f"{path} is not a readable {what} batch file ({exc})") from exc
     if not isinstance(entry, dict):
-        raise DataError(f"{path} is not a CIFAR-10 batch file (it holds no dictionary)")
+        raise DataError(f"{path} is not a {what} batch file (it holds no dictionary)")
     data = entry.get("data")
-    labels = entry.get("labels")
+    labels = entry.get(labels_key)
     if data is None or labels is None:
-        raise DataError(f"{path} is not a CIFAR-10 batch file (no 'data' or 'labels' entry)")
+        raise DataError(f"{path} is not a {what} batch file (no 'data' or '{labels_key}' "
+                        f"entry)")
     data = np.asarray(data)
     labels = np.asarray(labels)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
@@ -179,8 +174,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.shape != (data.shape[0],):
         raise DataError(f"{path}: {len(labels)} labels for {data.shape[0]} images")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{path}: labels outside 0-9")
+    if labels.size and (labels.min() < 0 or labels.max() > classes - 1):
+        raise DataError(f"{path}: labels outside 0-{classes - 1}")
     # Each row is 1024 red, then 1024 green, then 1024 blue values, row-major within a channel.
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 

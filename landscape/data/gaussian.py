@@ -55,6 +55,7 @@ def make_linear_regression(*, n_train: int = 1000, n_test: int = 1000, dim: int 
         train_sha256=digest(train_x, train_y),
         test_sha256=digest(test_x, test_y),
         md5_verified=False,
+        num_classes=0,  # regression: no classes
         note=f"Synthetic linear-regression data of the paper's deep linear network "
              f"experiment; A has i.i.d. N(0, 1) entries ({dim}x{dim}).",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,12 @@ class DataIdentity:
     val_split: str = ""  # how it was drawn; "" without one
     n_val: int = 0
     val_sha256: str = ""
+    # The labels run from 0 to num_classes - 1 (the models' outputs); 0 for regression.
+    num_classes: int = 10
+    # Per-channel mean and standard deviation of the training images' pixels scaled to
+    # [0, 1] (`with_train_stats`, once the training split is final; --normalize train).
+    train_mean: tuple[float, ...] = ()
+    train_std: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +54,8 @@ class DataIdentity:
 
 @dataclass(frozen=True)
 class ImageData:
-    """Images as uint8 [N, 3, 32, 32] (channel-major, as CIFAR-10 stores them) and int64 labels."""
+    """Images as uint8 [N, C, H, W] (channel-major, as CIFAR-10 stores them: [N, 3, 32, 32])
+    and int64 labels."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -57,6 +64,31 @@ class ImageData:
     identity: DataIdentity
     val_x: np.ndarray | None = None  # the validation split, if one was held out
     val_y: np.ndarray | None = None
+
+
+def file_md5(path) -> str:
+    """The MD5 of a file, read in blocks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def with_train_stats(data: ImageData) -> ImageData:
+    """`data` with the per-channel mean and standard deviation (population) of its training
+    pixels, scaled to [0, 1], in its identity, rounded to 6 digits. From each channel's
+    histogram of the 256 pixel values, so exact and without a float copy of the images."""
+    x = data.train_x
+    values = np.arange(256, dtype=np.float64) / 255.0
+    mean, std = [], []
+    for c in range(x.shape[1]):
+        counts = np.bincount(x[:, c].ravel(), minlength=256).astype(np.float64)
+        m = float(counts @ values / counts.sum())
+        mean.append(round(m, 6))
+        std.append(round(float(np.sqrt(counts @ (values - m) ** 2 / counts.sum())), 6))
+    identity = replace(data.identity, train_mean=tuple(mean), train_std=tuple(std))
+    return replace(data, identity=identity)
 
 
 def pixels_sha256(x: np.ndarray, y: np.ndarray) -> str:

@@ -1,6 +1,8 @@
 """MNIST in its official IDX files (torchvision's `MNIST/raw/` layout), read without
 torchvision's Dataset, downloaded through torchvision when asked; and the embedded offline
-default, a split of the official *test* set (see embedded/mnist_t10k/README.md).
+default, a split of the official *test* set (see embedded/mnist_t10k/README.md). Fashion-MNIST
+(Xiao et al. 2017) has the same files, names and format (`FashionMNIST/raw/`, torchvision's
+`FashionMNIST` for its MD5 sums and downloads): `load_mnist(..., kind="fashion_mnist")`.
 
 IDX (LeCun's format): a big-endian header, magic 0x00000801 for a label file (then the count)
 or 0x00000803 for an image file (then count, rows, columns), followed by uint8 values.
@@ -9,7 +11,6 @@ or 0x00000803 for an image file (then count, rows, columns), followed by uint8 v
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import zlib
 from importlib import resources
@@ -17,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.data.images import DataIdentity, ImageData, pixels_sha256
+from landscape.data.images import DataIdentity, ImageData, file_md5, pixels_sha256
 from landscape.data.split import stratified_split
 from landscape.errors import DataError
 
 RAW_FOLDER = Path("MNIST") / "raw"
+# kind -> (torchvision's class, which is also its folder under the root; the data's name)
+KINDS = {"mnist": ("MNIST", "MNIST"), "fashion_mnist": ("FashionMNIST", "Fashion-MNIST")}
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 LABEL_MAGIC, IMAGE_MAGIC = 0x801, 0x803
@@ -31,11 +34,12 @@ HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 19981101
 
 
-def official_md5() -> dict[str, str]:
+def official_md5(kind: str = "mnist") -> dict[str, str]:
     """MD5 sums of the official .gz files (torchvision's table, not a copy of it)."""
-    from torchvision.datasets import MNIST
+    import torchvision.datasets
 
-    return dict(MNIST.resources)
+    resources = getattr(torchvision.datasets, KINDS[kind][0]).resources
+    return {url.rsplit("/", 1)[-1]: md5 for url, md5 in resources}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -84,10 +88,11 @@ def _idx_header(path: Path, header: bytes) -> tuple[list[int], int]:
                     f"expected {LABEL_MAGIC:#010x} or {IMAGE_MAGIC:#010x})")
 
 
-def raw_folder(data_dir: Path) -> Path:
-    """Accept torchvision's root (holding MNIST/raw/) or the raw folder itself."""
+def raw_folder(data_dir: Path, kind: str = "mnist") -> Path:
+    """Accept torchvision's root (holding MNIST/raw/ or FashionMNIST/raw/) or the raw folder
+    itself."""
     data_dir = Path(data_dir)
-    nested = data_dir / RAW_FOLDER
+    nested = data_dir / KINDS[kind][0] / "raw"
     return nested if nested.is_dir() else data_dir
 
 
@@ -99,34 +104,37 @@ def _find(folder: Path, name: str) -> Path | None:
     return None
 
 
-def download_mnist(data_dir: Path) -> None:
+def download_mnist(data_dir: Path, kind: str = "mnist") -> None:
     """Download the official files into `data_dir/MNIST/raw` (torchvision checks their MD5)."""
-    from torchvision.datasets import MNIST
+    import torchvision.datasets
 
+    cls, name = KINDS[kind]
     try:
-        MNIST(root=str(data_dir), train=True, download=True)
+        getattr(torchvision.datasets, cls)(root=str(data_dir), train=True, download=True)
     except Exception as exc:  # network errors come in many types; all mean the same here
         raise DataError(
-            f"downloading MNIST into {data_dir} failed ({exc}). Without internet, put the four "
-            f"official files (train-/t10k- images and labels, .gz) into {data_dir / RAW_FOLDER}; "
-            f"without --data-dir, landscape uses its embedded subset of the MNIST test set."
+            f"downloading {name} into {data_dir} failed ({exc}). Without internet, put the four "
+            f"official files (train-/t10k- images and labels, .gz) into "
+            f"{Path(data_dir) / cls / 'raw'}"
+            + ("; without --data-dir, landscape uses its embedded subset of the MNIST test set."
+               if kind == "mnist" else ".")
         ) from exc
 
 
-def _load_pair(folder: Path, names: tuple[str, str], verify_md5: bool
+def _load_pair(folder: Path, names: tuple[str, str], verify_md5: bool, kind: str = "mnist"
                ) -> tuple[np.ndarray, np.ndarray]:
     paths = [_find(folder, n) for n in names]
     if verify_md5:
-        expected = official_md5()
+        expected = official_md5(kind)
         for path in paths:
             if path.suffix != ".gz":
                 raise DataError(f"{path} is uncompressed, so its MD5 cannot be checked against "
                                 f"the official .gz file's; add {path.name}.gz, or pass "
                                 f"--no-verify to read it anyway")
-            actual = _md5(path)
+            actual = file_md5(path)
             if actual != expected[path.name]:
                 raise DataError(
-                    f"{path} is not the official MNIST file (MD5 {actual}, expected "
+                    f"{path} is not the official {KINDS[kind][1]} file (MD5 {actual}, expected "
                     f"{expected[path.name]}); it may be truncated or modified. Re-download it, "
                     f"or pass --no-verify to read it anyway (the record will say so).")
     images, labels = (read_idx(p) for p in paths)
@@ -140,25 +148,29 @@ def _load_pair(folder: Path, names: tuple[str, str], verify_md5: bool
     return images[:, None], labels.astype(np.int64)  # [N, 1, 28, 28]
 
 
-def load_mnist(data_dir: Path, *, download: bool = False, verify_md5: bool = True) -> ImageData:
+def load_mnist(data_dir: Path, *, download: bool = False, verify_md5: bool = True,
+               kind: str = "mnist") -> ImageData:
     """The 60,000 official training and 10,000 official test images from `data_dir` (torchvision's
-    root holding MNIST/raw/, or the raw folder), uint8 [N, 1, 28, 28]."""
-    folder = raw_folder(data_dir)
+    root holding MNIST/raw/, or the raw folder), uint8 [N, 1, 28, 28]; Fashion-MNIST's
+    (FashionMNIST/raw/) with `kind="fashion_mnist"`."""
+    folder = raw_folder(data_dir, kind)
     names = TRAIN_FILES + TEST_FILES
+    label = KINDS[kind][1]
     missing = [n for n in names if _find(folder, n) is None]
     if missing and download:
-        download_mnist(Path(data_dir))
-        folder = raw_folder(data_dir)
+        download_mnist(Path(data_dir), kind)
+        folder = raw_folder(data_dir, kind)
         missing = [n for n in names if _find(folder, n) is None]
     if missing:
         raise DataError(
-            f"MNIST not found: {folder} lacks {', '.join(n + '.gz' for n in missing)}. Add "
-            f"--download to fetch it (needs internet); without --data-dir, landscape uses its "
-            f"embedded subset of the MNIST test set.")
-    train_x, train_y = _load_pair(folder, TRAIN_FILES, verify_md5)
-    test_x, test_y = _load_pair(folder, TEST_FILES, verify_md5)
+            f"{label} not found: {folder} lacks {', '.join(n + '.gz' for n in missing)}. Add "
+            f"--download to fetch it (needs internet)"
+            + ("; without --data-dir, landscape uses its embedded subset of the MNIST test set."
+               if kind == "mnist" else "."))
+    train_x, train_y = _load_pair(folder, TRAIN_FILES, verify_md5, kind)
+    test_x, test_y = _load_pair(folder, TEST_FILES, verify_md5, kind)
     identity = DataIdentity(
-        name="mnist",
+        name=kind,
         source=str(folder.resolve()),
         train_split="official training files (train-*-idx*-ubyte)",
         test_split="official test files (t10k-*-idx*-ubyte)",
@@ -167,7 +179,7 @@ def load_mnist(data_dir: Path, *, download: bool = False, verify_md5: bool = Tru
         train_sha256=pixels_sha256(train_x, train_y),
         test_sha256=pixels_sha256(test_x, test_y),
         md5_verified=verify_md5,
-        note="MNIST files in the official IDX format"
+        note=f"{label} files in the official IDX format"
         + ("" if verify_md5 else " (not checked against the official MD5 sums)") + ".",
     )
     return ImageData(train_x, train_y, test_x, test_y, identity)
@@ -209,10 +221,3 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
         f.write(header + array.tobytes())
     return Path(path)
 
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

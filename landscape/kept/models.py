@@ -21,8 +21,12 @@ def load_model(record: Record, run_id: str, step: int | None = None,
     the run kept no weights there."""
     check_rebuildable(record.config, record.path, "load its kept weights into it")
     saved = record.weights(run_id, step)
-    config = RecordConfig.from_dict(record.config)
-    model = build_model(record.runs[run_id].model, **model_options(config))
+    info = record.runs[run_id]
+    built_with = info.attrs.get("build_options")
+    if isinstance(built_with, dict):  # the options it was built with, the data's included
+        model = build_model(info.model, **built_with)
+    else:  # a record from before runs stored them: the run's options, 10 classes
+        model = build_model(info.model, **model_options(RecordConfig.from_dict(info.config)))
     model.load_state_dict({k: torch.from_numpy(v) if v.ndim else torch.tensor(v)
                            for k, v in saved.state.items()})
     return model.to(device), saved.step

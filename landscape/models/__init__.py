@@ -2,6 +2,9 @@
 
 Each entry is a builder and the default options that make the named variant; explicit options
 override those defaults (so `build_model("vgg", norm="bn")` is the same network as "vgg_bn").
+Models from outside the table (`torchvision:NAME`, `timm:NAME`, `package.module:factory`) are
+built by `models.external`; `norm` gives any model its twin with another normalization
+(`models.swap` for those from outside).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from torch import nn
 
 from landscape.errors import ConfigError
 from landscape.models.dln import DeepLinear
+from landscape.models.external import (FORMS, build_external, check_external_name,
+                                       external_options, source_of)
 from landscape.models.lenet5 import LeNet5, lenet5
 from landscape.models.resnet import CifarResNet, ResNet, resnet18, resnet20
 from landscape.models.small import CNN3, LeNet, cnn3, lenet
+from landscape.models.swap import norm_kind_of, replace_batchnorm, standardize_convs
 from landscape.models.vgg import VGG, vgg_a, vgg_light
 
 
@@ -188,18 +194,79 @@ def table_identity(name: str) -> tuple[str, str] | None:
     return None if spec is None else (spec.family, spec.norm or "none")
 
 
+def model_identity(name: str, norm: str | None, model: nn.Module | None = None
+                   ) -> tuple[str, str]:
+    """(family, norm) of model `name` built with normalization `norm` (None: its own): a
+    table model's family, or the name of one from outside; the kind asked for, else the
+    table's, else the one `model` (the built network) has (`swap.norm_kind_of`)."""
+    known = table_identity(name)
+    if known is not None:
+        return known[0], norm or known[1]
+    if norm is None and model is None:
+        raise ValueError(f"the normalization of {name!r} is read from the built model")
+    return name, norm or norm_kind_of(model)
+
+
+def model_task(name: str) -> str:
+    """What model `name` learns; models from outside the table classify images."""
+    check_model_name(name)
+    return MODELS[name].task if name in MODELS else "image-classification"
+
+
 def model_names() -> list[str]:
     return list(MODELS)
 
 
 def check_model_name(name: str) -> None:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    """ConfigError in one line for a name that is neither in the table nor of a form from
+    outside it (which is built, and so checked further, when a record is planned)."""
+    if name in MODELS:
+        return
+    if ":" in name:
+        check_external_name(name)
+        return
+    raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}, or "
+                      f"{FORMS}")
 
 
-def build_model(name: str, **options: Any) -> nn.Module:
-    """Build the model `name` from the table with `options` overriding its defaults."""
+def resolved_options(name: str, *, data_classes: int | None = None,
+                     data_channels: int | None = None, **options: Any) -> dict[str, Any]:
+    """The options `build_model` builds model `name` with: `options`, and the data's number
+    of classes as `num_classes` where the model takes it and `options` do not set it
+    (`data_channels`: a timm model's `in_chans`). A record stores them with each run."""
     check_model_name(name)
+    if name not in MODELS:
+        return external_options(name, options, data_classes=data_classes,
+                                data_channels=data_channels)
+    options = dict(options)
+    if data_classes is not None and "num_classes" in _accepted_options(MODELS[name].builder):
+        options.setdefault("num_classes", data_classes)
+    return options
+
+
+def model_source(name: str) -> str:
+    """Where model `name` comes from, with the version: the model table, or the package or
+    module of one from outside ('torchvision 0.29.1: torchvision.models.get_model(...)')."""
+    check_model_name(name)
+    return "landscape's model table" if name in MODELS else source_of(name)
+
+
+def build_model(name: str, *, data_classes: int | None = None,
+                data_channels: int | None = None, **options: Any) -> nn.Module:
+    """Build model `name`: one of the table with `options` overriding its defaults, or one
+    from outside it (`models.external`) with `options` as its keywords.
+
+    `norm` (a kind of `models.norms.NORM_KINDS`) makes any model its twin with that
+    normalization: the table's models place it themselves (and "ws" standardizes their
+    convs), a model from outside has every BatchNorm layer replaced (`swap.replace_batchnorm`).
+    `data_classes`, `data_channels`: the data's (see `resolved_options`).
+    """
+    options = resolved_options(name, data_classes=data_classes, data_channels=data_channels,
+                               **options)
+    norm = options.pop("norm", None)
+    if name not in MODELS:
+        model = build_external(name, options)
+        return model if norm is None else replace_batchnorm(model, norm, name)
     spec = MODELS[name]
     accepted = _accepted_options(spec.builder)
     unknown = sorted(set(options) - accepted)
@@ -208,13 +275,17 @@ def build_model(name: str, **options: Any) -> nn.Module:
             f"model {name!r} has no option {', '.join(unknown)}; "
             f"its options: {', '.join(sorted(accepted))}"
         )
-    return spec.builder(**{**spec.defaults, **options})
+    if norm is not None:
+        options["norm"] = "bn" if norm == "ws" else norm
+    model = spec.builder(**{**spec.defaults, **options})
+    return standardize_convs(model, name) if norm == "ws" else model
 
 
-def model_options_of(name: str) -> set[str]:
-    """The keyword options `build_model(name, ...)` accepts."""
+def model_options_of(name: str) -> set[str] | None:
+    """The keyword options `build_model(name, ...)` accepts; None for a model from outside
+    the table (its own builder's, checked when it is built)."""
     check_model_name(name)
-    return _accepted_options(MODELS[name].builder)
+    return _accepted_options(MODELS[name].builder) if name in MODELS else None
 
 
 def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
@@ -224,5 +295,6 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
            "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label",
-           "known_norm", "norm_short", "variant_name", "table_identity", "VGG", "ResNet",
+           "known_norm", "norm_short", "variant_name", "table_identity", "model_identity",
+           "model_task", "model_source", "resolved_options", "VGG", "ResNet",
            "CifarResNet", "CNN3", "LeNet", "LeNet5"]

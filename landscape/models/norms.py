@@ -13,6 +13,15 @@ Appendix A (see docs/normalization.md for the formulas):
 - `"l1"`, `"l2"`, `"linf"`: ℓp normalization (`LpNorm`), which centres like BatchNorm and
   divides by the batch average ℓp norm of the activations taken *before* centring (the paper's
   Section 3.3), instead of the standard deviation; so ℓ2 normalization is not BatchNorm.
+
+and the normalizations of the follow-ups that ask whether BatchNorm's effect is about
+normalization or about the batch (torch's own layers, per sample, no batch statistics):
+
+- `"gn"`: GroupNorm (Wu and He 2018) with `group_count(C)` groups;
+- `"ln"`: LayerNorm over (C, H, W), as `nn.GroupNorm(1, C)` computes it (a γ, β per channel);
+- `"in"`: InstanceNorm (per sample and channel over H, W), after conv layers only;
+- `"ws"`: BatchNorm with weight standardization of the convs (Qiao et al. 2019), which
+  `landscape.models.build_model` builds (`swap.standardize_convs`); `make_norm` refuses it.
 """
 
 from __future__ import annotations
@@ -25,10 +34,24 @@ from torch import nn
 
 from landscape.errors import ConfigError
 
-NORM_KINDS = ("none", "bn", "noisy_bn", "l1", "l2", "linf", "noise")
+NORM_KINDS = ("none", "bn", "noisy_bn", "l1", "l2", "linf", "noise", "gn", "ln", "in", "ws")
 
 # The ℓp kinds and their exponent p.
 _LP_KINDS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+# GroupNorm's groups: Wu and He's 32, fewer where a layer has few channels (group_count).
+MAX_GROUPS = 32
+
+
+def group_count(channels: int) -> int:
+    """The groups of GroupNorm over `channels` channels: the largest divisor of `channels`
+    that is at most MAX_GROUPS (32, Wu and He's default) and leaves at least two channels per
+    group (one channel per group would be InstanceNorm); 1 where none does (1 to 3 channels,
+    or a prime count above 32). 64 -> 32, 48 -> 24, 16 -> 8, 6 -> 3, 2 -> 1."""
+    best = 1
+    for groups in range(1, min(MAX_GROUPS, channels // 2) + 1):
+        if channels % groups == 0:
+            best = groups
+    return best
 
 
 def make_norm(kind: str, num_features: int, *, spatial: bool) -> nn.Module:
@@ -48,6 +71,22 @@ def make_norm(kind: str, num_features: int, *, spatial: bool) -> nn.Module:
     if kind in _LP_KINDS:
         # One class for both: the statistics run over every dimension but the channels.
         return LpNorm(num_features, p=_LP_KINDS[kind])
+    if kind == "gn":
+        return nn.GroupNorm(group_count(num_features), num_features)
+    if kind == "ln":
+        # GroupNorm with one group: the statistics of nn.LayerNorm([C, H, W]), with a γ and β
+        # per channel (as BatchNorm's, under BatchNorm's names) instead of per element, so the
+        # layer does not fix the image size.
+        return nn.GroupNorm(1, num_features)
+    if kind == "in":
+        if not spatial:
+            raise ConfigError("InstanceNorm after a linear layer normalizes one value per "
+                              "channel (its output would be its bias alone); normalize the "
+                              "convs only (--norm-placement conv) or pick another kind")
+        return nn.InstanceNorm2d(num_features, affine=True)
+    if kind == "ws":
+        raise ConfigError("ws is BatchNorm with standardized conv weights: build the model "
+                          "with landscape.models.build_model(name, norm='ws')")
     raise ConfigError(f"unknown normalization {kind!r}; valid: {', '.join(NORM_KINDS)}")
 
 
@@ -269,5 +308,6 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={self.p:g}, eps={self.eps}, momentum={self.momentum}"
 
 
-__all__ = ["NORM_KINDS", "make_norm", "NoisyBatchNorm2d", "NoisyBatchNorm1d",
+__all__ = ["NORM_KINDS", "MAX_GROUPS", "group_count", "make_norm", "NoisyBatchNorm2d",
+           "NoisyBatchNorm1d",
            "AlgorithmOneNoise", "AlgorithmOneNoiseOnly", "LpNorm"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
-from landscape.models import MODELS, build_model
+from landscape.models import MODELS, build_model, model_task
 
 IMAGE_SHAPE = (3, 32, 32)  # a CIFAR-10 image
 
@@ -120,16 +120,18 @@ def summarize(model: nn.Module, *, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
 
 
 def summarize_model(name: str, **options) -> ModelSummary:
-    """Build the model `name` from the table (with `options`) on the CPU and summarize it.
+    """Build the model `name` (of the table or from outside it, with `options`) on the CPU
+    and summarize it.
 
-    Image models see one image of their input shape (3x32x32 for CIFAR-10, 1x28x28 for
-    LeNet-5's MNIST); models of another task (the deep linear network's regression) one vector
-    as wide as their first linear layer.
+    Image models see one image of their input shape (3x32x32 for CIFAR-10 and for models from
+    outside the table, 1x28x28 for LeNet-5's MNIST); models of another task (the deep linear
+    network's regression) one vector as wide as their first linear layer.
     """
     model = build_model(name, **options)
-    task = getattr(MODELS[name], "task", "image-classification")
+    task = model_task(name)
     if task == "image-classification":
-        return summarize(model, input_shape=MODELS[name].input_shape)
+        shape = MODELS[name].input_shape if name in MODELS else IMAGE_SHAPE
+        return summarize(model, input_shape=shape)
     first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
     if first is None:
         raise ConfigError(f"cannot tell the input of model {name!r} (task {task}) for a summary")

@@ -183,6 +183,10 @@ def _record_labels(paths: Sequence[Path]) -> list[str]:
 
 
 def _hashable(value: Any) -> Any:
+    """A setting as a level: lists as tuples, a mapping (--model-option's) as its sorted
+    (key, value) pairs."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 

@@ -84,8 +84,8 @@ def record(
               for run_config, group in distinct_run_configs(config, plans)]
     for run_config, run_task, _ in groups:
         check_weight_steps(run_config, run_task.stream(plans[0].seed).steps_per_epoch)
-    layouts = run_layouts(config, plans, task.example_input())
-    check_init_from(config)
+    layouts = run_layouts(config, plans, task)
+    check_init_from(config, task)
     formats = run_memory_formats(config, task, device, plans)  # after the checks: fail fast
     layouts = with_memory_formats(layouts, plans, formats)
     by_id = {layout.run_id: layout for layout in layouts}
@@ -102,7 +102,7 @@ def record(
             checkpoint_path(out).unlink(missing_ok=True)  # a stale one: another record's
             with RecordWriter.create(out, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=layouts,
-                                     versions=versions(), overwrite=overwrite) as writer:
+                                     versions=versions(config), overwrite=overwrite) as writer:
                 results = executor.run(Sweep(config, plans, len(plans), task, writer, out,
                                              formats, should_stop))
         compact(out)  # the space the writer's flushes left behind (store.write.compact)

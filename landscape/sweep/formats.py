@@ -20,7 +20,7 @@ from landscape.config import RecordConfig
 from landscape.models import build_model
 from landscape.training.precision import autocast_dtype, numerics
 from landscape.store import Record, RunLayout
-from landscape.training.tasks import IMAGE_CLASSIFICATION, Task, for_run
+from landscape.training.tasks import IMAGE_CLASSIFICATION, Task, data_shape, for_run
 from landscape.training.tuning import choose_memory_format
 
 
@@ -61,7 +61,7 @@ def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> di
     if task.name != IMAGE_CLASSIFICATION:
         return {m: "contiguous" for m in config.model.models}
     shape = (config.optim.batch_size, *task.example_input().shape[1:])
-    options = config.model.options()
+    options = {**config.model.options(), **data_shape(task)}
     formats = {}
     with numerics(device, config.allow_tf32):
         for model in config.model.models:

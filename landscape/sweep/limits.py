@@ -200,13 +200,14 @@ def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Pa
     axes gives `runs`: (configuration, task, layouts) per distinct run configuration; each is
     checked for memory, and the disk for all of them together."""
     from landscape.models import build_model  # models sit below; imported here to stay light
+    from landscape.training.tasks import data_shape
 
     device = torch.device(config.device)
     example = task.example_input()
     need, longest, n_runs = 0, 0, 0
     for run_config, run_task, run_layouts in (runs or [(config, task, layouts)]):
         with torch.random.fork_rng(devices=[]):  # the runs' random state is not touched
-            models = [build_model(name, **run_config.model.options())
+            models = [build_model(name, **run_config.model.options(), **data_shape(task))
                       for name in run_config.model.models]
         total_steps = run_config.optim.total_steps(
             run_task.stream(run_config.seeds[0]).steps_per_epoch)
@@ -224,9 +225,10 @@ def check_run_resources(config: RecordConfig, task, model_name: str, layout, out
     """`check_resources` for one run where it executes: a Ray worker checks its own device's
     memory and the disk that holds its shard (the driver's check saw only the driver's)."""
     from landscape.models import build_model  # as in check_sweep_resources
+    from landscape.training.tasks import data_shape
 
     with torch.random.fork_rng(devices=[]):  # the run's initialization is drawn after this
-        model = build_model(model_name, **config.model.options())
+        model = build_model(model_name, **config.model.options(), **data_shape(task))
     total_steps = config.optim.total_steps(task.stream(config.seeds[0]).steps_per_epoch)
     check_resources(config, model=model, example=task.example_input(), device=device,
                     layouts=[layout], total_steps=total_steps, out=out)

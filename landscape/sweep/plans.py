@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig, resume_differences, run_id
-from landscape.errors import ConfigError, RecordError, field_ref
-from landscape.models import build_model, table_identity
+from landscape.errors import ConfigError, RecordError, field_ref, first_line
+from landscape.models import build_model, model_identity, model_source, resolved_options
 from landscape.optim import SLBI_OPTIMIZERS, resolve_sparse_layers
 from landscape.probes import layer_indices
 from landscape.probes import output_channels, select_parameters, weight_entries
@@ -22,7 +22,7 @@ from landscape.probes.gradient import check_float64_probe
 from landscape.store import RunLayout
 from landscape.sweep.init_from import InitFrom
 from landscape.training.loop import RunOutcome
-from landscape.training.tasks import for_run
+from landscape.training.tasks import data_shape, for_run
 from landscape.version import package_versions
 
 
@@ -116,29 +116,32 @@ def model_options(config: RecordConfig) -> dict:
     return config.model.options()
 
 
-def probe_model(config: RecordConfig, model_name: str) -> nn.Module:
-    """A model to read names and shapes from, built without touching the global random state
-    (which the runs' initialization, dropout and noise draw from)."""
+def probe_model(config: RecordConfig, model_name: str, task=None) -> nn.Module:
+    """A model to read names and shapes from (for `task`'s data: its classes), built without
+    touching the global random state (which the runs' initialization, dropout and noise draw
+    from)."""
     with torch.random.fork_rng(devices=[]):
-        return build_model(model_name, **model_options(config))
+        return build_model(model_name, **model_options(config), **data_shape(task))
 
 
-def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tensor
-                ) -> list[RunLayout]:
+def run_layouts(config: RecordConfig, plans: list[RunPlan], task) -> list[RunLayout]:
     """What every run will record; checks taps and probed layers against each model (built
-    with each run's own options)."""
+    with each run's own options, for `task`'s data: one dry forward pass refuses a model that
+    cannot take its images or does not give one output per class)."""
     recording = config.recording  # the same for every run (it cannot vary: config/axes.py)
+    example = task.example_input()
     built: dict[tuple, tuple] = {}  # (model, its options) -> (model, shapes, channels)
     layouts = []
     for plan in plans:
         run_config = plan_config(config, plan)
         key = (plan.model, repr(sorted(model_options(run_config).items())))
         if key not in built:
-            model = probe_model(run_config, plan.model)
-            check_input(model, plan.model, example)
+            model = probe_model(run_config, plan.model, task)
+            check_input(model, plan.model, example, getattr(task, "num_classes", None))
             built[key] = (model, parameter_shapes(model),
-                          activation_channels(config, model, example))
-        model, shapes, channels = built[key]
+                          activation_channels(config, model, example), _model_attrs(
+                              run_config, plan.model, model, task))
+        model, shapes, channels, identity = built[key]
         models, shapes, channels = ({plan.model: model}, {plan.model: shapes},
                                     {plan.model: channels})
         taps = resolve_taps(recording.taps, models[plan.model], plan.model)
@@ -155,15 +158,11 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
         optim = run_config.optim
         sparse = (resolve_sparse_layers(optim.slbi_layers, shapes[plan.model], plan.model)
                   if optim.optimizer in SLBI_OPTIMIZERS else [])
-        family, norm = table_identity(plan.model)
         layouts.append(RunLayout(
             run_id=plan.run_id,
             attrs={
                 "model": plan.model,
-                # The network without its normalization, and the normalization: the report
-                # pairs runs by these (landscape.report.compare.norm_pairs).
-                "family": family,
-                "norm": norm,
+                **identity,
                 "lr": plan.lr,
                 "optimizer": optim.optimizer,
                 "seed": plan.seed,
@@ -190,19 +189,46 @@ def run_layouts(config: RecordConfig, plans: list[RunPlan], example: torch.Tenso
     return layouts
 
 
-def check_input(model: nn.Module, model_name: str, example: torch.Tensor) -> None:
-    """Refuse, before the file exists, a model that cannot take the data's images (LeNet-5's
-    28x28 single-channel input and CIFAR-10's 3x32x32, say)."""
+def _model_attrs(config: RecordConfig, name: str, model: nn.Module, task) -> dict[str, Any]:
+    """The run attributes that say which network it trains: the network without its
+    normalization and the normalization (the report pairs runs by these:
+    landscape.report.compare.norm_pairs), where the model comes from (with its package's
+    version) and the options it was built with (the data's class count included)."""
+    family, norm = model_identity(name, config.model.norm, model)
+    options = resolved_options(name, **model_options(config), **data_shape(task))
+    return {"family": family, "norm": norm, "model_source": model_source(name),
+            "build_options": {k: _json_value(v) for k, v in options.items()}}
+
+
+def _json_value(value: Any) -> Any:
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def check_input(model: nn.Module, model_name: str, example: torch.Tensor,
+                num_classes: int | None = None) -> None:
+    """Refuse, before the file exists and in one line, a model that cannot take the data's
+    images (LeNet-5's 28x28 single-channel input and CIFAR-10's 3x32x32, say; InstanceNorm
+    where a layer's output has one position) or does not give `num_classes` outputs per image:
+    one forward pass in training mode, as training runs it, on two zero images (`model` is a
+    throwaway: its running statistics move)."""
     if example.dim() != 4:
         return  # not images: the deep linear network's vectors
+    shape = "x".join(map(str, example.shape[1:]))
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
-            model.eval()(example)
-        except RuntimeError as exc:
-            shape = "x".join(map(str, example.shape[1:]))
+            out = model.train()(example)
+        except (RuntimeError, ValueError, AssertionError) as exc:
             raise ConfigError(f"model {model_name!r} cannot take the data's {shape} images "
-                              f"({str(exc).splitlines()[0]}); pick a model for this dataset "
+                              f"({first_line(exc)}); pick a model for this dataset "
                               f"(lenet5 for mnist)") from None
+    expected = (len(example), num_classes)
+    if num_classes is not None and (not torch.is_tensor(out) or tuple(out.shape) != expected):
+        got = list(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise ConfigError(f"model {model_name!r} gives {got} for {len(example)} images of the "
+                          f"data's {shape}, which have {num_classes} classes: it must give "
+                          f"[N, {num_classes}] (e.g. --model-option num_classes={num_classes} "
+                          f"where its builder takes it)")
+
 
 
 def activation_channels(config: RecordConfig, model: nn.Module, example: torch.Tensor
@@ -214,17 +240,24 @@ def activation_channels(config: RecordConfig, model: nn.Module, example: torch.T
                 for layer in config.recording.activation_layers}
 
 
-def versions() -> dict[str, str]:
-    return package_versions()
+def versions(config: RecordConfig | None = None) -> dict[str, str]:
+    """The versions a record stores: landscape's, its libraries' and, where a model of
+    `config` comes from timm, timm's (each run's `model_source` says it too)."""
+    out = package_versions()
+    if config is not None and any(m.startswith("timm:") for m in config.model.models):
+        import timm
+
+        out["timm"] = timm.__version__
+    return out
 
 
-def check_init_from(config: RecordConfig) -> None:
+def check_init_from(config: RecordConfig, task=None) -> None:
     """Refuse (before the file exists) --init-from weights that are missing or do not fit
     one of the models."""
     if config.model.init_from is not None:
         source = InitFrom.parse(config.model.init_from)
         for name in config.model.models:
-            source.load_into(probe_model(config, name), name)
+            source.load_into(probe_model(config, name, task), name)
 
 
 def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:

@@ -292,13 +292,13 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
         writer.start_appending()
     else:
         checkpoint_path(shard).unlink(missing_ok=True)
-        layout = run_layouts(config, [plan], task.example_input())[0]
+        layout = run_layouts(config, [plan], task)[0]
         if memory_format is not None:  # None: a run of a record made before the choice
             layout = with_memory_formats([layout], [plan], {plan.run_id: memory_format})[0]
         check_room_here(config, task, plan, layout, shard, device)
         writer = RecordWriter.create(shard, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=[layout],
-                                     versions=versions())
+                                     versions=versions(config))
 
     def progress(plan: RunPlan, n_runs: int, total: int):
         return contextlib.nullcontext(FileProgress(shard, total))

@@ -29,7 +29,7 @@ from landscape.training.loop_settings import TapPlan
 from landscape.training.precision import autocast_dtype, is_reduced
 from landscape.training.recorder import HDF5Recorder
 from landscape.training.schedules import learning_rate
-from landscape.training.tasks import Task, for_run, penalized
+from landscape.training.tasks import Task, data_shape, for_run, penalized
 
 ProgressFactory = Callable[[RunPlan, int, int], contextlib.AbstractContextManager[Progress]]
 
@@ -69,7 +69,7 @@ def train_one(config: RecordConfig, plan: RunPlan, n_runs: int, task: Task,
     recorder = HDF5Recorder(writer, plan.run_id, flush_seconds=recording.flush_seconds,
                             steps_recorded=saved.loop.next_step if saved else 0)
     torch.manual_seed(plan.seed)  # the same initialization at every learning rate
-    model = build_model(plan.model, **model_options(config))
+    model = build_model(plan.model, **model_options(config), **data_shape(task))
     if config.model.init_from is not None:  # after the seeded init: the same random state
         InitFrom.parse(config.model.init_from).load_into(model, plan.model)
     model = model.to(device=device, memory_format=task.memory_format)

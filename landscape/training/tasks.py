@@ -14,12 +14,12 @@ from torch import nn
 
 from landscape.config import RecordConfig
 from landscape.data import BatchOptions, BatchStream, DeviceImages, ImageData, eval_batches
-from landscape.data import hold_out_validation, load_dataset
+from landscape.data import hold_out_validation, load_dataset, with_train_stats
 from landscape.data.gaussian import RegressionData, VectorStream, make_linear_regression
 from landscape.data.images import DataIdentity
 from landscape.errors import ConfigError, field_ref
 from landscape.training.losses import summed_loss, training_loss
-from landscape.models import MODELS
+from landscape.models import model_task
 from landscape.models.dln import l2_loss
 from landscape.training.contracts import LossFn
 from landscape.training.loop_settings import classification_correct
@@ -79,6 +79,7 @@ class ImageClassification:
             raise ConfigError(f"batch size {options.batch_size} is larger than the "
                               f"{len(data.train_y)} training images")
         self.identity = data.identity
+        self.num_classes = data.identity.num_classes
         self.options = options
         self.loss_name = loss
         self.label_smoothing = label_smoothing
@@ -123,6 +124,7 @@ class LinearRegression:
     name = LINEAR_REGRESSION
     loss_fn = staticmethod(l2_loss)
     correct_fn = None
+    num_classes = None  # regression
     memory_format = torch.contiguous_format
     validate = None
 
@@ -154,7 +156,16 @@ class LinearRegression:
 
 
 def task_of(model: str) -> str:
-    return MODELS[model].task
+    return model_task(model)
+
+
+def data_shape(task) -> dict:
+    """What a model takes from the data (`build_model`'s `data_classes` and `data_channels`):
+    the classes and channels of an image task, nothing for the deep linear network's."""
+    classes = getattr(task, "num_classes", None)
+    if classes is None:
+        return {}
+    return {"data_classes": classes, "data_channels": int(task.example_input().shape[1])}
 
 
 def make_task(config: RecordConfig, device: torch.device,
@@ -181,17 +192,23 @@ def make_task(config: RecordConfig, device: torch.device,
                             dataset=data_config.dataset)
     if data_config.val_split is not None:
         data = hold_out_validation(data, data_config.val_split, seed=config.seed)
-    options = batch_options(config, data.train_x.shape[1])
+    data = with_train_stats(data)  # of the images trained on: --normalize train uses them
+    options = batch_options(config, data.identity)
     return ImageClassification(data, options, device, label_smoothing=optim.label_smoothing,
                                loss=optim.loss)
 
 
-def batch_options(config: RecordConfig, channels: int) -> BatchOptions:
-    """How `config` draws, augments and normalizes its batches of `channels`-channel images."""
+def batch_options(config: RecordConfig, identity: DataIdentity) -> BatchOptions:
+    """How `config` draws, augments and normalizes its batches of the images `identity`
+    describes (its channels; with --normalize train, the training split's mean and std)."""
     data_config = config.data
-    return BatchOptions(batch_size=config.optim.batch_size,
-                        mean=per_channel(data_config.mean, channels, "data.mean"),
-                        std=per_channel(data_config.std, channels, "data.std"),
+    if data_config.normalize_from == "train":
+        mean, std = identity.train_mean, identity.train_std
+    else:
+        channels = len(identity.train_mean)
+        mean = per_channel(data_config.mean, channels, "data.mean")
+        std = per_channel(data_config.std, channels, "data.std")
+    return BatchOptions(batch_size=config.optim.batch_size, mean=mean, std=std,
                         crop_padding=data_config.crop_padding,
                         flip=data_config.flip, erase_prob=data_config.erase_prob,
                         erase_scale=data_config.erase_scale,
@@ -209,7 +226,7 @@ def for_run(task: Task, config: RecordConfig) -> Task:
         other = copy.copy(task)
         other.batch_size = config.optim.batch_size
         return other
-    options = batch_options(config, task.train.x.shape[1])
+    options = batch_options(config, task.identity)
     smoothing, loss = config.optim.label_smoothing, config.optim.loss
     if (options, smoothing, loss) == (task.options, task.label_smoothing, task.loss_name):
         return task
