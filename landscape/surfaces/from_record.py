@@ -27,7 +27,7 @@ from landscape.store import write_error_reason
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
-from landscape.store.lock import writer_lock
+from landscape.store.lock import real_path, writer_lock
 from landscape.sweep.plans import check_resume_compatible, resolve_device
 from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
 
@@ -100,7 +100,8 @@ def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
     `progress(done, total)` is called after every chunk; when `should_stop()` says yes the
     surface stops after its current chunk (and resumes from there when asked again).
     """
-    path = Path(path)
+    # Through a symbolic link, the surface goes into the file it names (the link stays).
+    path = real_path(path)
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
     with writer_lock(path):  # one writer per record: a surface is one (landscape.writer_lock)
         return _record_surface_locked(path, run_id, options, name=name, device=device,

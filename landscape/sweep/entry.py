@@ -15,13 +15,15 @@ import torch
 
 from landscape.config import RecordConfig
 from landscape.errors import RecordError
-from landscape.store import RecordWriter, check_replaceable, open_record
+from landscape.store import RecordWriter, check_record_output, check_replaceable
+from landscape.store import open_record
 from landscape.sweep.executor import Executor, Sweep
 from landscape.sweep.formats import recorded_memory_formats, run_memory_formats
 from landscape.sweep.formats import with_memory_formats
 from landscape.sweep.limits import check_counts, check_sweep_resources
 from landscape.sweep.local import LocalExecutor
-from landscape.store.lock import writer_lock
+from landscape.store.lock import real_path, writer_lock
+from landscape.sweep.init_from import init_from_records
 from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
 from landscape.sweep.plans import check_weight_steps
 from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, versions
@@ -62,6 +64,7 @@ def record(
     """
     executor = _executor(executor, progress)
     out = Path(out)
+    check_record_output(out, inputs=init_from_records(config))
     check_counts(config)
     executor.check(config)
     device = torch.device(config.device)
@@ -83,7 +86,7 @@ def record(
         for run_config, run_task, group in groups])
     if out.exists() and not overwrite:  # said before a cluster is joined for nothing
         raise RecordError(f"{out} already exists; pass --overwrite to replace it")
-    with writer_lock(out):  # one writer per record
+    with writer_lock(out) as lock:  # one writer per record
         # Under the lock, where a record being written is seen as one, and before anything
         # beside `out` (checkpoint, shards) is removed: --overwrite replaces records only.
         check_replaceable(out)
@@ -92,6 +95,7 @@ def record(
             with RecordWriter.create(out, config=config.to_dict(),
                                      data=task.identity.to_dict(), runs=layouts,
                                      versions=versions(), overwrite=overwrite) as writer:
+                lock.hold(out)  # the new file, whatever other name it gets
                 return executor.run(Sweep(config, plans, len(plans), task, writer, out,
                                           formats, should_stop))
 
@@ -109,9 +113,10 @@ def resume(
     is identical to a record that was never interrupted. `device` overrides the record's;
     `executor` and `progress` are as for `record`."""
     executor = _executor(executor, progress)
-    path = Path(path)
+    # Through a symbolic link, the file it names is resumed (and stays where the link points).
+    path = real_path(path)
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
-    with writer_lock(path):
+    with writer_lock(path) as lock:
         rec = open_record(path)
         config = RecordConfig.from_dict(rec.config)
         if device is not None:
@@ -124,6 +129,7 @@ def resume(
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
         formats = recorded_memory_formats(rec, plans)
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:
+            lock.hold(path)  # the copy that took the record's place
             plans, saved = executor.continue_runs(writer, plans, path)
             writer.start_appending()
             return executor.run(Sweep(config, plans, len(all_plans), task, writer, path,

@@ -90,3 +90,11 @@ class InitFrom:
                               field="model.init_from")
         model.load_state_dict(state)
         return step
+
+
+def init_from_records(config) -> list[str]:
+    """The records the runs of `config` (a RecordConfig) take their first weights from
+    (--init-from, also as an axis): inputs a new record must not replace."""
+    texts = [config.model.init_from, *(v for a in config.axes if a.name == "init_from"
+                                       for v in a.values)]
+    return [InitFrom.parse(t).path for t in texts if isinstance(t, str)]
