@@ -24,7 +24,7 @@ from landscape.cli.common import graceful_stop, user_errors
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError
 from landscape.probes.hessian_cost import cost_text, estimate_costs
-from landscape.store import check_record_output
+from landscape.store import check_record_output, open_record
 from landscape.sweep import plan_runs, record as record_sweep
 from landscape.sweep.init_from import init_from_records
 from landscape.sweep.limits import check_counts
@@ -60,6 +60,7 @@ def _check_resume_output(ctx: click.Context, resume_path: Path, out: Path,
                          overwrite: bool) -> None:
     """--resume continues a record in place: an -o naming another file, or --overwrite, would
     be ignored without a word."""
+    open_record(resume_path)  # a missing or foreign file is named first
     if ctx.get_parameter_source("out") is not ParameterSource.DEFAULT and not (
             out.exists() and resume_path.exists() and out.samefile(resume_path)):
         raise ConfigError(f"--resume {resume_path} continues that record in place; -o {out} "

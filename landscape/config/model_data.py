@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from landscape.config.field_types import check_field_types, check_finite
 from landscape.errors import ConfigError, field_ref as ref
 from landscape.models import MODELS, check_model_name, model_options_of
 from landscape.models._width import width_problem
@@ -11,6 +12,9 @@ from landscape.models.activations import check_activation
 
 IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn CIFAR-10
 DATASETS = ("cifar10", "mnist")  # landscape.data.load_dataset reads these
+# ColorJitter draws each factor from [max(0, 1 - v), 1 + v]: past 100 every image is one color
+# already, and a huge v overflows the float32 draw ("to is out of bounds for float").
+MAX_COLOR_JITTER = 100.0
 # A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
 # every batch's padded copy exhaust memory.
 MAX_CROP_PADDING = 32
@@ -45,6 +49,7 @@ class ModelConfig:
     init_from: str | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self, "model.")  # first: types, then the rest
         object.__setattr__(self, "models", tuple(self.models))
 
     def validate(self) -> None:
@@ -125,6 +130,7 @@ class DataConfig:
     erase_scale: tuple[float, float] = (0.02, 0.33)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "data.")  # first: types, then the rest
         for name in ("mean", "std", "color_jitter", "erase_scale"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -168,6 +174,11 @@ class DataConfig:
         if len(self.color_jitter) != 3 or any(not 0 <= v for v in self.color_jitter):
             raise ConfigError(f"{ref('data.color_jitter')} takes BRIGHTNESS,CONTRAST,SATURATION "
                               f">= 0, got {','.join(map(str, self.color_jitter))}")
+        if any(not v <= MAX_COLOR_JITTER for v in self.color_jitter):
+            raise ConfigError(f"{ref('data.color_jitter')} takes BRIGHTNESS,CONTRAST,SATURATION "
+                              f"from 0 to {MAX_COLOR_JITTER:g} (each factor is drawn from "
+                              f"[max(0, 1 - v), 1 + v]), got "
+                              f"{','.join(map(str, self.color_jitter))}")
 
     @property
     def augments(self) -> bool:

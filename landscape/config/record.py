@@ -3,11 +3,13 @@ record stores as JSON (`to_dict`, `from_dict`)."""
 
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from landscape.config.axes import Axis, format_value, levels, levels_text, normalize_axes, to_json
+from landscape.config.field_types import check_finite, conform
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
@@ -55,6 +57,8 @@ PRECISIONS = ("float32", "tf32", "bf16")
 # 2**32 - 1, torch's and HDF5's int64 attributes at 2**63 - 1), and it is far more seeds than a
 # study needs (docs/errors.md).
 MAX_SEED = 2**32 - 1
+# What landscape.sweep.resolve_device gives (the record stores the resolved device).
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
 
@@ -91,6 +95,11 @@ class RecordConfig:
                  device: str = "cpu", allow_tf32: bool = False, precision: str = "float32",
                  axes: Any = None, **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
+        for name, part in given.items():
+            if part is not None and not isinstance(part, _PARTS[name]):
+                raise ConfigError(f"{name} must be a {_PARTS[name].__name__} (or give its fields "
+                                  f"as keywords: RecordConfig(lrs=(0.1,), ...)), got "
+                                  f"{type(part).__name__}", field=name)
         changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
         for key, value in flat.items():
             part = _FLAT_KEYS.get(key)
@@ -103,11 +112,15 @@ class RecordConfig:
             object.__setattr__(self, name, cls(**{**values, **changes[name]}))
         if seed is not None and seeds is not None:
             raise ConfigError(f"give {ref('seeds')} or one seed, not both")
-        seeds = (0,) if seeds is None and seed is None else \
-            (seed,) if seeds is None else tuple(seeds)
+        own = typing.get_type_hints(RecordConfig)
+        if seed is not None:
+            seeds = (conform(seed, int, "seeds"),)
+        seeds = (0,) if seeds is None else conform(seeds, own["seeds"], "seeds")
         object.__setattr__(self, "seeds", seeds)
-        object.__setattr__(self, "device", device)
-        object.__setattr__(self, "allow_tf32", allow_tf32)
+        object.__setattr__(self, "device", conform(device, own["device"], "device"))
+        object.__setattr__(self, "allow_tf32", conform(allow_tf32, own["allow_tf32"],
+                                                       "allow_tf32"))
+        precision = conform(precision, own["precision"], "precision")
         object.__setattr__(self, "axes", normalize_axes(axes, _FLAT_KEYS))
         self._resolve_precision(precision)
         if not any(a.name in _PLAIN_SGD_FIELDS for a in self.axes):
@@ -151,6 +164,9 @@ class RecordConfig:
         return getattr(object.__getattribute__(self, part), name)
 
     def validate(self) -> None:
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"{ref('device')} must be cpu, cuda or cuda:N, got {self.device!r} "
+                              f"(landscape.sweep.resolve_device turns 'auto' into one)")
         if not self.seeds:
             raise ConfigError(f"{ref('seeds')} needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -172,6 +188,13 @@ class RecordConfig:
                               f"watches the loss on the validation images)")
         self._check_image_only()
         self.recording.validate()
+        # After the parts' own range checks (their messages say more): no float is NaN or
+        # infinite anywhere (an input mean of NaN would train a run that can only diverge).
+        for part, prefix in ((self.model, "model."), (self.data, "data."), (self.optim, "optim."),
+                             (self.recording, "recording."),
+                             (self.recording.probe, "recording.probe."),
+                             (self.recording.hessian, "recording.hessian.")):
+            check_finite(part, prefix)
         if self.axes:
             self._check_axes()
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     YScale,
     _colors_for,
@@ -103,6 +104,7 @@ def _smooth_text(smooth: int | None) -> str:
         f"each run smoothed first (trailing mean over {smooth} steps)"
 
 
+@literal_text
 def plot_loss_landscape(envelopes: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                         colors: Mapping[str, str] | None = None,
                         yscale: YScale = "auto") -> Figure:
@@ -134,6 +136,7 @@ def _source_text(series: Mapping[str, ModelSeries]) -> str:
     return "all parameters" if source == ALL_PARAMETERS else f"parameter {source}"
 
 
+@literal_text
 def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                          colors: Mapping[str, str] | None = None,
                          yscale: YScale = "auto", full_batch: bool = False) -> Figure:
@@ -148,7 +151,7 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
-    _ylabel(ax, r"gradient change $\|g_{t+1} - g_t\|_2$", scale)
+    _ylabel(ax, r"gradient change $\|g_{t+1} - g_t\|_2$", scale, math=True)
     ax.set_title(f"Gradient change between consecutive steps, {_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's gradient "
                  "predictiveness)\n"
@@ -159,6 +162,7 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     return fig
 
 
+@literal_text
 def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                          colors: Mapping[str, str] | None = None,
                          yscale: YScale = "auto", full_batch: bool = False) -> Figure:
@@ -185,7 +189,8 @@ def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
-    _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale)
+    _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale,
+            math=True)
     ax.set_title(f"Trajectory β: max over each model's runs ({_runs_per(series)}), "
                  f"{_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's effective β)\n"

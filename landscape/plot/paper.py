@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     YScale,
     _colors_for,
@@ -32,6 +33,7 @@ from landscape.plot._style import (
 from landscape.report import PaperData, RunCurve
 
 
+@literal_text
 def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = None,
                colors: Mapping[str, str] | None = None,
                yscale: YScale = "auto") -> Figure:
