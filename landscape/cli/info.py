@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.common import duration, echo_table, user_errors
+from landscape.errors import RecordError
 from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
@@ -34,51 +35,16 @@ def _seeds_text(cfg: dict) -> str:
 def info(record_path: Path) -> None:
     """Show a record's data, configuration and runs (status, steps, accuracies, taps)."""
     rec = open_record(record_path)
-    cfg, data = rec.config, rec.data
-    click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
-               f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
-    val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
-    click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
-               f"held-out samples; {data['note']}")
-    axes = cfg.get("axes") or {}  # records before axes have none
-    optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
-    batch = "varied" if "batch_size" in axes else cfg["batch_size"]
-    click.echo(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
-               f"{_seeds_text(cfg)}, device {cfg['device']}")
-    extras = _training_options(cfg)
-    if extras:
-        click.echo(f"Options: {'; '.join(extras)}")
-    if axes:
-        click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
-                                        for name, values in axes.items())
-                   + f" ({len(rec.runs)} runs; each run's levels are in its id)")
-    probe = cfg["probe"]
-    if probe["every"]:
-        direction = probe.get("direction", "gradient")  # records before directions: gradient
-        if direction == "update":
-            where = "along the update w + c*(w_next - w), c"
-        else:
-            where = "along the gradient w - eta*g, eta"
-        unit = "x lr" if probe["scale"] == "relative" and direction == "gradient" else \
-            "x update" if direction == "update" else "(absolute)"
-        click.echo(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
-                   f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
-                   f"{', float64' if probe.get('dtype') == 'float64' else ''}")
-    weights = _weights_text(cfg)
-    if weights:
-        click.echo(f"Weights kept: {weights} (for landscape surface / prune)")
-    hessian = cfg.get("hessian") or {}  # records before the Hessian probe have none
-    if hessian.get("every") or hessian.get("density_at"):
-        parts = []
-        if hessian.get("every"):
-            parts.append(f"top {hessian['k']} eigenvalue{'s' if hessian['k'] > 1 else ''} "
-                         f"(Lanczos, <= {hessian['iters']} steps, tol {hessian['tol']:g}) and "
-                         f"trace ({hessian['trace_samples']} vectors) every "
-                         f"{hessian['every']} steps")
-        if hessian.get("density_at"):
-            parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
-        click.echo("Hessian: " + "; ".join(parts))
+    try:
+        lines = _header_lines(rec)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A record whose header holds what no landscape writer writes (edited, or damaged).
+        reason = f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise RecordError(f"{rec.path} is damaged: its configuration or data description "
+                          f"cannot be shown ({reason})") from None
+    for line in lines:
+        click.echo(line)
+    data = rec.data
     has_val = bool(data.get("n_val"))
     rows = []
     for run in rec.runs.values():
@@ -105,6 +71,58 @@ def info(record_path: Path) -> None:
     _echo_surfaces(rec)
     _echo_sizes(record_path)
     _echo_shards(record_path)
+
+
+def _header_lines(rec) -> list[str]:
+    """The lines above the runs table: the record, data, training, options, axes, probe,
+    kept weights and Hessian."""
+    lines: list[str] = []
+    cfg, data = rec.config, rec.data
+    lines.append(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
+                 f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
+    val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
+    lines.append(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
+                 f"held-out samples; {data['note']}")
+    axes = cfg.get("axes") or {}  # records before axes have none
+    optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
+    batch = "varied" if "batch_size" in axes else cfg["batch_size"]
+    lines.append(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
+                 f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
+                 f"{_seeds_text(cfg)}, device {cfg['device']}")
+    extras = _training_options(cfg)
+    if extras:
+        lines.append(f"Options: {'; '.join(extras)}")
+    if axes:
+        lines.append("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
+                                          for name, values in axes.items())
+                     + f" ({len(rec.runs)} runs; each run's levels are in its id)")
+    probe = cfg["probe"]
+    if probe["every"]:
+        direction = probe.get("direction", "gradient")  # records before directions: gradient
+        if direction == "update":
+            where = "along the update w + c*(w_next - w), c"
+        else:
+            where = "along the gradient w - eta*g, eta"
+        unit = "x lr" if probe["scale"] == "relative" and direction == "gradient" else \
+            "x update" if direction == "update" else "(absolute)"
+        lines.append(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
+                     f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
+                     f"{', float64' if probe.get('dtype') == 'float64' else ''}")
+    weights = _weights_text(cfg)
+    if weights:
+        lines.append(f"Weights kept: {weights} (for landscape surface / prune)")
+    hessian = cfg.get("hessian") or {}  # records before the Hessian probe have none
+    if hessian.get("every") or hessian.get("density_at"):
+        parts = []
+        if hessian.get("every"):
+            parts.append(f"top {hessian['k']} eigenvalue{'s' if hessian['k'] > 1 else ''} "
+                         f"(Lanczos, <= {hessian['iters']} steps, tol {hessian['tol']:g}) and "
+                         f"trace ({hessian['trace_samples']} vectors) every "
+                         f"{hessian['every']} steps")
+        if hessian.get("density_at"):
+            parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
+        lines.append("Hessian: " + "; ".join(parts))
+    return lines
 
 
 def _megabytes(n: int) -> str:

@@ -88,13 +88,16 @@ class ModelConfig:
                 if option != "width" and option not in accepted:
                     raise ConfigError(f"model {name!r} has no option {ref('model.' + option)}")
 
+    @staticmethod
+    def option_fields() -> tuple[str, ...]:
+        """The fields that are options of the models' builders (see `options`)."""
+        return ("width", "dropout", "norm_placement", "activation")
+
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
         such an option refuses it with a clear error)."""
         options = {} if self.width == 1.0 else {"width": self.width}
-        if self.dropout is not None:
-            options["dropout"] = self.dropout
-        for name in ("norm_placement", "activation"):
+        for name in self.option_fields()[1:]:
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         return options

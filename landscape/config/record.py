@@ -13,8 +13,8 @@ from landscape.config.field_types import check_finite, conform
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
-from landscape.errors import ConfigError, field_ref as ref
-from landscape.models import MODELS
+from landscape.errors import ConfigError, RecordError, field_ref as ref
+from landscape.models import MODELS, resolved_options
 
 # The record stores one flat dict with the keys in this order (the order of the flat
 # configuration the first records were written with); each key belongs to the part named
@@ -51,6 +51,11 @@ _FLAT_KEYS: dict[str, str | None] = {
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
+# The most runs (models x learning rates x seeds x the axes' levels) one record holds.
+MAX_RUNS = 1000
+# The longest run id, in bytes: run ids name files (a Ray shard RUN.h5 and its side files, a
+# filters figure RECORD-filters-RUN-LAYER.png), and a file name may have 255 bytes.
+MAX_RUN_ID = 150
 # The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 # The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
@@ -230,6 +235,8 @@ class RecordConfig:
                                   field=first.field)
             scope[axis.name] = applies  # a value refused here may suit other axes' levels
         object.__setattr__(self, "_axis_scope", scope)
+        check_run_count(self)  # before a level is enumerated: their product can be huge
+        self._check_distinct_levels()
         for model in self.model.models:
             for factors in self.model_levels(model):
                 error = _refusal(self, model, factors)
@@ -241,6 +248,30 @@ class RecordConfig:
             twice = next(i for i in ids if ids.count(i) > 1)
             raise ConfigError(f"two runs would be named {twice!r}: give axis values that read "
                               f"differently")
+        longest = max(ids, key=lambda i: len(i.encode()))
+        if len(longest.encode()) > MAX_RUN_ID:
+            raise ConfigError(f"the --vary levels make run ids of up to "
+                              f"{len(longest.encode())} characters ({longest[:40]}...), more "
+                              f"than {MAX_RUN_ID}, the most a run id may have (it names files: "
+                              f"figures, Ray's shards); give shorter values", field="axes")
+
+    def _check_distinct_levels(self) -> None:
+        """Refuse two levels of an axis that mean the same setting for a model (the model's
+        default named and left out, `activation=relu,none`; an alias, `silu,swish`; a number
+        given as int and float): their runs would be the same run twice."""
+        for axis in self.axes:
+            for model in self.axis_models(axis.name):
+                seen: dict[Any, Any] = {}
+                for value in axis.values:
+                    if _refusal(self, model, {axis.name: value}) is not None:
+                        continue  # not a level of this model (refused for it on its own)
+                    key = _setting(self, model, axis.name, value)
+                    if key in seen:
+                        raise ConfigError(
+                            f"--vary {axis.name}: {format_value(seen[key])} and "
+                            f"{format_value(value)} are the same setting for model {model}; "
+                            f"give each setting once", field="axes")
+                    seen[key] = value
 
     def axis_models(self, name: str) -> tuple[str, ...]:
         """The models axis `name` applies to (see config/axes.py)."""
@@ -302,6 +333,11 @@ class RecordConfig:
         unknown = sorted(set(values) - set(_FLAT_KEYS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        axes = values.get("axes")
+        if axes and not (isinstance(axes, Mapping)
+                         and all(isinstance(v, (list, tuple)) for v in axes.values())):
+            raise ConfigError(f"axes must be a mapping of field names to lists of values, as a "
+                              f"record stores them, got {axes!r:.60}", field="axes")
         return cls(**values)
 
     from_flat = from_dict
@@ -316,6 +352,26 @@ class RecordConfig:
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.optim.total_steps(steps_per_epoch)
+
+
+def stored_config(values: Any, source: Any, what: str = "its configuration") -> RecordConfig:
+    """The RecordConfig of a configuration a record stores (`values`, its flat dict; `source`
+    the record's path, `what` which configuration: the record's or a run's), or RecordError
+    naming the record when it is not one this landscape can use (a damaged or edited record:
+    a key missing its type, an unknown field, an axis of no field)."""
+    if not isinstance(values, Mapping):
+        raise RecordError(f"{source} is damaged: {what} is not a JSON object")
+    try:
+        return RecordConfig.from_dict(values)
+    except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise RecordError(f"{source} is damaged: {what} cannot be used: {reason}") from None
+
+
+def record_config(record: Any) -> RecordConfig:
+    """The configuration `record` (a landscape.store.Record) was made with (see
+    `stored_config`)."""
+    return stored_config(record.config, record.path)
 
 
 def flat_field_type(key: str) -> Any:
@@ -344,6 +400,25 @@ def resume_differences(recorded: RecordConfig, asked: RecordConfig) -> list[str]
             if key != "device" and now[key] != then[key]]
 
 
+def check_run_count(config: RecordConfig) -> None:
+    """Refuse more than MAX_RUNS runs, counted from the axes' sizes (nothing is enumerated):
+    per model, its learning rates times the levels of the axes that apply to it (see
+    `RecordConfig.grid`), times the seeds."""
+    runs = 0
+    for model in config.model.models:
+        per_model = len(config.optim.lrs) * len(config.seeds)
+        for axis in config.axes:
+            if model in config.axis_models(axis.name):
+                per_model *= len(axis.values)
+        runs += per_model
+    if runs > MAX_RUNS:
+        axes = "".join(f" x --vary {a.name}" for a in config.axes)
+        raise ConfigError(f"{runs:,} runs ({ref('model.models')} x {ref('optim.lrs')} x "
+                          f"{ref('seeds')}{axes}) is more than {MAX_RUNS:,}, the most runs a "
+                          f"record holds; split the sweep into several records",
+                          field="model.models")
+
+
 def run_id(model: str, lr: float, seed: int | None = None,
            factors: Mapping[str, Any] | None = None) -> str:
     """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'; with levels
@@ -351,6 +426,21 @@ def run_id(model: str, lr: float, seed: int | None = None,
     several seeds) ending in '_s2'."""
     levels_part = "".join(f"_{k}={format_value(v)}" for k, v in (factors or {}).items())
     return f"{model}_lr{lr:g}{levels_part}" + ("" if seed is None else f"_s{seed}")
+
+
+# What None means for a field that is not a model option: torch's Adam betas.
+_NONE_MEANS = {"betas": (0.9, 0.999)}
+
+
+def _setting(config: RecordConfig, model: str, name: str, value: Any) -> Any:
+    """What the level `value` of axis `name` sets for `model`, resolved (a model option to
+    what the model is built with; None to what it means): equal for levels that are the same
+    setting."""
+    run = config.with_changes(axes=(), models=(model,), **{name: value})
+    if name in ModelConfig.option_fields():
+        return repr(sorted(resolved_options(model, run.model.options()).items()))
+    resolved = run.flat_values()[name]
+    return repr(_NONE_MEANS.get(name, resolved) if resolved is None else resolved)
 
 
 def _refusal(config: RecordConfig, model: str, factors: Mapping[str, Any]) -> ConfigError | None:
@@ -363,4 +453,5 @@ def _refusal(config: RecordConfig, model: str, factors: Mapping[str, Any]) -> Co
     return None
 
 
-__all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "total_steps", "resume_differences", "run_id"]
+__all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "total_steps", "resume_differences",
+           "run_id", "record_config", "stored_config"]

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.models.activations import ALIASES
 from landscape.models.dln import DeepLinear
 from landscape.models.lenet5 import LeNet5, lenet5
 from landscape.models.resnet import CifarResNet, ResNet, resnet18, resnet20
@@ -183,11 +184,27 @@ def model_options_of(name: str) -> set[str]:
     return _accepted_options(MODELS[name].builder)
 
 
+def resolved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword option `build_model(name, **options)` builds the model with: the options
+    given, then the table's defaults, then the builder's own, with an activation named by its
+    canonical name (swish is silu). Two option sets that resolve alike build the same model."""
+    check_model_name(name)
+    spec = MODELS[name]
+    params = inspect.signature(spec.builder).parameters.values()
+    own = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+           and p.default is not inspect.Parameter.empty}
+    resolved = {**own, **spec.defaults, **options}
+    if isinstance(resolved.get("activation"), str):
+        resolved["activation"] = ALIASES.get(resolved["activation"], resolved["activation"])
+    return resolved
+
+
 def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
     params = inspect.signature(builder).parameters.values()
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
+           "resolved_options",
            "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label", "VGG", "ResNet",
            "CifarResNet", "CNN3", "LeNet", "LeNet5"]

@@ -18,7 +18,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from landscape.config import MAX_SEED, RecordConfig
+from landscape.config import MAX_SEED, RecordConfig, record_config
 from landscape.data import BatchStream, eval_batches
 from landscape.errors import ConfigError, RecordError, RecordWriteError
 from landscape.kept.models import load_model
@@ -120,7 +120,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
         raise ConfigError(f"--name must be a non-empty name without '/', got {name!r}")
     kept = {int(s) for s in record.weight_steps(run_id)}
     check_weight_steps(record, run_id, options, kept)
-    config = RecordConfig.from_dict(record.config)
+    config = record_config(record)
     changes = {"device": str(resolve_device(device))}
     if data_dir is not None:
         changes["data_dir"] = data_dir

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from landscape.config import RecordConfig
+from landscape.config import RecordConfig, record_config
 from landscape.errors import RecordError
 from landscape.store import RecordWriter, check_record_output, check_replaceable
 from landscape.store import open_record
@@ -25,7 +25,7 @@ from landscape.sweep.local import LocalExecutor
 from landscape.store.lock import real_path, writer_lock
 from landscape.sweep.init_from import init_from_records
 from landscape.sweep.plans import RunResult, check_init_from, check_resume_compatible
-from landscape.sweep.plans import check_weight_steps
+from landscape.sweep.plans import check_planned_runs, check_weight_steps
 from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, versions
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
@@ -118,7 +118,7 @@ def resume(
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
     with writer_lock(path) as lock:
         rec = open_record(path)
-        config = RecordConfig.from_dict(rec.config)
+        config = record_config(rec)
         if device is not None:
             config = config.with_changes(device=device)
         executor.check(config)
@@ -126,6 +126,7 @@ def resume(
         check_resume_compatible(path, config, data_now=task.identity.to_dict(),
                                 data_then=rec.data)
         all_plans = plan_runs(config)
+        check_planned_runs(path, [p.run_id for p in all_plans], list(rec.runs))
         plans = [p for p in all_plans if not rec.runs[p.run_id].finished]
         formats = recorded_memory_formats(rec, plans)
         with executor.session(path, new=False), RecordWriter.reopen(path) as writer:

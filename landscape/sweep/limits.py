@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig
+from landscape.config.record import MAX_RUNS, check_run_count  # noqa: F401 (MAX_RUNS re-exported)
 from landscape.errors import ConfigError, field_ref
 
 
@@ -61,7 +62,6 @@ COUNT_LIMITS: list[CountLimit] = [
                lambda c: c.recording.hessian.density_vectors, 100,
                "{flag} {n:,} is more than {limit:,}, the most vectors one density takes"),
 ]
-MAX_RUNS = 1000  # models x learning rates x seeds in one record
 
 
 def check_counts(config: RecordConfig) -> None:
@@ -71,12 +71,7 @@ def check_counts(config: RecordConfig) -> None:
         if n > rule.limit:
             raise ConfigError(rule.message.format(flag=field_ref(rule.field), n=n,
                                                   limit=rule.limit), field=rule.field)
-    runs = len(config.grid())  # models x lrs x seeds x the axes' levels
-    if runs > MAX_RUNS:
-        axes = "".join(f" x --vary {a.name}" for a in config.axes)
-        raise ConfigError(f"{runs:,} runs ({field_ref('model.models')} x {field_ref('optim.lrs')}"
-                          f" x {field_ref('seeds')}{axes}) is more than {MAX_RUNS:,}, the most "
-                          f"runs a record holds; split the sweep into several records")
+    check_run_count(config)  # models x lrs x seeds x the axes' levels, counted
 
 
 # One training step keeps every layer's output for the backward pass and builds a gradient of
