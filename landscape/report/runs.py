@@ -125,21 +125,22 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
 
 
 def _check_distinct_runs(runs: Sequence[LoadedRun]) -> None:
-    """Refuse two runs of the same model, lr, seed and levels (the same run, recorded into two
-    records): pooled, they would count as two seeds of one setting."""
-    seen: dict[tuple, LoadedRun] = {}
+    """Refuse two runs of the same model, lr and seed whose levels agree wherever both have one
+    (the same run recorded into two records, or one record's run and another's reference run):
+    pooled into one cell, they would count as two seeds of one setting."""
+    groups: dict[tuple, list[LoadedRun]] = {}
     for run in runs:
-        key = (run.model, run.lr, run.seed,
-               tuple(sorted((k, repr(v)) for k, v in run.factors.items())))
-        if key in seen:
-            first = seen[key]
-            levels = "".join(f", {k}={v}" for k, v in run.factors.items())
-            raise RecordError(
-                f"{first.source}:{first.info.run_id} and {run.source}:{run.info.run_id} are the "
-                f"same run ({run.model}, lr {run.lr:g}, seed {run.seed}{levels}); together they "
-                f"would count as two seeds: give one of the records, or record the other with "
-                f"other seeds")
-        seen[key] = run
+        group = groups.setdefault((run.model, run.lr, run.seed), [])
+        for first in group:
+            if all(run.factors[k] == v for k, v in first.factors.items() if k in run.factors):
+                levels = "".join(f", {k}={v}" for k, v in {**first.factors,
+                                                           **run.factors}.items())
+                raise RecordError(
+                    f"{first.source}:{first.info.run_id} and {run.source}:{run.info.run_id} are "
+                    f"the same run ({run.model}, lr {run.lr:g}, seed {run.seed}{levels}); "
+                    f"together they would count as two seeds: give one of the records, or "
+                    f"record the other with other seeds")
+        group.append(run)
 
 
 def _checked(record: Record) -> Record:
