@@ -8,13 +8,14 @@ line (`landscape record`) parses its options and makes this one call.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from landscape.config import RecordConfig, record_config
-from landscape.errors import RecordError
+from landscape.errors import ConfigError, RecordError
 from landscape.store import RecordWriter, check_record_output, check_replaceable
 from landscape.store import open_record
 from landscape.sweep.executor import Executor, Sweep
@@ -30,6 +31,39 @@ from landscape.sweep.plans import distinct_run_configs, plan_runs, run_layouts, 
 from landscape.sweep.run import ProgressFactory
 from landscape.training.checkpoint import checkpoint_path
 from landscape.training.tasks import Task, for_run, make_task
+
+
+def _check_arguments(*, config: object = RecordConfig, path: object, overwrite: object = False,
+                     executor: object = None, task: object = None, progress: object = None,
+                     should_stop: object = None, device: object = None) -> None:
+    """The library's arguments, of the types it uses (a ConfigError naming the argument, as
+    the command line names an option): a dict given for the configuration, a number for the
+    path or "yes" for overwrite would otherwise fail deep inside, or pass as something else."""
+    wrong = None
+    if not isinstance(config, RecordConfig) and config is not RecordConfig:
+        wrong = ("config", "a RecordConfig (RecordConfig(**fields) or "
+                           "RecordConfig.from_dict(a record's flat dict))", config)
+    elif not isinstance(path, (str, os.PathLike)) or not str(path):
+        wrong = ("the record's path", "a file path (str or pathlib.Path)", path)
+    elif not isinstance(overwrite, bool):
+        wrong = ("overwrite", "True or False", overwrite)
+    elif executor is not None and not all(callable(getattr(executor, m, None)) for m in (
+            "check", "session", "continue_runs", "run")):
+        wrong = ("executor", "an executor (LocalExecutor, RayExecutor) or None", executor)
+    elif task is not None and not (callable(getattr(task, "stream", None))
+                                   and hasattr(task, "identity")):
+        wrong = ("task", "a Task (landscape.training.tasks.make_task) or None", task)
+    elif progress is not None and not callable(progress):
+        wrong = ("progress", "a progress factory (callable) or None", progress)
+    elif should_stop is not None and not callable(should_stop):
+        wrong = ("should_stop", "a function of no arguments that says True or False",
+                 should_stop)
+    elif device is not None and not isinstance(device, str):
+        wrong = ("device", "a device name (cpu, cuda, cuda:N) or None", device)
+    if wrong is not None:
+        name, expected, value = wrong
+        raise ConfigError(f"{name} must be {expected}, got {repr(value)[:60]} "
+                          f"({type(value).__name__})")
 
 
 def _executor(executor: Executor | None, progress: ProgressFactory | None) -> Executor:
@@ -62,6 +96,8 @@ def record(
     are checkpointed and marked interrupted, and no further run starts (`resume` continues).
     On KeyboardInterrupt the current run is marked interrupted and the interrupt propagates.
     """
+    _check_arguments(config=config, path=out, overwrite=overwrite, executor=executor,
+                     task=task, progress=progress, should_stop=should_stop)
     executor = _executor(executor, progress)
     out = Path(out)
     check_record_output(out, inputs=init_from_records(config))
@@ -112,6 +148,8 @@ def resume(
     (or from its start if it has none); finished runs are left as they are. On a CPU the result
     is identical to a record that was never interrupted. `device` overrides the record's;
     `executor` and `progress` are as for `record`."""
+    _check_arguments(path=path, executor=executor, progress=progress,
+                     should_stop=should_stop, device=device)
     executor = _executor(executor, progress)
     # Through a symbolic link, the file it names is resumed (and stays where the link points).
     path = real_path(path)
