@@ -27,7 +27,7 @@ from landscape.probes.hessian_cost import cost_text, estimate_costs
 from landscape.store import check_record_output, open_record
 from landscape.sweep import plan_runs, record as record_sweep
 from landscape.sweep.init_from import init_from_records
-from landscape.sweep.limits import check_counts
+from landscape.sweep.limits import check_counts, check_hessian_resources
 from landscape.sweep.plans import RunPlan, planned_steps, probe_model
 from landscape.training.tasks import make_task
 
@@ -102,6 +102,7 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
                f"{config.optim.optimizer}, batch {batch}. Writing {out}",
                err=True)
     if config.recording.hessian.enabled:  # what the probe will cost, before the wait
+        check_hessian_resources(config, task)  # its vectors fit: before they are timed
         click.echo(cost_text(estimate_costs(config, task, plans,
                                             partial(probe_model, config))), err=True)
     with graceful_stop() as should_stop:
