@@ -24,6 +24,7 @@ from landscape.errors import ConfigError, RecordError, RecordWriteError
 from landscape.kept.models import load_model
 from landscape.store import Record, RecordWriter, RunStatus, SurfaceData, open_record
 from landscape.store import write_error_reason
+from landscape.surfaces.checkpoint import PointKeeper, remove_points, restore_points
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
@@ -147,13 +148,18 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
     # to stop): a failed write (full disk) or a kill never touches what the record holds.
     writer = RecordWriter.beside(path, extra_bytes=surface_bytes(options))
     try:
+        attrs = options.attrs(n_images)
         try:
-            surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+            surface = writer.surface(run_id, name, attrs, alpha)
+            restore_points(surface, path, run_id, name, attrs, alpha)  # a killed run's
         except (OSError, RuntimeError) as exc:  # h5py's write errors
             raise writer.write_failed(exc) from exc
         writer.start_appending()
-        _fill(surface, writer, evaluator, alpha, progress, should_stop)
+        keep = PointKeeper(path, run_id, name, attrs, alpha, surface.grids(),
+                           config.recording.flush_seconds)
+        _fill(surface, writer, evaluator, alpha, progress, should_stop, keep)
         writer.commit()
+        remove_points(path)  # in the record now
     except RecordWriteError as exc:  # disk full, file-size limit: the copy is dropped
         writer.discard()
         reason = write_error_reason(exc.__cause__ or exc)
@@ -162,6 +168,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
             f"the partial copy was removed: make room and run the same command again") from exc
     except KeyboardInterrupt:  # stopped at once: keep the points computed so far
         writer.commit()
+        remove_points(path)
         raise
     except BaseException:
         writer.discard()
@@ -170,8 +177,10 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
 
 
 def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.ndarray,
-          progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool]) -> None:
-    """Compute the surface's missing points a chunk at a time, flushing after each."""
+          progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool],
+          keep: Callable[..., None]) -> None:
+    """Compute the surface's missing points a chunk at a time, flushing after each (and
+    keeping them beside the record every flush interval: `keep`)."""
     todo = np.nonzero(~surface.done)
     total = surface.done.size
     done = total - len(todo[0])
@@ -185,6 +194,7 @@ def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.nda
         except (OSError, RuntimeError) as exc:  # h5py's write errors
             raise writer.write_failed(exc) from exc
         writer.flush()
+        keep(index, loss.numpy(), accuracy.numpy())
         done += len(index[0])
         if progress is not None:
             progress(done, total)
