@@ -268,5 +268,17 @@ def _practice_options(cfg: dict) -> list[str]:
         out.append(f"rotation +-{cfg['rotation']:g} deg")
     if any(cfg.get("color_jitter") or ()):
         out.append(f"color jitter {','.join(f'{v:g}' for v in cfg['color_jitter'])}")
+    return out + _arithmetic_options(cfg)
+
+
+def _arithmetic_options(cfg: dict) -> list[str]:
+    """What the record pinned of its arithmetic (records before these keys pinned nothing)."""
+    out = []
+    if cfg.get("reproducible"):
+        out.append("reproducible (memory format, threads and deterministic kernels pinned)")
+    if cfg.get("memory_format", "auto") != "auto":
+        out.append(f"memory format {cfg['memory_format']}")
+    if cfg.get("threads"):
+        out.append(f"{cfg['threads']} torch threads")
     return out
 

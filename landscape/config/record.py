@@ -48,9 +48,15 @@ _FLAT_KEYS: dict[str, str | None] = {
     "keep_best": "recording",
     "init_from": "model",
     "axes": None,  # the varied fields (config/axes.py); older records have none
+    # Issue 30's, after the others (older records lack them: auto, not reproducible, torch's
+    # threads).
+    **dict.fromkeys(("memory_format", "reproducible", "threads"), None),
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
+# "auto": measured per machine (landscape.training.tuning, which config does not import).
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+MAX_THREADS = 1024  # torch would try to start them all
 # The most runs (models x learning rates x seeds x the axes' levels) one record holds.
 MAX_RUNS = 1000
 # The longest run id, in bytes: run ids name files (a Ray shard RUN.h5 and its side files, a
@@ -93,12 +99,21 @@ class RecordConfig:
     # Fields varied over several values (config/axes.py): the runs are the product of their
     # levels with the models, learning rates and seeds.
     axes: tuple[Axis, ...] = ()
+    # The memory format of image models' tensors: "auto" (the faster on this machine, measured:
+    # landscape.training.tuning), or pinned: channels_last, contiguous (every preset pins one).
+    memory_format: str = "auto"
+    # Pin what makes numbers differ between runs on one machine type (docs/measurements.md §6):
+    # the memory format (channels_last unless pinned), torch's CPU threads (`threads`, this
+    # machine's count unless given), deterministic kernels (cuDNN without its timed autotuner).
+    reproducible: bool = False
+    threads: int | None = None  # torch's CPU threads in every run (None: torch's default)
 
     def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
                  optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
                  seeds: tuple[int, ...] | None = None, seed: int | None = None,
                  device: str = "cpu", allow_tf32: bool = False, precision: str = "float32",
-                 axes: Any = None, **flat: Any) -> None:
+                 axes: Any = None, memory_format: str = "auto", reproducible: bool = False,
+                 threads: int | None = None, **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
         for name, part in given.items():
             if part is not None and not isinstance(part, _PARTS[name]):
@@ -126,6 +141,9 @@ class RecordConfig:
         object.__setattr__(self, "allow_tf32", conform(allow_tf32, own["allow_tf32"],
                                                        "allow_tf32"))
         precision = conform(precision, own["precision"], "precision")
+        for name, value in (("memory_format", memory_format), ("reproducible", reproducible),
+                            ("threads", threads)):
+            object.__setattr__(self, name, conform(value, own[name], name))
         object.__setattr__(self, "axes", normalize_axes(axes, _FLAT_KEYS))
         self._resolve_precision(precision)
         if not any(a.name in _PLAIN_SGD_FIELDS for a in self.axes):
@@ -172,6 +190,12 @@ class RecordConfig:
         if not _DEVICE.fullmatch(self.device):
             raise ConfigError(f"{ref('device')} must be cpu, cuda or cuda:N, got {self.device!r} "
                               f"(landscape.sweep.resolve_device turns 'auto' into one)")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ConfigError(f"{ref('memory_format')} must be one of "
+                              f"{', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"{ref('threads')} must be from 1 to {MAX_THREADS:,}, got "
+                              f"{self.threads}")
         if not self.seeds:
             raise ConfigError(f"{ref('seeds')} needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -345,7 +369,8 @@ class RecordConfig:
     def with_changes(self, **changes: Any) -> "RecordConfig":
         """A copy with parts or flat fields changed (validated again)."""
         parts = {name: getattr(self, name) for name in
-                 (*_PARTS, "seeds", "device", "allow_tf32", "precision", "axes")}
+                 (*_PARTS, "seeds", "device", "allow_tf32", "precision", "axes",
+                  "memory_format", "reproducible", "threads")}
         if "seed" in changes:
             parts.pop("seeds")
         return type(self)(**{**parts, **changes})

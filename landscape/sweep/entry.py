@@ -100,6 +100,8 @@ def record(
                      task=task, progress=progress, should_stop=should_stop)
     executor = _executor(executor, progress)
     out = Path(out)
+    if config.reproducible and config.threads is None:  # pinned: kept for --resume
+        config = config.with_changes(threads=torch.get_num_threads())
     check_record_output(out, inputs=init_from_records(config))
     check_counts(config)
     executor.check(config)
