@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 
 from landscape.cli import main
 
+from conftest import recorded
+
 RUN = "lenet5_lr0.01"
 RECORD = ["record", "--dataset", "mnist", "--model", "lenet5", "--lrs", "0.01", "--batch-size",
           "16", "--width", "0.125", "--max-steps", "3", "--device", "cpu", "--save-weights-at",
@@ -27,10 +29,7 @@ RECORD = ["record", "--dataset", "mnist", "--model", "lenet5", "--lrs", "0.01", 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("crafted") / "base.h5"
-    result = CliRunner().invoke(main, [*RECORD, "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return recorded(tmp_path_factory.mktemp("crafted") / "base.h5", RECORD)
 
 
 def config(change):

@@ -18,6 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape.cli import main
+
+from conftest import recorded
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError
 
@@ -49,10 +51,7 @@ def error_line(result) -> str:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("levels") / "base.h5"
-    result = CliRunner().invoke(main, [*RECORD, "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return recorded(tmp_path_factory.mktemp("levels") / "base.h5", RECORD)
 
 
 def test_many_axes_are_counted_not_enumerated():
