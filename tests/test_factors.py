@@ -47,7 +47,8 @@ def test_axes_survive_the_records_json():
     c = config(batch_size=(128, 256), **{"optim.label_smoothing": (0.0, 0.1)})
     stored = c.to_dict()
     assert stored["axes"] == {"batch_size": [128, 256], "label_smoothing": [0.0, 0.1]}
-    assert list(stored)[-1] == "axes"  # a new key goes last: older keys keep their bytes
+    # New keys go last, older keys keep their bytes: axes, then issue 30's three.
+    assert list(stored)[-4:] == ["axes", "memory_format", "reproducible", "threads"]
     assert RecordConfig.from_dict(stored) == c
     assert RecordConfig.from_dict({k: v for k, v in stored.items() if k != "axes"}).axes == ()
 
@@ -119,7 +120,7 @@ def test_a_preset_declares_axes_and_presets_lists_them():
                                                     ("batch_size", (128, 256))]
     assert len(c.grid()) == 18  # 3 seeds x (the plain model at 2 batch sizes + BN at 2 x 2)
     out = CliRunner().invoke(main, ["presets"]).output
-    assert "axes          norm_placement = conv, all; batch_size = 128, 256" in out
+    assert "axes           norm_placement = conv, all; batch_size = 128, 256" in out
 
 
 def test_the_run_limit_counts_the_levels():
