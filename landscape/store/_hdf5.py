@@ -80,7 +80,8 @@ def json_attr(file: h5py.File, path: Path, name: str, kind: type) -> Any:
     value = file.attrs[name]
     try:
         parsed = json.loads(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (TypeError, ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError:
+        # ValueErrors; RecursionError: a crafted value nested deeper than Python recurses
         raise RecordError(f"{path} is damaged: its {name!r} attribute is not valid JSON") \
             from None
     if not isinstance(parsed, kind):
@@ -298,7 +299,7 @@ def decode_attr(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     if isinstance(value, np.generic):
         return value.item()

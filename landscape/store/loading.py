@@ -26,12 +26,11 @@ def load_run(group: h5py.Group, info: RunInfo) -> RunData:
              if TableKind.PROBE in group else None)
     ics = None
     if TableKind.ICS in group:
-        layers = tuple(json.loads(group[TableKind.ICS].attrs["layers"]))
-        ics = ICSData(layers=layers, **read_table(group[TableKind.ICS]))
+        columns = read_table(group[TableKind.ICS])
+        ics = ICSData(layers=layer_names(group[TableKind.ICS], columns), **columns)
     tables = group.get(TableKind.ACTIVATIONS, {})
     # HDF5 lists a group's members alphabetically; keep the order they were asked in.
-    order = json.loads(tables.attrs["layers"]) if "layers" in getattr(
-        tables, "attrs", {}) else list(tables)
+    order = layer_names(tables) if "layers" in getattr(tables, "attrs", {}) else list(tables)
     activations = {layer: activation_data(tables[layer]) for layer in order}
     hessian = (HessianData(**read_table(group[TableKind.HESSIAN]))
                if TableKind.HESSIAN in group else None)
@@ -47,6 +46,20 @@ def load_run(group: h5py.Group, info: RunInfo) -> RunData:
         hessian=hessian,
         hessian_density=density,
     )
+
+
+def layer_names(group: h5py.Group, columns: Mapping[str, np.ndarray] | None = None
+                ) -> tuple[str, ...]:
+    """A table's `layers` attribute: the names of the layers (or parameters) its columns are
+    per, one per column of each 2-D column (ValueError otherwise: a damaged record)."""
+    layers = json.loads(group.attrs["layers"])
+    if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+        raise ValueError(f"its table {group.name.rsplit('/', 1)[-1]!r} has no list of layers")
+    for name, column in (columns or {}).items():
+        if column.ndim == 2 and column.shape[1] != len(layers):
+            raise ValueError(f"its table {group.name.rsplit('/', 1)[-1]!r} has {len(layers)} "
+                             f"layers and a column {name!r} of {column.shape[1]}")
+    return tuple(layers)
 
 
 def activation_data(group: h5py.Group) -> ActivationData:

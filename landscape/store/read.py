@@ -9,7 +9,6 @@ while it is being written, and after its writer died.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ import numpy as np
 from landscape.errors import RecordError
 from landscape.store._hdf5 import (decode_attr, open_for_reading, read_table, read_table_column,
                                    json_attr, schema_version)
-from landscape.store.loading import load_run, read_run_info, run_group, weights_table
+from landscape.store.loading import (layer_names, load_run, read_run_info, run_group,
+                                     weights_table)
 from landscape.store.run_data import (RunData, RunInfo, SavedWeights, SparsityData, SurfaceData,
                                       TapData)
 from landscape.store.schema import SURFACES, TableKind
@@ -50,8 +50,8 @@ class Record:
             if TableKind.SPARSITY not in group:
                 return None
             table = group[TableKind.SPARSITY]
-            return SparsityData(layers=tuple(json.loads(table.attrs["layers"])),
-                                **read_table(table))
+            columns = read_table(table)
+            return SparsityData(layers=layer_names(table, columns), **columns)
 
     def gamma(self, run_id: str) -> dict[str, np.ndarray]:
         """Γ of each coupled parameter at the run's last planned step (float32, the weight's
@@ -104,12 +104,7 @@ class Record:
         surface`), by name (empty if none)."""
         with open_for_reading(self.path) as file, damaged(self.path, run_id, "its surfaces"):
             group = run_group(file, run_id, self.path).get(SURFACES, {})
-            return {name: SurfaceData(
-                name=name, run_id=run_id,
-                options={k: decode_attr(v) for k, v in surface.attrs.items()},
-                **{column: surface[column][()] for column in ("alpha", "loss", "accuracy",
-                                                               "done")})
-                for name, surface in group.items()}
+            return {name: _surface(name, run_id, surface) for name, surface in group.items()}
 
     def to_pandas(self, table: str = TableKind.STEPS):
         """One long pandas DataFrame of `table` ("steps", "eval", "probe", "ics", "hessian",
@@ -133,6 +128,27 @@ class Record:
             return TapData(**read_table(taps[parameter]))
 
 
+def _surface(name: str, run_id: str, group: Any) -> SurfaceData:
+    """One stored surface; ValueError where its options or grids are not what `landscape
+    surface` writes (a damaged record)."""
+    options = {k: decode_attr(v) for k, v in group.attrs.items()}
+    dims, points = options.get("dims"), options.get("points")
+    if dims not in (1, 2) or not isinstance(points, int) or not 2 <= points <= 10_000 or \
+            not all(isinstance(options.get(k), (int, float)) and not isinstance(
+                options.get(k), bool) for k in ("step", "low", "high")):
+        raise ValueError(f"its surface {name!r} has options no surface has: {options!r:.80}")
+    grids = {column: group[column] for column in ("alpha", "loss", "accuracy", "done")}
+    shapes = {"alpha": (points,), "loss": (points,) * dims, "accuracy": (points,) * dims,
+              "done": (points,) * dims}
+    for column, dataset in grids.items():
+        if dataset.shape != shapes[column] or dataset.dtype.kind not in (
+                "b" if column == "done" else "f"):
+            raise ValueError(f"its surface {name!r} has a {column!r} of shape {dataset.shape} "
+                             f"and {dataset.dtype} values, not {shapes[column]}")
+    return SurfaceData(name=name, run_id=run_id, options=options,
+                       **{column: dataset[()] for column, dataset in grids.items()})
+
+
 def _steps(steps: np.ndarray) -> np.ndarray:
     """A table's step column: whole numbers (ValueError otherwise: a damaged record)."""
     if steps.dtype.kind not in "iu":
@@ -149,7 +165,8 @@ def damaged(path: Path, run_id: str, what: str = "") -> Iterator[None]:
         yield
     except RecordError:
         raise
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError,
+            RecursionError) as exc:
         reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         part = f" ({what})" if what else ""
         raise RecordError(f"{path} is damaged: run {run_id!r}{part} cannot be read: "
