@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo readme-numbers test setup clean
+.PHONY: demo readme-numbers test setup test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -31,8 +31,26 @@ demo: setup
 readme-numbers: setup
 	$(BIN)/python scripts/readme_numbers.py
 
-test: setup
+test: setup test-tools
 	$(BIN)/python -m pytest -q
+
+# The Debian packages the tests use, installed where a command is missing: the HDF5 tools
+# (h5dump, h5ls: tests/test_record_file.py reads a record whole with them) and Chromium with its
+# driver (tests/test_html_report.py opens the report page headless). As root, or through sudo;
+# otherwise one line says what to install, and the tests do not start (none is skipped).
+TEST_COMMANDS := h5dump h5ls chromium chromedriver
+TEST_PACKAGES := hdf5-tools chromium chromium-driver
+test-tools:
+	@missing=""; for c in $(TEST_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	install="apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES)"; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make test: missing$$missing; install the packages that provide them (Debian: $(TEST_PACKAGES)) and run make test again" >&2; exit 1; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
+	else echo "make test: missing$$missing and not root (and sudo asks for a password); run: sudo apt-get update && sudo $$install, then make test again" >&2; exit 1; fi; \
+	echo "make test: installing $(TEST_PACKAGES) (missing$$missing)" >&2; \
+	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive $$install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

@@ -74,6 +74,16 @@ def cifar_dir(tmp_path_factory, embedded) -> Path:
     return write_cifar_folder(tmp_path_factory.mktemp("cifar"), embedded)
 
 
+def recorded(out: Path, args: list[str]) -> Path:
+    """`landscape record ARGS -o OUT`, in process; OUT once it succeeded."""
+    from click.testing import CliRunner
+    from landscape.cli import main
+
+    result = CliRunner().invoke(main, [*map(str, args), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 # Options that make a record in about a second on a CPU: 1/8-width VGG, 32-image batches.
 TINY = ["--width", "0.125", "--batch-size", "32", "--max-steps", "6", "--device", "cpu"]
 

@@ -164,3 +164,122 @@ def test_random_options_give_one_line_or_success(name, inputs, tmp_path, monkeyp
         if name not in ("record", "surface"):  # the commands that only read
             assert _digest(record) == before, shown
         assert {key: _digest(path) for key, path in inputs.items()} == originals, shown
+
+
+# The Python API (issue 30): random values of the right and the wrong types for every field of
+# RecordConfig (read from its flat keys, so a field added later is fuzzed too) and for the
+# arguments of landscape.record. Each is accepted with values of the annotated types, or refused
+# with one ConfigError line; never a TypeError, AttributeError or another error from inside.
+
+API_SEED = 20301
+API_TRIALS = 300
+API_BASE = dict(models=("lenet5",), dataset="mnist", lrs=(0.01,), max_steps=1, width=0.125,
+                batch_size=16, device="cpu")
+API_VALUES = [None, True, False, 0, 1, -1, 3, 16, 0.5, 0.1, -0.5, 1.5, 1e308, float("nan"),
+              float("inf"), "", "x", "none", "0.1", "vgg_light", "relu", "sgd", "cpu",
+              "lenet5", [], [1], [0.1, 0.2], [0.5, 0.5, 0.5], ["a", "b"], (1, "x"), {},
+              {"every": 2}, {"x": 1}, b"bytes", object()]
+
+
+def _api_value(rng: random.Random, key: str = ""):
+    """A value for flat key `key`: often of its type (its default, changed a little; a list for a
+    tuple; a numpy scalar for a number), otherwise anything from API_VALUES."""
+    import numpy as np
+    from landscape.config import RecordConfig
+
+    defaults = RecordConfig(**API_BASE).flat_values()
+    if key in defaults and rng.random() < 0.4:
+        value = defaults[key]
+        if isinstance(value, tuple):
+            return list(value)
+        if isinstance(value, bool) or value is None:
+            return value if rng.random() < 0.5 else not value if isinstance(value, bool) else 0
+        if isinstance(value, int):
+            return np.int64(value + rng.randint(0, 2)) if rng.random() < 0.3 else value + 1
+        if isinstance(value, float):
+            return np.float32(value) if rng.random() < 0.3 else value * rng.choice([0.5, 2])
+        return value
+    return rng.choice(API_VALUES)
+
+
+def _assert_typed(config) -> None:
+    """Every field of an accepted configuration holds a value of its annotated type."""
+    import dataclasses
+    import typing
+
+    from landscape.config.field_types import conform
+
+    for part in (config.model, config.data, config.optim, config.recording,
+                 config.recording.probe, config.recording.hessian):
+        hints = typing.get_type_hints(type(part))
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            assert conform(value, hints[f.name], f.name) == value, (f.name, value)
+            assert not isinstance(value, list), (f.name, value)
+
+
+def test_random_config_values_are_one_config_error():
+    from landscape.config import RecordConfig
+    from landscape.config.record import flat_keys
+    from landscape.errors import ConfigError
+
+    rng = random.Random(API_SEED)
+    keys = [*flat_keys(), "seed", "model", "data", "optim", "recording"]
+    accepted = 0
+    for trial in range(API_TRIALS):
+        changes = {key: _api_value(rng, key) for key in rng.sample(keys, rng.randint(1, 3))}
+        if "seed" in changes and "seeds" in changes:
+            changes.pop("seeds")
+        shown = f"RecordConfig({changes})"
+        try:
+            config = RecordConfig(**{**API_BASE, **changes})
+        except ConfigError as exc:
+            text = str(exc)
+            assert text and "\n" not in text, shown
+            continue
+        except TypeError as exc:  # only a keyword RecordConfig does not have
+            assert "unexpected keyword argument" in str(exc), (shown, exc)
+            continue
+        accepted += 1
+        _assert_typed(config)
+        assert RecordConfig.from_dict(config.to_dict()) == config, shown
+    assert 10 < accepted < API_TRIALS  # both kinds were drawn
+
+
+def test_random_record_arguments_give_one_line_or_a_record(tmp_path, one_thread):
+    """landscape.record with fuzzed configurations that are accepted (short runs only) and
+    fuzzed arguments: a record, or one LandscapeError line; the inputs left as they were."""
+    import landscape
+    from landscape.config import RecordConfig
+    from landscape.errors import ConfigError, LandscapeError
+
+    rng = random.Random(API_SEED + 1)
+    fields = ["probe", "ics_every", "mean", "std", "color_jitter", "rotation", "activation",
+              "dropout", "flip", "crop_padding", "erase_prob", "optimizer", "momentum",
+              "label_smoothing", "l1", "l2", "taps", "save_weights_at", "precision", "subset"]
+    arguments = {"overwrite": [True, False, "yes", 1, None],
+                 "executor": [None, None, "ray", 3, object()],
+                 "should_stop": [None, lambda: False, "no", 0],
+                 "progress": [None, None, "bar", 1]}
+    records, refusals = 0, []
+    for trial in range(12):
+        changes = {key: _api_value(rng, key) for key in rng.sample(fields, 2)}
+        try:
+            config = RecordConfig(**{**API_BASE, **changes})
+        except ConfigError:
+            config = RecordConfig(**API_BASE)
+        kwargs = {k: rng.choice(v) for k, v in arguments.items() if rng.random() < 0.15}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        out = rng.choice([tmp_path / f"r{trial}.h5"] * 3 + [str(tmp_path / f"s{trial}.h5"), 5,
+                                                            None, tmp_path, ""])
+        config_arg = rng.choice([config] * 6 + [config.to_dict(), "config"])
+        shown = f"record({config_arg!r:.200}, {out!r}, {kwargs})"
+        try:
+            landscape.record(config_arg, out, **kwargs)
+        except LandscapeError as exc:
+            assert str(exc) and "\n" not in str(exc), shown
+            refusals.append(str(exc))
+            continue
+        records += 1
+        assert landscape.open_record(out).runs, shown
+    assert records >= 2, refusals

@@ -82,6 +82,10 @@ def places(tmp_path_factory, embedded):
     bad_config.write_bytes(record.read_bytes())
     with h5py.File(bad_config, "r+") as f:
         f.attrs["config"] = '{"models": ["vgg",'
+    keyless_config = root / "keyless_config.h5"  # valid JSON that lacks every key
+    keyless_config.write_bytes(record.read_bytes())
+    with h5py.File(keyless_config, "r+") as f:
+        f.attrs["config"] = "{}"
     # A CIFAR-10 batch whose pickle declares 10**13 images (9 TiB) in a file of a few KiB.
     cifar_huge = write_cifar_folder(root / "cifar_huge", embedded, n_train=100, n_test=20)
     (cifar_huge / "cifar-10-batches-py" / "data_batch_1").write_bytes(huge_array_pickle())
@@ -93,6 +97,7 @@ def places(tmp_path_factory, embedded):
             "record": record, "weights_record": weights_record, "truncated_record": truncated_record, "future": future,
             "foreign": foreign, "text": text, "existing": existing,
             "foreign_header": foreign_header, "bad_schema": bad_schema, "bad_config": bad_config,
+            "keyless_config": keyless_config,
             "cifar_huge": cifar_huge,
             "missing_dir": root / "missing"}
 
@@ -108,6 +113,8 @@ def test_error_table_row(tmp_path, places, command, arguments, message):
         # Quick settings for whatever the row does not set itself.
         defaults = {"--model": "vgg", "--lrs": "0.01", "--width": "0.125", "--max-steps": "1",
                     "--device": "cpu", "-o": str(tmp_path / "r.h5")}
+        if "--resume" in args:
+            defaults.pop("-o")  # --resume continues its record in place: -o is refused
         for option, value in defaults.items():
             if option not in args:
                 args = [option, value, *args]

@@ -96,3 +96,46 @@ def test_a_record_that_does_not_fit_on_the_disk_is_refused(tmp_path, monkeypatch
     monkeypatch.setattr(limits, "free_disk", lambda folder: 1 << 20)
     line = refused(tmp_path, "--max-steps", "50000")
     assert "the record would need about" in line and "has 0.0 GiB free" in line
+
+
+def test_a_record_past_the_file_size_limit_is_refused_before_it_exists(tmp_path, one_thread):
+    """`ulimit -f` (RLIMIT_FSIZE) counts like free space: a record that would outgrow it is
+    refused before its file exists (it was started, and stopped at the limit)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    out = tmp_path / "r.h5"
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 << 10, hard))  # Python ignores SIGXFSZ
+    try:
+        result = CliRunner().invoke(main, ["record", "--model", "lenet5", "--dataset", "mnist",
+                                           "--lrs", "0.01", "--batch-size", "16", "--max-steps",
+                                           "200", "--device", "cpu", "-o", str(out)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert "and the file-size limit (ulimit -f) lets a file grow to 0.5 MiB" in errors[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_hessian_probe_is_bounded_by_its_memory(tmp_path, monkeypatch):
+    """Its counts become vectors of the model's size: Lanczos's basis (4 bytes a value),
+    Hutchinson's Rademacher vectors (int8, then two float32 arrays: 9 bytes), plus six working
+    vectors; the largest is refused against free memory in one line, before it is timed."""
+    from landscape.config import HessianConfig
+    from landscape.models import build_model
+
+    n = sum(p.numel() for p in build_model("vgg", width=0.125).parameters())
+    config = RecordConfig(models=("vgg",), width=0.125, lrs=(0.01,), max_steps=1,
+                          hessian=HessianConfig(every=1, iters=40, trace_samples=300))
+    assert limits.hessian_memory_bytes(config, n) == (300 * 9 * n + 6 * 4 * n,
+                                                      "recording.hessian.trace_samples")
+    density = config.with_changes(hessian=HessianConfig(density_at=(0,), density_iters=200))
+    assert limits.hessian_memory_bytes(density, n) == (200 * 4 * n + 6 * 4 * n,
+                                                       "recording.hessian.density_iters")
+    free = 300 * 9 * n  # room for the trace's vectors, not for them and a training step
+    monkeypatch.setattr(limits, "available_memory", lambda device: free)
+    line = refused(tmp_path, "--hessian-every", "1", "--hessian-trace-samples", "300")
+    assert line.startswith("Error: --hessian-trace-samples 300 needs about ")
+    assert f"for the Hessian probe's vectors (300 of the model's {n:,} parameters at once) " \
+           f"beside a training step on cpu" in line

@@ -197,3 +197,53 @@ def test_info_lists_the_surfaces_and_how_far_they_are(recorded):
     line = next(l for l in result.output.splitlines() if " half " in l)
     assert line.split()[:4] == [run, "half", "1", "2D"]
     assert line.split()[-1] == "4/9"  # one chunk of 4 of the 3 x 3 points, then stopped
+
+
+def test_a_killed_surface_keeps_its_points(tmp_path, one_thread):
+    """SIGKILL during `landscape surface` (issue 30): the points computed before the last
+    flush interval are kept beside the record (RECORD.h5.surface-ckpt), the same command
+    continues from them, and the surface equals one never interrupted."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from landscape.surfaces.checkpoint import checkpoint_path
+
+    killed = tmp_path / "killed.h5"
+    result = CliRunner().invoke(main, [
+        "record", "--model", "lenet5", "--dataset", "mnist", "--lrs", "0.01", "--batch-size",
+        "16", "--width", "0.125", "--max-steps", "1", "--device", "cpu", "--save-weights-at",
+        "0", "--flush-seconds", "0.2", "-o", str(killed)])
+    assert result.exit_code == 0, result.output
+    whole = tmp_path / "whole.h5"
+    shutil.copyfile(killed, whole)
+    options = SurfaceOptions(step=0, dims=1, points=301, batch="images", images=16)
+    args = ["--run", "lenet5_lr0.01", "--step", "0", "--dims", "1", "--points", "301",
+            "--batch", "images", "--images", "16", "--chunk", "1", "--device", "cpu"]
+    process = subprocess.Popen([sys.executable, "-m", "landscape", "surface", str(killed),
+                                *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint_path(killed).exists():
+            assert process.poll() is None and time.monotonic() < deadline, \
+                "the surface ended before it kept a point"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert open_record(killed).surfaces("lenet5_lr0.01") == {}  # the copy went with the kill
+    with np.load(checkpoint_path(killed)) as kept:
+        kept_points = int(kept["done"].sum())
+    assert 0 < kept_points < 301
+    starts = []
+    resumed = record_surface(killed, "lenet5_lr0.01", options, chunk=1,
+                             progress=lambda done, total: starts.append(done))
+    assert starts[0] >= kept_points and resumed.done.all()
+    assert not checkpoint_path(killed).exists()
+    reference = record_surface(whole, "lenet5_lr0.01", options, chunk=1)
+    np.testing.assert_array_equal(resumed.loss, reference.loss)
+    np.testing.assert_array_equal(resumed.accuracy, reference.accuracy)

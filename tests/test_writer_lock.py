@@ -87,3 +87,58 @@ def test_the_lock_is_held_until_released(tmp_path):
     with writer_lock(record):
         assert lock_path(record).exists()
     assert not lock_path(record).exists()
+
+
+# Issue 30: the lock is keyed on the file itself. A second writer that reaches a record being
+# written through a hard link or a symbolic link is refused, and a writer through a link
+# leaves the link a link.
+
+HOLD = ("import sys\nfrom landscape.store.lock import writer_lock\n"
+        "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A record file whose writer lock another process holds (as a live writer does); yields
+    (the record, that process)."""
+    record = tmp_path / "live.h5"
+    record.write_bytes(b"")
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(record)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "held\n"
+        yield record, process
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def test_a_writer_through_a_hard_or_symbolic_link_is_refused(held, tmp_path):
+    record, process = held
+    hard, soft, folder = tmp_path / "hard.h5", tmp_path / "soft.h5", tmp_path / "through"
+    os.link(record, hard)
+    soft.symlink_to(record)
+    folder.symlink_to(tmp_path, target_is_directory=True)
+    for name in (hard, soft, folder / "live.h5"):
+        with pytest.raises(RecordError, match="is being written by") as refused:
+            with writer_lock(name):
+                pass
+        if name != hard:  # the same lock file: its holder is named
+            assert f"process {process.pid} " in str(refused.value)
+    assert soft.is_symlink() and os.stat(hard).st_nlink == 2
+    assert not lock_path(hard).exists() or lock_path(hard) == lock_path(record)
+
+
+def test_the_holder_is_seen_without_taking_the_lock(held, tmp_path):
+    from landscape.store.lock import holder
+
+    record, process = held
+    hard = tmp_path / "hard.h5"
+    os.link(record, hard)
+    assert holder(record).startswith(f"process {process.pid} ")
+    assert holder(hard) == "another process, through another name of the same file"
+    free = tmp_path / "free.h5"
+    free.write_bytes(b"")
+    assert holder(free) is None and holder(tmp_path / "missing.h5") is None
+    with writer_lock(free):  # asking took nothing: the lock is free to take
+        assert holder(free) is not None

@@ -94,6 +94,9 @@ FLAGS: dict[str, str] = {
     "device": "--device",
     "allow_tf32": "--precision tf32",
     "precision": "--precision",
+    "memory_format": "--memory-format",
+    "reproducible": "--reproducible",
+    "threads": "--threads",
     "resume": "--resume",  # not a field: resuming with other options is refused
 }
 

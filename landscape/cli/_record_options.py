@@ -15,6 +15,7 @@ from landscape.cli._names import END, LAST_LINEAR, taps_to_cli, warn_if_given
 from landscape.cli._practice import practice_options
 from landscape.cli._types import CommaList
 from landscape.cli._vary import VARY_HELP
+from landscape.config.record import MEMORY_FORMATS
 from landscape.config import OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, RecordConfig
 from landscape.data import DATASETS
 from landscape.models import MODELS
@@ -135,6 +136,20 @@ _OPTIONS = [
                       "CUDA: faster, less exact; on a CPU the same as float32); bf16 (autocast "
                       "forward, float32 weights and gradients). Probes always run in float32 "
                       "(docs/measurements.md)."),
+    click.option("--memory-format", type=click.Choice(MEMORY_FORMATS),
+                 default=_DEFAULT.memory_format, show_default=True,
+                 help="Image models' tensor layout: auto (the faster on this machine, timed once "
+                      "and cached: under load another may win, which rounds differently), or "
+                      "pinned: channels_last, contiguous. Every preset pins channels_last."),
+    click.option("--reproducible", is_flag=True,
+                 help="Pin what makes one machine's numbers move between runs: the memory "
+                      "format (channels_last unless --memory-format), torch's CPU threads "
+                      "(this machine's count unless --threads) and deterministic kernels "
+                      "(cuDNN without its timed autotuner); kept in the record for --resume "
+                      "(docs/measurements.md section 6)."),
+    click.option("--threads", type=int, default=None,
+                 help="torch's CPU threads in every run [default: torch's, this machine's "
+                      "cores]; kept in the record."),
     click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="Folder with CIFAR-10's cifar-10-batches-py (or, with --dataset mnist, "
                       "MNIST/raw). Without it, the embedded subset is used (2,000 CIFAR-10 "

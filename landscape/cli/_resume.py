@@ -12,7 +12,7 @@ from landscape.cli._executor import executor_for
 from landscape.cli._record_config import build_config
 from landscape.cli._record_progress import report_results, run_progress
 from landscape.cli.common import graceful_stop
-from landscape.config import RecordConfig
+from landscape.config import record_config
 from landscape.store import open_record
 from landscape.sweep import check_resume_compatible, resolve_device, resume as resume_sweep
 
@@ -27,7 +27,7 @@ def resume_record(ctx: click.Context, path: Path, preset: str | None, options: d
                    and name != "device")
     asked = None
     if preset is not None or given:
-        recorded = RecordConfig.from_dict(open_record(path).config)
+        recorded = record_config(open_record(path))
         asked = build_config(ctx, preset, options, base=recorded)
         check_resume_compatible(path, recorded, asked=asked)
     device = None

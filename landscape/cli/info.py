@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from landscape.cli.common import duration, echo_table, user_errors
+from landscape.errors import RecordError
 from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
@@ -35,15 +36,16 @@ def _seeds_text(cfg: dict) -> str:
 def info(record_path: Path) -> None:
     """Show a record's data, configuration and runs (status, steps, accuracies, taps)."""
     rec = open_record(record_path)
-    cfg, data = rec.config, rec.data
-    click.echo(f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
-               f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})")
-    if cfg.get("source") == "recorder":  # a user's loop wrote it (landscape.Recorder)
-        _echo_recorder_header(cfg, data)
-    else:
-        _echo_record_header(rec, cfg, data)
-    _echo_measurements(cfg)
-    _echo_runs(rec, bool(data.get("n_val")))
+    try:
+        lines = _header_lines(rec)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A record whose header holds what no landscape writer writes (edited, or damaged).
+        reason = f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise RecordError(f"{rec.path} is damaged: its configuration or data description "
+                          f"cannot be shown ({reason})") from None
+    for line in lines:
+        click.echo(line)
+    _echo_runs(rec, bool(rec.data.get("n_val")))
     unfinished = [r.run_id for r in rec.runs.values() if not r.finished]
     if unfinished:
         click.echo(f"Incomplete runs: {', '.join(unfinished)}")
@@ -52,40 +54,54 @@ def info(record_path: Path) -> None:
     _echo_shards(record_path)
 
 
-def _echo_recorder_header(cfg: dict, data: dict) -> None:
+def _header_lines(rec) -> list[str]:
+    """The lines above the runs table: the record, data, training, options, axes, probe,
+    kept weights and Hessian."""
+    cfg, data = rec.config, rec.data
+    lines = [f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
+             f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})"]
+    if cfg.get("source") == "recorder":  # a user's loop wrote it (landscape.Recorder)
+        lines += _recorder_header(cfg, data)
+    else:
+        lines += _record_header(rec, cfg, data)
+    return lines + _measurement_lines(cfg)
+
+
+def _recorder_header(cfg: dict, data: dict) -> list[str]:
     """What a record of a user's loop (landscape.Recorder) says of its data and training."""
-    click.echo(f"Data: {data.get('description', data.get('name'))}")
-    click.echo(f"Training: your own loop (landscape.Recorder): "
-               f"{cfg.get('optimizer') or 'optimizers differ'}, lr "
-               f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}, batch "
-               f"{cfg.get('batch_size') or 'sizes differ'}, loss "
-               f"{cfg.get('loss') or 'losses differ'}, {_seeds_text(cfg)}")
+    return [f"Data: {data.get('description', data.get('name'))}",
+            f"Training: your own loop (landscape.Recorder): "
+            f"{cfg.get('optimizer') or 'optimizers differ'}, lr "
+            f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}, batch "
+            f"{cfg.get('batch_size') or 'sizes differ'}, loss "
+            f"{cfg.get('loss') or 'losses differ'}, {_seeds_text(cfg)}"]
 
 
-def _echo_record_header(rec, cfg: dict, data: dict) -> None:
+def _record_header(rec, cfg: dict, data: dict) -> list[str]:
     """What a record of `landscape record` says of its data, training and axes."""
     val = f" / {data['n_val']:,} validation" if data.get("n_val") else ""
-    click.echo(f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
-               f"held-out samples; {data['note']}")
+    lines = [f"Data: {data['name']}: {data['n_train']:,} training{val} / {data['n_test']:,} "
+             f"held-out samples; {data['note']}"]
     axes = cfg.get("axes") or {}  # records before axes have none
     optimizer = "optimizer varied" if "optimizer" in axes else cfg["optimizer"]
     batch = "varied" if "batch_size" in axes else cfg["batch_size"]
-    click.echo(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
-               f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
-               f"{_seeds_text(cfg)}, device {cfg['device']}")
+    lines.append(f"Training: {optimizer}, lr {', '.join(f'{lr:g}' for lr in cfg['lrs'])}, "
+                 f"batch {batch}, {_length_text(cfg, rec.runs.values())}, "
+                 f"{_seeds_text(cfg)}, device {cfg['device']}")
     extras = _training_options(cfg)
     if extras:
-        click.echo(f"Options: {'; '.join(extras)}")
-    for line in _model_lines(rec.runs.values()):
-        click.echo(line)
+        lines.append(f"Options: {'; '.join(extras)}")
+    lines += _model_lines(rec.runs.values())
     if axes:
-        click.echo("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
-                                        for name, values in axes.items())
-                   + f" ({len(rec.runs)} runs; each run's levels are in its id)")
+        lines.append("Axes: " + "; ".join(f"{name} = {', '.join(map(_value, values))}"
+                                          for name, values in axes.items())
+                     + f" ({len(rec.runs)} runs; each run's levels are in its id)")
+    return lines
 
 
-def _echo_measurements(cfg: dict) -> None:
+def _measurement_lines(cfg: dict) -> list[str]:
     """The probes, kept weights and Hessian probe a record's runs measure."""
+    lines = []
     probe = cfg.get("probe") or {}
     if probe.get("every"):
         direction = probe.get("direction", "gradient")  # records before directions: gradient
@@ -95,12 +111,12 @@ def _echo_measurements(cfg: dict) -> None:
             where = "along the gradient w - eta*g, eta"
         unit = "x lr" if probe["scale"] == "relative" and direction == "gradient" else \
             "x update" if direction == "update" else "(absolute)"
-        click.echo(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
-                   f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
-                   f"{', float64' if probe.get('dtype') == 'float64' else ''}")
+        lines.append(f"Probe: every {probe['every']} steps, {where} at {probe['count']} values in "
+                     f"[{probe['low']:g}, {probe['high']:g}] {unit}, {probe['spacing']} spacing"
+                     f"{', float64' if probe.get('dtype') == 'float64' else ''}")
     weights = _weights_text(cfg)
     if weights:
-        click.echo(f"Weights kept: {weights} (for landscape surface / prune)")
+        lines.append(f"Weights kept: {weights} (for landscape surface / prune)")
     hessian = cfg.get("hessian") or {}  # records before the Hessian probe have none
     if hessian.get("every") or hessian.get("density_at"):
         parts = []
@@ -108,8 +124,8 @@ def _echo_measurements(cfg: dict) -> None:
             parts.append(_hessian_text(hessian))
         if hessian.get("density_at"):
             parts.append(f"density at steps {', '.join(map(str, hessian['density_at']))}")
-        click.echo("Hessian: " + "; ".join(parts))
-
+        lines.append("Hessian: " + "; ".join(parts))
+    return lines
 
 def _echo_runs(rec, has_val: bool) -> None:
     """Every run's status, steps, accuracies, probes, time and taps."""
@@ -326,5 +342,17 @@ def _practice_options(cfg: dict) -> list[str]:
         out.append(f"rotation +-{cfg['rotation']:g} deg")
     if any(cfg.get("color_jitter") or ()):
         out.append(f"color jitter {','.join(f'{v:g}' for v in cfg['color_jitter'])}")
+    return out + _arithmetic_options(cfg)
+
+
+def _arithmetic_options(cfg: dict) -> list[str]:
+    """What the record pinned of its arithmetic (records before these keys pinned nothing)."""
+    out = []
+    if cfg.get("reproducible"):
+        out.append("reproducible (memory format, threads and deterministic kernels pinned)")
+    if cfg.get("memory_format", "auto") != "auto":
+        out.append(f"memory format {cfg['memory_format']}")
+    if cfg.get("threads"):
+        out.append(f"{cfg['threads']} torch threads")
     return out
 

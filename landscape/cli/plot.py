@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from landscape.plot import all_figures
 from landscape.report import group_by_model, load_runs, record_differences, run_notes
 from landscape.report import factor_summary
 from landscape.report.compare import NO_PAIR
+from landscape.store import check_output, write_output
 
 
 @click.command()
@@ -43,19 +45,17 @@ def plot(records, out, fmt, smooth, dpi):
         click.echo(f"Note: {note}", err=True)
     figures = all_figures(runs, smooth=smooth)
     summary = factor_summary(runs)
+    files = {out / f"{name}.{fmt}": partial(figure.savefig, format=fmt, dpi=dpi)
+             for name, figure in figures.items()}
+    if summary is not None:
+        files[out / "summary.txt"] = lambda file: file.write(summary.encode("utf-8"))
+    for path in files:  # every one before the first is written
+        check_output(path, inputs=records, flag="--out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
-    written = []
-    for name, figure in figures.items():
-        path = out / f"{name}.{fmt}"
-        _write(path, lambda p: figure.savefig(p, format=fmt, dpi=dpi))
-        written.append(path)
-    if summary is not None:
-        path = out / "summary.txt"
-        _write(path, lambda p: p.write_text(summary, encoding="utf-8"))
-        written.append(path)
+    written = [write_output(path, write) for path, write in files.items()]
     click.echo(f"Wrote {len(written)} files to {out}:")
     for path in written:
         click.echo(f"  {path}")
@@ -65,10 +65,3 @@ def plot(records, out, fmt, smooth, dpi):
     else:
         models = ", ".join(group_by_model(runs))
         click.echo(f"{NO_PAIR} among {models}: no comparison table.")
-
-
-def _write(path: Path, write) -> None:
-    try:
-        write(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None

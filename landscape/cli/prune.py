@@ -51,7 +51,12 @@ def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | N
     runs = flatten(runs, unique="--run")
     out = out or record_path.with_name(
         f"{record_path.stem}-prune-{layer.replace(',', '+')}.png")
-    check_figure_path(out)
+    check_figure_path(out, inputs=[record_path])
+    filter_paths = {run: record_path.with_name(f"{record_path.stem}-filters-{run}-"
+                                               f"{filters_layer}.png")
+                    for run in runs} if filters_layer else {}
+    for path in filter_paths.values():
+        check_figure_path(path, "--filters", inputs=[record_path])
     device = str(resolve_device(device))
     record = open_record(record_path)
     last = is_last_kept(which)
@@ -71,9 +76,8 @@ def prune(record_path: Path, runs, layer: str, fractions, filters_layer: str | N
     save_figure(plot_prune(results), out, dpi=120)
     click.echo(f"Wrote {out}")
     if filters_layer:
-        for run in runs:
+        for run, path in filter_paths.items():
             parameter, weight, support = filters_and_support(record_path, run, filters_layer)
-            path = record_path.with_name(f"{record_path.stem}-filters-{run}-{filters_layer}.png")
             save_figure(plot_filters(weight, support, layer=f"{run}: {parameter}"), path,
                         dpi=120)
             click.echo(f"Wrote {path}")

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import click
 import torch
+from click.core import ParameterSource
 
 from landscape.cli._executor import executor_for, pop_executor
 from landscape.cli._record_config import build_config
@@ -23,8 +24,10 @@ from landscape.cli.common import graceful_stop, user_errors
 from landscape.config import RecordConfig
 from landscape.errors import ConfigError
 from landscape.probes.hessian_cost import cost_text, estimate_costs
+from landscape.store import check_record_output, open_record
 from landscape.sweep import plan_runs, record as record_sweep
-from landscape.sweep.limits import check_counts
+from landscape.sweep.init_from import init_from_records
+from landscape.sweep.limits import check_counts, check_hessian_resources
 from landscape.sweep.plans import RunPlan, planned_steps, probe_model
 from landscape.training.tasks import make_task
 
@@ -53,6 +56,21 @@ def runs_text(config: RecordConfig, plans: Sequence[RunPlan]) -> str:
     return f"{_count(len(plans), 'run')} ({'; '.join(parts)})"
 
 
+def _check_resume_output(ctx: click.Context, resume_path: Path, out: Path,
+                         overwrite: bool) -> None:
+    """--resume continues a record in place: an -o naming another file, or --overwrite, would
+    be ignored without a word."""
+    open_record(resume_path)  # a missing or foreign file is named first
+    if ctx.get_parameter_source("out") is not ParameterSource.DEFAULT and not (
+            out.exists() and resume_path.exists() and out.samefile(resume_path)):
+        raise ConfigError(f"--resume {resume_path} continues that record in place; -o {out} "
+                          f"would be ignored: leave -o out (copy the record first to continue "
+                          f"a copy)")
+    if overwrite:
+        raise ConfigError(f"--resume {resume_path} continues that record in place; --overwrite "
+                          f"would be ignored: leave it out")
+
+
 @click.command(cls=sectioned(RECORD_SECTIONS))
 @record_options
 @click.pass_context
@@ -66,9 +84,11 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
     """
     ray_options = pop_executor(ctx, options)  # None: the local executor
     if resume_path is not None:
+        _check_resume_output(ctx, resume_path, out, overwrite)
         resume_record(ctx, resume_path, preset, options, ray_options)
         return
     config = build_config(ctx, preset, options)
+    check_record_output(out, inputs=init_from_records(config))  # as record_sweep: said first
     check_counts(config)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or "
@@ -82,6 +102,7 @@ def record(ctx: click.Context, preset: str | None, out: Path, overwrite: bool,
                f"{config.optim.optimizer}, batch {batch}. Writing {out}",
                err=True)
     if config.recording.hessian.enabled:  # what the probe will cost, before the wait
+        check_hessian_resources(config, task)  # its vectors fit: before they are timed
         click.echo(cost_text(estimate_costs(config, task, plans,
                                             partial(probe_model, config))), err=True)
     with graceful_stop() as should_stop:

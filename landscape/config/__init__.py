@@ -17,8 +17,8 @@ from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelC
 from landscape.config.optim import (MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES, OptimConfig,
                                     Optimizer, Schedule)
 from landscape.config.presets import PAPER_ACTIVATION_LAYERS, PAPER_ICS_LAYERS, PRESETS, preset
-from landscape.config.record import (MAX_SEED, PRECISIONS, RecordConfig, resume_differences,
-                                     run_id, total_steps)
+from landscape.config.record import (MAX_SEED, PRECISIONS, RecordConfig, record_config,
+                                     resume_differences, run_id, stored_config, total_steps)
 from landscape.config.recording import (DEFAULT_TAP, FINAL_TAP, PROBE_SCALES, PROBE_SPACINGS,
                                         TAP_DTYPES, ProbeConfig, RecordingConfig)
 
@@ -28,4 +28,5 @@ __all__ = [
     "OPTIMIZERS", "MOMENTUM_OPTIMIZERS", "SCHEDULES", "Optimizer", "Schedule",
     "IMAGE_CLASSIFICATION", "TAP_DTYPES", "PROBE_SCALES", "PROBE_SPACINGS", "FINAL_TAP",
     "DEFAULT_TAP", "total_steps", "resume_differences", "run_id", "PRECISIONS", "MAX_SEED",
+    "record_config", "stored_config",
 ]

@@ -36,7 +36,8 @@ FIXED_FIELDS: dict[str, str] = {
     "device": f"{_SHARED} (the device)",
     "model_options": ("a mapping of builder keywords is not one value to vary; record each "
                       "set of --model-option separately and combine the records"),
-    **dict.fromkeys(("allow_tf32", "precision"), f"{_SHARED} (the training arithmetic)"),
+    **dict.fromkeys(("allow_tf32", "precision", "memory_format", "reproducible", "threads"),
+                    f"{_SHARED} (the training arithmetic)"),
     **dict.fromkeys(("flush_seconds", "checkpoint_seconds"),
                     "it changes when rows are written, not what a run measures"),
     **dict.fromkeys(("taps", "tap_every", "tap_dtype", "probe", "ics_every", "ics_layers",
@@ -78,10 +79,16 @@ def normalize_axes(axes: Mapping[str, Sequence[Any]] | Sequence[Axis | tuple[str
     """Axes from a mapping {name: values}, a sequence of Axis or (name, values) pairs; names
     are checked against `known` (the flat keys) and FIXED_FIELDS, values for count and
     repeats. The values' own validity is checked by the runs' configurations."""
-    if not axes:
+    if axes is None or (isinstance(axes, (Mapping, list, tuple)) and not axes):
         return ()
-    items = axes.items() if isinstance(axes, Mapping) else \
-        [(a.name, a.values) if isinstance(a, Axis) else tuple(a) for a in axes]
+    if isinstance(axes, Mapping):
+        items = list(axes.items())
+    elif isinstance(axes, (list, tuple)) and all(
+            isinstance(a, Axis) or (isinstance(a, (list, tuple)) and len(a) == 2) for a in axes):
+        items = [(a.name, a.values) if isinstance(a, Axis) else tuple(a) for a in axes]
+    else:
+        raise ConfigError(f"axes must be a mapping {{name: values}} or a list of (name, values) "
+                          f"pairs, got {axes!r:.60}", field="axes")
     out: list[Axis] = []
     for name, values in items:
         key = flat_name(str(name), known)

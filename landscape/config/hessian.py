@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from landscape.config.field_types import check_field_types, check_finite
 from landscape.errors import ConfigError, field_ref as ref
 
 
@@ -46,6 +47,7 @@ class HessianConfig:
     density_vectors: int = 1
 
     def __post_init__(self) -> None:
+        check_field_types(self, "recording.hessian.")  # first: types, then the rest
         object.__setattr__(self, "density_at", tuple(self.density_at))  # lists from JSON
 
     @property

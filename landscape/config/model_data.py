@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from landscape.data import check_dataset_name
+from landscape.config.field_types import check_field_types, check_finite
 from landscape.errors import ConfigError, field_ref as ref
 from landscape.models import MODELS, check_model_name, model_options_of, table_identity
 from landscape.models._width import width_problem
@@ -16,6 +17,9 @@ IMAGE_CLASSIFICATION = "image-classification"  # the task of models that learn C
 # Where the input normalization's mean and std come from: as given (mean, std), or the
 # training split's own per-channel statistics, computed when the data are loaded (train).
 NORMALIZE_FROM = ("given", "train")
+# ColorJitter draws each factor from [max(0, 1 - v), 1 + v]: past 100 every image is one color
+# already, and a huge v overflows the float32 draw ("to is out of bounds for float").
+MAX_COLOR_JITTER = 100.0
 # A padding wider than the images (32 or 28 pixels) crops mostly zeros, and a huge one makes
 # every batch's padded copy exhaust memory.
 MAX_CROP_PADDING = 32
@@ -57,6 +61,7 @@ class ModelConfig:
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "model.")  # first: types, then the rest
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "model_options", dict(self.model_options))
 
@@ -124,13 +129,16 @@ class ModelConfig:
                 raise ConfigError(f"{ref('model.norm_placement')} places a normalization; model "
                                   f"{plain[0]!r} has none {hint}")
 
+    @staticmethod
+    def option_fields() -> tuple[str, ...]:
+        """The fields that are options of the models' builders (see `options`)."""
+        return ("width", "dropout", "norm_placement", "activation", "norm")
+
     def options(self) -> dict:
         """The build_model options asked for beyond the model's own defaults (a model without
         such an option refuses it with a clear error)."""
         options = {} if self.width == 1.0 else {"width": self.width}
-        if self.dropout is not None:
-            options["dropout"] = self.dropout
-        for name in ("norm_placement", "activation", "norm"):
+        for name in self.option_fields()[1:]:
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         return {**options, **self.model_options}
@@ -169,6 +177,7 @@ class DataConfig:
     normalize_from: str = "given"
 
     def __post_init__(self) -> None:
+        check_field_types(self, "data.")  # first: types, then the rest
         for name in ("mean", "std", "color_jitter", "erase_scale"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -221,6 +230,11 @@ class DataConfig:
         if len(self.color_jitter) != 3 or any(not 0 <= v for v in self.color_jitter):
             raise ConfigError(f"{ref('data.color_jitter')} takes BRIGHTNESS,CONTRAST,SATURATION "
                               f">= 0, got {','.join(map(str, self.color_jitter))}")
+        if any(not v <= MAX_COLOR_JITTER for v in self.color_jitter):
+            raise ConfigError(f"{ref('data.color_jitter')} takes BRIGHTNESS,CONTRAST,SATURATION "
+                              f"from 0 to {MAX_COLOR_JITTER:g} (each factor is drawn from "
+                              f"[max(0, 1 - v), 1 + v]), got "
+                              f"{','.join(map(str, self.color_jitter))}")
 
     @property
     def augments(self) -> bool:

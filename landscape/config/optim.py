@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from landscape.config.field_types import check_field_types, check_finite
 from landscape.errors import ConfigError, field_ref as ref
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "slbi", "slbi_adam"]
@@ -63,6 +64,7 @@ class OptimConfig:
     early_stop_min_delta: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self, "optim.")  # first: types, then the rest
         for name in ("lrs", "lr_milestones", "slbi_layers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.betas is not None:

@@ -3,16 +3,19 @@ record stores as JSON (`to_dict`, `from_dict`)."""
 
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from landscape.config.axes import Axis, format_value, levels, levels_text, normalize_axes, to_json
+from landscape.config.field_types import check_finite, conform
 from landscape.config.hessian import BEFORE_WARM_STARTS
+from landscape.config.levels import MAX_RUN_ID, MAX_RUNS, check_axes, check_run_count, run_id
 from landscape.config.model_data import IMAGE_CLASSIFICATION, DataConfig, ModelConfig
 from landscape.config.optim import OptimConfig
 from landscape.config.recording import ProbeConfig, RecordingConfig
-from landscape.errors import ConfigError, field_ref as ref
+from landscape.errors import ConfigError, RecordError, field_ref as ref
 from landscape.models import MODELS, model_task
 
 # The record stores one flat dict with the keys in this order (the order of the flat
@@ -51,15 +54,23 @@ _FLAT_KEYS: dict[str, str | None] = {
     # from the training split (older records lack them: each model's own, "given").
     **dict.fromkeys(("norm", "model_options"), "model"),
     "normalize_from": "data",
+    # Issue 30's, after the others (older records lack them: auto, not reproducible, torch's
+    # threads).
+    **dict.fromkeys(("memory_format", "reproducible", "threads"), None),
 }
 # Fields whose value decides what probe direction "auto" resolves to (see plain_sgd).
 _PLAIN_SGD_FIELDS = ("optimizer", "momentum", "weight_decay")
+# "auto": measured per machine (landscape.training.tuning, which config does not import).
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+MAX_THREADS = 1024  # torch would try to start them all
 # The arithmetic of training (landscape.training.precision): tf32 is allow_tf32 by another name.
 PRECISIONS = ("float32", "tf32", "bf16")
 # The largest seed: every generator the runs seed takes it (numpy's legacy seeds stop at
 # 2**32 - 1, torch's and HDF5's int64 attributes at 2**63 - 1), and it is far more seeds than a
 # study needs (docs/errors.md).
 MAX_SEED = 2**32 - 1
+# What landscape.sweep.resolve_device gives (the record stores the resolved device).
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 _PARTS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
           "recording": RecordingConfig}
 
@@ -89,13 +100,27 @@ class RecordConfig:
     # Fields varied over several values (config/axes.py): the runs are the product of their
     # levels with the models, learning rates and seeds.
     axes: tuple[Axis, ...] = ()
+    # The memory format of image models' tensors: "auto" (the faster on this machine, measured:
+    # landscape.training.tuning), or pinned: channels_last, contiguous (every preset pins one).
+    memory_format: str = "auto"
+    # Pin what makes numbers differ between runs on one machine type (docs/measurements.md §6):
+    # the memory format (channels_last unless pinned), torch's CPU threads (`threads`, this
+    # machine's count unless given), deterministic kernels (cuDNN without its timed autotuner).
+    reproducible: bool = False
+    threads: int | None = None  # torch's CPU threads in every run (None: torch's default)
 
     def __init__(self, *, model: ModelConfig | None = None, data: DataConfig | None = None,
                  optim: OptimConfig | None = None, recording: RecordingConfig | None = None,
                  seeds: tuple[int, ...] | None = None, seed: int | None = None,
                  device: str = "cpu", allow_tf32: bool = False, precision: str = "float32",
-                 axes: Any = None, **flat: Any) -> None:
+                 axes: Any = None, memory_format: str = "auto", reproducible: bool = False,
+                 threads: int | None = None, **flat: Any) -> None:
         given = {"model": model, "data": data, "optim": optim, "recording": recording}
+        for name, part in given.items():
+            if part is not None and not isinstance(part, _PARTS[name]):
+                raise ConfigError(f"{name} must be a {_PARTS[name].__name__} (or give its fields "
+                                  f"as keywords: RecordConfig(lrs=(0.1,), ...)), got "
+                                  f"{type(part).__name__}", field=name)
         changes: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
         for key, value in flat.items():
             part = _FLAT_KEYS.get(key)
@@ -108,11 +133,18 @@ class RecordConfig:
             object.__setattr__(self, name, cls(**{**values, **changes[name]}))
         if seed is not None and seeds is not None:
             raise ConfigError(f"give {ref('seeds')} or one seed, not both")
-        seeds = (0,) if seeds is None and seed is None else \
-            (seed,) if seeds is None else tuple(seeds)
+        own = typing.get_type_hints(RecordConfig)
+        if seed is not None:
+            seeds = (conform(seed, int, "seeds"),)
+        seeds = (0,) if seeds is None else conform(seeds, own["seeds"], "seeds")
         object.__setattr__(self, "seeds", seeds)
-        object.__setattr__(self, "device", device)
-        object.__setattr__(self, "allow_tf32", allow_tf32)
+        object.__setattr__(self, "device", conform(device, own["device"], "device"))
+        object.__setattr__(self, "allow_tf32", conform(allow_tf32, own["allow_tf32"],
+                                                       "allow_tf32"))
+        precision = conform(precision, own["precision"], "precision")
+        for name, value in (("memory_format", memory_format), ("reproducible", reproducible),
+                            ("threads", threads)):
+            object.__setattr__(self, name, conform(value, own[name], name))
         object.__setattr__(self, "axes", normalize_axes(axes, _FLAT_KEYS))
         self._resolve_precision(precision)
         if not any(a.name in _PLAIN_SGD_FIELDS for a in self.axes):
@@ -156,6 +188,15 @@ class RecordConfig:
         return getattr(object.__getattribute__(self, part), name)
 
     def validate(self) -> None:
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"{ref('device')} must be cpu, cuda or cuda:N, got {self.device!r} "
+                              f"(landscape.sweep.resolve_device turns 'auto' into one)")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ConfigError(f"{ref('memory_format')} must be one of "
+                              f"{', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"{ref('threads')} must be from 1 to {MAX_THREADS:,}, got "
+                              f"{self.threads}")
         if not self.seeds:
             raise ConfigError(f"{ref('seeds')} needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -177,8 +218,15 @@ class RecordConfig:
                               f"watches the loss on the validation images)")
         self._check_image_only()
         self.recording.validate()
+        # After the parts' own range checks (their messages say more): no float is NaN or
+        # infinite anywhere (an input mean of NaN would train a run that can only diverge).
+        for part, prefix in ((self.model, "model."), (self.data, "data."), (self.optim, "optim."),
+                             (self.recording, "recording."),
+                             (self.recording.probe, "recording.probe."),
+                             (self.recording.hessian, "recording.hessian.")):
+            check_finite(part, prefix)
         if self.axes:
-            self._check_axes()
+            check_axes(self)  # config/levels.py
             self._check_norm_axis()
 
     def _check_image_only(self) -> None:
@@ -197,33 +245,6 @@ class RecordConfig:
             if given:
                 raise ConfigError(f"{ref(path)} applies to image classification; model "
                                   f"{other[0]!r} learns {model_task(other[0])}")
-
-    def _check_axes(self) -> None:
-        """Which models each axis applies to, and every run's configuration valid, with
-        distinct run ids. An axis no value of which a model accepts (with the other fields at
-        the record's values) does not apply to it: its runs keep the record's value."""
-        scope = {}
-        for axis in self.axes:
-            errors = {m: [_refusal(self, m, {axis.name: v}) for v in axis.values]
-                      for m in self.model.models}
-            applies = tuple(m for m, errs in errors.items() if not all(errs))
-            if not applies:
-                first = next(e for errs in errors.values() for e in errs if e)
-                raise ConfigError(f"no model takes --vary {axis.name}: {first.message}",
-                                  field=first.field)
-            scope[axis.name] = applies  # a value refused here may suit other axes' levels
-        object.__setattr__(self, "_axis_scope", scope)
-        for model in self.model.models:
-            for factors in self.model_levels(model):
-                error = _refusal(self, model, factors)
-                if error is not None:
-                    raise ConfigError(f"{levels_text(factors)} for model {model}: "
-                                      f"{error.message}", field=error.field)
-        ids = [run_id(m, lr, s, f) for s, m, lr, f in self.grid()]
-        if len(set(ids)) != len(ids):
-            twice = next(i for i in ids if ids.count(i) > 1)
-            raise ConfigError(f"two runs would be named {twice!r}: give axis values that read "
-                              f"differently")
 
     def _check_norm_axis(self) -> None:
         """Varying the normalization gives every model each kind: two models of one family
@@ -303,6 +324,11 @@ class RecordConfig:
         unknown = sorted(set(values) - set(_FLAT_KEYS))
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        axes = values.get("axes")
+        if axes and not (isinstance(axes, Mapping)
+                         and all(isinstance(v, (list, tuple)) for v in axes.values())):
+            raise ConfigError(f"axes must be a mapping of field names to lists of values, as a "
+                              f"record stores them, got {axes!r:.60}", field="axes")
         return cls(**values)
 
     from_flat = from_dict
@@ -310,13 +336,34 @@ class RecordConfig:
     def with_changes(self, **changes: Any) -> "RecordConfig":
         """A copy with parts or flat fields changed (validated again)."""
         parts = {name: getattr(self, name) for name in
-                 (*_PARTS, "seeds", "device", "allow_tf32", "precision", "axes")}
+                 (*_PARTS, "seeds", "device", "allow_tf32", "precision", "axes",
+                  "memory_format", "reproducible", "threads")}
         if "seed" in changes:
             parts.pop("seeds")
         return type(self)(**{**parts, **changes})
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.optim.total_steps(steps_per_epoch)
+
+
+def stored_config(values: Any, source: Any, what: str = "its configuration") -> RecordConfig:
+    """The RecordConfig of a configuration a record stores (`values`, its flat dict; `source`
+    the record's path, `what` which configuration: the record's or a run's), or RecordError
+    naming the record when it is not one this landscape can use (a damaged or edited record:
+    a key missing its type, an unknown field, an axis of no field)."""
+    if not isinstance(values, Mapping):
+        raise RecordError(f"{source} is damaged: {what} is not a JSON object")
+    try:
+        return RecordConfig.from_dict(values)
+    except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise RecordError(f"{source} is damaged: {what} cannot be used: {reason}") from None
+
+
+def record_config(record: Any) -> RecordConfig:
+    """The configuration `record` (a landscape.store.Record) was made with (see
+    `stored_config`)."""
+    return stored_config(record.config, record.path)
 
 
 def flat_field_type(key: str) -> Any:
@@ -345,23 +392,5 @@ def resume_differences(recorded: RecordConfig, asked: RecordConfig) -> list[str]
             if key != "device" and now[key] != then[key]]
 
 
-def run_id(model: str, lr: float, seed: int | None = None,
-           factors: Mapping[str, Any] | None = None) -> str:
-    """The HDF5 group name of the run of `model` at `lr`, e.g. 'vgg_bn_lr0.001'; with levels
-    of axes 'vgg_bn_lr0.001_batch_size=128_norm_placement=conv'; with a seed (records of
-    several seeds) ending in '_s2'."""
-    levels_part = "".join(f"_{k}={format_value(v)}" for k, v in (factors or {}).items())
-    return f"{model}_lr{lr:g}{levels_part}" + ("" if seed is None else f"_s{seed}")
-
-
-def _refusal(config: RecordConfig, model: str, factors: Mapping[str, Any]) -> ConfigError | None:
-    """The ConfigError the configuration of `model`'s runs at `factors` raises (at every
-    learning rate of the record), or None when it is valid."""
-    try:
-        config.with_changes(axes=(), models=(model,), **dict(factors))
-    except ConfigError as error:
-        return error
-    return None
-
-
-__all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "total_steps", "resume_differences", "run_id"]
+__all__ = ["RecordConfig", "ProbeConfig", "PRECISIONS", "MAX_RUNS", "MAX_RUN_ID", "total_steps",
+           "resume_differences", "run_id", "check_run_count", "record_config", "stored_config"]

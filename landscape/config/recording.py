@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
 from landscape.config.hessian import HessianConfig
+from landscape.config.field_types import check_field_types, check_finite
 from landscape.errors import ConfigError, field_ref as ref
 
 TAP_DTYPES = ("float32", "float16")
@@ -47,6 +48,9 @@ class ProbeConfig:
     params: tuple[str, ...] = ()
     direction: Literal["auto", "gradient", "update"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "recording.probe.")
 
     def validate(self) -> None:
         if self.every < 0:
@@ -106,6 +110,7 @@ class RecordingConfig:
     keep_best: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self, "recording.")  # first: types, then the rest
         if isinstance(self.probe, Mapping):  # from JSON
             object.__setattr__(self, "probe", ProbeConfig(**self.probe))
         if isinstance(self.hessian, Mapping):  # from JSON

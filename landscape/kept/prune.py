@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.config import RecordConfig
+from landscape.config import record_config
 from landscape.errors import ConfigError, RecordError
 from landscape.optim import group_norms, resolve_sparse_layers
 from landscape.kept.models import load_model
@@ -130,7 +130,7 @@ def prune_run(path: str | Path, run_id: str, layer: str | Sequence[str],
     gammas = [_gamma(record, run_id, parameter, step, info.steps_done) if is_slbi else None
               for parameter in parameters]
     check_rebuildable(record.config, path, "prune it")
-    config = RecordConfig.from_dict(record.config).with_changes(device=device)
+    config = record_config(record).with_changes(device=device)
     task = make_task(config, torch.device(device))
     if task.identity.test_sha256 != record.data.get("test_sha256"):
         raise RecordError(f"the held-out images found now differ from those {path} was "

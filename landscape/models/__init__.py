@@ -16,6 +16,7 @@ from typing import Any, Callable
 from torch import nn
 
 from landscape.errors import ConfigError
+from landscape.models.activations import ALIASES
 from landscape.models.dln import DeepLinear
 from landscape.models.external import (FORMS, build_external, check_external_name,
                                        external_options, source_of)
@@ -288,6 +289,24 @@ def model_options_of(name: str) -> set[str] | None:
     return _accepted_options(MODELS[name].builder) if name in MODELS else None
 
 
+def effective_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword option `build_model(name, **options)` builds the model with: the options
+    given, then the table's defaults, then the builder's own, with an activation named by its
+    canonical name (swish is silu). Two option sets that resolve alike build the same model.
+    (A model from outside the table: its `resolved_options`.)"""
+    check_model_name(name)
+    if name not in MODELS:
+        return resolved_options(name, **options)
+    spec = MODELS[name]
+    params = inspect.signature(spec.builder).parameters.values()
+    own = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+           and p.default is not inspect.Parameter.empty}
+    resolved = {**own, **spec.defaults, **options}
+    if isinstance(resolved.get("activation"), str):
+        resolved["activation"] = ALIASES.get(resolved["activation"], resolved["activation"])
+    return resolved
+
+
 def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
     params = inspect.signature(builder).parameters.values()
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -296,5 +315,6 @@ def _accepted_options(builder: Callable[..., nn.Module]) -> set[str]:
 __all__ = ["MODELS", "ModelSpec", "NORMS", "build_model", "model_names", "check_model_name",
            "norm_of", "family_of", "model_options_of", "variant", "bn_partner", "norm_label",
            "known_norm", "norm_short", "variant_name", "table_identity", "model_identity",
-           "model_task", "model_source", "resolved_options", "VGG", "ResNet",
+           "model_task", "model_source", "resolved_options",
+           "effective_options", "VGG", "ResNet",
            "CifarResNet", "CNN3", "LeNet", "LeNet5"]

@@ -21,6 +21,7 @@ from landscape.plot import all_figures
 from landscape.plot.captions import figure_caption
 from landscape.report import LoadedRun, load_runs
 from landscape.report.study import Section, StudyReport, study_report
+from landscape.store import check_output, write_output
 from landscape.version import __version__
 
 # Figures go before the table of runs: the page reads verdict, accuracy, pictures, details.
@@ -85,13 +86,16 @@ def write_report(records: Sequence[str | os.PathLike], out: str | os.PathLike, *
     if out.is_dir():
         raise ConfigError(f"-o {out} is a folder; give the HTML file to write, e.g. "
                           f"{out / 'report.html'}")
+    # Before anything is computed: a record, an input or a file being written is no page's
+    # place (landscape.store.check_output).
+    check_output(out, inputs=records)
     page = render_report(load_runs(records), smooth=smooth, dpi=dpi)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return out
+    check_output(out, inputs=records)  # again: the page took a while to draw
+    return write_output(out, lambda file: file.write(page.encode("utf-8")))
 
 
 def split_interval(text: str) -> tuple[str, str]:

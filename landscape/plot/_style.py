@@ -7,7 +7,8 @@ panel), an incomplete run with an open circle at its last recorded step.
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+import functools
+from typing import Callable, Literal, Mapping, Sequence, TypeVar
 
 import matplotlib
 import matplotlib.colors as mcolors
@@ -15,6 +16,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
 from landscape.models import MODELS, known_norm, norm_label
@@ -68,8 +70,49 @@ def _set_yscale(ax: Axes, values: Sequence[np.ndarray], yscale: YScale) -> str:
     return yscale
 
 
-def _ylabel(ax: Axes, text: str, scale: str) -> None:
-    ax.set_ylabel(text + (" (log scale)" if scale == "log" else ""))
+def _ylabel(ax: Axes, text: str, scale: str, *, math: bool = False) -> None:
+    """The y label; `math`: `text` is a label of ours written in mathtext (see literal_text)."""
+    label = ax.set_ylabel(text + (" (log scale)" if scale == "log" else ""))
+    if math:  # (the label may have been made literal while empty, by a panel drawn before)
+        label.set_gid(MATH_GID)
+        label.set_parse_math(True)
+
+
+# The gid of a text of ours written in mathtext ($\beta$); every other text is literal.
+MATH_GID = "landscape-math"
+Drawn = TypeVar("Drawn", bound=Callable)
+
+
+def literal_text(draw: Drawn) -> Drawn:
+    """Decorate a function that returns a Figure (or a dict of them): every text in it is
+    literal, so that a `$` in a run id, a level, a layer or a file name is a dollar sign and
+    never mathtext (which fails to parse `$x` pairs, or draws something else). Tick labels
+    (matplotlib's own, such as a log axis's powers of ten) and our own labels marked with
+    MATH_GID keep mathtext."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        drawn = draw(*args, **kwargs)
+        for figure in (drawn.values() if isinstance(drawn, Mapping) else [drawn]):
+            if isinstance(figure, Figure):
+                _make_literal(figure)
+        return drawn
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _make_literal(figure: Figure) -> None:
+    texts = figure.findobj(Text)  # first: finding them makes the axes' ticks
+    own = set()  # matplotlib's texts: tick labels and the axes' offset texts ("1e-3")
+    for ax in figure.get_axes():
+        for axis in (ax.xaxis, ax.yaxis, getattr(ax, "zaxis", None)):
+            if axis is None:
+                continue
+            own.add(id(axis.offsetText))
+            for tick in (*axis.majorTicks, *axis.minorTicks):
+                own.update((id(tick.label1), id(tick.label2)))
+    for text in texts:
+        if id(text) not in own and text.get_gid() != MATH_GID:
+            text.set_parse_math(False)
 
 
 # Legend words for the normalizations of the model table (landscape.models.NORMS).

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     YScale,
     _colors_for,
@@ -103,6 +104,7 @@ def _smooth_text(smooth: int | None) -> str:
         f"each run smoothed first (trailing mean over {smooth} steps)"
 
 
+@literal_text
 def plot_loss_landscape(envelopes: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                         colors: Mapping[str, str] | None = None,
                         yscale: YScale = "auto") -> Figure:
@@ -139,6 +141,7 @@ def _source_text(series: Mapping[str, ModelSeries]) -> str:
     return "all parameters" if source == ALL_PARAMETERS else f"parameter {source}"
 
 
+@literal_text
 def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                          colors: Mapping[str, str] | None = None,
                          yscale: YScale = "auto", full_batch: bool = False) -> Figure:
@@ -153,7 +156,7 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
-    _ylabel(ax, r"gradient change $\|g_{t+1} - g_t\|_2$", scale)
+    _ylabel(ax, r"gradient change $\|g_{t+1} - g_t\|_2$", scale, math=True)
     ax.set_title(f"Gradient change between consecutive steps, {_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's gradient "
                  "predictiveness)\n"
@@ -165,6 +168,7 @@ def plot_gradient_change(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     return fig
 
 
+@literal_text
 def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None = None,
                          colors: Mapping[str, str] | None = None,
                          yscale: YScale = "auto", full_batch: bool = False) -> Figure:
@@ -191,7 +195,8 @@ def plot_trajectory_beta(series: Mapping[str, ModelSeries], *, ax: Axes | None =
     scale = _set_yscale(ax, values, yscale)
     smooth = next(iter(series.values())).smooth
     ax.set_xlabel("training step t")
-    _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale)
+    _ylabel(ax, r"trajectory $\beta$ = $\|g_{t+1} - g_t\|_2 \,/\, \|w_{t+1} - w_t\|_2$", scale,
+            math=True)
     ax.set_title(f"Trajectory β: the max over each model's runs ({_runs_per(series)}) at "
                  f"every step, {_source_text(series)}\n"
                  f"({_trajectory_note(full_batch)}, not the paper's effective β)\n"

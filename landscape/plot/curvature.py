@@ -11,11 +11,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analyses.spectrum import broadened_density
+from landscape.plot._style import literal_text
 from landscape.plot._style import (_MARKERS, _colors_for, _figure_and_grid, _finite, _legend,
                                    _set_yscale, _ylabel, model_name)
 from landscape.report import ModelDensity, RunHessian
 
 
+@literal_text
 def plot_hessian_course(data: Sequence[RunHessian], *,
                         axes: Sequence[Axes] | np.ndarray | None = None,
                         colors: Mapping[str, str] | None = None) -> Figure:
@@ -118,6 +120,7 @@ def _course_handles(models: Sequence[str], colors: Mapping[str, str],
     return handles
 
 
+@literal_text
 def plot_hessian_density(data: Sequence[ModelDensity], *, n_steps: int = 4,
                          axes: Sequence[Axes] | np.ndarray | None = None,
                          colors: Mapping[str, str] | None = None,

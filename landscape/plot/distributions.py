@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 
 from matplotlib.figure import Figure
 
-from landscape.plot._style import _figure_and_axes, model_name
+from landscape.plot._style import literal_text, model_name, _figure_and_axes
 from landscape.report import ActivationHistogram
 
 
@@ -45,6 +45,7 @@ def _draw_stack(ax: Axes, h: ActivationHistogram, n_steps: int, cmap: str) -> No
         ax.spines[side].set_visible(False)
 
 
+@literal_text
 def plot_activation_histograms(data: Sequence[ActivationHistogram], *, n_steps: int = 6,
                                axes: Sequence[Axes] | np.ndarray | None = None,
                                colors: Mapping[str, str] | None = None,

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from landscape.config.axes import levels_text
-from landscape.plot._style import _empty, _figure_and_grid
+from landscape.plot._style import literal_text, _empty, _figure_and_grid
 from landscape.plot.paper import plot_paper
 from landscape.report import FactorCell
 
@@ -46,6 +46,7 @@ def facet_groups(cells: Sequence[FactorCell]
     return out
 
 
+@literal_text
 def plot_facets(cells: Sequence[FactorCell], draw: Callable[[FactorCell, Axes], bool | str],
                 *, title: str, share_y: bool = True) -> list[tuple[dict, Figure]]:
     """One figure per group of `facet_groups`: `draw(cell, ax)` fills a panel and returns True,
@@ -97,6 +98,7 @@ def _share_y(axes: Sequence[Axes]) -> None:
         ax.set_ylim(low if not log or low > 0 else min(l for l in lows if l > 0), high)
 
 
+@literal_text
 def plot_paper_facets(cells_data: Sequence[tuple[FactorCell, object]], *,
                       colors: Mapping[str, str]) -> Figure:
     """The paper's three panels (`plot_paper`) once per cell, one row per cell, each row

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from landscape.config.axes import format_value
 from landscape.errors import RecordError
-from landscape.plot._style import model_colors
+from landscape.plot._style import literal_text, model_colors
 from landscape.plot.curvature import plot_hessian_course, plot_hessian_density
 from landscape.plot.course import plot_gradient_change, plot_loss_landscape, plot_trajectory_beta
 from landscape.plot.distributions import plot_activation_histograms
@@ -38,6 +38,7 @@ from landscape.report import (
 from landscape.report.practice import band_widths, weight_histograms
 
 
+@literal_text
 def all_figures(runs: Sequence[LoadedRun], *, smooth: int | None = None) -> dict[str, Figure]:
     """Every figure the runs allow, by file stem: "loss_landscape", "paper_lr<lr>" (one per
     probed learning rate), "gradient_change", "trajectory_beta", "training_curves", "ics" (if

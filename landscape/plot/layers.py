@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 
 from landscape.models import MODELS
 from landscape.models.norms import NORM_KINDS
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     _MARKERS,
     YScale,
@@ -75,6 +76,7 @@ def _plain_numbers(ax: Axes) -> None:
 _MIN_COSINE_SPAN = 1e-5
 
 
+@literal_text
 def plot_ics(data: Sequence[RunICS], *, axes: Sequence[Axes] | np.ndarray | None = None,
              colors: Mapping[str, str] | None = None, yscale: YScale = "auto") -> Figure:
     """The paper's internal covariate shift (Definition 2.1; `report.ics_data`): one column
@@ -149,6 +151,7 @@ def plot_ics(data: Sequence[RunICS], *, axes: Sequence[Axes] | np.ndarray | None
     return fig
 
 
+@literal_text
 def plot_activations(bands: Mapping[str, Sequence[ActivationBands]], *,
                      axes: Sequence[Axes] | np.ndarray | None = None,
                      colors: Mapping[str, str] | None = None) -> Figure:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     YScale,
     _colors_for,
@@ -33,6 +34,7 @@ from landscape.plot._style import (
 from landscape.report import PaperData, RunCurve
 
 
+@literal_text
 def plot_paper(data: PaperData, *, axes: Sequence[Axes] | np.ndarray | None = None,
                colors: Mapping[str, str] | None = None,
                yscale: YScale = "auto") -> Figure:

@@ -11,9 +11,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from landscape.plot._style import model_colors, model_name
+from landscape.plot._style import literal_text, model_colors, model_name
 
 
+@literal_text
 def plot_band_width(widths: Mapping, *, ax: Axes | None = None,
                     colors: Mapping[str, str] | None = None,
                     title: str | None = None) -> Figure:
@@ -45,6 +46,7 @@ def plot_band_width(widths: Mapping, *, ax: Axes | None = None,
     return fig
 
 
+@literal_text
 def plot_weight_histograms(histograms: Sequence, *, title: str | None = None,
                            max_layers: int = 12) -> Figure:
     """One panel per layer (the first `max_layers`), one step-histogram per run (log counts),

@@ -8,10 +8,12 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from landscape.plot._style import literal_text
 
 SUPPORT_COLOR = "#d62728"  # the frame of a filter in Γ's support
 
 
+@literal_text
 def plot_prune(results: Sequence, *, title: str | None = None) -> Figure:
     """One line per PruneResult: held-out accuracy (%) against the percentage of the layer's
     groups zeroed, weakest first (by Γ for DessiLBI runs, by |W| otherwise)."""
@@ -35,6 +37,7 @@ def plot_prune(results: Sequence, *, title: str | None = None) -> Figure:
     return fig
 
 
+@literal_text
 def plot_filters(weight: np.ndarray, support: np.ndarray | None, *, layer: str,
                  title: str | None = None, max_filters: int = 64) -> Figure:
     """A conv layer's filters as small gray images (the mean over input channels, each filter

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 
-from landscape.plot._style import _finite, model_name
+from landscape.plot._style import literal_text, model_name, _finite
 from landscape.report.spans import run_name
 from landscape.report.surfaces import SurfacePanel
 
@@ -36,6 +36,7 @@ def _caption(panels: Sequence[SurfacePanel]) -> str:
             f"{p.direction} directions\n× marks the kept weights (the centre)")
 
 
+@literal_text
 def plot_surface_lines(panels: Sequence[SurfacePanel], *,
                        colors: Mapping[str, str] | None = None) -> Figure:
     """1D surfaces: the loss against α, every run on the same axes, the centre marked."""
@@ -75,6 +76,7 @@ def contour_levels(panels: Sequence[SurfacePanel]) -> np.ndarray:
     return levels if len(levels) > 1 else np.array([levels[0], levels[0] + 1e-12])
 
 
+@literal_text
 def plot_surface_contours(panels: Sequence[SurfacePanel], *, filled: bool = True) -> Figure:
     """2D surfaces: a (filled) contour plot of the loss per run, side by side, on the same
     levels (`contour_levels`), contour lines on top, the centre marked ×."""
@@ -108,6 +110,7 @@ def plot_surface_contours(panels: Sequence[SurfacePanel], *, filled: bool = True
     return fig
 
 
+@literal_text
 def plot_surface(panels: Sequence[SurfacePanel], *,
                  colors: Mapping[str, str] | None = None) -> Figure:
     """The figure of one surface name: lines for 1D, filled contours for 2D."""

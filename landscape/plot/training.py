@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from landscape.config.axes import levels_text
+from landscape.plot._style import literal_text
 from landscape.plot._style import (
     _MARKERS,
     YScale,
@@ -45,6 +46,7 @@ def _run_label(run: LoadedRun, models: Sequence[str], seeds: Sequence[int]) -> s
     return label
 
 
+@literal_text
 def plot_training_curves(runs: Sequence[LoadedRun], *,
                          axes: Sequence[Axes] | np.ndarray | None = None,
                          colors: Mapping[str, str] | None = None,

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from analyses.confidence import interval_name
 from landscape.config.axes import format_value, levels_text
+from landscape.errors import ConfigError
 from landscape.report.ablation import ablation_rows, ablation_text
 from landscape.report.compare import NO_PAIR, _comparable_pairs, summary_text, verdict
 from landscape.report.runs import LoadedRun, group_by_model, report_axes, run_notes
@@ -83,22 +84,47 @@ class VerdictGroup:
         return verdict_changes(self.per_lr) if self.per_lr else []
 
 
+# The most cells (combinations of levels that runs hold) a report splits runs into: far above
+# any study (a 3-axis ablation of 5 levels each has 125), and far below what exhausts a
+# machine drawing a panel per cell.
+MAX_CELLS = 1000
+
+
 def factor_cells(runs: Sequence[LoadedRun]) -> list[FactorCell]:
     """One cell per combination of the axes' levels that the runs hold (the first axis
-    varying slowest); a single cell of every run without axes."""
+    varying slowest); a single cell of every run without axes. Only combinations of levels
+    that runs hold are built (never the product of every axis: records that differ in many
+    settings make few combinations of many levels); more than MAX_CELLS is refused."""
     axes = report_axes(runs)
     if not axes:
         return [FactorCell({}, tuple(runs))]
+    # Axis by axis, the partial combinations and the runs that agree with them; a level is
+    # tried only where one of those runs holds it.
+    partial: list[tuple[dict[str, Any], list[LoadedRun]]] = [({}, list(runs))]
+    for axis in axes:
+        grown = []
+        for levels, members in partial:
+            held = [v for v in axis.values
+                    if any(r.factors.get(axis.name, _ABSENT) == v for r in members)]
+            for value in held:
+                grown.append(({**levels, axis.name: value},
+                              [r for r in members if r.factors.get(axis.name, value) == value]))
+            if len(grown) > MAX_CELLS:
+                raise ConfigError(
+                    f"the runs make more than {MAX_CELLS:,} combinations of the levels of "
+                    f"{', '.join(a.name for a in axes)} (the settings they vary or their "
+                    f"records differ in); report fewer records at a time")
+        partial = grown
     out = []
-    for combo in itertools.product(*(a.values for a in axes)):
-        levels = dict(zip((a.name for a in axes), combo))
-        members = tuple(r for r in runs
-                        if all(levels[k] == v for k, v in r.factors.items()))
+    for levels, members in partial:
         # A combination is held when each of its levels is some member's own (not only the
         # shared references').
         if all(any(r.factors.get(k) == v for r in members) for k, v in levels.items()):
-            out.append(FactorCell(levels, members))
+            out.append(FactorCell(levels, tuple(members)))
     return out
+
+
+_ABSENT = object()
 
 
 LR = "lr"  # the level name of a verdict at one learning rate

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from landscape.config import stored_config
 from landscape.config.axes import FIXED_FIELDS, Axis
 from landscape.errors import ConfigError, RecordError
 from landscape.models import table_identity, variant_name
@@ -128,7 +129,7 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
         if resolved in seen_files:
             raise RecordError(f"{path} is given twice")
         seen_files[resolved] = path
-        records.append(open_record(path))
+        records.append(_checked(open_record(path)))
     differing = _differing_settings(records)
     ids = [run_id for record in records for run_id in record.runs]
     clash = len(set(ids)) != len(ids)
@@ -144,12 +145,43 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[LoadedRun]:
                     factors[key] = label if key == "record" else _hashable(info.config.get(key))
             runs.append(LoadedRun(record, record.load(run_id), factors,
                                   f"{label}:{run_id}" if clash else None))
+    _check_distinct_runs(runs)
     return runs
 
 
 # Settings that are part of the name a run is reported under (`LoadedRun.model`): a level of
 # the normalization is another network to compare, not a cell to compare within.
 MODEL_FIELDS = ("norm",)
+
+
+def _check_distinct_runs(runs: Sequence[LoadedRun]) -> None:
+    """Refuse two runs of the same model, lr and seed whose levels agree wherever both have one
+    (the same run recorded into two records, or one record's run and another's reference run):
+    pooled into one cell, they would count as two seeds of one setting."""
+    groups: dict[tuple, list[LoadedRun]] = {}
+    for run in runs:
+        group = groups.setdefault((run.model, run.lr, run.seed), [])
+        for first in group:
+            if all(run.factors[k] == v for k, v in first.factors.items() if k in run.factors):
+                levels = "".join(f", {k}={v}" for k, v in {**first.factors,
+                                                           **run.factors}.items())
+                raise RecordError(
+                    f"{first.source}:{first.info.run_id} and {run.source}:{run.info.run_id} are "
+                    f"the same run ({run.model}, lr {run.lr:g}, seed {run.seed}{levels}); "
+                    f"together they would count as two seeds: give one of the records, or "
+                    f"record the other with other seeds")
+        group.append(run)
+
+
+def _checked(record: Record) -> Record:
+    """`record`, once its configuration and each run's are ones this landscape can read
+    (RecordError naming the record otherwise: the figures and tables read them key by key)."""
+    stored_config(record.config, record.path)
+    for run_id, info in record.runs.items():
+        stored_config(info.config, record.path, f"the configuration of run {run_id!r}")
+    return record
+
+
 # Settings that do not change what a run measures, the runs' own dimensions, and what is
 # measured (records that differ there are noted by `record_differences`, not compared as
 # levels): records that differ only in these are not told apart by them.
@@ -200,12 +232,22 @@ def report_axes(runs: Sequence[LoadedRun]) -> list[Axis]:
                 continue  # in the runs' names
             seen = values.setdefault(name, [])
             seen += [v for v in map(_hashable, declared) if v not in seen]
+    held: dict[str, set] = {}
     for run in runs:
         for name, value in run.factors.items():
+            held.setdefault(name, set()).add(_level_key(value))
             seen = values.setdefault(name, [])
             if value not in seen:
                 seen.append(value)
-    return [Axis(name, tuple(vals)) for name, vals in values.items()]
+    # Only the levels some run holds: a declared level no run was recorded at (a sweep cut
+    # short, an edited record) is no cell of the report.
+    return [Axis(name, tuple(v for v in vals if _level_key(v) in held[name]))
+            for name, vals in values.items() if name in held]
+
+
+def _level_key(value: Any) -> tuple[str, Any]:
+    """A level as a key: 1 and True, 1 and 1.0 are equal in Python but different settings."""
+    return type(value).__name__, value
 
 
 def group_by_model(runs: Sequence[LoadedRun]) -> dict[str, list[LoadedRun]]:

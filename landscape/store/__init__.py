@@ -21,6 +21,9 @@
 - `frames`: a record's tables as pandas DataFrames (`Record.to_pandas`, `landscape export`).
 - `copies`: new record files and the copies writers make next to a record (room checked first).
 - `failed_writes`: the header repair that keeps a record openable after a failed write.
+- `outputs`: the files commands write beside records (a report, figures, tables), refused
+  where they would replace a record, an input or a file a writer holds, and written whole or
+  not at all.
 
 Every public name is re-exported here; import from `landscape.store`.
 """
@@ -71,6 +74,7 @@ from landscape.store.write import RecordWriter, compact
 from landscape.store.shards import copy_shard_into, empty_run, shard_folder, shard_path
 from landscape.store.shards import run_into_shard, shards_in_progress
 from landscape.store.sizes import PartSize, storage_sizes
+from landscape.store.outputs import check_output, check_record_output, write_output
 
 __all__ = [
     "compact",
@@ -85,4 +89,5 @@ __all__ = [
     "open_record",
     "copy_shard_into", "empty_run", "run_into_shard", "shard_folder", "shard_path",
     "shards_in_progress", "PartSize", "storage_sizes",
+    "check_output", "check_record_output", "write_output",
 ]

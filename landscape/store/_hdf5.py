@@ -15,7 +15,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -80,7 +80,8 @@ def json_attr(file: h5py.File, path: Path, name: str, kind: type) -> Any:
     value = file.attrs[name]
     try:
         parsed = json.loads(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (TypeError, ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError:
+        # ValueErrors; RecursionError: a crafted value nested deeper than Python recurses
         raise RecordError(f"{path} is damaged: its {name!r} attribute is not valid JSON") \
             from None
     if not isinstance(parsed, kind):
@@ -222,25 +223,72 @@ def check_not_truncated(path: Path) -> None:
             f"{stored_eof:,} bytes): it was cut short, or a write to it failed (full disk)")
 
 
-def read_table(group: h5py.Group) -> dict[str, np.ndarray]:
-    """Every column of the table in `group`, cut to the rows all of them hold."""
-    columns = list(group.attrs["columns"])
+def read_table(group: h5py.Group, expected: Mapping[str, Any] | None = None
+               ) -> dict[str, np.ndarray]:
+    """Every column of the table in `group`, cut to the rows all of them hold. ValueError
+    (a damaged record) for a column that is no numbers, a step column that is no whole
+    numbers, a column whose row has other dimensions than `expected` says (name -> Column),
+    or one that declares more rows than its file could hold."""
+    columns = _column_names(group)
     # Columns are appended one after another; a reader that looks in between (or a writer that
     # died in between) can see them at different lengths. The shortest is the complete part.
-    n = min(group[c].shape[0] for c in columns)
-    return {c: group[c][:n] for c in columns}
+    n = min(group[c].shape[0] for c in columns) if columns else 0
+    out = {c: _read_column(group, c, n) for c in columns}
+    for name, column in (expected or {}).items():
+        if name in out and out[name].ndim != 1 + len(column.row_shape):
+            raise ValueError(f"its table {_name(group)!r} has a column {name!r} of shape "
+                             f"{out[name].shape}, not rows of {column.row_shape or 'one value'}")
+    return out
 
 
 def read_table_column(group: h5py.Group, column: str) -> np.ndarray:
     """One column of the table in `group`, cut to the rows every column holds (as
     `read_table`), without reading the others."""
-    n = min(group[c].shape[0] for c in group.attrs["columns"])
-    return group[column][:n]
+    n = min(group[c].shape[0] for c in _column_names(group))
+    return _read_column(group, column, n)
+
+
+# DEFLATE's largest compression ratio: no record's column holds more than this times the bytes
+# it takes in the file (plus a chunk being filled).
+_MAX_RATIO = 1032
+
+
+def _column_names(group: h5py.Group) -> list[str]:
+    names = group.attrs["columns"]
+    if isinstance(names, (str, bytes)) or not all(isinstance(c, str) for c in names):
+        raise ValueError(f"its table {_name(group)!r} has no list of columns")
+    return list(names)
+
+
+def _read_column(group: h5py.Group, name: str, n: int) -> np.ndarray:
+    dataset = group[name]
+    if not isinstance(dataset, h5py.Dataset) or dataset.ndim < 1:
+        raise ValueError(f"its table {_name(group)!r} has a column {name!r} that is no array")
+    if dataset.dtype.kind not in "biuf":
+        raise ValueError(f"its table {_name(group)!r} has a column {name!r} of "
+                         f"{dataset.dtype} values, not numbers")
+    if name == "step" and dataset.dtype.kind not in "iu":
+        raise ValueError(f"its table {_name(group)!r} has steps that are not whole numbers")
+    row = int(np.prod(dataset.shape[1:], dtype=np.int64)) * dataset.dtype.itemsize
+    chunk = int(np.prod(dataset.chunks, dtype=np.int64)) * dataset.dtype.itemsize \
+        if dataset.chunks else 0
+    if n * row > _MAX_RATIO * dataset.id.get_storage_size() + chunk + (1 << 20):
+        raise ValueError(f"its table {_name(group)!r} declares {n:,} rows of {name!r} in "
+                         f"{dataset.id.get_storage_size():,} bytes of the file")
+    return dataset[:n]
+
+
+def _name(group: h5py.Group) -> str:
+    return group.name.rsplit("/", 1)[-1]
 
 
 def read_string(dataset: h5py.Dataset) -> str:
-    """A scalar S16 dataset (a run's status or stop reason) as text."""
-    return dataset[()].decode()
+    """A scalar S16 dataset (a run's status or stop reason) as text (ValueError for anything
+    else: a damaged record)."""
+    value = dataset[()]
+    if not isinstance(value, bytes):
+        raise ValueError(f"its {dataset.name.rsplit('/', 1)[-1]!r} {value!r:.60} is not text")
+    return value.decode()
 
 
 def decode_attr(value: Any) -> Any:
@@ -251,7 +299,7 @@ def decode_attr(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     if isinstance(value, np.generic):
         return value.item()

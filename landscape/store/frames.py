@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.store.outputs import check_output, write_output
 from landscape.store.schema import TableKind
 
 if TYPE_CHECKING:
@@ -110,15 +111,36 @@ def export_tables(record: Any, folder: Path, fmt: str = "csv",
                                  ) from None
     if not folder.is_dir():
         raise LandscapeError(f"--out: folder {folder} does not exist")
+    paths = {table: folder / f"{record.path.stem}_{table}.{fmt}" for table in tables or TABLES}
+    for path in paths.values():  # every one before the first is written
+        check_output(path, inputs=[record.path], flag="--out")
     written = []
-    for table in tables or TABLES:
+    for table, path in paths.items():
         frame = record_frame(record, table)
         if not len(frame) and not tables:
             continue  # a kind no run of this record measured
-        path = folder / f"{record.path.stem}_{table}.{fmt}"
         if fmt == "csv":
-            frame.to_csv(path, index=False)
+            write_output(path, lambda file: spreadsheet_safe(frame).to_csv(file, index=False))
         else:
-            frame.to_parquet(path, index=False)
+            write_output(path, lambda file: frame.to_parquet(file, index=False))
         written.append(path)
     return written
+
+
+# A spreadsheet reads a cell that starts with one of these as a formula (CSV injection: a run
+# id "=HYPERLINK(...)" would run when the file is opened). OWASP's advice, which spreadsheet
+# programs honour: prefix such a cell with a single quote, shown as text and not evaluated.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: "pandas.DataFrame") -> "pandas.DataFrame":
+    """`frame` with every text cell that a spreadsheet would read as a formula prefixed with
+    a single quote (numbers, negative ones included, are left alone)."""
+    def quote(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) \
+            else value
+
+    numeric = import_pandas().api.types.is_numeric_dtype
+    text = [name for name in frame.columns if not numeric(frame[name])]
+    safe = frame.assign(**{name: frame[name].map(quote) for name in text}) if text else frame
+    return safe.rename(columns=quote)  # column names (a crafted record's layer names)

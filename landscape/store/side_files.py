@@ -72,9 +72,16 @@ def room_for(path: Path) -> int:
     its file system, or less under a file-size limit."""
     path = Path(path)
     room = shutil.disk_usage(path.parent).free
-    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if limit != resource.RLIM_INFINITY:
+    limit = file_size_limit()
+    if limit < room:
         size = path.stat().st_size if path.exists() else 0
         room = min(room, max(limit - size, 0))
     return room
+
+
+def file_size_limit() -> int | float:
+    """The largest file this process may write (`ulimit -f`, RLIMIT_FSIZE), in bytes; inf
+    without a limit. Writes past it fail exactly as on a full disk."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return float("inf") if limit == resource.RLIM_INFINITY else limit
 

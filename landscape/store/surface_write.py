@@ -26,6 +26,10 @@ class SurfaceWriter:
         """bool grid: the points already computed."""
         return self._done[()]
 
+    def grids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The loss, accuracy and done grids as they are now."""
+        return self._loss[()], self._accuracy[()], self._done[()]
+
     def write(self, index: tuple[np.ndarray, ...], loss: np.ndarray, accuracy: np.ndarray
               ) -> None:
         """Store the values of the grid points at `index` (a tuple of index arrays, one per

@@ -18,17 +18,18 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from landscape.config import MAX_SEED, RecordConfig
+from landscape.config import MAX_SEED, RecordConfig, record_config
 from landscape.data import BatchStream, eval_batches
 from landscape.errors import ConfigError, RecordError, RecordWriteError
 from landscape.instrument.user_run import check_rebuildable
 from landscape.kept.models import load_model
 from landscape.store import Record, RecordWriter, RunStatus, SurfaceData, open_record
 from landscape.store import write_error_reason
+from landscape.surfaces.checkpoint import PointKeeper, remove_points, restore_points
 from landscape.surfaces.directions import BN_PARAMS, random_directions, update_directions
 from landscape.surfaces.evaluate import BN_MODES, GridEvaluator
 from landscape.surfaces.grid import check_grid, coordinates, grid_coefficients
-from landscape.store.lock import writer_lock
+from landscape.store.lock import real_path, writer_lock
 from landscape.sweep.plans import check_resume_compatible, resolve_device
 from landscape.training.tasks import ImageClassification, Task, add_penalty, make_task
 from landscape.training.tuning import FORMATS
@@ -103,7 +104,8 @@ def record_surface(path: str | Path, run_id: str, options: SurfaceOptions, *,
     `progress(done, total)` is called after every chunk; when `should_stop()` says yes the
     surface stops after its current chunk (and resumes from there when asked again).
     """
-    path = Path(path)
+    # Through a symbolic link, the surface goes into the file it names (the link stays).
+    path = real_path(path)
     open_record(path)  # a missing or foreign file is named before a lock file is made for it
     with writer_lock(path):  # one writer per record: a surface is one (landscape.writer_lock)
         return _record_surface_locked(path, run_id, options, name=name, device=device,
@@ -124,7 +126,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
         raise ConfigError(f"--name must be a non-empty name without '/', got {name!r}")
     kept = {int(s) for s in record.weight_steps(run_id)}
     check_weight_steps(record, run_id, options, kept)
-    config = RecordConfig.from_dict(record.config)
+    config = record_config(record)
     changes = {"device": str(resolve_device(device))}
     if data_dir is not None:
         changes["data_dir"] = data_dir
@@ -156,13 +158,18 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
     # to stop): a failed write (full disk) or a kill never touches what the record holds.
     writer = RecordWriter.beside(path, extra_bytes=surface_bytes(options))
     try:
+        attrs = options.attrs(n_images)
         try:
-            surface = writer.surface(run_id, name, options.attrs(n_images), alpha)
+            surface = writer.surface(run_id, name, attrs, alpha)
+            restore_points(surface, path, run_id, name, attrs, alpha)  # a killed run's
         except (OSError, RuntimeError) as exc:  # h5py's write errors
             raise writer.write_failed(exc) from exc
         writer.start_appending()
-        _fill(surface, writer, evaluator, alpha, progress, should_stop)
+        keep = PointKeeper(path, run_id, name, attrs, alpha, surface.grids(),
+                           config.recording.flush_seconds)
+        _fill(surface, writer, evaluator, alpha, progress, should_stop, keep)
         writer.commit()
+        remove_points(path)  # in the record now
     except RecordWriteError as exc:  # disk full, file-size limit: the copy is dropped
         writer.discard()
         reason = write_error_reason(exc.__cause__ or exc)
@@ -171,6 +178,7 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
             f"the partial copy was removed: make room and run the same command again") from exc
     except KeyboardInterrupt:  # stopped at once: keep the points computed so far
         writer.commit()
+        remove_points(path)
         raise
     except BaseException:
         writer.discard()
@@ -179,8 +187,10 @@ def _record_surface_locked(path: Path, run_id: str, options: SurfaceOptions, *,
 
 
 def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.ndarray,
-          progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool]) -> None:
-    """Compute the surface's missing points a chunk at a time, flushing after each."""
+          progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool],
+          keep: Callable[..., None]) -> None:
+    """Compute the surface's missing points a chunk at a time, flushing after each (and
+    keeping them beside the record every flush interval: `keep`)."""
     todo = np.nonzero(~surface.done)
     total = surface.done.size
     done = total - len(todo[0])
@@ -194,6 +204,7 @@ def _fill(surface, writer: RecordWriter, evaluator: GridEvaluator, alpha: np.nda
         except (OSError, RuntimeError) as exc:  # h5py's write errors
             raise writer.write_failed(exc) from exc
         writer.flush()
+        keep(index, loss.numpy(), accuracy.numpy())
         done += len(index[0])
         if progress is not None:
             progress(done, total)

@@ -21,7 +21,7 @@ from landscape.models import build_model
 from landscape.training.precision import autocast_dtype, numerics
 from landscape.store import Record, RunLayout
 from landscape.training.tasks import IMAGE_CLASSIFICATION, Task, data_shape, for_run
-from landscape.training.tuning import choose_memory_format
+from landscape.training.tuning import DEFAULT_FORMAT, choose_memory_format
 
 
 def with_memory_formats(layouts: list[RunLayout], plans: Sequence,
@@ -56,10 +56,17 @@ def run_memory_formats(config: RecordConfig, task: Task, device: torch.device,
 
 
 def memory_formats(config: RecordConfig, task: Task, device: torch.device) -> dict[str, str]:
-    """The memory format each model trains in (landscape.training.tuning): for image models the faster
-    of channels-last and contiguous on this machine, measured or cached; NCHW otherwise."""
+    """The memory format each model trains in (landscape.training.tuning): for image models the
+    one the configuration pins (`memory_format`, every preset: channels_last; `--reproducible`
+    pins channels_last too), else the faster of channels-last and contiguous on this machine,
+    measured or cached; NCHW otherwise. A format measured under load can differ from one
+    measured on an idle machine, and the two round differently: a pinned one never does."""
     if task.name != IMAGE_CLASSIFICATION:
         return {m: "contiguous" for m in config.model.models}
+    pinned = config.memory_format if config.memory_format != "auto" else \
+        DEFAULT_FORMAT if config.reproducible else None
+    if pinned is not None:
+        return {m: pinned for m in config.model.models}
     shape = (config.optim.batch_size, *task.example_input().shape[1:])
     options = {**config.model.options(), **data_shape(task)}
     formats = {}

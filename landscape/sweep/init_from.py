@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -77,16 +78,32 @@ class InitFrom:
         """Copy the kept weights into `model` (refused unless every entry of its state_dict
         is there with its shape); the step they are from."""
         state, step = self.state()
-        own = model.state_dict()
-        missing = [k for k in own if k not in state]
-        wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-        extra = [k for k in state if k not in own]
-        if missing or wrong or extra:
-            what = (f"it lacks {missing[0]}" if missing else
-                    f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, not "
-                    f"{tuple(own[wrong[0]].shape)}" if wrong else f"it has {extra[0]} too")
+        what = state_mismatch(state, model.state_dict())
+        if what is not None:
             raise ConfigError(f"--init-from: the weights of run {self.run_id!r} of {self.path} "
                               f"do not fit model {model_name!r} ({what})",
                               field="model.init_from")
         model.load_state_dict(state)
         return step
+
+
+def state_mismatch(state: Mapping[str, Any], own: Mapping[str, torch.Tensor]) -> str | None:
+    """What keeps kept weights `state` (name -> array) from loading into a model whose
+    state_dict is `own` ('it lacks X', 'X is (2, 3), not (6, 1, 5, 5)', 'it has X too'), or
+    None when they fit."""
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and tuple(np.shape(state[k])) != tuple(own[k].shape)]
+    extra = [k for k in state if k not in own]
+    if missing:
+        return f"it lacks {missing[0]}"
+    if wrong:
+        return f"{wrong[0]} is {tuple(np.shape(state[wrong[0]]))}, not {tuple(own[wrong[0]].shape)}"
+    return f"it has {extra[0]} too" if extra else None
+
+
+def init_from_records(config) -> list[str]:
+    """The records the runs of `config` (a RecordConfig) take their first weights from
+    (--init-from, also as an axis): inputs a new record must not replace."""
+    texts = [config.model.init_from, *(v for a in config.axes if a.name == "init_from"
+                                       for v in a.values)]
+    return [InitFrom.parse(t).path for t in texts if isinstance(t, str)]

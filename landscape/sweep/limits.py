@@ -26,7 +26,9 @@ import torch
 from torch import nn
 
 from landscape.config import RecordConfig
+from landscape.config.record import MAX_RUNS, check_run_count  # noqa: F401 (MAX_RUNS re-exported)
 from landscape.errors import ConfigError, field_ref
+from landscape.store.side_files import file_size_limit
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,6 @@ COUNT_LIMITS: list[CountLimit] = [
                lambda c: c.recording.hessian.density_vectors, 100,
                "{flag} {n:,} is more than {limit:,}, the most vectors one density takes"),
 ]
-MAX_RUNS = 1000  # models x learning rates x seeds in one record
 
 
 def check_counts(config: RecordConfig) -> None:
@@ -71,12 +72,7 @@ def check_counts(config: RecordConfig) -> None:
         if n > rule.limit:
             raise ConfigError(rule.message.format(flag=field_ref(rule.field), n=n,
                                                   limit=rule.limit), field=rule.field)
-    runs = len(config.grid())  # models x lrs x seeds x the axes' levels
-    if runs > MAX_RUNS:
-        axes = "".join(f" x --vary {a.name}" for a in config.axes)
-        raise ConfigError(f"{runs:,} runs ({field_ref('model.models')} x {field_ref('optim.lrs')}"
-                          f" x {field_ref('seeds')}{axes}) is more than {MAX_RUNS:,}, the most "
-                          f"runs a record holds; split the sweep into several records")
+    check_run_count(config)  # models x lrs x seeds x the axes' levels, counted
 
 
 # One training step keeps every layer's output for the backward pass and builds a gradient of
@@ -173,7 +169,52 @@ def check_resources(config: RecordConfig, *, model: nn.Module, example: torch.Te
         raise ConfigError(f"{field_ref('optim.batch_size')} {batch} needs about "
                           f"{_gib(need)} of memory per training step on {device}, and "
                           f"{_gib(have)} is free; use a smaller {field_ref('optim.batch_size')}")
+    check_hessian_memory(config, model, device, have - need)
     check_disk(record_bytes(config, layouts, total_steps), len(layouts), total_steps, out)
+
+
+# What each count of the Hessian probe holds at once, in vectors of the model's size
+# (landscape/probes/curvature.py): Lanczos keeps its whole basis (full reorthogonalization);
+# Hutchinson draws all its Rademacher vectors at once, as int8 and then as two float arrays
+# while they become ±1; a density runs Lanczos once per vector, one after another.
+_HESSIAN_VECTORS = (("recording.hessian.iters", "Lanczos steps", lambda h: h.iters * 4),
+                    ("recording.hessian.trace_samples", "trace vectors",
+                     lambda h: h.trace_samples * 9),
+                    ("recording.hessian.density_iters", "Lanczos steps per density vector",
+                     lambda h: h.density_iters * 4))
+_HESSIAN_WORK_VECTORS = 6  # v, w, Hv and the reorthogonalization's products
+
+
+def hessian_memory_bytes(config: RecordConfig, n_params: int) -> tuple[int, str]:
+    """(bytes, the count that needs most) the Hessian probe holds at once for a model of
+    `n_params` parameters (float32 vectors), besides the training step; (0, "") without it."""
+    hessian = config.recording.hessian
+    used = {"recording.hessian.iters": hessian.every > 0,
+            "recording.hessian.trace_samples": hessian.every > 0,
+            "recording.hessian.density_iters": bool(hessian.density_at)}
+    sizes = [(bytes_per(hessian) * n_params, field, words)
+             for field, words, bytes_per in _HESSIAN_VECTORS if used[field]]
+    if not sizes:
+        return 0, ""
+    largest = max(sizes)
+    return largest[0] + _HESSIAN_WORK_VECTORS * 4 * n_params, largest[1]
+
+
+def check_hessian_memory(config: RecordConfig, model: nn.Module, device: torch.device,
+                         have: int) -> None:
+    """Refuse Hessian counts whose vectors would not fit beside a training step."""
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    need, field = hessian_memory_bytes(config, n_params)
+    if need > have:
+        count = {"recording.hessian.iters": config.recording.hessian.iters,
+                 "recording.hessian.trace_samples": config.recording.hessian.trace_samples,
+                 "recording.hessian.density_iters": config.recording.hessian.density_iters
+                 }[field]
+        raise ConfigError(f"{field_ref(field)} {count:,} needs about {_gib(need)} of memory "
+                          f"for the Hessian probe's vectors ({count:,} of the model's "
+                          f"{n_params:,} parameters at once) beside a training step on "
+                          f"{device}, and {_gib(max(have, 0))} is free; use fewer",
+                          field=field)
 
 
 def check_disk(need: int, n_runs: int, total_steps: int, out: Path) -> None:
@@ -181,17 +222,41 @@ def check_disk(need: int, n_runs: int, total_steps: int, out: Path) -> None:
     if not n_runs:
         return
     folder = Path(out).resolve().parent
-    have = free_disk(folder) if folder.is_dir() else need
-    if need > have:
+    if not folder.is_dir():
+        return  # said when the record is created
+    free, limit = free_disk(folder), file_size_limit()
+    if need > min(free, limit):
+        size = _gib if free <= limit else _size  # a file-size limit is often a few MiB
+        room = (f"{folder} has {_gib(free)} free" if free <= limit else
+                f"the file-size limit (ulimit -f) lets a file grow to {_size(limit)}")
         raise ConfigError(
-            f"the record would need about {_gib(need)} ({n_runs} runs of {total_steps:,} "
-            f"steps with their taps, probes and kept weights), and {folder} has {_gib(have)} free; record "
-            f"fewer steps, tap less ({field_ref('recording.tap_every')}, "
+            f"the record would need about {size(need)} ({n_runs} runs of {total_steps:,} "
+            f"steps with their taps, probes and kept weights), and {room}; record fewer "
+            f"steps, tap less ({field_ref('recording.tap_every')}, "
             f"{field_ref('recording.taps')}), keep weights less often or make room")
+
+
+def _size(n: int) -> str:
+    return _gib(n) if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB"
+
+
+def check_hessian_resources(config: RecordConfig, task) -> None:
+    """`check_hessian_memory` for each model of the record on the task's data (before the
+    probe's cost is measured: timing a Hessian-vector product of a large model takes minutes)."""
+    from landscape.models import build_model  # as in check_sweep_resources
+
+    if not config.recording.hessian.enabled:
+        return
+    device, example = torch.device(config.device), task.example_input()
+    for name in config.model.models:
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(name, **config.model.options())
+        step = step_memory_bytes(model, example, config.optim.batch_size)
+        check_hessian_memory(config, model, device, available_memory(device) - step)
 
 
 def check_sweep_resources(config: RecordConfig, task, layouts: Sequence, out: Path, *,

@@ -59,7 +59,8 @@ class LocalExecutor:
         config, resume_from, path = sweep.config, sweep.resume_from, sweep.path
         device = torch.device(config.device)
         results = []
-        with numerics(device, config.allow_tf32):
+        with numerics(device, config.allow_tf32, deterministic=config.reproducible,
+                      threads=config.threads):
             for plan in sweep.plans:
                 saved = resume_from.get(plan.run_id)
                 fmt = sweep.formats.get(plan.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -268,6 +268,20 @@ def check_weight_steps(config: RecordConfig, steps_per_epoch: int) -> None:
         raise ConfigError(f"{field_ref('recording.save_weights_at')} {late[0]} is past the last "
                           f"step of these runs (steps 0 to {total - 1}); 'end' keeps the "
                           f"weights after the last step")
+
+
+def check_planned_runs(path: str | Path, planned: Sequence[str], held: Sequence[str]) -> None:
+    """Refuse to resume a record whose configuration plans other runs than the record holds (an
+    axis that gained or lost a level, a model added: an edited or damaged record): resuming
+    would train runs the record has no place for, or leave some unplanned."""
+    new, gone = [r for r in planned if r not in held], [r for r in held if r not in planned]
+    if new or gone:
+        what = (f"its configuration plans runs it does not hold ({', '.join(new[:3])}"
+                f"{', ...' if len(new) > 3 else ''})" if new else
+                f"it holds runs its configuration does not plan ({', '.join(gone[:3])}"
+                f"{', ...' if len(gone) > 3 else ''})")
+        raise RecordError(f"{path} is damaged or was edited: {what}; it cannot be resumed "
+                          f"(record the runs anew, into a new record)")
 
 
 def check_resume_compatible(path: str | Path, recorded: RecordConfig, *,

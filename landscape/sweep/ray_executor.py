@@ -303,7 +303,8 @@ def _train_shard_locked(config: RecordConfig, plan: RunPlan, n_runs: int, shard:
     def progress(plan: RunPlan, n_runs: int, total: int):
         return contextlib.nullcontext(FileProgress(shard, total))
 
-    with writer, numerics(device, config.allow_tf32):
+    with writer, numerics(device, config.allow_tf32, deterministic=config.reproducible,
+                          threads=config.threads):
         run_task = task if memory_format is None else task.using(FORMATS[memory_format])
         result = train_one(config, plan, n_runs, run_task, writer,
                            device, progress, should_stop, shard, saved)

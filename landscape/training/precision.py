@@ -19,6 +19,7 @@ rounding into every gradient change they measure (docs/measurements.md, "Precisi
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
@@ -59,15 +60,34 @@ def float32_math() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def numerics(device: torch.device, allow_tf32: bool) -> Iterator[None]:
-    """Full float32 unless TF32 is asked for; restores torch's global flags afterwards."""
+def numerics(device: torch.device, allow_tf32: bool, *, deterministic: bool = False,
+             threads: int | None = None) -> Iterator[None]:
+    """Full float32 unless TF32 is asked for; restores torch's global flags afterwards.
+
+    `deterministic` (`--reproducible`): torch's deterministic kernels wherever it has them
+    (`use_deterministic_algorithms`, warning where an operation has none), cuDNN without its
+    timed autotuner (which picks kernels by their speed at the moment: another choice under
+    load rounds differently) and cuBLAS with a fixed workspace. `threads`: torch's CPU threads
+    (a CPU's float reductions depend on how many threads share them)."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark)
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+    if deterministic:
+        # Read by cuBLAS when it first makes a handle; without it, deterministic matmuls on
+        # CUDA raise. Set only where the user did not choose one.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = saved
+         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+        torch.set_num_threads(saved[6])
