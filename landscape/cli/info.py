@@ -9,7 +9,7 @@ import numpy as np
 
 from landscape.cli.common import duration, echo_table, user_errors
 from landscape.errors import RecordError
-from landscape.store import (RunStatus, StopReason, open_record, shard_folder,
+from landscape.store import (RunStatus, StopReason, from_user_loop, open_record, shard_folder,
                              shards_in_progress, storage_sizes)
 
 
@@ -60,7 +60,7 @@ def _header_lines(rec) -> list[str]:
     cfg, data = rec.config, rec.data
     lines = [f"{rec.path}  (schema {rec.schema_version}, created {rec.created}, "
              f"landscape {rec.versions.get('landscape')}, torch {rec.versions.get('torch')})"]
-    if cfg.get("source") == "recorder":  # a user's loop wrote it (landscape.Recorder)
+    if from_user_loop(cfg):  # a user's loop wrote it (landscape.Recorder)
         lines += _recorder_header(cfg, data)
     else:
         lines += _record_header(rec, cfg, data)

@@ -18,10 +18,7 @@ from landscape.config.recording import RecordingConfig
 from landscape.errors import ConfigError, RecordError
 from landscape.instrument.layout import check_taps, detect_norm, parameter_shapes, resolve_taps
 from landscape.probes import layer_indices, select_parameters, weight_entries
-from landscape.store import RunLayout
-
-# What a record made by landscape.Recorder says it is, in its header's config ("source").
-RECORDER_SOURCE = "recorder"
+from landscape.store import RECORDER_SOURCE, RunLayout
 # Run ids name HDF5 groups and figure files: letters, digits and a few separators.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+:-]{0,127}")
 _NORM = re.compile(r"[a-z][a-z0-9_]{0,31}")

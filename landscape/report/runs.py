@@ -19,7 +19,7 @@ from landscape.config import stored_config
 from landscape.config.axes import FIXED_FIELDS, Axis
 from landscape.errors import ConfigError, RecordError
 from landscape.models import table_identity, variant_name
-from landscape.store import Record, RunData, RunInfo, TapData, open_record
+from landscape.store import Record, RunData, RunInfo, TapData, from_user_loop, open_record
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,7 +175,11 @@ def _check_distinct_runs(runs: Sequence[LoadedRun]) -> None:
 
 def _checked(record: Record) -> Record:
     """`record`, once its configuration and each run's are ones this landscape can read
-    (RecordError naming the record otherwise: the figures and tables read them key by key)."""
+    (RecordError naming the record otherwise: the figures and tables read them key by key).
+    A user loop's record (landscape.Recorder) stores its loop's configuration, checked as the
+    Recorder wrote it, not a RecordConfig."""
+    if from_user_loop(record.config):
+        return record
     stored_config(record.config, record.path)
     for run_id, info in record.runs.items():
         stored_config(info.config, record.path, f"the configuration of run {run_id!r}")

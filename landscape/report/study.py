@@ -31,7 +31,7 @@ from landscape.report.study_blocks import (Cell, Facts, Notes, Section, StudyRep
                                            verdict_cells)
 from landscape.report.study_factors import (ablation_section, has_factors,
                                             level_verdict_section, lr_blocks)
-from landscape.store import Record
+from landscape.store import Record, from_user_loop
 
 
 def study_report(runs: Sequence[LoadedRun]) -> StudyReport:
@@ -115,7 +115,7 @@ def _steps_text(cfg: Mapping, runs: Sequence[LoadedRun]) -> str:
     axes = cfg.get("axes") or {}
     batch = (f"batch {', '.join(map(format_value, axes['batch_size']))} (an axis)"
              if "batch_size" in axes else f"batch {cfg.get('batch_size')}")
-    if cfg.get("source") == "recorder":  # a user's loop: no plan, its steps as trained
+    if from_user_loop(cfg):  # a user's loop: no plan, its steps as trained
         planned = ["your own loop (landscape.Recorder)"]
     return (", ".join(p for p in planned if p) or "?") + f", {batch}" + recorded
 

@@ -31,6 +31,7 @@ from landscape.models import MODELS, norm_short
 from landscape.report.course import trajectory_source
 from landscape.report.paper import direction_text, probe_direction
 from landscape.report.runs import LoadedRun
+from landscape.store import from_user_loop
 
 # Metrics where a larger value means a rougher landscape, in table order. The paper's first.
 VERDICT_METRICS = ("predictiveness", "beta", "loss_band_width", "grad_change",
@@ -227,7 +228,7 @@ def _scale(runs: Sequence[LoadedRun], model: str) -> str:
     n_train = data.get("n_train")
     images = (f", {n_train:,} training images" if isinstance(n_train, int)
               else " (your own loop's: landscape.Recorder)"
-              if runs[0].record.config.get("source") == "recorder" else ", ?")
+              if from_user_loop(runs[0].record.config) else ", ?")
     return (f"data: {data.get('name', '?')}{images}"
             f"{' (a subset of CIFAR-10: not CIFAR-10 results)' if data_subset(data) else ''}"
             f"; network: {description}; up to {steps:,} steps per run")

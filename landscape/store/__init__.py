@@ -47,6 +47,7 @@ from landscape.store.run_data import (
 )
 from landscape.store.schema import (
     FORMAT_NAME,
+    RECORDER_SOURCE,
     RUN_STATUSES,
     SCHEMA_VERSION,
     STOP_REASONS,
@@ -57,6 +58,7 @@ from landscape.store.schema import (
     TableKind,
     activation_columns,
     eval_columns,
+    from_user_loop,
     hessian_columns,
     hessian_density_columns,
     ics_columns,
@@ -77,6 +79,7 @@ from landscape.store.sizes import PartSize, storage_sizes
 from landscape.store.outputs import check_output, check_record_output, write_output
 
 __all__ = [
+    "RECORDER_SOURCE", "from_user_loop",
     "compact",
     "FORMAT_NAME", "RUN_STATUSES", "SCHEMA_VERSION", "STOP_REASONS",
     "Column", "RunLayout", "RunStatus", "StopReason", "TableKind", "table_path",

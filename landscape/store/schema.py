@@ -20,6 +20,14 @@ import numpy as np
 # vectors). Older records are read with NaN/derived values for them, and gain them when resumed.
 SCHEMA_VERSION = 5
 FORMAT_NAME = "landscape-record"
+# A record made by landscape.Recorder (a user's own loop) says so in its header's config
+# ("source"): its configuration is the loop's, not a RecordConfig that could rebuild its runs.
+RECORDER_SOURCE = "recorder"
+
+
+def from_user_loop(config) -> bool:
+    """Whether a record's (or a run's) stored configuration is a user loop's (Recorder)."""
+    return isinstance(config, dict) and config.get("source") == RECORDER_SOURCE
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: few index entries, cheap appends
 
 
