@@ -192,6 +192,9 @@ def test_every_code_block_runs(document, tmp_path, monkeypatch, one_thread):
     assert not markers_off_blocks(text), markers_off_blocks(text)
     blocks = [b for b in code_blocks(text) if b.skip is None]
     monkeypatch.chdir(tmp_path)
+    # The folder is on Python's path, as `PYTHONPATH=.` puts it for a bash block's command
+    # (which runs in this process): a block may import a module an earlier block wrote there.
+    monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict = {"__name__": "__docs__"}
     for block in blocks:
         where = f"{document.relative_to(ROOT)}:{block.line}"

@@ -17,6 +17,7 @@ whole number is expected (100.0 steps is refused, not rounded).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import numbers
@@ -83,6 +84,11 @@ def _conform(value: Any, hint: Any, path: str) -> Any:
         return value if isinstance(value, str) else _MISSING
     if origin is tuple or hint is tuple:
         return _conform_tuple(value, typing.get_args(hint), path)
+    if origin in (dict, collections.abc.Mapping) or hint in (dict, collections.abc.Mapping):
+        # Keyword options (a builder's): text keys; the values are the builder's to check.
+        ok = isinstance(value, collections.abc.Mapping) and all(isinstance(k, str)
+                                                                 for k in value)
+        return dict(value) if ok else _MISSING
     if dataclasses.is_dataclass(hint):
         return _conform_dataclass(value, hint, path)
     return value  # an annotation this module does not know: the part's validate checks it
@@ -139,6 +145,8 @@ def describe(hint: Any) -> str:
         return f"a list of {plural}"
     if dataclasses.is_dataclass(hint):
         return f"a {hint.__name__} (or a mapping of its fields)"
+    if origin in (dict, collections.abc.Mapping) or hint in (dict, collections.abc.Mapping):
+        return "a mapping of names to values"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
             Any: "anything"}.get(hint, getattr(hint, "__name__", str(hint)))
 

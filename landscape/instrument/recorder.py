@@ -36,7 +36,7 @@ from landscape.instrument.user_run import (check_joinable, check_recording, data
                                            probe_direction, record_header, run_config,
                                            run_identity, run_layout)
 from landscape.probes.activations import find_layer
-from landscape.store import RecordWriter, RunStatus, StopReason, open_record
+from landscape.store import RecordWriter, RunStatus, StopReason, check_record_output, open_record
 from landscape.store.lock import writer_lock
 from landscape.training.checkpoint import (Checkpoint, checkpoint_path, load_checkpoint,
                                            save_checkpoint)
@@ -110,8 +110,9 @@ class Recorder:
         self._writer: RecordWriter | None = None
         self._sink: HDF5Recorder | None = None
         self._closed = False
+        check_record_output(self.path, flag="the record's path")  # a side file, a folder, ...
         self._lock = writer_lock(self.path)
-        self._lock.__enter__()  # one writer per record, held until close()
+        self._held = self._lock.__enter__()  # one writer per record, held until close()
         try:
             resume_from = self._prepare(resume)
             probes = make_probes(replace(self.recording, probe=replace(
@@ -275,6 +276,7 @@ class Recorder:
             self._writer = RecordWriter.create(self.path, config=header,
                                                data=data_identity(self.data), runs=[layout],
                                                versions=package_versions())
+            self._held.hold()  # the new file itself, whatever other name it gets
         self._sink = HDF5Recorder(self._writer, identity.run_id,
                                   flush_seconds=self.recording.flush_seconds)
         self._sink.state(RunStatus.RUNNING, steps_done=0, flush=True)
