@@ -1,5 +1,9 @@
 """Bad input: one clear line, a non-zero exit code, no traceback, no record left behind."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -97,3 +101,29 @@ def test_info_rejects_foreign_hdf5(tmp_path):
         f["x"] = [1, 2, 3]
     result = invoke(["info", path])
     assert result.exit_code == 1 and "not a landscape record" in result.output
+
+
+_TAPS_OF = """
+import landscape.cli._record_config as rc
+from click.testing import CliRunner
+from landscape.cli import main
+seen = []
+class Stop(Exception):
+    pass
+def config(**values):
+    seen.append(values["taps"])
+    raise Stop
+rc.RecordConfig = config
+CliRunner().invoke(main, ["record", "--model", "vgg_light", "--no-taps", "--max-steps", "1",
+                          "-o", "never.h5"])
+print(seen)
+"""
+
+
+@pytest.mark.parametrize("hash_seed", ["0", "1", "2", "3"])
+def test_no_taps_wins_whatever_the_order_of_the_options(hash_seed):
+    # Without a preset every option counts; they were applied in a set's order, which follows
+    # Python's string hashing: --no-taps then lost to the default taps in some processes.
+    done = subprocess.run([sys.executable, "-c", _TAPS_OF], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120)
+    assert done.stdout.strip() == "[()]", done.stdout + done.stderr

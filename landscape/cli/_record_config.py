@@ -44,7 +44,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
         given = set(options)  # without a preset, every option's value (default or not) counts
     probe_changes, hessian_changes = {}, {}
     values.update(normalization_values(options, given))
-    for name in given:
+    for name in [n for n in options if n in given]:  # in a fixed order: a set's varies
         value = options[name]
         if name in NORMALIZATION_OPTIONS:
             pass  # above
@@ -75,8 +75,7 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values["save_weights_at"] = tuple(_weight_step(s) for s, e in zip(steps, ends)
                                               if not e)
         elif name == "no_taps":
-            if value:
-                values["taps"] = ()
+            pass  # below: it wins over the default taps, whatever the order of `given`
         elif name == "no_verify":
             values["verify_md5"] = not value
         elif name == "tf32":
@@ -104,6 +103,10 @@ def build_config(ctx: click.Context, preset_name: str | None, options: dict,
             values[name] = value
     if options.get("old_activations_every") is not None:
         values["activation_every"] = options["old_activations_every"]
+    if options.get("no_taps") and "no_taps" in given:
+        if "taps" in given and ctx.get_parameter_source("taps") is not ParameterSource.DEFAULT:
+            raise ConfigError("give --tap or --no-taps, not both")
+        values["taps"] = ()
     values["device"] = str(resolve_device(options["device"]))
     values["probe"] = _probe_config(values["probe"], probe_changes)
     values["hessian"] = hessian_config(values["hessian"], hessian_changes)

@@ -7,6 +7,7 @@ import click
 from landscape.cli.common import echo_table, user_errors
 from landscape.cli._vary import parse_options
 from landscape.models import MODELS
+from landscape.errors import ConfigError
 from landscape.models.norms import NORM_KINDS
 from landscape.models.summary import summarize_model
 
@@ -29,13 +30,16 @@ Models: {", ".join(MODELS)}; or torchvision:NAME, timm:NAME, package.module:fact
 @click.argument("model_name", metavar="MODEL")
 @click.option("--width", type=float, default=None,
               help="Channel multiplier (default: the model's own, 1).")
-@click.option("--norm", type=click.Choice(NORM_KINDS), default=None,
-              help="Normalization kind (default: the model's own; docs/normalization.md).")
+@click.option("--norm", default=None,
+              help=f"Normalization kind: {', '.join(NORM_KINDS)} (default: the model's own; "
+                   f"docs/normalization.md).")
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
               help="A keyword of the model's builder (repeatable), e.g. num_classes=100.")
 @user_errors
 def summary(model_name: str, width: float | None, norm: str | None,
             model_options: tuple[str, ...]) -> None:
+    if norm is not None and norm not in NORM_KINDS:  # one line, as record says it
+        raise ConfigError(f"unknown normalization {norm!r}; valid: {', '.join(NORM_KINDS)}")
     options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
     options.update(parse_options(model_options))
     result = summarize_model(model_name, **options)
