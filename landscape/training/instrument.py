@@ -129,6 +129,7 @@ class Instrument:
         self._outputs: list = []  # the model's output of each training forward
         self._intrusive = False  # a probe of the step moves the weights or replays the forward
         self._grads_copied = False  # g_t is a copy of p.grad (unscaled), not p.grad itself
+        self._grads_seen = None  # p.grad as `step` measured it: (tensor, version) per parameter
         # Inside optimizer.step (a closure runs the step's forward and backward there).
         self._in_update, self._steps_in_update = False, 0
         self._forwards = 0  # training forward passes seen since the last step
@@ -230,6 +231,10 @@ class Instrument:
             loss_value = loss.detach().float().reshape(())
             correct = self._correct(output, parts)
         self._step_values = {"loss": loss_value, "correct": correct, **values}
+        # What p.grad is now (each tensor and its version counter): where the optimizer steps
+        # with exactly these, the gradient it applied is g_t itself and needs no second norm.
+        self._grads_seen = None if self._grads_copied else [
+            (p.grad, p.grad._version if p.grad is not None else -1) for p in self.params]
         self._lr = float(self.optimizer.param_groups[0]["lr"])
         self._images = sum(batch_size(p) for p in parts)
         if self.diverged_step is None:
@@ -275,9 +280,13 @@ class Instrument:
                     if probe.phase == "after_update":
                         pending.add_probe(probe.name, step, self.measure(probe, step))
             with torch.no_grad():
-                applied = (self.nan if skipped else
-                           global_norm([p.grad if p.grad is not None else torch.zeros_like(p)
-                                        for p in params]))
+                if skipped:
+                    applied = self.nan
+                elif self._grads_unchanged():
+                    applied = values["grad_norm"]
+                else:  # the loop changed p.grad after rec.step (clipping, unscaling)
+                    applied = global_norm([p.grad if p.grad is not None else
+                                           torch.zeros_like(p) for p in params])
                 torch._foreach_sub_(self.prev_params, params)
                 update_norm = global_norm(self.prev_params)
                 for (name, i), g in zip(self.tap_index.items(), values.get("tapped", [])):
@@ -338,6 +347,13 @@ class Instrument:
             return self.nan
         return torch.stack([self.correct_fn(o, p).float()
                             for o, p in zip(self._outputs, parts)]).sum()
+
+    def _grads_unchanged(self) -> bool:
+        """Whether every p.grad is still the tensor `step` measured, unmodified in place (its
+        version counter: clipping or unscaling in place raises it)."""
+        seen = self._grads_seen
+        return seen is not None and all(
+            p.grad is g and (g is None or g._version == v) for p, (g, v) in zip(self.params, seen))
 
     def _gradients(self) -> list[torch.Tensor]:
         """g_t as the optimizer will use it: p.grad (zeros for a parameter the step did not
