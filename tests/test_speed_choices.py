@@ -285,7 +285,7 @@ def test_bf16_training_is_probed_in_float32(tmp_path, monkeypatch):
     monkeypatch.setattr(landscape.sweep.run, "is_reduced", lambda precision, device: False)
     # …and the instrument neither detects the autocast nor checks the replayed loss (which,
     # computed in float32, would differ from the bf16 loss and be refused).
-    monkeypatch.setattr(landscape.training.instrument, "_reduced_arithmetic", lambda device: None)
+    monkeypatch.setattr(landscape.training.instrument, "reduced_arithmetic", lambda device: None)
     monkeypatch.setattr(landscape.training.instrument.Instrument, "_replay_check",
                         lambda self, step, loss: None)
     _, unfixed = first_probe(tmp_path, "b16-training-reference", probe_config(precision="bf16"))

@@ -1,14 +1,6 @@
 """`landscape.Recorder`: the instrument for any model in any training loop, writing the record
-format that `landscape info / plot / report / export` and `analyses` read.
-
-    with landscape.Recorder("mine.h5", model, optimizer, run_id="mixer_bn",
-                            probe=landscape.ProbeConfig(every=10)) as rec:
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            rec.step((x, y), loss)      # after backward, before the optimizer's step
-            optimizer.step()
+format that `landscape info / plot / report / export` and `analyses` read (the ten-line loop
+it fits into: the package docstring and docs/your-model.md).
 
 The measurements are `landscape.training.instrument.Instrument`'s, the very object
 `landscape record`'s own loop drives; this class adds the file: it takes the record's writer
@@ -22,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -30,12 +22,13 @@ import torch
 from torch import nn
 
 from landscape.config.recording import RecordingConfig
-from landscape.errors import ConfigError, InstrumentError, RecordError
+from landscape.errors import InstrumentError, RecordError
 from landscape.instrument.measurements import make_probes
+from landscape.instrument.recorder_support import (ChannelWatch, ProgressBar, check_objects,
+                                                   recording_of, to_device)
 from landscape.instrument.user_run import (check_joinable, check_recording, data_identity,
                                            probe_direction, record_header, run_config,
                                            run_identity, run_layout)
-from landscape.probes.activations import find_layer
 from landscape.store import RecordWriter, RunStatus, StopReason, check_record_output, open_record
 from landscape.store.lock import writer_lock
 from landscape.training.checkpoint import (Checkpoint, checkpoint_path, load_checkpoint,
@@ -45,9 +38,6 @@ from landscape.training.instrument import Instrument, Sampling, batch_size
 from landscape.training.loop_settings import TapPlan
 from landscape.training.recorder import HDF5Recorder
 from landscape.version import package_versions
-
-_MEASUREMENTS = {f.name for f in fields(RecordingConfig)}
-PROBE_BN_MODES = ("train", "eval")
 
 
 def cross_entropy_loss(model: nn.Module, batch: Any) -> torch.Tensor:
@@ -98,10 +88,10 @@ class Recorder:
                  scaler: Any = None, probe_bn: str = "train", check: bool = False,
                  resume: bool = False, progress: bool = False, total_steps: int | None = None,
                  sync_every: int = 25, sync_seconds: float = 0.5, **measurements: Any) -> None:
-        _check_objects(model, optimizer, loss_fn, correct_fn, probe_bn, data)
+        check_objects(model, optimizer, loss_fn, correct_fn, probe_bn, data)
         self.path, self.model, self.optimizer = Path(path), model, optimizer
         self.identity = run_identity(run_id, model, norm=norm, family=family, seed=seed)
-        self.recording = _recording(recording, measurements)
+        self.recording = recording_of(recording, measurements)
         self.taps = check_recording(self.recording, model, self.identity.model)
         self.direction = probe_direction(self.recording, optimizer)
         self.loss_fn = loss_fn or cross_entropy_loss
@@ -117,7 +107,7 @@ class Recorder:
             resume_from = self._prepare(resume)
             probes = make_probes(replace(self.recording, probe=replace(
                 self.recording.probe, direction=self.direction)), model)
-            self._bar = _Bar(run_id, total_steps) if progress else NoProgress()
+            self._bar = ProgressBar(run_id, total_steps) if progress else NoProgress()
             self.instrument = Instrument(
                 model, optimizer, recorder=_Deferred(self), loss_fn=self.loss_fn,
                 correct_fn=self.correct_fn,
@@ -128,7 +118,7 @@ class Recorder:
                 scaler=scaler, probe_eval_mode=probe_bn == "eval", check=check,
                 resume_from=resume_from)
             self.instrument.after_step.append(self._after_step)
-            self._channels = _ChannelWatch(model, self.recording)
+            self._channels = ChannelWatch(model, self.recording)
             self.instrument.attach()
         except BaseException:
             self._lock.__exit__(None, None, None)
@@ -351,7 +341,7 @@ class Recorder:
         device = self.instrument.device
         try:
             for batch in loader:
-                batch = _to_device(batch, device)
+                batch = to_device(batch, device)
                 outputs.clear()
                 n = batch_size(batch)
                 total += float(self.loss_fn(self.model, batch)) * n
@@ -374,98 +364,3 @@ class _Deferred:
 
     def __getattr__(self, name: str):
         return getattr(self._owner._sink, name)
-
-
-class _ChannelWatch:
-    """The output channels of the layers whose activations are recorded, seen at the first
-    training forward pass (the run's layout needs them before its first row)."""
-
-    def __init__(self, model: nn.Module, recording: RecordingConfig) -> None:
-        self._seen: dict[str, int] = {}
-        self._handles = []
-        layers = recording.activation_layers if recording.activation_every else ()
-        self._layers = tuple(layers)
-        for layer in layers:
-            self._handles.append(find_layer(model, layer).register_forward_hook(
-                self._watcher(layer)))
-
-    def _watcher(self, layer: str):
-        def hook(module, inputs, output) -> None:  # returns None: a value would replace output
-            self._seen.setdefault(layer, output.shape[1])
-        return hook
-
-    def channels(self) -> dict[str, int]:
-        missing = [layer for layer in self._layers if layer not in self._seen]
-        if missing:
-            raise InstrumentError(f"layer {missing[0]!r} did not run in the training forward "
-                                  f"pass, so its activations cannot be recorded")
-        self.remove()
-        return {layer: self._seen[layer] for layer in self._layers}
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-
-class _Bar:
-    """A tqdm bar for `progress=True` (the command line's progress view, in a user's loop)."""
-
-    def __init__(self, run_id: str, total: int | None) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc=run_id, unit="step", dynamic_ncols=True)
-
-    def advance(self, steps: int, *, loss: float, images_per_second: float) -> None:
-        self._bar.update(steps)
-        self._bar.set_postfix_str(f"loss {loss:.4g}, {images_per_second:,.0f} samples/s")
-
-    def probing(self, name: str | None, step: int) -> None:
-        if name is not None:
-            self._bar.set_postfix_str(f"running {name} (step {step})")
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def _recording(recording: RecordingConfig | None, measurements: dict) -> RecordingConfig:
-    unknown = sorted(set(measurements) - _MEASUREMENTS)
-    if unknown:
-        raise ConfigError(f"Recorder got an unknown option {unknown[0]!r}; measurements are "
-                          f"set by: {', '.join(sorted(_MEASUREMENTS))}")
-    if recording is not None and not isinstance(recording, RecordingConfig):
-        raise ConfigError(f"recording must be a landscape.RecordingConfig, got "
-                          f"{type(recording).__name__}")
-    base = asdict(recording) if recording is not None else {}
-    return RecordingConfig(**{**base, **measurements})
-
-
-def _check_objects(model, optimizer, loss_fn, correct_fn, probe_bn, data) -> None:
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ConfigError(f"optimizer must be a torch.optim.Optimizer, got "
-                          f"{type(optimizer).__name__}")
-    if isinstance(optimizer, torch.optim.LBFGS):
-        raise InstrumentError("LBFGS steps with a closure that re-evaluates the loss at "
-                              "points of its own, which the recorder cannot see; use an "
-                              "optimizer that steps on the gradient of the step's batch")
-    for name, fn in (("loss_fn", loss_fn), ("correct_fn", correct_fn)):
-        if fn is not None and not callable(fn):
-            raise ConfigError(f"{name} must be a function, got {type(fn).__name__}")
-    if probe_bn not in PROBE_BN_MODES:
-        raise ConfigError(f"probe_bn must be 'train' (the default: the function training "
-                          f"minimizes) or 'eval' (the model's eval mode), got {probe_bn!r}")
-    if not isinstance(data, str) or not data:
-        raise ConfigError(f"data names your data set (a string), got {data!r}")
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return type(batch)({k: _to_device(v, device) for k, v in batch.items()})
-    if isinstance(batch, (tuple, list)):
-        moved = [_to_device(v, device) for v in batch]
-        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
-    return batch

@@ -38,7 +38,8 @@ from landscape.training.contracts import (RUN_COMPLETE, BatchLossFn, LoopState,
                                           NoProgress, Probe, Progress, RunOutcome, RunRecorder,
                                           StepBatch, StepContext)
 from landscape.training.loop_settings import TapPlan
-from landscape.training.precision import float32_math
+from landscape.training.check_mode import TrainingState
+from landscape.training.precision import amp_unscaled, float32_math, reduced_arithmetic
 from landscape.training.step_rows import KeptRows, PendingRows, TrainAccumulator
 from landscape.training.tensors import RngState, global_norm
 
@@ -188,7 +189,7 @@ class Instrument:
         """The first training forward of step `step`: arm the probes that observe it."""
         if self.started is None:
             self.started = time.perf_counter()
-        arithmetic = _reduced_arithmetic(self.device)
+        arithmetic = reduced_arithmetic(self.device)
         if arithmetic is not None:  # the loop trains under autocast, or TF32
             self.reduced_precision = True
             self.arithmetic = arithmetic
@@ -359,7 +360,7 @@ class Instrument:
         """g_t as the optimizer will use it: p.grad (zeros for a parameter the step did not
         reach), divided by an AMP scaler's scale where the loop has not unscaled it yet."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.scaler is not None and self.scaler.is_enabled() and not _unscaled(
+        if self.scaler is not None and self.scaler.is_enabled() and not amp_unscaled(
                 self.scaler, self.optimizer):
             inv = 1.0 / self.scaler.get_scale()
             grads = torch._foreach_mul(grads, inv)
@@ -394,7 +395,9 @@ class Instrument:
                if self._grads_copied and probe.phase != "forward" else None)
         self._measuring = True
         try:
-            with float32_math(), torch.enable_grad(), _no_autocast(self.device):
+            # Probes run in float32 outside the loop's autocast, whatever the loop wraps them in.
+            with float32_math(), torch.enable_grad(), \
+                    torch.autocast(self.device.type, enabled=False):
                 values = probe.measure(self.context(step))
         finally:
             self._measuring = False
@@ -433,7 +436,8 @@ class Instrument:
         saved = [b.clone() for b in self.model.buffers()]
         rng_after = RngState.capture(self.device)
         try:
-            with torch.no_grad(), float32_math(), _no_autocast(self.device):
+            with torch.no_grad(), float32_math(), \
+                    torch.autocast(self.device.type, enabled=False):
                 again = float(self._step_batch.loss(self.model))
         finally:
             self._measuring = False
@@ -564,97 +568,3 @@ def _rngs_per_part(rngs: list[RngState], parts: int) -> tuple[RngState | None, .
             f"same number of forward passes for each")
     every = len(rngs) // parts
     return tuple(rngs[::every])
-
-
-def _reduced_arithmetic(device: torch.device) -> str | None:
-    """How a training forward run now rounds more than float32 ("autocast bfloat16", "tf32"),
-    or None: inside autocast, or on CUDA with TF32 allowed for matmuls or cuDNN (cuDNN's is
-    torch's default)."""
-    if torch.is_autocast_enabled(device.type):
-        dtype = torch.get_autocast_dtype(device.type)
-        return f"autocast {str(dtype).removeprefix('torch.')}"
-    if device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
-                                  or torch.backends.cudnn.allow_tf32):
-        return "tf32"
-    return None
-
-
-def _unscaled(scaler: Any, optimizer: torch.optim.Optimizer) -> bool:
-    """Whether `scaler.unscale_(optimizer)` already ran for this step (torch's own record)."""
-    state = scaler._per_optimizer_states[id(optimizer)]
-    return state["stage"].name == "UNSCALED"
-
-
-class _no_autocast:
-    """Probes run outside the loop's autocast region, whatever the loop wraps them in."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self) -> None:
-        self.ctx = torch.autocast(self.device.type, enabled=False)
-        self.ctx.__enter__()
-
-    def __exit__(self, *exc) -> None:
-        self.ctx.__exit__(*exc)
-
-
-@dataclass
-class TrainingState:
-    """A copy of everything a probe must leave as it found it (check mode)."""
-
-    params: list[torch.Tensor]
-    grads: list[torch.Tensor | None]
-    buffers: dict[str, torch.Tensor]
-    optimizer: list[tuple[str, torch.Tensor]]
-    rng: RngState
-    training: dict[str, bool]
-
-    @classmethod
-    def capture(cls, instrument: Instrument) -> "TrainingState":
-        model = instrument.model
-        return cls(
-            [p.detach().clone() for p in instrument.params],
-            [None if p.grad is None else p.grad.clone() for p in instrument.params],
-            {n: b.clone() for n, b in model.named_buffers()},
-            _optimizer_tensors(instrument.optimizer),
-            RngState.capture(instrument.device),
-            {n: m.training for n, m in model.named_modules()},
-        )
-
-    def compare(self, instrument: Instrument, what: str) -> None:
-        """Raise InstrumentError naming the first thing `what` changed."""
-        now = TrainingState.capture(instrument)
-        names = instrument.names
-        for name, a, b in zip(names, self.params, now.params):
-            if not torch.equal(a, b):
-                _changed(what, f"the weights of {name}")
-        for name, a, b in zip(names, self.grads, now.grads):
-            if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
-                _changed(what, f"the gradient of {name}")
-        for name, a in self.buffers.items():
-            if not torch.equal(a, now.buffers[name]):
-                _changed(what, f"the buffer {name}")
-        for (name, a), (_, b) in zip(self.optimizer, now.optimizer):
-            if not torch.equal(a, b):
-                _changed(what, f"the optimizer's state {name}")
-        if not torch.equal(self.rng.cpu, now.rng.cpu) or (
-                self.rng.cuda is not None and not torch.equal(self.rng.cuda, now.rng.cuda)):
-            _changed(what, "the random state")
-        for name, training in self.training.items():
-            if now.training[name] != training:
-                _changed(what, f"the training mode of {name or 'the model'}")
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
-    out = []
-    for i, (param, state) in enumerate(optimizer.state.items()):
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                out.append((f"{key} of parameter {i}", value.clone()))
-    return out
-
-
-def _changed(what: str, thing: str) -> None:
-    raise InstrumentError(f"check: {what} changed {thing}; the measurement would have changed "
-                          f"training")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -91,3 +91,22 @@ def numerics(device: torch.device, allow_tf32: bool, *, deterministic: bool = Fa
          torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
         torch.set_num_threads(saved[6])
+
+
+def reduced_arithmetic(device: torch.device) -> str | None:
+    """How a training forward run now rounds more than float32 ("autocast bfloat16", "tf32"),
+    or None: inside autocast, or on CUDA with TF32 allowed for matmuls or cuDNN (cuDNN's is
+    torch's default)."""
+    if torch.is_autocast_enabled(device.type):
+        dtype = torch.get_autocast_dtype(device.type)
+        return f"autocast {str(dtype).removeprefix('torch.')}"
+    if device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
+                                  or torch.backends.cudnn.allow_tf32):
+        return "tf32"
+    return None
+
+
+def amp_unscaled(scaler: Any, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `scaler.unscale_(optimizer)` already ran for this step (torch's own record)."""
+    state = scaler._per_optimizer_states[id(optimizer)]
+    return state["stage"].name == "UNSCALED"
